@@ -1,0 +1,13 @@
+"""ctsnn: continuous-time spiking neurons on PyTorch.
+
+Each neuron model is stated once as an ODE with event functions and jump maps; ``simulate``
+integrates it (exact propagator with in-step spike times, Euler, ...). Times are SI seconds.
+"""
+from .models import ALIF, IF, LIF, LIT, CubaLIF, DualLIT, NeuronModel, Recurrent
+from .simulate import SimulationError, simulate
+from .trace import Trace
+
+__version__ = "0.1.0"
+
+__all__ = ["NeuronModel", "LIF", "IF", "CubaLIF", "ALIF", "LIT", "DualLIT", "Recurrent",
+           "simulate", "SimulationError", "Trace", "__version__"]

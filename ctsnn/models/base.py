@@ -1,0 +1,258 @@
+"""The one abstraction: a spiking neuron is an ODE with affine event functions and affine jumps.
+
+Every model in ctsnn is a hybrid system on a state vector ``y`` (trailing axis of size ``S``,
+named by ``state_names``):
+
+* drift      dy/dt = f(t, y, u)                (``drift``; linear models expose ``linear_part``)
+* events     g_e(y) = G[e] . y - theta_e       (``event_matrix`` and ``event_offset``);
+             event ``e`` fires on the upward zero crossing of g_e
+* jumps      y+ = J_e y- + k_e                  (``jump_map``), applied at the crossing time
+
+Linear models have ``f = A y + B u + c`` below threshold, with ``A`` ``[n|1, S, S]``, ``B``
+``[n|1, S, U]`` (``U`` input channels, see ``input_channels``) and ``c`` ``[n|1, S]``: a leading
+axis of 1 when every neuron shares the parameters, ``n`` when a parameter is per neuron.
+
+Models never import solvers. Parameters are scalars or 1-D per-neuron tensors; a tensor that
+requires grad is kept as given (not copied) so gradients flow back to it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["NeuronModel", "check_param"]
+
+
+def check_param(name: str, value: Any, *, positive: bool = False, nonneg: bool = False,
+                dtype: torch.dtype | None = None) -> Tensor:
+    """Validate one model parameter and return it as a tensor (scalar or 1-D per neuron).
+
+    Raises ``ValueError`` naming ``name`` for NaN/Inf, wrong sign or more than one dimension.
+    A tensor that requires grad is returned as is, so it stays connected to the graph.
+    """
+    if isinstance(value, Tensor):
+        t = value
+        if not t.is_floating_point():
+            t = t.to(dtype or torch.get_default_dtype())
+    else:
+        try:
+            t = torch.as_tensor(value, dtype=dtype or torch.get_default_dtype())
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"parameter {name!r} must be a number or a tensor, got {value!r}") from exc
+    if t.dim() > 1:
+        raise ValueError(f"parameter {name!r} must be a scalar or a 1-D per-neuron tensor, got shape "
+                         f"{tuple(t.shape)}")
+    with torch.no_grad():
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"parameter {name!r} must be finite, got {value!r}")
+        if positive and not bool((t > 0).all()):
+            raise ValueError(f"parameter {name!r} must be > 0, got {value!r}")
+        if nonneg and not bool((t >= 0).all()):
+            raise ValueError(f"parameter {name!r} must be >= 0, got {value!r}")
+    return t
+
+
+class NeuronModel(nn.Module):
+    """Base class of every neuron model: drift, affine events and affine jumps.
+
+    Subclasses set the class attributes and implement ``linear_part`` (linear models) or
+    ``drift`` (nonlinear models), ``event_matrix``, ``event_offset`` and ``jump_map``.
+
+    Class attributes
+    ----------------
+    state_names : names of the state variables, in the order of the trailing state axis.
+    event_names : one name per event function.
+    event_signs : sign (+1 or -1) of the output event emitted by each event function.
+    input_state : the state that an input spike of weight ``w`` jumps by ``w``.
+    clamp_state : the state held at its post-reset value during the refractory period.
+    """
+
+    state_names: tuple[str, ...] = ()
+    event_names: tuple[str, ...] = ("spike",)
+    event_signs: tuple[int, ...] = (1,)
+    input_state: str = "v"
+    clamp_state: str = "v"
+    #: names of the numeric parameters (constructor keywords), in display order
+    param_names: tuple[str, ...] = ()
+
+    def __init__(self, *, n: int | None = None, **options: Any) -> None:
+        super().__init__()
+        self._options = dict(options)
+        self._n_given = n
+        self._param_keys: list[str] = []
+
+    # ---------------------------------------------------------------- parameters
+    def _set_param(self, name: str, value: Any, *, positive: bool = False, nonneg: bool = False,
+                   dtype: torch.dtype | None = None) -> None:
+        t = check_param(name, value, positive=positive, nonneg=nonneg, dtype=dtype)
+        if isinstance(value, nn.Parameter):
+            self.register_parameter(name, value)
+        elif t.requires_grad:
+            object.__setattr__(self, name, t)  # keep the caller's graph
+        else:
+            self.register_buffer(name, t.detach().clone())
+        self._param_keys.append(name)
+
+    def params(self) -> dict[str, Tensor]:
+        """The numeric parameters by name (scalars or per-neuron tensors)."""
+        return {k: getattr(self, k) for k in self._param_keys}
+
+    def config(self) -> dict[str, Any]:
+        """Constructor keywords that rebuild this model (see ``replace``)."""
+        cfg = dict(self._options)
+        cfg.update(self.params())
+        if self._n_given is not None:
+            cfg["n"] = self._n_given
+        return cfg
+
+    def replace(self, **changes: Any) -> "NeuronModel":
+        """A new model of the same kind with some parameters or options changed."""
+        cfg = self.config()
+        unknown = set(changes) - set(cfg) - set(self._constructor_keys())
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no parameter(s) {sorted(unknown)}; "
+                             f"it has {sorted(set(cfg) | set(self._constructor_keys()))}")
+        cfg.update(changes)
+        return type(self)(**cfg)
+
+    @classmethod
+    def _constructor_keys(cls) -> tuple[str, ...]:
+        import inspect
+        return tuple(p for p in inspect.signature(cls.__init__).parameters if p != "self")
+
+    @property
+    def n(self) -> int:
+        """Number of neurons implied by the per-neuron parameters (1 when all are scalars)."""
+        sizes = {int(p.shape[0]) for p in self.params().values() if p.dim() == 1 and p.shape[0] != 1}
+        if self._n_given is not None:
+            sizes.add(int(self._n_given))
+        if len(sizes) > 1:
+            raise ValueError(f"{type(self).__name__}: per-neuron parameters disagree on the number of "
+                             f"neurons: sizes {sorted(sizes)}")
+        return sizes.pop() if sizes else 1
+
+    def p(self, name: str, dtype: torch.dtype | None = None, device=None) -> Tensor:
+        """Parameter ``name`` as a 1-D tensor ``[n|1]`` in the requested dtype/device."""
+        t = getattr(self, name)
+        t = t.reshape(-1) if t.dim() == 1 else t.reshape(1)
+        if dtype is not None or device is not None:
+            t = t.to(dtype=dtype or t.dtype, device=device or t.device)
+        return t
+
+    def param_dtype(self) -> torch.dtype:
+        for v in self.params().values():
+            return v.dtype
+        return torch.get_default_dtype()
+
+    # ---------------------------------------------------------------- structure
+    @property
+    def n_states(self) -> int:
+        return len(self.state_names)
+
+    @property
+    def n_events(self) -> int:
+        return len(self.event_names)
+
+    @property
+    def n_inputs(self) -> int:
+        """Number of input channels ``U`` that ``input_channels`` produces from the current."""
+        return 1
+
+    def state_index(self, name: str) -> int:
+        try:
+            return self.state_names.index(name)
+        except ValueError:
+            raise ValueError(f"{type(self).__name__} has no state {name!r}; its states are "
+                             f"{self.state_names}") from None
+
+    def input_channels(self, u: Tensor) -> Tensor:
+        """Map the injected current ``u`` ``[..., n]`` to the input channels ``[..., n, U]``."""
+        return u.unsqueeze(-1)
+
+    def spike_input(self, w: Tensor) -> Tensor:
+        """State increment ``[..., S]`` caused by input spikes of weight ``w`` ``[...]``."""
+        inc = torch.zeros(w.shape + (self.n_states,), dtype=w.dtype, device=w.device)
+        inc[..., self.state_index(self.input_state)] = w
+        return inc
+
+    def init_state(self, shape: tuple[int, ...], dtype: torch.dtype, device=None) -> Tensor:
+        """Resting state ``[*shape, S]``: every state at zero unless the model overrides it."""
+        return torch.zeros(tuple(shape) + (self.n_states,), dtype=dtype, device=device)
+
+    def refractory_period(self, dtype=None, device=None) -> Tensor | None:
+        """Refractory period ``[n|1]`` in s, or None; ``clamp_state`` is held at its post-jump
+        value for that long after each event."""
+        if "t_ref" not in self._param_keys:
+            return None
+        return self.p("t_ref", dtype, device)
+
+    # ---------------------------------------------------------------- dynamics
+    def linear_part(self, dtype: torch.dtype | None = None, device=None) -> tuple[Tensor, Tensor, Tensor] | None:
+        """``(A, B, c)`` with ``dy/dt = A y + B u + c`` below threshold, or None if nonlinear."""
+        return None
+
+    def drift(self, t: float | Tensor, y: Tensor, u: Tensor) -> Tensor:
+        """dy/dt for state ``y`` ``[..., n, S]`` and input channels ``u`` ``[..., n, U]``.
+
+        The default evaluates the linear part; nonlinear models override this.
+        """
+        lin = self.linear_part(y.dtype, y.device)
+        if lin is None:
+            raise NotImplementedError(f"{type(self).__name__} must implement drift()")
+        A, B, c = lin
+        return (torch.einsum("nij,...nj->...ni", A, y) + torch.einsum("niu,...nu->...ni", B, u) + c)
+
+    def event_matrix(self, dtype: torch.dtype | None = None, device=None) -> Tensor:
+        """``G`` ``[E, S]``: event ``e`` is ``g_e = G[e] . y - theta_e``."""
+        raise NotImplementedError
+
+    def event_offset(self, dtype: torch.dtype | None = None, device=None) -> Tensor:
+        """``theta`` ``[n|1, E]``: the threshold of each event function."""
+        raise NotImplementedError
+
+    def events(self, t: float | Tensor, y: Tensor) -> Tensor:
+        """Event functions ``g`` ``[..., n, E]``; event ``e`` fires when ``g_e`` crosses 0 upward."""
+        G = self.event_matrix(y.dtype, y.device)
+        return y @ G.T - self.event_offset(y.dtype, y.device)
+
+    def jump_map(self, e: int, dtype: torch.dtype | None = None, device=None) -> tuple[Tensor, Tensor]:
+        """``(J, k)`` of event ``e``: ``y+ = J y- + k``, with ``J`` ``[S, S]`` and ``k`` ``[n|1, S]``."""
+        raise NotImplementedError
+
+    def jump(self, t: float | Tensor, y: Tensor, e: int) -> Tensor:
+        """State right after event ``e`` for every element of ``y`` ``[..., n, S]``."""
+        J, k = self.jump_map(e, y.dtype, y.device)
+        return y @ J.T + k
+
+    def output_scale(self, e: int, dtype: torch.dtype | None = None, device=None) -> Tensor:
+        """Magnitude ``[n|1]`` of the output event of event function ``e`` (its sign is separate)."""
+        return torch.ones(1, dtype=dtype or self.param_dtype(), device=device)
+
+    # ---------------------------------------------------------------- checks
+    def validate(self) -> None:
+        """Raise ``ValueError`` for inconsistent parameters (called by the constructors)."""
+        _ = self.n
+
+    def extra_repr(self) -> str:
+        parts = []
+        for k, v in self.params().items():
+            if v.dim() == 0:
+                parts.append(f"{k}={float(v):.6g}")
+            else:
+                parts.append(f"{k}=<{tuple(v.shape)}>")
+        for k, v in self._options.items():
+            parts.append(f"{k}={v!r}")
+        return ", ".join(parts)
+
+
+def _eye(S: int, dtype, device) -> Tensor:
+    return torch.eye(S, dtype=dtype, device=device)
+
+
+def finite_or_raise(name: str, x: float) -> float:
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {x!r}")
+    return x

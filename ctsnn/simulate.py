@@ -1,0 +1,472 @@
+"""``simulate``: the one loop. Integrate, locate events, apply jumps, resume.
+
+Time is cut into grid steps ``[t_k, t_k + dt]`` (``t_k = k dt``, computed from ``k``, never
+accumulated); the injected current is held over each step. Inside a step the loop stops at every
+input spike (applied at its exact time) and lets the solver advance between them. Output events
+are located and applied by the solver; feedback of a recurrent population is delivered here.
+
+All times are SI seconds.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time as _time
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from .models.base import NeuronModel
+from .solvers import get_solver
+from .trace import Trace
+
+__all__ = ["simulate", "SimulationError"]
+
+
+class SimulationError(RuntimeError):
+    """The simulation cannot go on (e.g. an event loop that never ends)."""
+
+
+def _float(name: str, value: Any, *, positive=False, nonneg=False) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}") from None
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if positive and x <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    if nonneg and x < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return x
+
+
+class _Current:
+    """The injected current as a function of the step index (held over each step)."""
+
+    def __init__(self, current, n_steps: int, dtype, device):
+        self.fn: Callable[[int, float], Tensor] | None = None
+        self.const: Tensor | None = None
+        self.table: Tensor | None = None
+        self.shape: tuple[int, ...] = ()
+        if current is None:
+            self.const = torch.zeros((), dtype=dtype, device=device)
+        elif callable(current) and not isinstance(current, Tensor):
+            self.fn = current
+            probe = torch.as_tensor(current(0.0), dtype=dtype, device=device)
+            self.shape = tuple(probe.shape)
+            self._check(probe)
+        else:
+            t = torch.as_tensor(current, device=device)
+            t = t.to(dtype) if t.is_floating_point() or not t.is_complex() else t
+            self._check(t)
+            if t.dim() == 0:
+                self.const = t
+            else:
+                if t.shape[0] not in (n_steps, 1):
+                    raise ValueError(f"current has {t.shape[0]} time rows but the simulation has "
+                                     f"{n_steps} steps (t_end/dt): give a time-major tensor [T, ..., n] "
+                                     f"with T = {n_steps}, a number, or a callable I(t)")
+                if t.dim() == 1:
+                    t = t.unsqueeze(-1)
+                self.shape = tuple(t.shape[1:])
+                if t.shape[0] == 1:
+                    self.const = t[0]
+                else:
+                    self.table = t
+
+    @staticmethod
+    def _check(t: Tensor) -> None:
+        with torch.no_grad():
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError("current contains NaN or Inf")
+
+    def at(self, k: int, t0: float, dtype, device) -> Tensor:
+        if self.table is not None:
+            return self.table[k]
+        if self.const is not None:
+            return self.const
+        v = torch.as_tensor(self.fn(t0), dtype=dtype, device=device)
+        if not bool(torch.isfinite(v).all()):
+            raise ValueError(f"current(t) returned NaN or Inf at t={t0!r}")
+        return v
+
+
+class _Sim:
+    """Mutable simulation state shared by ``simulate`` and the solvers."""
+
+    def __init__(self, model: NeuronModel, shape, dtype, device, dt, max_events_per_step):
+        self.model, self.shape, self.dtype, self.device, self.dt = model, shape, dtype, device, dt
+        self.n = shape[-1]
+        self.Bt = int(math.prod(shape[:-1])) if len(shape) > 1 else 1
+        self.S, self.E = model.n_states, model.n_events
+        self.M = self.Bt * self.n
+        self.max_events_per_step = int(max_events_per_step)
+        self.t0, self.k = 0.0, 0
+        tr = model.refractory_period(dtype, device)
+        self.t_ref = tr if (tr is not None and bool((tr > 0).any())) else None
+        self.clamp_index = model.state_index(model.clamp_state)
+        self.ref_until = torch.full((self.Bt, self.n), -math.inf, dtype=torch.float64, device=device)
+        self.clamp_val = torch.zeros((self.Bt, self.n), dtype=dtype, device=device)
+        self.armed = torch.ones((self.Bt, self.n, self.E), dtype=torch.bool, device=device)
+        self.feedback = getattr(model, "feedback", None)
+        self.coupled = self.feedback is not None
+        self.pending: list = []         # delayed feedback events (times, flat idx, increments)
+        self.spk: list = []             # (k, offsets, flat idx, event, pre, post)
+        self.coupled_events = 0
+        self.signs = torch.tensor(model.event_signs, dtype=torch.int8, device=device)
+        self.jumps = [model.jump_map(e, dtype, device) for e in range(self.E)]
+        self.scales = [model.output_scale(e, dtype, device) for e in range(self.E)]
+        self.stats = {"steps": 0, "events": 0}
+
+    # refractoriness ------------------------------------------------------
+    def in_refractory(self, a: float) -> Tensor | None:
+        if self.t_ref is None:
+            return None
+        return self.ref_until > self.t0 + a
+
+    def in_refractory_at(self, gidx: Tensor, s: Tensor) -> Tensor | None:
+        if self.t_ref is None:
+            return None
+        return self.ref_until.reshape(-1)[gidx] > self.t0 + s.detach().to(torch.float64)
+
+    def clamp(self, y: Tensor, mask: Tensor) -> Tensor:
+        ic = self.clamp_index
+        y = y.clone()
+        y[..., ic] = torch.where(mask, self.clamp_val, y[..., ic])
+        return y
+
+    # events --------------------------------------------------------------
+    def fire(self, gidx: Tensor, offsets: Tensor, e: Tensor, pre: Tensor, write: bool = True) -> Tensor:
+        """Apply event ``e`` to flat elements ``gidx`` at step offsets ``offsets``; record them."""
+        nid = gidx % self.n
+        post = pre
+        for ev in range(self.E):
+            mask = e == ev
+            if not bool(mask.any()):
+                continue
+            J, kk = self.jumps[ev]
+            kk = kk[nid] if kk.shape[0] > 1 else kk.expand(gidx.shape[0], -1)
+            post = torch.where(mask[:, None], pre @ J.T + kk, post)
+        self.spk.append((self.k, offsets, gidx, e, pre, post))
+        self.stats["events"] += int(gidx.shape[0])
+        flat_ref = self.ref_until.reshape(-1)
+        if self.t_ref is not None:
+            tr = self.t_ref[nid] if self.t_ref.shape[0] > 1 else self.t_ref.expand(gidx.shape[0])
+            flat_ref[gidx] = self.t0 + offsets.detach().to(torch.float64) + tr.detach().to(torch.float64)
+            self.clamp_val.reshape(-1)[gidx] = post[:, self.clamp_index].detach()
+        with torch.no_grad():
+            G = self.model.event_matrix(self.dtype, self.device)
+            th = self.model.event_offset(self.dtype, self.device)
+            th = th[nid] if th.shape[0] > 1 else th.expand(gidx.shape[0], -1)
+            g_pre, g_post = pre @ G.T - th, post @ G.T - th
+            armed = self.armed.reshape(-1, self.E)
+            again = (g_post >= 0) & (g_post < g_pre)        # a reset that helps: fire again
+            armed[gidx] = (g_post < 0) | again
+        if write:
+            self.y = self.y.reshape(-1, self.S).index_put((gidx,), post).reshape(self.y.shape)
+        if self.feedback is not None:
+            self._feedback(gidx, offsets, e)
+        return post
+
+    def _feedback(self, gidx, offsets, e):
+        fb = self.feedback
+        values = torch.zeros(gidx.shape[0], dtype=self.dtype, device=self.device)
+        nid = gidx % self.n
+        for ev in range(self.E):
+            sc = self.scales[ev]
+            sc = sc[nid] if sc.shape[0] > 1 else sc.expand(gidx.shape[0])
+            values = torch.where(e == ev, self.model.event_signs[ev] * sc, values)
+        W = fb.weight.to(self.dtype)
+        if fb.all_to_all:
+            inc_w = W[:, nid].T * values[:, None]                        # [m, n] to every post neuron
+            post_idx = (gidx - nid)[:, None] + torch.arange(self.n, device=self.device)[None, :]
+        else:
+            Wv = W.reshape(-1)
+            wj = Wv[nid] if Wv.shape[0] > 1 else Wv.expand(gidx.shape[0])
+            inc_w = (wj * values)[:, None]
+            post_idx = gidx[:, None]
+        if fb.delay == 0:
+            flat = self.y.reshape(-1, self.S)
+            add = torch.zeros_like(flat)
+            add = add.index_put((post_idx.reshape(-1), torch.full_like(post_idx.reshape(-1), fb.target)),
+                                inc_w.reshape(-1), accumulate=True)
+            self.y = (flat + add).reshape(self.y.shape)
+        else:
+            times = self.t0 + offsets.detach().to(torch.float64)[:, None] + fb.delay
+            times = times.expand_as(post_idx).reshape(-1)
+            inc = torch.zeros(post_idx.numel(), self.S, dtype=self.dtype, device=self.device)
+            inc[:, fb.target] = inc_w.reshape(-1)
+            self.pending.append((times, post_idx.reshape(-1), inc))
+
+    def too_many_events(self, gidx: Tensor, a: float) -> None:
+        j = int(gidx[0])
+        raise SimulationError(
+            f"neuron {j} (flat index) produced more than {self.max_events_per_step} events in the step "
+            f"starting at t={self.t0:.9g} s: the reset lands at or above threshold, or the input drives it "
+            f"faster than it can reset (t_ref=0). Reduce the input, set t_ref > 0, or raise "
+            f"max_events_per_step.")
+
+    def count_coupled_event(self, a: float) -> None:
+        self.coupled_events += 1
+        if self.coupled_events > self.max_events_per_step * max(self.M, 1):
+            raise SimulationError(f"more than {self.max_events_per_step * self.M} coupled events in the step "
+                                  f"starting at t={self.t0:.9g} s: the recurrent feedback re-excites the "
+                                  f"population without end (check the weights and resets)")
+
+
+class _Inputs:
+    """Input spikes (external and delayed feedback) in time order, as state increments."""
+
+    def __init__(self, times: Tensor, idx: Tensor, inc: Tensor, dt: float):
+        self.dt = dt
+        self._set(times, idx, inc)
+
+    def _set(self, times, idx, inc):
+        order = torch.argsort(times, stable=True)
+        self.times, self.idx, self.inc = times[order], idx[order], inc[order]
+        self.ptr = 0
+
+    def add(self, times, idx, inc):
+        p = self.ptr
+        self._set(torch.cat([self.times[p:], times.to(self.times)]), torch.cat([self.idx[p:], idx]),
+                  torch.cat([self.inc[p:], inc]))
+
+    def next_time(self) -> float:
+        return float(self.times[self.ptr]) if self.ptr < self.times.shape[0] else math.inf
+
+    def pop_until(self, t: float):
+        j = self.ptr
+        n = self.times.shape[0]
+        while j < n and float(self.times[j]) <= t:
+            j += 1
+        sl = slice(self.ptr, j)
+        self.ptr = j
+        return self.idx[sl], self.inc[sl]
+
+
+def _apply_inputs(sim: _Sim, idx: Tensor, incs: Tensor) -> None:
+    if idx.numel():
+        sim.y = sim.y.reshape(-1, sim.S).index_add(0, idx, incs).reshape(sim.y.shape)
+
+
+def _parse_spikes(spikes, model: NeuronModel, M: int, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
+    if isinstance(spikes, Trace):
+        times, neurons, weights = spikes.spike_times, spikes.spike_neurons, spikes.spike_values
+    elif isinstance(spikes, dict):
+        unknown = set(spikes) - {"times", "neurons", "weights"}
+        if unknown:
+            raise ValueError(f"spikes has unknown keys {sorted(unknown)}; use times, neurons, weights")
+        times, neurons, weights = spikes.get("times"), spikes.get("neurons"), spikes.get("weights", 1.0)
+    elif isinstance(spikes, (tuple, list)) and len(spikes) in (2, 3):
+        times, neurons = spikes[0], spikes[1]
+        weights = spikes[2] if len(spikes) == 3 else 1.0
+    else:
+        raise ValueError("spikes must be (times, neurons[, weights]), a dict with those keys, or a Trace")
+    times = torch.as_tensor(times, dtype=torch.float64).reshape(-1).to(device)
+    neurons = torch.as_tensor(neurons).reshape(-1).to(device)
+    if neurons.is_floating_point():
+        if bool((neurons != neurons.round()).any()):
+            raise ValueError("spikes: neuron indices must be integers")
+        neurons = neurons.long()
+    neurons = neurons.long()
+    weights = torch.as_tensor(weights, dtype=dtype, device=device)
+    if weights.dim() == 0:
+        weights = weights.expand(times.shape[0])
+    if not (times.shape[0] == neurons.shape[0] == weights.shape[0]):
+        raise ValueError(f"spikes: times ({times.shape[0]}), neurons ({neurons.shape[0]}) and weights "
+                         f"({weights.shape[0]}) must have the same length")
+    if times.numel():
+        if not bool(torch.isfinite(times).all()):
+            raise ValueError("spikes: times must be finite")
+        if bool((times < 0).any()):
+            raise ValueError("spikes: times must be >= 0")
+        if bool((times[1:] < times[:-1]).any()):
+            raise ValueError("spikes: times must be sorted (non-decreasing)")
+        if bool(((neurons < 0) | (neurons >= M)).any()):
+            raise ValueError(f"spikes: neuron indices must be in [0, {M}) (flat index over the "
+                             f"population), got values from {int(neurons.min())} to {int(neurons.max())}")
+        with torch.no_grad():
+            if not bool(torch.isfinite(weights).all()):
+                raise ValueError("spikes: weights must be finite")
+    return times, neurons, model.spike_input(weights)
+
+
+def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method: str = "exact",
+             initial: dict | None = None, record=("v",), record_every=None, dtype=None, device=None,
+             max_events_per_step: int = 1000, progress: bool = False, **solver_options) -> Trace:
+    """Simulate ``model`` from t = 0 to ``t_end`` on a grid of step ``dt`` (seconds).
+
+    Parameters
+    ----------
+    model : a :class:`ctsnn.NeuronModel` (LIF, CubaLIF, ALIF, ...).
+    current : injected current: a number (DC), a callable ``I(t)`` (sampled at each step start),
+        or a time-major tensor ``[T, n]`` / ``[T, *batch, n]`` held constant over each step
+        (``T = ceil(t_end / dt)``; a first axis of 1 means constant).
+    spikes : input events ``(times, neurons[, weights])`` (flat neuron indices), a dict with those
+        keys, or a Trace; each jumps the model's ``input_state`` by its weight at its exact time.
+    method : ``"exact"`` (exact propagator, in-step event times), ``"euler"`` (forward Euler,
+        events at step ends), or a torchdiffeq method name when the adaptive solvers are installed.
+    initial : starting values by state name (numbers or tensors broadcastable to the population).
+    record : state names to record on the grid (``"all"`` for every state, ``()`` for none).
+    record_every : recording interval in seconds (a multiple of dt; default every step).
+    dtype, device : default to the current tensor's, else the model parameters'.
+    max_events_per_step : per neuron; more raises :class:`SimulationError` (an endless event loop).
+    progress : print a progress line to stderr.
+
+    Returns
+    -------
+    Trace with recorded states, exact spike times, pre/post-reset values and solver statistics.
+    """
+    if not isinstance(model, NeuronModel):
+        raise ValueError(f"model must be a ctsnn NeuronModel, got {type(model).__name__}")
+    dt = _float("dt", dt, positive=True)
+    t_end = _float("t_end", t_end, nonneg=True)
+    n_steps = max(0, math.ceil(t_end / dt - 1e-9))
+    if isinstance(current, Tensor):
+        dtype = dtype or (current.dtype if current.is_floating_point() else None)
+        device = device or current.device
+    dtype = dtype or model.param_dtype()
+    if device is None:
+        ps = list(model.params().values())
+        device = ps[0].device if ps else torch.device("cpu")
+    n_model = model.n
+    cur = _Current(current, n_steps, dtype, device)
+
+    # population shape
+    shapes = [(n_model,), cur.shape]
+    if initial is not None:
+        if not isinstance(initial, dict):
+            raise ValueError("initial must be a dict of state name -> value")
+        for k, v in initial.items():
+            model.state_index(k)
+            shapes.append(tuple(torch.as_tensor(v).shape))
+    try:
+        shape = tuple(torch.broadcast_shapes(*shapes))
+    except RuntimeError:
+        raise ValueError(f"shape mismatch: the model has {n_model} neuron(s) but the current has shape "
+                         f"{cur.shape} per step (and initial values {shapes[2:]}); the last axis is the "
+                         f"neuron axis") from None
+    if len(shape) == 0:
+        shape = (1,)
+    if n_model != 1 and shape[-1] != n_model:
+        raise ValueError(f"shape mismatch: the model has {n_model} neurons but the input's neuron axis "
+                         f"has {shape[-1]}")
+
+    solver_cls = get_solver(method)
+    sim = _Sim(model, shape, dtype, device, dt, max_events_per_step)
+    y = model.init_state(shape, dtype, device).reshape(sim.Bt, sim.n, sim.S)
+    if initial is not None:
+        y = y.clone()
+        for k, v in initial.items():
+            v = torch.as_tensor(v, dtype=dtype, device=device)
+            with torch.no_grad():
+                if not bool(torch.isfinite(v).all()):
+                    raise ValueError(f"initial value of {k!r} contains NaN or Inf")
+            y[..., model.state_index(k)] = torch.broadcast_to(v, shape).reshape(sim.Bt, sim.n)
+    sim.y = y
+    solver = solver_cls(sim, **solver_options)
+
+    # inputs
+    if spikes is not None:
+        times, neurons, inc = _parse_spikes(spikes, model, sim.M, dtype, device)
+    else:
+        times = torch.zeros(0, dtype=torch.float64, device=device)
+        neurons = torch.zeros(0, dtype=torch.long, device=device)
+        inc = torch.zeros(0, sim.S, dtype=dtype, device=device)
+    inputs = _Inputs(times, neurons, inc, dt)
+
+    # recording
+    if record in ("all", None):
+        record = model.state_names
+    if isinstance(record, str):
+        record = (record,)
+    rec_idx = [model.state_index(r) for r in record]
+    stride = 1
+    if record_every is not None:
+        re = _float("record_every", record_every, positive=True)
+        stride = round(re / dt)
+        if stride < 1 or abs(stride * dt - re) > 1e-9 * max(re, dt):
+            raise ValueError(f"record_every={re!r} must be a positive multiple of dt={dt!r}")
+    rec_t, rec_y = [0.0], [sim.y[..., rec_idx]] if rec_idx else []
+
+    wall = _time.perf_counter()
+    last_print = wall
+    for k in range(n_steps):
+        t0 = k * dt
+        h = min(dt, t_end - t0)
+        sim.k, sim.t0, sim.coupled_events = k, t0, 0
+        sim.u = model.input_channels(torch.broadcast_to(cur.at(k, t0, dtype, device), shape)
+                                     .reshape(sim.Bt, sim.n))
+        solver.begin_step(sim)
+        a = 0.0
+        while True:
+            if sim.pending:
+                for p in sim.pending:
+                    inputs.add(*p)
+                sim.pending = []
+            _apply_inputs(sim, *inputs.pop_until(t0 + a))
+            if a >= h:
+                break
+            nt = inputs.next_time()
+            b = min(h, nt - t0)
+            if b <= a:  # an input at (numerically) the current time
+                _apply_inputs(sim, *inputs.pop_until(nt))
+                continue
+            a = solver.advance(sim, a, b)
+        sim.stats["steps"] += 1
+        if rec_idx and (k + 1) % stride == 0:
+            rec_t.append(min((k + 1) * dt, t_end))
+            rec_y.append(sim.y[..., rec_idx])
+        if progress and (_time.perf_counter() - last_print > 0.5 or k == n_steps - 1):
+            last_print = _time.perf_counter()
+            print(f"\rsimulate: step {k + 1}/{n_steps} ({100 * (k + 1) / n_steps:5.1f}%)", end="",
+                  file=sys.stderr, flush=True)
+    if progress and n_steps:
+        print(file=sys.stderr)
+    sim.stats["wall_time_s"] = _time.perf_counter() - wall
+
+    return _make_trace(sim, model, rec_t, rec_y, record, t_end, dt, solver.name)
+
+
+def _make_trace(sim: _Sim, model, rec_t, rec_y, record, t_end, dt, method) -> Trace:
+    dev, S = sim.device, sim.S
+    if sim.spk:
+        times = torch.cat([k * dt + off.to(torch.float64) for (k, off, *_rest) in sim.spk])
+        neurons = torch.cat([g for (_k, _o, g, *_r) in sim.spk])
+        events = torch.cat([e for (_k, _o, _g, e, *_r) in sim.spk])
+        pre = torch.cat([p for (*_a, p, _q) in sim.spk])
+        post = torch.cat([q for (*_a, q) in sim.spk])
+        order = torch.argsort(times.detach(), stable=True)
+        times, neurons, events, pre, post = times[order], neurons[order], events[order], pre[order], post[order]
+    else:
+        times = torch.zeros(0, dtype=torch.float64, device=dev)
+        neurons = torch.zeros(0, dtype=torch.long, device=dev)
+        events = torch.zeros(0, dtype=torch.long, device=dev)
+        pre = torch.zeros(0, S, dtype=sim.dtype, device=dev)
+        post = torch.zeros(0, S, dtype=sim.dtype, device=dev)
+    signs = sim.signs[events] if events.numel() else torch.zeros(0, dtype=torch.int8, device=dev)
+    values = torch.zeros(events.shape[0], dtype=sim.dtype, device=dev)
+    nid = neurons % sim.n
+    for ev in range(sim.E):
+        sc = sim.scales[ev]
+        sc = sc[nid] if sc.shape[0] > 1 else sc.expand(events.shape[0])
+        values = torch.where(events == ev, model.event_signs[ev] * sc, values)
+    states = {}
+    if rec_y:
+        stacked = torch.stack(rec_y)  # [R, Bt, n, len(record)]
+        for j, name in enumerate(record):
+            states[name] = stacked[..., j].reshape((len(rec_t),) + tuple(sim.shape))
+    thresholds = {}
+    for k_, v in model.params().items():
+        if k_ in ("v_th", "v_reset", "pos_th", "neg_th", "bias", "base.v_th", "base.v_reset"):
+            thresholds[k_.replace("base.", "")] = v.detach().cpu().tolist()
+    if hasattr(model, "reset"):
+        thresholds["reset"] = model.reset
+    return Trace(t=torch.tensor(rec_t, dtype=torch.float64), states=states,
+                 state_names=tuple(model.state_names), shape=tuple(sim.shape), spike_times=times,
+                 spike_neurons=neurons, spike_signs=signs, spike_values=values, spike_events=events,
+                 spike_pre=pre, spike_post=post, dt=dt, t_end=t_end, method=method,
+                 model=type(model).__name__, stats=dict(sim.stats),
+                 event_names=tuple(model.event_names), thresholds=thresholds)

@@ -1,0 +1,24 @@
+"""Solvers behind one contract (see ``base``): each advances the population over a sub-interval
+and locates the output events in it. ``get_solver(name)`` looks one up by method name."""
+from __future__ import annotations
+
+from .base import Solver, linear_drift
+from .euler import Euler
+from .exact import Exact
+from .propagator import propagate, propagator
+
+__all__ = ["Solver", "Euler", "Exact", "SOLVERS", "get_solver", "register", "propagator",
+           "propagate", "linear_drift"]
+
+SOLVERS: dict[str, type[Solver]] = {"exact": Exact, "euler": Euler}
+
+
+def register(name: str, cls: type[Solver]) -> None:
+    """Make ``cls`` available as ``simulate(..., method=name)``."""
+    SOLVERS[name] = cls
+
+
+def get_solver(name: str) -> type[Solver]:
+    if not isinstance(name, str) or name not in SOLVERS:
+        raise ValueError(f"unknown method {name!r}; valid methods: {sorted(SOLVERS)}")
+    return SOLVERS[name]
