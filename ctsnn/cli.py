@@ -1,0 +1,206 @@
+"""Command line: ``ctsnn simulate ...`` (and ``python -m ctsnn``).
+
+Quantities take units ("10ms", "0.1ms", "2nA", "-70mV", "100Mohm"); a bare number is SI.
+Each subcommand is a pair of functions, ``_add_NAME(subparsers)`` and ``_run_NAME(args)``,
+listed in ``COMMANDS``.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from .units import parse_quantity, parse_step
+
+__all__ = ["main", "build_parser", "build_model", "MODELS"]
+
+# model name -> (class name in ctsnn, default parameters in SI units for the CLI)
+MODELS = {
+    "lif": ("LIF", {"tau_mem": 10e-3, "r": 100e6, "v_leak": -70e-3, "v_th": -50e-3, "v_reset": -70e-3}),
+    "if": ("IF", {"r": 1 / 200e-12, "v_th": -50e-3, "v_reset": -70e-3}),
+    "cubalif": ("CubaLIF", {"tau_syn": 5e-3, "tau_mem": 10e-3, "r": 100e6, "v_leak": -70e-3,
+                            "v_th": -50e-3, "v_reset": -70e-3}),
+    "alif": ("ALIF", {"tau_mem": 10e-3, "tau_adapt": 100e-3, "adapt_jump": 2e-3, "r": 100e6,
+                      "v_leak": -70e-3, "v_th": -50e-3, "v_reset": -70e-3}),
+    "lit": ("LIT", {"tau_mem": 10e-3, "r": 100e6, "pos_th": 20e-3, "neg_th": 20e-3}),
+}
+
+_TIME = ("tau_mem", "tau_syn", "tau_adapt", "tau_pos", "tau_neg", "tau_rec", "t_ref", "delay")
+_VOLT = ("v_leak", "v_th", "v_reset", "adapt_jump", "pos_th", "neg_th", "bias")
+
+
+def _dimension(param: str) -> str | None:
+    if param in _TIME:
+        return "time"
+    if param in _VOLT:
+        return "voltage"
+    if param == "r":
+        return "resistance"
+    return None
+
+
+def build_model(name: str, params: dict[str, str | float], *, reset: str | None = None, n: int | None = None):
+    """The CLI's model: its defaults, overridden by ``params`` (strings with units allowed)."""
+    import ctsnn
+
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+    cls_name, defaults = MODELS[name]
+    kw = dict(defaults)
+    for k, v in params.items():
+        kw[k] = parse_quantity(v, _dimension(k), name=k)
+    if reset is not None:
+        kw["reset"] = reset
+    if n is not None:
+        kw["n"] = n
+    cls = getattr(ctsnn, cls_name)
+    try:
+        return cls(**kw)
+    except TypeError as exc:
+        raise ValueError(f"model {name!r}: {exc}") from None
+
+
+def _param_pairs(items: list[str]) -> dict[str, str]:
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise ValueError(f"--param expects NAME=VALUE (e.g. tau_mem=10ms), got {it!r}")
+        k, _, v = it.partition("=")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _current(args, n_steps: int, dt: float, n: int):
+    """The injected current from --current steps and/or --current-file, as a [T, n] tensor or float."""
+    import numpy as np
+    import torch
+
+    total = None
+    if args.current_file:
+        path = Path(args.current_file)
+        if path.suffix == ".npy":
+            arr = np.load(path)
+        elif path.suffix == ".npz":
+            with np.load(path) as z:
+                key = args.current_key or ("i" if "i" in z else z.files[0])
+                arr = z[key]
+        elif path.suffix == ".csv":
+            arr = np.genfromtxt(path, delimiter=",", names=True)
+            key = args.current_key or arr.dtype.names[-1]
+            arr = arr[key]
+        else:
+            raise ValueError(f"--current-file: unsupported file type {path.suffix!r} (use .npy, .npz or .csv)")
+        arr = np.asarray(arr, dtype=np.float64) * parse_quantity(args.current_unit, "current", name="--current-unit")
+        if arr.shape[0] != n_steps:
+            raise ValueError(f"--current-file has {arr.shape[0]} samples but the simulation has {n_steps} "
+                             f"steps (t_end/dt); one sample per step is needed")
+        total = torch.as_tensor(arr.reshape(n_steps, -1))
+    if args.current:
+        t = torch.arange(n_steps, dtype=torch.float64) * dt
+        steps = torch.zeros(n_steps, 1, dtype=torch.float64)
+        for spec in args.current:
+            amp, t0, t1 = parse_step(spec, name="--current")
+            steps[(t >= t0 - 1e-12) & (t < t1 - 1e-12), 0] += amp
+        total = steps if total is None else total + steps
+    return 0.0 if total is None else total
+
+
+def _add_simulate(sub) -> None:
+    p = sub.add_parser(
+        "simulate", help="simulate a neuron and write its trace (.npz)",
+        description="Simulate a neuron model with a chosen dt and method; write the trace (.npz) and "
+                    "print a summary. Quantities accept units (10ms, -70mV, 2nA, 100Mohm); bare numbers are SI.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", default="lif", choices=sorted(MODELS), help="neuron model")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="model parameter, repeatable: tau_mem=10ms, r=100Mohm, v_leak=-70mV, v_th=-50mV, "
+                        "v_reset=-70mV, t_ref=2ms, tau_syn=5ms, tau_adapt=100ms, adapt_jump=2mV, ... "
+                        f"(defaults per model: {', '.join(f'{k}: {v[1]}' for k, v in MODELS.items())})")
+    p.add_argument("--reset", choices=["to_value", "subtract", "none"], default=None,
+                   help="reset rule (default: the model's, to_value)")
+    p.add_argument("--current", action="append", default=[], metavar="AMP[@START..STOP]",
+                   help="injected current: DC (2nA) or a step (1.5nA@20ms..120ms); repeatable, summed")
+    p.add_argument("--current-file", default=None, help="current samples, one per step (.npy, .npz, .csv)")
+    p.add_argument("--current-key", default=None, help="array key (.npz) or column name (.csv)")
+    p.add_argument("--current-unit", default="A", help="unit of the values in --current-file")
+    p.add_argument("--n", type=int, default=None, help="number of neurons (identical copies)")
+    p.add_argument("--dt", default="0.1ms", help="time step")
+    p.add_argument("--t-end", default="200ms", help="duration")
+    p.add_argument("--method", default="exact", help="exact, euler, or an adaptive method if installed")
+    p.add_argument("--record", default="all", help="states to record, comma separated, or 'all'")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    p.add_argument("-o", "--output", default="trace.npz", help="where to write the trace (.npz)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def _run_simulate(args) -> int:
+    import torch
+
+    import ctsnn
+
+    dt = parse_quantity(args.dt, "time", name="--dt")
+    t_end = parse_quantity(args.t_end, "time", name="--t-end")
+    if dt <= 0:
+        raise ValueError(f"--dt must be > 0, got {args.dt!r}")
+    if t_end < 0:
+        raise ValueError(f"--t-end must be >= 0, got {args.t_end!r}")
+    dtype = getattr(torch, args.dtype)
+    with _default_dtype(dtype):
+        model = build_model(args.model, _param_pairs(args.param), reset=args.reset, n=args.n)
+    n_steps = max(0, math.ceil(t_end / dt - 1e-9))
+    current = _current(args, n_steps, dt, model.n)
+    if isinstance(current, torch.Tensor) and args.n and current.shape[1] == 1:
+        current = current.expand(-1, args.n)
+    record = tuple(model.state_names) if args.record == "all" else tuple(s for s in args.record.split(",") if s)
+    trace = ctsnn.simulate(model, current, t_end=t_end, dt=dt, method=args.method, record=record,
+                           dtype=dtype, progress=not args.quiet)
+    path = trace.save(args.output)
+    print(trace.summary())
+    print(f"trace written to {path}")
+    return 0
+
+
+class _default_dtype:
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def __enter__(self):
+        import torch
+        self.old = torch.get_default_dtype()
+        torch.set_default_dtype(self.dtype)
+
+    def __exit__(self, *exc):
+        import torch
+        torch.set_default_dtype(self.old)
+
+
+COMMANDS = {"simulate": (_add_simulate, _run_simulate)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ctsnn", description="Continuous-time spiking neuron simulator. Times in SI seconds; the "
+                                  "CLI accepts units (10ms, 0.1ms, 2nA, -70mV).")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"ctsnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for add, _run in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _add, run = COMMANDS[args.command]
+    try:
+        return run(args)
+    except ValueError as exc:
+        print(f"ctsnn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The command line: units, the simulate subcommand, errors."""
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import ctsnn
+from ctsnn.cli import main
+from ctsnn.units import parse_quantity, parse_step
+
+
+@pytest.mark.parametrize("text,dim,value", [
+    ("10ms", "time", 10e-3), ("0.1ms", "time", 1e-4), ("2nA", "current", 2e-9),
+    ("-70mV", "voltage", -70e-3), ("100Mohm", "resistance", 100e6), ("1e-3", None, 1e-3),
+    ("250 us", "time", 250e-6), ("5pF", "capacitance", 5e-12),
+])
+def test_parse_quantity(text, dim, value):
+    assert parse_quantity(text, dim) == pytest.approx(value, rel=1e-15)
+
+
+@pytest.mark.parametrize("text,dim,match", [
+    ("10mV", "time", "is a voltage, expected a time"),
+    ("10 parsecs", "time", "unknown unit"),
+    ("ten ms", "time", "cannot read"),
+    ("inf", None, "cannot read|not finite"),
+])
+def test_parse_quantity_errors(text, dim, match):
+    with pytest.raises(ValueError, match=match):
+        parse_quantity(text, dim, name="x")
+
+
+def test_parse_step():
+    assert parse_step("1.5nA@20ms..120ms") == pytest.approx((1.5e-9, 0.02, 0.12))
+    amp, t0, t1 = parse_step("2nA")
+    assert (amp, t0, t1) == (pytest.approx(2e-9), 0.0, math.inf)
+    with pytest.raises(ValueError, match="end after it starts"):
+        parse_step("1nA@5ms..1ms")
+
+
+def test_simulate_command_writes_the_closed_form_trace(tmp_path, capsys):
+    out = tmp_path / "lif.npz"
+    # tau 10 ms, R = 100 Mohm, I = 0.3 nA -> r I = 30 mV above rest, threshold 20 mV above rest
+    rc = main(["simulate", "-p", "tau_mem=10ms", "-p", "r=100Mohm", "-p", "v_leak=-70mV",
+               "-p", "v_th=-50mV", "-p", "v_reset=-70mV", "--current", "0.3nA@20ms..180ms",
+               "--dt", "0.1ms", "--t-end", "200ms", "-o", str(out), "--quiet"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "output events" in printed and str(out) in printed
+    tr = ctsnn.Trace.load(out)
+    isi = 10e-3 * math.log(30 / (30 - 20))
+    onset = 0.02
+    n_expected = int((0.18 - onset) / isi)
+    assert tr.n_spikes == n_expected
+    expected = onset + isi * torch.arange(1, n_expected + 1, dtype=torch.float64)
+    # the current switches on at a grid point, so the in-step spike times are exact
+    assert torch.allclose(tr.spike_times, expected, atol=1e-12, rtol=0)
+    assert tr["v"].shape == (2001, 1)
+    assert float(tr["v"][0, 0]) == pytest.approx(-70e-3)
+
+
+def test_simulate_command_reports_bad_values(tmp_path, capsys):
+    assert main(["simulate", "-p", "tau_mem=-10ms", "-o", str(tmp_path / "x.npz"), "--quiet"]) == 2
+    assert "tau_mem" in capsys.readouterr().err
+    assert main(["simulate", "-p", "tau_mem=10mV", "-o", str(tmp_path / "x.npz"), "--quiet"]) == 2
+    assert "expected a time" in capsys.readouterr().err
+    assert main(["simulate", "--dt=-1ms", "-o", str(tmp_path / "x.npz"), "--quiet"]) == 2
+    assert "--dt" in capsys.readouterr().err
+
+
+def test_python_dash_m_help():
+    res = subprocess.run([sys.executable, "-m", "ctsnn", "simulate", "--help"], capture_output=True,
+                         text=True, check=True)
+    assert "--current" in res.stdout and "--dt" in res.stdout and "units" in res.stdout
