@@ -118,7 +118,7 @@ class _Sim:
         self.signs = torch.tensor(model.event_signs, dtype=torch.int8, device=device)
         self.jumps = [model.jump_map(e, dtype, device) for e in range(self.E)]
         self.scales = [model.output_scale(e, dtype, device) for e in range(self.E)]
-        self.stats = {"steps": 0, "events": 0}
+        self.stats = {"steps": 0, "fast_steps": 0, "events": 0}
 
     # refractoriness ------------------------------------------------------
     def in_refractory(self, a: float) -> Tensor | None:
@@ -295,7 +295,8 @@ def _parse_spikes(spikes, model: NeuronModel, M: int, dtype, device) -> tuple[Te
 
 def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method: str = "exact",
              initial: dict | None = None, record=("v",), record_every=None, dtype=None, device=None,
-             max_events_per_step: int = 1000, progress: bool = False, **solver_options) -> Trace:
+             max_events_per_step: int = 1000, progress: bool = False, chunk: int = 256,
+             **solver_options) -> Trace:
     """Simulate ``model`` from t = 0 to ``t_end`` on a grid of step ``dt`` (seconds).
 
     Parameters
@@ -314,6 +315,9 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
     dtype, device : default to the current tensor's, else the model parameters'.
     max_events_per_step : per neuron; more raises :class:`SimulationError` (an endless event loop).
     progress : print a progress line to stderr.
+    chunk : the exact method solves stretches of up to ``chunk`` event-free grid steps at once
+        (tabulated or constant current, no input spike, no refractory neuron in the stretch); the
+        results equal the step-by-step ones to rounding. ``0`` turns the fast path off.
 
     Returns
     -------
@@ -389,12 +393,50 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
         stride = round(re / dt)
         if stride < 1 or abs(stride * dt - re) > 1e-9 * max(re, dt):
             raise ValueError(f"record_every={re!r} must be a positive multiple of dt={dt!r}")
-    rec_t, rec_y = [0.0], [sim.y[..., rec_idx]] if rec_idx else []
+    rec_t, rec_y = [0.0], [sim.y[None, ..., rec_idx]] if rec_idx else []   # blocks [r, Bt, n, R]
 
     wall = _time.perf_counter()
     last_print = wall
-    for k in range(n_steps):
+    fast = getattr(solver, "advance_steps", None) if chunk and cur.fn is None else None
+    if int(chunk) != chunk or chunk < 0:
+        raise ValueError(f"chunk must be an integer >= 0, got {chunk!r}")
+    n_full = min(n_steps, math.floor(t_end / dt + 1e-9))     # steps of full length dt
+    # memory bound of the fast path: the chunk's states and its Toeplitz block
+    k_cap = max(2, min(int(chunk), (1 << 22) // max(1, sim.M * sim.S),
+                       math.isqrt((1 << 22) // max(1, model.n * sim.S * sim.S))))
+    k_try, wait, backoff = k_cap, 0, 1
+    k = 0
+    while k < n_steps:
+        if progress and _time.perf_counter() - last_print > 0.5:
+            last_print = _time.perf_counter()
+            print(f"\rsimulate: step {k}/{n_steps} ({100 * k / n_steps:5.1f}%)", end="",
+                  file=sys.stderr, flush=True)
         t0 = k * dt
+        if fast is not None and wait == 0 and not sim.pending and k < n_full:
+            K = _chunk_len(sim, inputs, k, dt, n_full, k_try)
+            if K >= 2:
+                sim.k, sim.t0 = k, t0
+                Useq = cur.table[k:k + K] if cur.table is not None else cur.const[None]
+                Useq = model.input_channels(torch.broadcast_to(Useq, (Useq.shape[0],) + shape)
+                                            .reshape(Useq.shape[0], sim.Bt, sim.n))
+                m, Y = fast(sim, Useq, K)
+                if rec_idx:
+                    first = (-(k + 1)) % stride                 # first j with (k + j + 1) % stride == 0
+                    if first < m:
+                        rec_t.extend(min((k + j + 1) * dt, t_end) for j in range(first, m, stride))
+                        rec_y.append(Y[first:m:stride][..., rec_idx])
+                sim.stats["steps"] += m
+                sim.stats["fast_steps"] += m
+                k += m
+                # the next chunk: as long as the last event-free stretch, within the cap
+                k_try = k_cap if m == K else min(k_cap, max(4, 2 * m))
+                if m == 0:                      # an event in the very next step: step normally
+                    wait, backoff = backoff, min(64, 2 * backoff)
+                else:
+                    backoff = 1
+                if m:
+                    continue
+        wait = max(0, wait - 1)
         h = min(dt, t_end - t0)
         sim.k, sim.t0, sim.coupled_events = k, t0, 0
         sim.u = model.input_channels(torch.broadcast_to(cur.at(k, t0, dtype, device), shape)
@@ -418,16 +460,27 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
         sim.stats["steps"] += 1
         if rec_idx and (k + 1) % stride == 0:
             rec_t.append(min((k + 1) * dt, t_end))
-            rec_y.append(sim.y[..., rec_idx])
-        if progress and (_time.perf_counter() - last_print > 0.5 or k == n_steps - 1):
-            last_print = _time.perf_counter()
-            print(f"\rsimulate: step {k + 1}/{n_steps} ({100 * (k + 1) / n_steps:5.1f}%)", end="",
-                  file=sys.stderr, flush=True)
+            rec_y.append(sim.y[None, ..., rec_idx])
+        k += 1
     if progress and n_steps:
-        print(file=sys.stderr)
+        print(f"\rsimulate: step {n_steps}/{n_steps} (100.0%)", file=sys.stderr)
     sim.stats["wall_time_s"] = _time.perf_counter() - wall
 
     return _make_trace(sim, model, rec_t, rec_y, record, t_end, dt, solver.name)
+
+
+def _chunk_len(sim: _Sim, inputs: _Inputs, k: int, dt: float, n_full: int, K: int) -> int:
+    """How many whole steps from step ``k`` the fast path may take: none may hold an input
+    event (external or delayed feedback) or a refractory neuron."""
+    K = min(K, n_full - k)
+    nt = inputs.next_time()
+    if math.isfinite(nt):
+        K = min(K, math.floor(nt / dt) - k)              # stop before the step receiving it
+        while K > 0 and (k + K) * dt >= nt:
+            K -= 1
+    if sim.t_ref is not None and bool((sim.ref_until > k * dt).any()):
+        return 0
+    return K
 
 
 def _make_trace(sim: _Sim, model, rec_t, rec_y, record, t_end, dt, method) -> Trace:
@@ -455,7 +508,7 @@ def _make_trace(sim: _Sim, model, rec_t, rec_y, record, t_end, dt, method) -> Tr
         values = torch.where(events == ev, model.event_signs[ev] * sc, values)
     states = {}
     if rec_y:
-        stacked = torch.stack(rec_y)  # [R, Bt, n, len(record)]
+        stacked = torch.cat(rec_y)  # [R, Bt, n, len(record)]
         for j, name in enumerate(record):
             states[name] = stacked[..., j].reshape((len(rec_t),) + tuple(sim.shape))
     thresholds = {}

@@ -66,6 +66,61 @@ class Exact(Solver):
     def begin_step(self, sim):
         self.bvec = (self.B @ sim.u.unsqueeze(-1)).squeeze(-1) + self.c   # [Bt, n, S]
 
+    # ------------------------------------------------------------------ fast path
+    def advance_steps(self, sim, U, K):
+        """Up to ``K`` whole grid steps at once, stopping before the first step with an event.
+
+        ``U`` holds the input channels of the next ``K`` steps, ``[K, Bt, n, U]`` (or ``[1, ...]``
+        when constant). With ``w_i = F(dt) (B u_i + c)`` the linear recurrence
+        ``y_{j+1} = E y_j + w_j`` is solved in closed form over the chunk,
+        ``y_j = E^j y_0 + sum_{i<j} E^{j-1-i} w_i``, with the powers of ``E`` by doubling and
+        the sum as one Toeplitz contraction (a cumulative sum when the input is constant). The
+        event candidates of every step (ordinary, hidden and armed-immediate crossings, exactly as
+        in :meth:`advance`) are checked at once; the steps before the first candidate anywhere in
+        the population are accepted. Returns ``(m, Y)`` with ``Y`` the ``m`` accepted step-end
+        states ``[m, Bt, n, S]``; ``sim.y`` is left at the last of them.
+        """
+        E, F = self._EF(sim.dt)
+        N, S = E.shape[0], sim.S
+        eye = torch.eye(S, dtype=E.dtype, device=E.device).expand(N, S, S)
+        P, Ep = torch.stack([eye, E]), E                     # P[j] = E^j
+        while P.shape[0] < K + 1:
+            Ep = Ep @ Ep
+            P = torch.cat([P, P @ Ep])
+        P = P[:K + 1]
+        bvec = (self.B @ U.unsqueeze(-1)).squeeze(-1) + self.c          # [K|1, Bt, n, S]
+        w = (F @ bvec.unsqueeze(-1)).squeeze(-1)
+        y0 = sim.y
+        Y = (P[1:, None] @ y0.unsqueeze(-1)).squeeze(-1)                # [K, Bt, n, S]
+        if w.shape[0] == 1:
+            Q = torch.cumsum(P[:-1], 0)                                  # sum_{i<j} E^i
+            Y = Y + (Q[:, None] @ w.unsqueeze(-1)).squeeze(-1)
+        else:
+            r = torch.arange(K, device=E.device)
+            lag = r[:, None] - r[None, :]
+            T = P[lag.clamp(min=0)] * (lag >= 0).to(E.dtype)[:, :, None, None, None]   # [K, K, N, S, S]
+            if N == 1:
+                Y = Y + torch.einsum("riab,icnb->rcna", T[:, :, 0], w)
+            else:
+                Y = Y + torch.einsum("rinab,icnb->rcna", T, w)
+        with torch.no_grad():
+            gY = self._g(Y, self.theta)                                   # [K, Bt, n, E]
+            g0 = self._g(y0, self.theta)
+            gp = torch.cat([g0[None], gY[:-1]])
+            cand = (gp < 0) & (gY >= 0)
+            cand[0] |= sim.armed & (g0 >= 0)
+            if self.hidden:
+                Yp = torch.cat([y0[None], Y[:-1]])
+                cand |= (gp < 0) & (gY < 0) & (self._gdot(Yp, bvec, self.A) > 0) & \
+                        (self._gdot(Y, bvec, self.A) < 0)
+            hit = cand.reshape(K, -1).any(1)
+            m = int(hit.to(torch.int8).argmax()) if bool(hit.any()) else K
+            if m:
+                sim.armed |= (gY[:m] < 0).any(0)
+        if m:
+            sim.y = Y[m - 1]
+        return m, Y[:m]
+
     # ------------------------------------------------------------------ helpers
     def _g(self, y, theta):
         return y @ self.G.T - theta

@@ -19,6 +19,10 @@ and it is differentiable in ``A`` and ``tau``.
 of at most 1/2, followed by squaring. Its truncation error, 0.5**19/19! ~ 2e-23, is far below
 float64 rounding for every step length. (``torch.linalg.matrix_exp`` was measured to lose
 relative accuracy of ~4e-12 on ``F`` for small ``tau/tau_mem``, which is why it is not used.)
+
+For a single state (``S = 1``, e.g. LIF) the blocks are scalars and written in closed form,
+``E = e^{a tau}`` and ``F = tau phi_1(a tau)`` with ``phi_1(x) = (e^x - 1)/x = expm1(x)/x``
+(``phi_1(0) = 1``), which is exact to rounding for every ``a``, including ``a = 0`` (IF).
 """
 from __future__ import annotations
 
@@ -36,6 +40,12 @@ def propagator(A: Tensor, tau: Tensor | float) -> tuple[Tensor, Tensor]:
     tau = torch.as_tensor(tau, dtype=A.dtype, device=A.device)
     if tau.dim() == 0:
         tau = tau.reshape(1)
+    if S == 1:
+        x = A[:, 0, 0] * tau                                          # [m]
+        small = x == 0
+        xs = torch.where(small, torch.ones_like(x), x)
+        phi1 = torch.where(small, torch.ones_like(x), torch.expm1(xs) / xs)
+        return torch.exp(x)[:, None, None], (tau * phi1)[:, None, None]
     m = max(A.shape[0], tau.shape[0])
     M = torch.zeros(m, 2 * S, 2 * S, dtype=A.dtype, device=A.device)
     M[:, :S, :S] = A * tau[:, None, None]
