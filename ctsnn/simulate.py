@@ -380,6 +380,7 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
         neurons = torch.zeros(0, dtype=torch.long, device=device)
         inc = torch.zeros(0, sim.S, dtype=dtype, device=device)
     inputs = _Inputs(times, neurons, inc, dt)
+    _apply_inputs(sim, *inputs.pop_until(0.0))      # recorded states are right limits, also at t = 0
 
     # recording
     if record in ("all", None):

@@ -39,7 +39,8 @@ def check_param(name: str, value: Any, *, positive: bool = False, nonneg: bool =
             t = t.to(dtype or torch.get_default_dtype())
     else:
         try:
-            t = torch.as_tensor(value, dtype=dtype or torch.get_default_dtype())
+            # numbers are kept in float64 and cast to the simulation's dtype on use
+            t = torch.as_tensor(value, dtype=dtype or torch.float64)
         except (TypeError, ValueError, RuntimeError) as exc:
             raise ValueError(f"parameter {name!r} must be a number or a tensor, got {value!r}") from exc
     if t.dim() > 1:
@@ -83,11 +84,14 @@ class NeuronModel(nn.Module):
         self._options = dict(options)
         self._n_given = n
         self._param_keys: list[str] = []
+        self._tensor_dtypes: list[torch.dtype] = []
 
     # ---------------------------------------------------------------- parameters
     def _set_param(self, name: str, value: Any, *, positive: bool = False, nonneg: bool = False,
                    dtype: torch.dtype | None = None) -> None:
         t = check_param(name, value, positive=positive, nonneg=nonneg, dtype=dtype)
+        if isinstance(value, Tensor) or dtype is not None:
+            self._tensor_dtypes.append(t.dtype)
         if isinstance(value, nn.Parameter):
             self.register_parameter(name, value)
         elif t.requires_grad:
@@ -143,9 +147,11 @@ class NeuronModel(nn.Module):
         return t
 
     def param_dtype(self) -> torch.dtype:
-        for v in self.params().values():
-            return v.dtype
-        return torch.get_default_dtype()
+        """The dtype of the parameters given as tensors (or ``dtype=``), else torch's default.
+
+        Parameters given as Python numbers are stored in float64 and do not decide the dtype."""
+        dts = getattr(self, "_tensor_dtypes", [])
+        return dts[0] if dts else torch.get_default_dtype()
 
     # ---------------------------------------------------------------- structure
     @property
