@@ -131,6 +131,8 @@ def _add_simulate(sub) -> None:
     p.add_argument("--record", default="all", help="states to record, comma separated, or 'all'")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     p.add_argument("-o", "--output", default="trace.npz", help="where to write the trace (.npz)")
+    p.add_argument("--plot", metavar="PNG", default=None,
+                   help="also draw the membrane (or a raster for more than 4 neurons) to this image")
     p.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -158,7 +160,51 @@ def _run_simulate(args) -> int:
     path = trace.save(args.output)
     print(trace.summary())
     print(f"trace written to {path}")
+    if args.plot:
+        kind = "raster" if trace.n_neurons > 4 or "v" not in trace.states else "membrane"
+        print(f"figure written to {_draw(trace, kind, args.plot, None)}")
     return 0
+
+
+def _add_plot(sub) -> None:
+    p = sub.add_parser("plot", help="draw a saved trace (membrane, raster or all states)",
+                       description="Draw a trace written by `ctsnn simulate` to an image file. The "
+                                   "membrane plot reaches the pre-reset value at every exact spike "
+                                   "time and shows the threshold and reset levels.")
+    p.add_argument("trace", help="trace file (.npz) written by `ctsnn simulate`")
+    p.add_argument("-o", "--output", default=None, help="image file (.png, .pdf, .svg); default: "
+                                                         "the trace's name with .png")
+    p.add_argument("--kind", choices=("membrane", "raster", "states"), default="membrane")
+    p.add_argument("--neurons", default="0", help="flat neuron indices for the membrane, e.g. 0,3")
+
+
+def _run_plot(args) -> int:
+    import ctsnn
+
+    path = Path(args.trace)
+    if not path.exists():
+        raise ValueError(f"trace file {str(path)!r} does not exist")
+    trace = ctsnn.Trace.load(path)
+    try:
+        neurons = [int(x) for x in args.neurons.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--neurons must be comma-separated integers, got {args.neurons!r}") from None
+    out = args.output or str(path.with_suffix(".png"))
+    print(f"figure written to {_draw(trace, args.kind, out, neurons)}")
+    return 0
+
+
+def _draw(trace, kind: str, out: str, neurons) -> str:
+    from . import plot
+
+    if kind == "membrane":
+        ax = plot.membrane(trace, neurons if neurons else 0)
+    elif kind == "raster":
+        ax = plot.raster(trace, rate=True)
+    else:
+        ax = plot.states(trace)
+    plot.save(ax, out)
+    return out
 
 
 class _default_dtype:
@@ -175,7 +221,7 @@ class _default_dtype:
         torch.set_default_dtype(self.old)
 
 
-COMMANDS = {"simulate": (_add_simulate, _run_simulate)}
+COMMANDS = {"simulate": (_add_simulate, _run_simulate), "plot": (_add_plot, _run_plot)}
 
 
 def build_parser() -> argparse.ArgumentParser:

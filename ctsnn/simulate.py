@@ -516,8 +516,11 @@ def _make_trace(sim: _Sim, model, rec_t, rec_y, record, t_end, dt, method) -> Tr
     for k_, v in model.params().items():
         if k_ in ("v_th", "v_reset", "pos_th", "neg_th", "bias", "base.v_th", "base.v_reset"):
             thresholds[k_.replace("base.", "")] = v.detach().cpu().tolist()
-    if hasattr(model, "reset"):
-        thresholds["reset"] = model.reset
+    base = getattr(model, "base", model)
+    if hasattr(base, "reset"):
+        thresholds["reset"] = base.reset
+    if hasattr(base, "adaptation"):
+        thresholds["adaptation"] = base.adaptation
     return Trace(t=torch.tensor(rec_t, dtype=torch.float64), states=states,
                  state_names=tuple(model.state_names), shape=tuple(sim.shape), spike_times=times,
                  spike_neurons=neurons, spike_signs=signs, spike_values=values, spike_events=events,

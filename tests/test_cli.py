@@ -73,3 +73,26 @@ def test_python_dash_m_help():
     res = subprocess.run([sys.executable, "-m", "ctsnn", "simulate", "--help"], capture_output=True,
                          text=True, check=True)
     assert "--current" in res.stdout and "--dt" in res.stdout and "units" in res.stdout
+
+
+def test_simulate_with_plot_and_plot_command(tmp_path):
+    import matplotlib.image
+
+    from ctsnn.cli import main
+
+    npz, png = tmp_path / "t.npz", tmp_path / "t.png"
+    assert main(["simulate", "--model", "lif", "--current", "0.3nA@10ms..90ms", "--dt", "0.1ms",
+                 "--t-end", "100ms", "-o", str(npz), "--plot", str(png), "--quiet"]) == 0
+    img = matplotlib.image.imread(png)
+    assert img.shape[0] > 100 and img.std() > 0.01
+    for kind in ("membrane", "raster", "states"):
+        out = tmp_path / f"{kind}.png"
+        assert main(["plot", str(npz), "--kind", kind, "-o", str(out)]) == 0
+        assert out.stat().st_size > 5000
+
+
+def test_plot_command_errors(tmp_path, capsys):
+    from ctsnn.cli import main
+
+    assert main(["plot", str(tmp_path / "missing.npz")]) == 2
+    assert "does not exist" in capsys.readouterr().err

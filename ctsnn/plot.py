@@ -1,0 +1,368 @@
+"""Figures of simulated (and fitted) neurons that do not lie at spikes.
+
+Every function draws with matplotlib's object API (no ``pyplot``, so it works headless and never
+opens a window), accepts ``ax=`` (or ``axes=``) to draw into an existing figure, and returns what
+it drew on. matplotlib is imported only when a function is called.
+
+* :func:`membrane` draws the membrane potential through every spike: at each spike time the line
+  rises to the pre-reset value (the state's left limit) and drops to the post-reset value (its
+  right limit), both taken from the Trace, whatever the recording grid; the threshold (moving
+  with ``b`` for threshold-adapting models) and the reset level are drawn as well.
+* :func:`raster` draws spike times as exact floats, one marker collection per sign.
+* :func:`states` stacks every recorded state, :func:`compare` overlays one neuron under several
+  dt or methods and shows the spike-time differences, :func:`fi_curve` draws rate against current,
+  :func:`fit` draws a fit's recorded and simulated membrane with residuals.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["membrane", "raster", "states", "compare", "fi_curve", "fit", "membrane_polyline",
+           "save"]
+
+POS_COLOR, NEG_COLOR = "#1f4e9c", "#c0392b"
+
+
+def _new_axes(ax, nrows=1, sharex=True, height_ratios=None, figsize=None):
+    """``ax`` if given, else new axes on a new (pyplot-free) Figure."""
+    if ax is not None:
+        return ax
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize or (7.0, 2.2 + 1.6 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, 1, sharex=sharex, squeeze=False,
+                        gridspec_kw={"height_ratios": height_ratios} if height_ratios else None)[:, 0]
+    return axes[0] if nrows == 1 else list(axes)
+
+
+def save(fig_or_ax, path, dpi: int = 120):
+    """Write the figure holding ``fig_or_ax`` to ``path`` (PNG, PDF, SVG by suffix)."""
+    obj = fig_or_ax[0] if isinstance(fig_or_ax, (list, tuple)) else fig_or_ax
+    fig = getattr(obj, "figure", None) or obj
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def _time_unit(t_end: float) -> tuple[float, str]:
+    return (1e3, "ms") if t_end <= 2.0 else (1.0, "s")
+
+
+def _volt_unit(trace, values) -> tuple[float, str]:
+    """mV for physiological values (|v| below ~0.5 V), else V."""
+    ref = [abs(float(x)) for x in np.ravel(values) if np.isfinite(x)]
+    for key in ("v_th", "pos_th"):
+        th = trace.thresholds.get(key)
+        if th is not None:
+            ref.extend(abs(float(x)) for x in np.ravel(th))
+    return (1e3, "mV") if ref and max(ref) < 0.5 else (1.0, "V")
+
+
+def _state_series(trace, name: str, neuron: int) -> np.ndarray:
+    x = trace[name].detach().cpu()
+    return x.reshape(x.shape[0], -1)[:, neuron].double().numpy()
+
+
+def membrane_polyline(trace, neuron: int = 0, state: str = "v") -> tuple[np.ndarray, np.ndarray]:
+    """Times and values of ``state`` for one (flat) neuron with both limits at each of its events.
+
+    The grid samples are merged with ``(t_k, pre_k)`` and ``(t_k, post_k)`` for every event ``k``
+    of that neuron, in time order (pre before post before a grid sample at the same time, since
+    grid samples are right limits).
+    """
+    t = trace.t.detach().cpu().double().numpy()
+    v = _state_series(trace, state, neuron)
+    sel = (trace.spike_neurons == int(neuron)).cpu()
+    ts = trace.spike_times.detach().cpu()[sel].double().numpy()
+    if ts.size == 0:
+        return t, v
+    i = trace.state_names.index(state)
+    pre = trace.spike_pre.detach().cpu()[sel][:, i].double().numpy()
+    post = trace.spike_post.detach().cpu()[sel][:, i].double().numpy()
+    times = np.concatenate([t, ts, ts])
+    vals = np.concatenate([v, pre, post])
+    rank = np.concatenate([np.full(t.size, 2), np.zeros(ts.size), np.ones(ts.size)])
+    seq = np.concatenate([np.arange(t.size), np.arange(ts.size), np.arange(ts.size)])
+    order = np.lexsort((seq, rank, times))
+    return times[order], vals[order]
+
+
+def _per_neuron(value, neuron: int):
+    if value is None:
+        return None
+    arr = np.ravel(np.asarray(value, dtype=float))
+    return float(arr[neuron] if arr.size > 1 else arr[0])
+
+
+def membrane(trace, neurons: int | Sequence[int] = 0, state: str = "v", *, ax=None,
+             threshold: bool = True, reset: bool = True, markers: bool = True, t_unit=None,
+             v_unit=None, label: str | None = None, color=None):
+    """Membrane potential of ``neurons`` (flat indices) against time, drawn through every spike.
+
+    The threshold is drawn at ``v_th`` (``v_th + b(t)`` for models with threshold adaptation,
+    ``pos_th - bias`` and ``-(neg_th + bias)`` for ternary models), the reset level at ``v_reset``
+    (reset to value), and a marker at each exact spike time on the pre-reset value.
+    Returns the Axes.
+    """
+    if state not in trace.states:
+        raise ValueError(f"state {state!r} was not recorded (recorded: {sorted(trace.states)}); "
+                         f"simulate with record=({state!r}, ...)")
+    neurons = [neurons] if isinstance(neurons, (int, np.integer)) else list(neurons)
+    for j in neurons:
+        if not 0 <= int(j) < trace.n_neurons:
+            raise ValueError(f"neuron {j} out of range: the trace has {trace.n_neurons} neurons")
+    ax = _new_axes(ax)
+    ts_scale, ts_name = t_unit if t_unit else _time_unit(trace.t_end)
+    vs_scale, vs_name = v_unit if v_unit else _volt_unit(trace, trace[state].detach().cpu().numpy())
+    i_state = trace.state_names.index(state)
+    th = trace.thresholds
+    for n_i, j in enumerate(neurons):
+        t, v = membrane_polyline(trace, j, state)
+        c = color or f"C{n_i % 10}"
+        lab = label if label is not None else (f"{state} neuron {j}" if len(neurons) > 1 else state)
+        ax.plot(t * ts_scale, v * vs_scale, color=c, lw=1.2, label=lab, gid=f"membrane-{j}")
+        if threshold:
+            _draw_threshold(ax, trace, j, ts_scale, vs_scale, c)
+        if reset and th.get("reset") == "to_value" and th.get("v_reset") is not None:
+            vr = _per_neuron(th["v_reset"], j)
+            ax.axhline(vr * vs_scale, color=c, ls=":", lw=0.9, alpha=0.7, label="reset", gid=f"reset-{j}")
+        if markers:
+            sel = (trace.spike_neurons == int(j)).cpu()
+            st = trace.spike_times.detach().cpu()[sel].double().numpy()
+            pre = trace.spike_pre.detach().cpu()[sel][:, i_state].double().numpy()
+            if st.size:
+                ax.plot(st * ts_scale, pre * vs_scale, ls="none", marker="v", ms=4, color=c,
+                        label="spikes", gid=f"spikes-{j}")
+    ax.set_xlabel(f"time ({ts_name})")
+    ax.set_ylabel(f"{state} ({vs_name})")
+    ax.set_xlim(0, trace.t_end * ts_scale)
+    _dedupe_legend(ax)
+    return ax
+
+
+def _draw_threshold(ax, trace, j, ts_scale, vs_scale, c):
+    th = trace.thresholds
+    if th.get("adaptation") == "threshold" and "b" in trace.states:
+        t, b = membrane_polyline(trace, j, "b")
+        vth = _per_neuron(th.get("v_th", 1.0), j)
+        ax.plot(t * ts_scale, (vth + b) * vs_scale, color=c, ls="--", lw=0.9, label="threshold",
+                gid=f"threshold-{j}")
+    elif "pos_th" in th:
+        bias = _per_neuron(th.get("bias", 0.0), j) or 0.0
+        for lvl in (_per_neuron(th["pos_th"], j) - bias, -(_per_neuron(th["neg_th"], j) + bias)):
+            ax.axhline(lvl * vs_scale, color=c, ls="--", lw=0.9, label="threshold", gid=f"threshold-{j}")
+    elif "v_th" in th:
+        ax.axhline(_per_neuron(th["v_th"], j) * vs_scale, color=c, ls="--", lw=0.9, label="threshold",
+                   gid=f"threshold-{j}")
+
+
+def _dedupe_legend(ax):
+    handles, labels = ax.get_legend_handles_labels()
+    seen = {}
+    for h, lab in zip(handles, labels):
+        seen.setdefault(lab, h)
+    if seen:
+        ax.legend(seen.values(), seen.keys(), fontsize="small", loc="best")
+
+
+def _spike_arrays(trace_or_spikes):
+    """(times, neurons, signs, t_end, n) from a Trace, a dict or a (times, neurons[, signs]) tuple."""
+    if hasattr(trace_or_spikes, "spike_times"):
+        tr = trace_or_spikes
+        return (tr.spike_times.detach().cpu().double().numpy(), tr.spike_neurons.cpu().numpy(),
+                tr.spike_signs.cpu().numpy().astype(int), tr.t_end, tr.n_neurons)
+    if isinstance(trace_or_spikes, dict):
+        times, neurons = trace_or_spikes["times"], trace_or_spikes["neurons"]
+        signs = trace_or_spikes.get("signs")
+    else:
+        times, neurons = trace_or_spikes[0], trace_or_spikes[1]
+        signs = trace_or_spikes[2] if len(trace_or_spikes) > 2 else None
+    times = np.asarray(torch.as_tensor(times).detach().cpu(), dtype=float).ravel()
+    neurons = np.asarray(torch.as_tensor(neurons).cpu()).ravel()
+    if times.shape != neurons.shape:
+        raise ValueError(f"raster: {times.size} times but {neurons.size} neuron indices")
+    signs = np.ones(times.size, dtype=int) if signs is None else np.asarray(signs).astype(int).ravel()
+    t_end = float(times.max()) if times.size else 1.0
+    n = int(neurons.max()) + 1 if neurons.size else 1
+    return times, neurons, signs, t_end, n
+
+
+def raster(trace_or_spikes, *, ax=None, groups: dict[str, Sequence[int]] | None = None,
+           rate: bool = False, rate_bin: float | None = None, t_unit=None, marker_size: float = 2.0):
+    """Spike raster: exact spike times against neuron index.
+
+    Ternary events are drawn in two colours (positive blue, negative red). ``groups`` maps a
+    label to neuron indices; groups are drawn in order, separated by a line, and labelled.
+    ``rate=True`` adds the population rate (Hz per neuron, bins of ``rate_bin`` s) below.
+    Each sign is ONE Line2D of markers (no per-spike artists), so 1e6 spikes draw in seconds.
+    Returns the raster Axes, or ``[raster_ax, rate_ax]`` with ``rate=True``.
+    """
+    times, neurons, signs, t_end, n = _spike_arrays(trace_or_spikes)
+    if ax is None:
+        axes = _new_axes(None, nrows=2 if rate else 1, height_ratios=[3, 1] if rate else None)
+    else:
+        axes = ax
+    rax = axes[0] if isinstance(axes, list) else axes
+    ts_scale, ts_name = t_unit if t_unit else _time_unit(t_end)
+    ypos = neurons.astype(float)
+    if groups:
+        order, ticks, labels, start = {}, [], [], 0
+        for lab, members in groups.items():
+            members = list(members)
+            for r_, m in enumerate(members):
+                order[int(m)] = start + r_
+            ticks.append(start + (len(members) - 1) / 2)
+            labels.append(lab)
+            start += len(members)
+            rax.axhline(start - 0.5, color="0.7", lw=0.6)
+        lut = np.full(max(n, max(order) + 1), np.nan)
+        for m, r_ in order.items():
+            lut[m] = r_
+        ypos = lut[neurons]
+        rax.set_yticks(ticks, labels)
+    for sgn, color, lab in ((1, POS_COLOR, "positive"), (-1, NEG_COLOR, "negative")):
+        sel = signs == sgn
+        if sel.any() or sgn == 1:
+            rax.plot(times[sel] * ts_scale, ypos[sel], ls="none", marker="|", ms=marker_size * 2,
+                     mew=0.8, color=color, label=lab, gid=f"raster-{lab}", rasterized=times.size > 20000)
+    if (signs == -1).any():
+        rax.legend(fontsize="small", loc="upper right")
+    rax.set_ylabel("neuron" if not groups else "group")
+    rax.set_xlim(0, t_end * ts_scale)
+    if not groups:
+        rax.set_ylim(-0.5, n - 0.5)
+    if rate:
+        pax = axes[1]
+        width = rate_bin or max(t_end / 100, 1e-9)
+        edges = np.arange(0.0, t_end + width, width)
+        counts, _ = np.histogram(times, bins=edges)
+        hz = counts / width / max(n, 1)
+        pax.stairs(hz, edges * ts_scale, fill=True, color="0.4", gid="rate")
+        pax.set_ylabel("rate (Hz)")
+        pax.set_xlabel(f"time ({ts_name})")
+        return [rax, pax]
+    rax.set_xlabel(f"time ({ts_name})")
+    return rax
+
+
+def states(trace, neuron: int = 0, *, axes=None, t_unit=None):
+    """Every recorded state of one neuron in stacked panels sharing the time axis."""
+    names = [s for s in trace.state_names if s in trace.states]
+    if not names:
+        raise ValueError("the trace recorded no state; simulate with record='all'")
+    axes = axes if axes is not None else _new_axes(None, nrows=len(names))
+    axes = axes if isinstance(axes, list) else [axes]
+    if len(axes) != len(names):
+        raise ValueError(f"states: {len(names)} recorded states need {len(names)} axes, got {len(axes)}")
+    ts_scale, ts_name = t_unit if t_unit else _time_unit(trace.t_end)
+    for a, name in zip(axes, names):
+        if name in ("v", "v_pos", "v_neg"):
+            membrane(trace, neuron, name, ax=a, t_unit=(ts_scale, ts_name), reset=False,
+                     threshold=name == "v")
+            a.set_xlabel("")
+        else:
+            t, y = membrane_polyline(trace, neuron, name)
+            a.plot(t * ts_scale, y, color="C1", lw=1.1, label=name, gid=f"state-{name}")
+            a.set_ylabel(f"{name} ({_STATE_UNITS.get(name, 'SI')})")
+    axes[-1].set_xlabel(f"time ({ts_name})")
+    return axes
+
+
+_STATE_UNITS = {"i": "A", "b": "V", "r": "events"}
+
+
+def compare(traces: Sequence, labels: Sequence[str] | None = None, neuron: int = 0, *, axes=None,
+            state: str = "v", t_unit=None):
+    """One neuron under several dt or methods: the membranes overlaid (top) and each trace's spike
+    times minus the first trace's, matched spike by spike (bottom). Returns ``[top, bottom]``."""
+    traces = list(traces)
+    if not traces:
+        raise ValueError("compare needs at least one trace")
+    labels = list(labels) if labels is not None else [f"dt={tr.dt:g} s, {tr.method}" for tr in traces]
+    if len(labels) != len(traces):
+        raise ValueError(f"{len(traces)} traces but {len(labels)} labels")
+    axes = axes if axes is not None else _new_axes(None, nrows=2, height_ratios=[3, 2])
+    top, bot = axes
+    t_end = max(tr.t_end for tr in traces)
+    ts_scale, ts_name = t_unit if t_unit else _time_unit(t_end)
+    vs = _volt_unit(traces[0], traces[0][state].detach().cpu().numpy())
+    ref = traces[0].spikes(neuron).detach().cpu().double().numpy()
+    for c, (tr, lab) in enumerate(zip(traces, labels)):
+        membrane(tr, neuron, state, ax=top, label=lab, color=f"C{c % 10}", threshold=c == 0,
+                 reset=False, markers=True, t_unit=(ts_scale, ts_name), v_unit=vs)
+        s = tr.spikes(neuron).detach().cpu().double().numpy()
+        m = min(s.size, ref.size)
+        bot.plot(ref[:m] * ts_scale, (s[:m] - ref[:m]) * 1e3, marker="o", ms=3, lw=0.8,
+                 color=f"C{c % 10}", label=f"{lab} ({s.size} spikes)", gid=f"difference-{c}")
+    top.set_xlabel("")
+    bot.axhline(0, color="0.6", lw=0.6)
+    bot.set_xlabel(f"time ({ts_name})")
+    bot.set_ylabel(f"spike time − {labels[0]} (ms)")
+    bot.legend(fontsize="small")
+    return [top, bot]
+
+
+def fi_curve(model, currents, *, t_end: float = 1.0, dt: float = 1e-4, method: str = "exact",
+             data=None, ax=None, i_unit=None):
+    """Firing rate (Hz) against a constant input current, for ``model`` (simulated, one neuron per
+    current) and optionally ``data = (currents, rates)``. Returns the Axes."""
+    from .simulate import simulate
+
+    cur = torch.as_tensor(currents, dtype=torch.float64).reshape(1, -1)
+    if model.n not in (1, cur.shape[1]):
+        raise ValueError(f"fi_curve: the model has {model.n} neurons but {cur.shape[1]} currents")
+    tr = simulate(model, cur, t_end=t_end, dt=dt, method=method, record=(), dtype=torch.float64)
+    rates = tr.rates().reshape(-1).numpy()
+    ax = _new_axes(ax)
+    scale, name = i_unit if i_unit else _current_unit(cur.numpy())
+    ax.plot(cur.numpy().ravel() * scale, rates, marker="o", ms=3, label=f"{type(model).__name__} ({method})",
+            gid="fi-model")
+    if data is not None:
+        di, dr = (np.asarray(x, dtype=float).ravel() for x in data)
+        ax.plot(di * scale, dr, ls="none", marker="s", ms=4, color="k", label="data", gid="fi-data")
+    ax.set_xlabel(f"input current ({name})")
+    ax.set_ylabel("firing rate (Hz)")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def _current_unit(values) -> tuple[float, str]:
+    m = float(np.max(np.abs(values))) if np.size(values) else 0.0
+    if 0 < m < 1e-9:
+        return 1e12, "pA"
+    if 0 < m < 1e-6:
+        return 1e9, "nA"
+    return 1.0, "A"
+
+
+def fit(result, *, axes=None, sweep: int = 0, t_unit=None):
+    """A fit's recorded and simulated membrane (top), residuals (bottom) and the fitted values with
+    their standard errors in the title. ``result`` is a :class:`ctsnn.FitResult`."""
+    recs = result.recordings
+    if not 0 <= sweep < len(recs):
+        raise ValueError(f"sweep {sweep} out of range: the fit has {len(recs)} recordings")
+    rec = recs[sweep]
+    tr = result.traces[sweep]
+    axes = axes if axes is not None else _new_axes(None, nrows=2, height_ratios=[3, 1])
+    top, bot = axes
+    t = np.asarray(rec.t, dtype=float)
+    ts_scale, ts_name = t_unit if t_unit else _time_unit(float(t[-1] - t[0]))
+    vs_scale, vs_name = _volt_unit(tr, np.asarray(rec.v))
+    sim_t, sim_v = membrane_polyline(tr, 0, "v")
+    top.plot(t * ts_scale, np.asarray(rec.v) * vs_scale, color="0.3", lw=1.0, label="recorded", gid="recorded")
+    top.plot((sim_t + t[0]) * ts_scale, sim_v * vs_scale, color="C3", lw=1.0, label="fitted model",
+             gid="fitted")
+    v_fit = tr["v"].detach().reshape(-1).double().numpy()
+    m = min(v_fit.size, t.size)
+    bot.plot(t[:m] * ts_scale, (np.asarray(rec.v)[:m] - v_fit[:m]) * vs_scale, color="C0", lw=0.8,
+             gid="residual")
+    bot.axhline(0, color="0.6", lw=0.6)
+    top.set_ylabel(f"v ({vs_name})")
+    bot.set_ylabel(f"residual ({vs_name})")
+    bot.set_xlabel(f"time ({ts_name})")
+    top.legend(fontsize="small")
+    parts = [f"{k} = {v:.4g} ± {result.stderr.get(k, float('nan')):.2g}" for k, v in result.values.items()]
+    top.set_title(", ".join(parts) + f"; RMSE {result.rmse * vs_scale:.3g} {vs_name}", fontsize="small")
+    return [top, bot]

@@ -1,0 +1,157 @@
+"""The figures draw what the trace says: checked on the artists' data, not on pixels."""
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+import ctsnn
+from ctsnn import plot
+
+matplotlib.use("Agg")
+TAU = 10e-3
+
+
+def _line(ax, gid):
+    lines = [ln for ln in ax.get_lines() if ln.get_gid() == gid]
+    assert len(lines) == 1, [ln.get_gid() for ln in ax.get_lines()]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def lif_trace():
+    # a coarse recording grid (2 ms) on purpose: the spikes fall between samples
+    return ctsnn.simulate(ctsnn.LIF(tau_mem=TAU, v_th=1.0, v_reset=0.0), 1.5, t_end=0.1, dt=2e-3,
+                          dtype=torch.float64)
+
+
+def test_membrane_reaches_the_pre_reset_peak_at_every_exact_spike_time(lif_trace, tmp_path):
+    tr = lif_trace
+    ax = plot.membrane(tr)
+    ln = _line(ax, "membrane-0")
+    x, y = np.asarray(ln.get_xdata()), np.asarray(ln.get_ydata())
+    scale = 1e3                                 # t_end < 2 s: the axis is in ms
+    assert tr.n_spikes > 5
+    for ts, pre, post in zip(tr.spike_times.tolist(), tr.spike_pre[:, 0].tolist(), tr.spike_post[:, 0].tolist()):
+        at = np.nonzero(np.abs(x - ts * scale) < 1e-9)[0]
+        assert at.size >= 2, ts
+        # first the left limit (threshold), then the right limit (reset), at the same time
+        assert y[at[0]] == pytest.approx(pre, abs=1e-12) and y[at[1]] == pytest.approx(post, abs=1e-12)
+    assert max(y) == pytest.approx(1.0, abs=1e-12)            # the line really reaches threshold
+    assert float(tr["v"].max()) < 0.99                         # ... which no grid sample does
+    assert np.all(np.diff(x) >= 0)
+    th = _line(ax, "threshold-0")
+    assert np.allclose(th.get_ydata(), 1.0)
+    assert np.allclose(_line(ax, "reset-0").get_ydata(), 0.0)
+    marks = _line(ax, "spikes-0")
+    assert np.allclose(marks.get_xdata(), tr.spike_times.numpy() * scale)
+    assert "(ms)" in ax.get_xlabel() and "(V)" in ax.get_ylabel()
+    path = plot.save(ax, tmp_path / "m.png")
+    img = matplotlib.image.imread(path)
+    assert img.shape[0] > 100 and img.std() > 0.01
+
+
+def test_membrane_physiological_units_and_moving_threshold():
+    model = ctsnn.ALIF(tau_mem=TAU, tau_adapt=0.1, adapt_jump=2e-3, r=100e6, v_leak=-70e-3,
+                       v_th=-50e-3, v_reset=-70e-3)
+    tr = ctsnn.simulate(model, 0.4e-9, t_end=0.2, dt=1e-3, record="all", dtype=torch.float64)
+    ax = plot.membrane(tr)
+    assert "(mV)" in ax.get_ylabel()
+    th = _line(ax, "threshold-0")
+    x, y = np.asarray(th.get_xdata()), np.asarray(th.get_ydata())
+    # the threshold is v_th + b: at each spike it reads v_th + b(t-) = v(t-), then jumps by adapt_jump
+    for k, ts in enumerate(tr.spike_times.tolist()):
+        at = np.nonzero(np.abs(x - ts * 1e3) < 1e-9)[0]
+        b_pre = float(tr.spike_pre[k, 1])
+        assert y[at[0]] == pytest.approx((-50e-3 + b_pre) * 1e3, abs=1e-9)
+        assert y[at[1]] - y[at[0]] == pytest.approx(2.0, abs=1e-9)      # 2 mV jump
+        assert float(tr.spike_pre[k, 0]) == pytest.approx(-50e-3 + b_pre, abs=1e-12)
+
+
+def test_raster_marker_positions_are_the_spike_times():
+    torch.manual_seed(0)
+    model = ctsnn.LIT(tau_mem=TAU, pos_th=1.0, neg_th=1.0, n=6)
+    cur = (torch.rand(300, 6, dtype=torch.float64) - 0.5) * 8
+    tr = ctsnn.simulate(model, cur, t_end=0.3, dt=1e-3, record=())
+    rax, pax = plot.raster(tr, rate=True, rate_bin=0.01)
+    pos, neg = _line(rax, "raster-positive"), _line(rax, "raster-negative")
+    for ln, sgn in ((pos, 1), (neg, -1)):
+        sel = tr.spike_signs == sgn
+        assert sel.sum() > 5
+        assert np.array_equal(ln.get_xdata(), tr.spike_times[sel].numpy() * 1e3)
+        assert np.array_equal(ln.get_ydata(), tr.spike_neurons[sel].numpy().astype(float))
+    assert pos.get_color() != neg.get_color()
+    # the rate panel integrates to the spike count
+    rate = [p for p in pax.patches if p.get_gid() == "rate"][0]
+    counts = np.asarray(rate.get_data()[0]) * 0.01 * 6
+    assert counts.sum() == pytest.approx(tr.n_spikes)
+    assert "(ms)" in pax.get_xlabel() and "Hz" in pax.get_ylabel()
+
+
+def test_raster_from_arrays_and_groups():
+    times = np.array([0.1, 0.2, 0.3, 0.4])
+    neurons = np.array([0, 3, 1, 2])
+    ax = plot.raster((times, neurons), groups={"exc": [0, 1], "inh": [2, 3]})
+    ln = _line(ax, "raster-positive")
+    assert np.array_equal(ln.get_ydata(), [0, 3, 1, 2])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["exc", "inh"]
+    with pytest.raises(ValueError, match="neuron indices"):
+        plot.raster((times, neurons[:3]))
+
+
+def test_states_has_one_panel_per_state():
+    model = ctsnn.CubaLIF(tau_syn=5e-3, tau_mem=TAU)
+    tr = ctsnn.simulate(model, spikes=([0.01, 0.012], [0, 0], [3.0, 3.0]), t_end=0.05, dt=1e-3,
+                        record="all", dtype=torch.float64)
+    axes = plot.states(tr)
+    assert len(axes) == 2
+    i_line = _line(axes[1], "state-i")
+    # the synaptic current jumps by 3 at the exact input time 10 ms... (a grid time here)
+    assert np.max(i_line.get_ydata()) == pytest.approx(float(tr["i"].max()), abs=1e-12)
+    assert axes[0].get_shared_x_axes().joined(axes[0], axes[1])
+    with pytest.raises(ValueError, match="recorded"):
+        plot.states(ctsnn.simulate(model, 1.0, t_end=0.01, dt=1e-3, record=()))
+
+
+def test_compare_shows_spike_time_differences():
+    model = ctsnn.LIF(tau_mem=TAU)
+    ref = ctsnn.simulate(model, 1.5, t_end=0.1, dt=1e-3, dtype=torch.float64)
+    eu = ctsnn.simulate(model, 1.5, t_end=0.1, dt=1e-3, method="euler", dtype=torch.float64)
+    top, bot = plot.compare([ref, eu], ["exact", "euler"])
+    d = _line(bot, "difference-1")
+    m = min(ref.n_spikes, eu.n_spikes)
+    assert np.allclose(d.get_ydata(), (eu.spike_times[:m] - ref.spike_times[:m]).numpy() * 1e3)
+    assert np.allclose(_line(bot, "difference-0").get_ydata(), 0)
+    assert len([ln for ln in top.get_lines() if ln.get_gid() == "membrane-0"]) == 2
+    with pytest.raises(ValueError, match="labels"):
+        plot.compare([ref, eu], ["one"])
+
+
+def test_fi_curve_matches_the_closed_form_rate():
+    model = ctsnn.LIF(tau_mem=TAU)
+    currents = [0.5, 1.5, 2.0, 3.0]
+    ax = plot.fi_curve(model, currents, t_end=1.0, dt=1e-3, data=([1.5, 2.0], [80.0, 140.0]))
+    y = _line(ax, "fi-model").get_ydata()
+    # below rheobase no spikes; above, floor(1 s / T) spikes with T = tau ln(I/(I - 1))
+    expected = [0.0] + [math.floor(1.0 / (TAU * math.log(i / (i - 1.0)))) for i in currents[1:]]
+    assert np.allclose(y, expected)
+    assert np.array_equal(_line(ax, "fi-data").get_xdata(), [1.5, 2.0])
+    assert "Hz" in ax.get_ylabel()
+
+
+def test_membrane_rejects_missing_state_and_bad_neuron(lif_trace):
+    with pytest.raises(ValueError, match="recorded"):
+        plot.membrane(lif_trace, state="i")
+    with pytest.raises(ValueError, match="out of range"):
+        plot.membrane(lif_trace, neurons=3)
+
+
+def test_composes_into_given_axes():
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    a, b = fig.subplots(1, 2)
+    tr = ctsnn.simulate(ctsnn.LIF(tau_mem=TAU), 1.5, t_end=0.05, dt=1e-3)
+    assert plot.membrane(tr, ax=a) is a
+    assert plot.raster(tr, ax=b) is b
