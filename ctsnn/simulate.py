@@ -370,7 +370,14 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
                     raise ValueError(f"initial value of {k!r} contains NaN or Inf")
             y[..., model.state_index(k)] = torch.broadcast_to(v, shape).reshape(sim.Bt, sim.n)
     sim.y = y
-    solver = solver_cls(sim, **solver_options)
+    try:
+        solver = solver_cls(sim, **solver_options)
+    except TypeError as exc:
+        if solver_options and "unexpected keyword" in str(exc):
+            raise ValueError(f"method={method!r} takes no option(s) {sorted(solver_options)} (rtol/atol "
+                             f"apply to the adaptive torchdiffeq methods such as 'dopri5', step_size to "
+                             f"the fixed-grid ones such as 'rk4')") from None
+        raise
 
     # inputs
     if spikes is not None:

@@ -2,15 +2,18 @@
 and locates the output events in it. ``get_solver(name)`` looks one up by method name."""
 from __future__ import annotations
 
+from .adaptive import ADAPTIVE_METHODS, FIXED_METHODS, Adaptive, make_solver_class
 from .base import Solver, linear_drift
 from .euler import Euler
 from .exact import Exact
 from .propagator import propagate, propagator
 
 __all__ = ["Solver", "Euler", "Exact", "SOLVERS", "get_solver", "register", "propagator",
-           "propagate", "linear_drift"]
+           "propagate", "linear_drift", "Adaptive", "ADAPTIVE_METHODS", "FIXED_METHODS"]
 
 SOLVERS: dict[str, type[Solver]] = {"exact": Exact, "euler": Euler}
+for _name in ADAPTIVE_METHODS + tuple(FIXED_METHODS):
+    SOLVERS[_name] = make_solver_class(_name)
 
 
 def register(name: str, cls: type[Solver]) -> None:

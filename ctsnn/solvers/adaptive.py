@@ -1,0 +1,344 @@
+"""torchdiffeq solvers with per-element event location (``method="dopri5"``, ``"rk4"``, ...).
+
+torchdiffeq does the stepping; ctsnn does the events. Over a sub-interval ``[a, b]`` of a grid
+step (input held, no input spike inside: ``simulate`` splits there, so input discontinuities
+are always stepped to exactly) the whole population ``y`` ``[Bt, n, S]`` is integrated as one
+ODE ``dy/dt = f(t, y, u)`` (the model's ``drift``):
+
+1. torchdiffeq takes one accepted step ``[t0, t1]`` (adaptive methods: error control with
+   ``rtol``/``atol``; fixed-grid methods: ``step_size``, default ``dt``), which provides a dense
+   solution on the step: the solver's own 4th-order interpolant for the adaptive Runge-Kutta
+   pairs, the cubic Hermite interpolant through ``(y0, f0, y1, f1)`` for fixed-grid methods.
+2. Every event function of every element is checked at the step end: an upward crossing
+   ``g(t0) < 0 <= g(t1)`` is located on the dense solution by ``bracketed_root`` (Illinois), each
+   element on its own.
+3. The earliest crossing time ``t*`` over the population becomes a restart point: every element
+   is evaluated on the dense solution at ``t*``, the elements crossing at ``t*`` jump, and
+   integration restarts from ``t*`` for everyone. The other elements are not disturbed (their
+   state at ``t*`` lies on their own solution; only a step boundary is added), so one neuron's
+   spike never stops or distorts the others. Cost: one restart (a fresh initial step size
+   selection and ~one extra step) per distinct spike time in the population.
+4. Coupled populations (all-to-all or delayed feedback) return at ``t*`` so ``simulate``
+   delivers the feedback in order.
+
+Crossings that enter and leave the threshold region inside one accepted step (``g < 0`` at both
+ends) are not detected; with tight tolerances the steps are short enough for this not to occur
+in practice, and the cross-solver tests check it.
+
+Gradients: the Runge-Kutta stages are ordinary autograd operations, so states carry gradients
+w.r.t. parameters and inputs. Step sizes are detached (no spurious gradients through error
+control). An event time gets its gradient by the implicit function theorem at the crossing,
+``dt*/dp = -(dg/dp)/(dg/dt)`` (``attach_event_time``); with ``delta = t*_att - t*`` (value 0) the
+pre-jump state is ``y(t*) + f(y-) delta`` and the state that integration restarts from is
+``y+ - f(y+) delta`` (the saltation correction), so later states carry the effect of the shifted
+jump too.
+
+Not supported: refractory periods (``t_ref > 0``) - use ``"exact"`` or ``"euler"``. A callable
+current is sampled at grid step starts and held (as for every method).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torchdiffeq._impl.misc import _PerturbFunc, _rms_norm
+from torchdiffeq._impl.odeint import SOLVERS as _TD
+
+from ..events import attach_event_time, bracketed_root
+from .base import Solver
+
+__all__ = ["Adaptive", "ADAPTIVE_METHODS", "FIXED_METHODS", "make_solver_class"]
+
+#: adaptive torchdiffeq methods (error-controlled step size)
+ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
+#: fixed-grid torchdiffeq methods, by ctsnn name -> torchdiffeq name ("euler" is ctsnn's own)
+FIXED_METHODS = {"rk4": "rk4", "midpoint": "midpoint", "heun2": "heun2", "heun3": "heun3",
+                 "torchdiffeq_euler": "euler"}
+
+
+def _noop(*_args):
+    return None
+
+
+def _hermite(y0, f0, y1, f1, h):
+    """Coefficients (in x = (t - t0)/h) of the cubic Hermite interpolant."""
+    d = h * f0
+    c = -3 * y0 + 3 * y1 - 2 * h * f0 - h * f1
+    bb = 2 * y0 - 2 * y1 + h * f0 + h * f1
+    return [y0, d, c, bb]
+
+
+class Adaptive(Solver):
+    """A torchdiffeq method with ctsnn's per-element event location (see module docstring).
+
+    Options (keywords of ``simulate``): ``rtol`` (default 1e-7), ``atol`` (default 1e-9) for the
+    adaptive methods; ``step_size`` in s (default ``dt``) for the fixed-grid ones.
+    """
+
+    name = "adaptive"
+    td_name = "dopri5"
+    adaptive = True
+    order = 5
+
+    def __init__(self, sim, rtol=None, atol=None, step_size=None):
+        super().__init__(sim)
+        m = sim.model
+        if self.adaptive:
+            if step_size is not None:
+                raise ValueError(f"step_size applies to the fixed-grid methods {sorted(FIXED_METHODS)}, "
+                                 f"not to the adaptive method {self.name!r} (use rtol/atol)")
+            self.rtol = self._tol("rtol", 1e-7 if rtol is None else rtol)
+            self.atol = self._tol("atol", 1e-9 if atol is None else atol)
+        else:
+            if rtol is not None or atol is not None:
+                raise ValueError(f"rtol/atol apply to the adaptive methods {list(ADAPTIVE_METHODS)}; "
+                                 f"{self.name!r} is a fixed-grid method (use step_size)")
+            h = sim.dt if step_size is None else step_size
+            try:
+                h = float(h)
+            except (TypeError, ValueError):
+                raise ValueError(f"step_size must be a number of seconds, got {step_size!r}") from None
+            if not (math.isfinite(h) and h > 0):
+                raise ValueError(f"step_size must be > 0 and finite, got {step_size!r}")
+            self.h = h
+        if sim.t_ref is not None:
+            raise ValueError(f"t_ref > 0 (refractory period) is not supported by method={self.name!r}; "
+                             f"use method='exact' or 'euler'")
+        self.G = m.event_matrix(sim.dtype, sim.device)
+        self.theta = m.event_offset(sim.dtype, sim.device)
+        self.stats = sim.stats
+        self.stats.setdefault("solver_steps", 0)
+        self.stats.setdefault("restarts", 0)
+
+    @staticmethod
+    def _tol(name, x):
+        try:
+            v = float(x)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a positive number, got {x!r}") from None
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be > 0 and finite, got {x!r}")
+        return v
+
+    # ------------------------------------------------------------------ pieces
+    def _f(self, t, y):
+        """Drift of the population; ``t`` is the offset from the step start."""
+        sim = self.sim
+        return self.sim.model.drift(sim.t0 + float(t), y, sim.u)
+
+    def _g(self, y):
+        return y @ self.G.T - self.theta
+
+    def _theta_of(self, gidx):
+        nid = gidx % self.sim.n
+        return self.theta[nid] if self.theta.shape[0] > 1 else self.theta.expand(gidx.shape[0], -1)
+
+    @staticmethod
+    def _poly(coeff, x):
+        """Evaluate sum_j coeff[j] x^j; coeff[j] ``[m, S]``, x ``[m]``."""
+        x = x[:, None]
+        tot = coeff[-1]
+        for c in reversed(coeff[:-1]):
+            tot = c + x * tot
+        return tot
+
+    def _steps(self, y0, t, b):
+        """Generator of accepted steps ``(t0, t1, y1, coeff)`` from offset ``t`` to ``b``;
+        ``coeff``: polynomial coefficients in ``x = (s - t0)/(t1 - t0)``, each ``[Bt, n, S]``."""
+        sim = self.sim
+        shape = y0.shape
+        func = _PerturbFunc(lambda tt, yy: self._f(tt, yy.view(shape)).reshape(-1))
+        for cb in ("callback_step", "callback_accept_step", "callback_reject_step"):
+            setattr(func, cb, _noop)
+        yf = y0.reshape(-1)
+        tdt = torch.float64
+        if self.adaptive:
+            solver = _TD[self.td_name](func=func, y0=yf, rtol=self.rtol, atol=self.atol,
+                                       norm=_rms_norm, step_t=torch.tensor([b], dtype=tdt))
+            solver._before_integrate(torch.tensor([t, b], dtype=tdt))
+            st = solver.rk_state
+            st = st._replace(dt=st.dt.detach())
+            n_try = 0
+            while float(st.t1) < b:
+                new = solver._adaptive_step(st)
+                new = new._replace(t0=new.t0.detach(), t1=new.t1.detach(), dt=new.dt.detach())
+                n_try += 1
+                if n_try > 10_000_000:  # pragma: no cover
+                    raise RuntimeError("adaptive solver: too many steps")
+                if float(new.t1) > float(st.t1):
+                    self.stats["solver_steps"] += 1
+                    t0, t1 = float(new.t0), min(float(new.t1), b)
+                    coeff = [c.view(shape) for c in new.interp_coeff]
+                    yield t0, t1, new.y1.view(shape), coeff
+                st = new
+        else:
+            solver = _TD[self.td_name](func=func, y0=yf, atol=0.0)
+            f0 = None
+            while t < b:
+                t1 = min(t + self.h, b)
+                if b - t1 < 1e-12 * self.h:
+                    t1 = b
+                h = t1 - t
+                tt0 = torch.tensor(t, dtype=tdt)
+                dy, f0_ = solver._step_func(func, tt0, torch.tensor(h, dtype=tdt),
+                                            torch.tensor(t1, dtype=tdt), yf)
+                f0 = f0_ if f0 is None else f0
+                y1 = yf + dy
+                f1 = func(torch.tensor(t1, dtype=tdt), y1)
+                self.stats["solver_steps"] += 1
+                coeff = [c.view(shape) for c in _hermite(yf, f0, y1, f1, h)]
+                yield t, t1, y1.view(shape), coeff
+                t, yf, f0 = t1, y1, f1
+
+    # ------------------------------------------------------------------ main
+    def advance(self, sim, a, b):
+        t = a
+        n_events = 0
+        limit = sim.max_events_per_step * max(sim.M, 1)
+        while True:
+            y = sim.y
+            # an armed element already at or above threshold fires now (after an input jump,
+            # or a reset that lands above threshold)
+            with torch.no_grad():
+                g = self._g(y)
+                now = sim.armed & (g >= 0)
+            if bool(now.any()):
+                anyn = now.any(-1).reshape(-1)
+                idx = anyn.nonzero().squeeze(-1)
+                e = torch.where(now, g, torch.full_like(g, -math.inf)).reshape(-1, g.shape[-1])[idx].argmax(-1)
+                off = torch.full((idx.shape[0],), t, dtype=sim.dtype, device=sim.device)
+                sim.fire(idx, off, e, sim.y.reshape(-1, sim.S)[idx])
+                n_events += idx.shape[0]
+                if n_events > limit:
+                    sim.too_many_events(idx, a)
+                if sim.coupled:
+                    sim.count_coupled_event(a)
+                    return t
+                continue
+            if t >= b:
+                return b
+            t_new = self._integrate(sim, t, b)
+            if t_new is None:
+                return b
+            t = t_new
+            n_events += 1
+            if n_events > limit:
+                sim.too_many_events(torch.zeros(1, dtype=torch.long), a)
+            if sim.coupled:
+                sim.count_coupled_event(a)
+                return t
+
+    def _integrate(self, sim, t, b):
+        """Integrate from ``t`` to ``b``; stop at the first event time (returned), or None."""
+        y0 = sim.y
+        with torch.no_grad():
+            g_prev = self._g(y0)
+        for t0, t1, y1, coeff in self._steps(y0, t, b):
+            with torch.no_grad():
+                g1 = self._g(y1)
+                cand = (g_prev < 0) & (g1 >= 0)
+            if not bool(cand.any()):
+                with torch.no_grad():
+                    sim.armed |= g1 < 0
+                g_prev = g1
+                if t1 >= b:
+                    sim.y = y1
+                    return None
+                continue
+            return self._events(sim, t0, t1, coeff, g_prev, g1, cand)
+        sim.y = y0  # pragma: no cover - empty interval
+        return None
+
+    def _events(self, sim, t0, t1, coeff, g0, g1, cand):
+        S, E = sim.S, g0.shape[-1]
+        span = t1 - t0
+        cflat = [c.reshape(-1, S) for c in coeff]
+        flat_c = cand.reshape(-1, E)
+        el = flat_c.any(-1).nonzero().squeeze(-1)                        # candidate elements
+        th = self._theta_of(el)
+        xtol = 4 * torch.finfo(torch.float64).eps * max(abs(t1), sim.dt) / span   # in x units
+        best = torch.full((el.shape[0],), math.inf, dtype=torch.float64, device=sim.device)
+        best_e = torch.zeros(el.shape[0], dtype=torch.long, device=sim.device)
+        with torch.no_grad():
+            ce = [c[el] for c in cflat]
+            g0e, g1e = g0.reshape(-1, E)[el], g1.reshape(-1, E)[el]
+            for e in range(E):
+                u = flat_c[el, e].nonzero().squeeze(-1)
+                if u.numel() == 0:
+                    continue
+                cu = [c[u] for c in ce]
+
+                def gfun(x, cu=cu, u=u, e=e):
+                    return (self._poly(cu, x.to(cu[0].dtype)) @ self.G[e]) - th[u, e]
+
+                lo = torch.zeros(u.shape[0], dtype=torch.float64, device=sim.device)
+                hi = torch.ones_like(lo)
+                r = bracketed_root(gfun, lo, hi, g0e[u, e].to(torch.float64), g1e[u, e].to(torch.float64),
+                                   xtol=xtol)
+                better = r < best[u]
+                best[u] = torch.where(better, r, best[u])
+                best_e[u] = torch.where(better, torch.full_like(u, e), best_e[u])
+        xmin = float(best.min())
+        ts = t0 + xmin * span                                  # restart offset
+        fire = (best <= xmin).nonzero().squeeze(-1)
+        gidx, ev = el[fire], best_e[fire]
+        x = torch.full((sim.M,), xmin, dtype=cflat[0].dtype, device=sim.device)
+        y_star = self._poly(cflat, x)                          # [M, S] everyone at ts
+        # event times with IFT gradients
+        ys = y_star[gidx]
+        f_pre_all = self._f(ts, y_star.view(sim.Bt, sim.n, S)).reshape(-1, S)
+        f_pre = f_pre_all[gidx]
+        gval = (ys @ self.G.T - self._theta_of(gidx)).gather(1, ev[:, None]).squeeze(1)
+        gdot = (f_pre @ self.G.T).gather(1, ev[:, None]).squeeze(1)
+        t_det = torch.full((gidx.shape[0],), ts, dtype=torch.float64, device=sim.device)
+        grad = torch.is_grad_enabled() and (ys.requires_grad or gval.requires_grad)
+        if grad:
+            t_att = attach_event_time(t_det.to(gval.dtype), gval, gdot)
+            delta = t_att - t_att.detach()                       # value 0, carries dt*/dp
+        else:
+            t_att = t_det.to(sim.dtype)
+            delta = None
+        with torch.no_grad():
+            sim.armed |= (y_star.view(sim.Bt, sim.n, S) @ self.G.T - self.theta) < 0
+        if delta is None:
+            sim.y = y_star.view(sim.Bt, sim.n, S)
+            sim.fire(gidx, t_att, ev, ys)
+        elif not sim.coupled:
+            pre = ys + f_pre * delta[:, None]
+            sim.y = y_star.view(sim.Bt, sim.n, S)
+            post = sim.fire(gidx, t_att, ev, pre, write=False)
+            f_post = self._f(ts, self._scatter(y_star, gidx, post, sim)).reshape(-1, S)[gidx]
+            post = post - f_post * delta[:, None]
+            sim.y = self._scatter(y_star, gidx, post, sim)
+        else:
+            # coupled: the feedback of the event at t* reaches other elements at t*, so every
+            # element's restart state shifts with t*; firing elements by their own delta, the
+            # others by the first firing element's (exact unless simultaneous events differ)
+            dl = delta[0].expand(sim.M).clone().index_put((gidx,), delta)[:, None]
+            yp = y_star + f_pre_all * dl
+            sim.y = yp.view(sim.Bt, sim.n, S)
+            sim.fire(gidx, t_att, ev, yp[gidx])
+            yq = sim.y.reshape(-1, S)
+            f_post = self._f(ts, sim.y).reshape(-1, S)
+            sim.y = (yq - f_post * dl).view(sim.Bt, sim.n, S)
+        self.stats["restarts"] += 1
+        return ts
+
+    @staticmethod
+    def _scatter(y_flat, gidx, rows, sim):
+        return y_flat.index_put((gidx,), rows).view(sim.Bt, sim.n, sim.S)
+
+
+def make_solver_class(name: str) -> type[Adaptive]:
+    """The solver class for ctsnn method ``name`` (a torchdiffeq method)."""
+    if name in ADAPTIVE_METHODS:
+        td, adaptive = name, True
+    elif name in FIXED_METHODS:
+        td, adaptive = FIXED_METHODS[name], False
+    else:
+        raise ValueError(f"{name!r} is not a torchdiffeq method known to ctsnn")
+    order = getattr(_TD[td], "order", 0)
+    return type(f"Adaptive_{name}", (Adaptive,), {"name": name, "td_name": td, "adaptive": adaptive,
+                                                   "order": order,
+                                                   "__doc__": f"torchdiffeq {td!r} (order {order}) "
+                                                              f"with ctsnn event location."})

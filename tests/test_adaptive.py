@@ -1,0 +1,191 @@
+"""torchdiffeq methods with ctsnn event location: closed forms, agreement with the exact method,
+Euler's order, independence of the elements, bad input."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import ctsnn
+from ctsnn.solvers import ADAPTIVE_METHODS, FIXED_METHODS
+
+TAU, I, TH = 0.02, 1.5, 1.0
+T1 = TAU * math.log(I / (I - TH))          # LIF under DC: k-th spike at k*T1
+TIGHT = dict(rtol=1e-9, atol=1e-12)
+
+
+def _run(model, method, **kw):
+    opts = dict(TIGHT) if method in ADAPTIVE_METHODS else {}
+    opts.update(kw.pop("opts", {}))
+    return ctsnn.simulate(model, method=method, dtype=torch.float64, **kw, **opts)
+
+
+def _same_spikes(a, b, tol):
+    assert a.spike_times.shape == b.spike_times.shape, (a.spike_times.shape, b.spike_times.shape)
+    assert torch.equal(a.spike_neurons, b.spike_neurons)
+    err = (a.spike_times - b.spike_times).abs().max().item() if a.spike_times.numel() else 0.0
+    assert err < tol, err
+    return err
+
+
+# tolerance per method chosen so the test stays fast; error bound derived from the tolerance
+CASES = {"dopri5": (TIGHT, 1e-7), "dopri8": (TIGHT, 1e-7),
+         "bosh3": (dict(rtol=1e-8, atol=1e-11), 1e-6),
+         "fehlberg2": (dict(rtol=1e-6, atol=1e-9), 1e-5),
+         "adaptive_heun": (dict(rtol=1e-6, atol=1e-9), 1e-5),
+         "rk4": ({}, 1e-7), "heun3": ({}, 2e-6), "midpoint": ({}, 1e-4), "heun2": ({}, 1e-4),
+         "torchdiffeq_euler": ({"step_size": 2e-5}, 1e-4)}
+
+
+@pytest.mark.parametrize("method", list(CASES))
+def test_lif_dc_closed_form(method):
+    opts, tol = CASES[method]
+    t_end = {"fehlberg2": 0.05, "adaptive_heun": 0.05, "torchdiffeq_euler": 0.05}.get(method, 0.1)
+    tr = ctsnn.simulate(ctsnn.LIF(tau_mem=TAU), current=I, t_end=t_end, dt=1e-3, method=method,
+                        dtype=torch.float64, **opts)
+    k = int(t_end / T1)
+    assert tr.spike_times.shape[0] == k
+    err = (tr.spike_times - T1 * torch.arange(1, k + 1, dtype=torch.float64)).abs().max().item()
+    assert err < tol, err
+
+
+def test_every_torchdiffeq_method_registered():
+    for m in ADAPTIVE_METHODS + tuple(FIXED_METHODS):
+        assert m in ctsnn.solvers.SOLVERS
+
+
+def _scenarios():
+    g = torch.Generator().manual_seed(0)
+    t_in = torch.sort(torch.rand(12, generator=g, dtype=torch.float64) * 0.08).values
+    spikes = (t_in, torch.zeros(12, dtype=torch.long), torch.full((12,), 0.6, dtype=torch.float64))
+    cur = 1.0 + 1.5 * torch.rand(100, 3, generator=g, dtype=torch.float64)
+    yield "CubaLIF", ctsnn.CubaLIF(tau_syn=5e-3, tau_mem=TAU), dict(current=1.3, spikes=spikes)
+    yield "ALIF-threshold", ctsnn.ALIF(tau_mem=TAU, tau_adapt=0.05, adapt_jump=0.2), dict(current=cur)
+    yield "ALIF-current", ctsnn.ALIF(tau_mem=TAU, tau_adapt=0.05, adapt_jump=0.3, adaptation="current",
+                                     tau_syn=4e-3), dict(current=cur)
+    yield "LIT", ctsnn.LIT(tau_mem=TAU, pos_th=1.0, neg_th=0.7, n=3), \
+        dict(current=torch.sin(torch.linspace(0, 12, 100, dtype=torch.float64))[:, None] * 4 *
+             torch.tensor([1.0, 0.7, 1.3], dtype=torch.float64))
+    yield "LIF-subtract", ctsnn.LIF(tau_mem=TAU, reset="subtract", n=3), dict(current=cur, spikes=spikes)
+
+
+@pytest.mark.parametrize("name,model,kw", list(_scenarios()), ids=[s[0] for s in _scenarios()])
+def test_dopri_agrees_with_exact(name, model, kw):
+    ex = ctsnn.simulate(model, method="exact", t_end=0.1, dt=1e-3, dtype=torch.float64, **kw)
+    assert ex.spike_times.numel() >= 5
+    for m in ("dopri5", "dopri8"):
+        ad = ctsnn.simulate(model, method=m, t_end=0.1, dt=1e-3, dtype=torch.float64, **TIGHT, **kw)
+        _same_spikes(ex, ad, 1e-7)
+        # states on the grid agree too
+        assert torch.allclose(ex["v"], ad["v"], atol=1e-7)
+
+
+@pytest.mark.slow
+def test_recurrent_network_all_to_all_delays():
+    n = 20
+    g = torch.Generator().manual_seed(3)
+    W = 0.4 * torch.randn(n, n, generator=g, dtype=torch.float64) / math.sqrt(n)
+    W.fill_diagonal_(0.0)
+    model = ctsnn.Recurrent(ctsnn.CubaLIF(tau_syn=5e-3, tau_mem=TAU, n=n), weight=W, delay=1.5e-3)
+    cur = 1.1 + 0.6 * torch.rand(1, n, generator=g, dtype=torch.float64)
+    ex = ctsnn.simulate(model, current=cur, method="exact", t_end=0.06, dt=1e-3, dtype=torch.float64)
+    ad = ctsnn.simulate(model, current=cur, method="dopri5", t_end=0.06, dt=1e-3, dtype=torch.float64,
+                        **TIGHT)
+    assert ex.spike_times.numel() >= 20
+    _same_spikes(ex, ad, 1e-7)
+
+
+def test_recurrent_zero_delay_all_to_all():
+    n = 5
+    g = torch.Generator().manual_seed(1)
+    W = 0.3 * torch.rand(n, n, generator=g, dtype=torch.float64)
+    model = ctsnn.Recurrent(ctsnn.LIF(tau_mem=TAU, n=n), weight=W)
+    cur = 1.05 + 0.5 * torch.rand(1, n, generator=g, dtype=torch.float64)
+    ex = ctsnn.simulate(model, current=cur, method="exact", t_end=0.05, dt=1e-3, dtype=torch.float64)
+    ad = ctsnn.simulate(model, current=cur, method="dopri5", t_end=0.05, dt=1e-3, dtype=torch.float64,
+                        **TIGHT)
+    assert ex.spike_times.numel() >= 5
+    _same_spikes(ex, ad, 1e-7)
+
+
+def test_elements_independent():
+    """One population of neurons with different inputs = each neuron simulated alone."""
+    cur = torch.tensor([1.2, 1.5, 2.3, 3.1], dtype=torch.float64)
+    cur2 = cur[None]
+    model = ctsnn.LIF(tau_mem=TAU, n=4)
+    pop = _run(model, "dopri5", current=cur2, t_end=0.05, dt=1e-3)
+    for j in range(4):
+        alone = _run(ctsnn.LIF(tau_mem=TAU), "dopri5", current=float(cur[j]), t_end=0.05, dt=1e-3)
+        mine = pop.spike_times[pop.spike_neurons == j]
+        assert mine.shape == alone.spike_times.shape
+        k = torch.arange(1, mine.shape[0] + 1, dtype=torch.float64)
+        ref = k * TAU * math.log(float(cur[j]) / (float(cur[j]) - TH))
+        assert (mine - ref).abs().max() < 1e-7
+        assert (mine - alone.spike_times).abs().max() < 1e-7
+
+
+def test_euler_order_one():
+    errs, dts = [], [4e-5, 2e-5, 1e-5, 5e-6]
+    model = ctsnn.CubaLIF(tau_syn=5e-3, tau_mem=TAU)
+    ex = ctsnn.simulate(model, current=1.6, method="exact", t_end=0.03, dt=1e-3, dtype=torch.float64)
+    for dt in dts:
+        eu = ctsnn.simulate(model, current=1.6, method="euler", t_end=0.03, dt=dt, dtype=torch.float64)
+        assert eu.spike_times.shape == ex.spike_times.shape
+        errs.append((eu.spike_times - ex.spike_times).abs().max().item())
+    slope = np.polyfit(np.log(dts), np.log(errs), 1)[0]
+    assert 0.8 < slope < 1.3, (slope, errs)
+
+
+def test_fixed_grid_order_rk4():
+    """rk4 spike times converge with order ~4 in step_size (events on the Hermite interpolant
+    limit it to the interpolant's order 3 at worst)."""
+    errs, hs = [], [1e-3, 5e-4, 2.5e-4]
+    model = ctsnn.CubaLIF(tau_syn=5e-3, tau_mem=TAU)
+    ex = ctsnn.simulate(model, current=1.6, method="exact", t_end=0.03, dt=1e-3, dtype=torch.float64)
+    for h in hs:
+        tr = ctsnn.simulate(model, current=1.6, method="rk4", t_end=0.03, dt=1e-3, dtype=torch.float64,
+                            step_size=h)
+        errs.append((tr.spike_times - ex.spike_times).abs().max().item())
+    slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
+    assert slope > 2.8, (slope, errs)
+
+
+def test_float32_runs():
+    tr = ctsnn.simulate(ctsnn.LIF(tau_mem=TAU), current=I, t_end=0.05, dt=1e-3, method="dopri5",
+                        dtype=torch.float32, rtol=1e-5, atol=1e-6)
+    k = int(0.05 / T1)
+    assert tr.spike_times.shape[0] == k
+    assert (tr.spike_times - T1 * torch.arange(1, k + 1, dtype=torch.float64)).abs().max() < 1e-5
+
+
+# ---------------------------------------------------------------- bad input
+def test_unknown_method_lists_valid():
+    with pytest.raises(ValueError, match="dopri5"):
+        ctsnn.simulate(ctsnn.LIF(tau_mem=TAU), current=I, t_end=0.01, dt=1e-3, method="dopri99")
+
+
+@pytest.mark.parametrize("opt", [dict(rtol=0), dict(atol=-1e-9), dict(rtol=float("nan")),
+                                 dict(rtol="x")])
+def test_bad_tolerances(opt):
+    name = next(iter(opt))
+    with pytest.raises(ValueError, match=name):
+        ctsnn.simulate(ctsnn.LIF(tau_mem=TAU), current=I, t_end=0.01, dt=1e-3, method="dopri5", **opt)
+
+
+@pytest.mark.parametrize("method", ["exact", "euler"])
+def test_tolerances_rejected_for_grid_methods(method):
+    with pytest.raises(ValueError, match="rtol"):
+        ctsnn.simulate(ctsnn.LIF(tau_mem=TAU), current=I, t_end=0.01, dt=1e-3, method=method, rtol=1e-6)
+
+
+def test_fixed_grid_rejects_rtol_and_bad_step():
+    with pytest.raises(ValueError, match="rtol"):
+        ctsnn.simulate(ctsnn.LIF(tau_mem=TAU), current=I, t_end=0.01, dt=1e-3, method="rk4", rtol=1e-6)
+    with pytest.raises(ValueError, match="step_size"):
+        ctsnn.simulate(ctsnn.LIF(tau_mem=TAU), current=I, t_end=0.01, dt=1e-3, method="rk4", step_size=0)
+
+
+def test_refractory_refused():
+    with pytest.raises(ValueError, match="t_ref"):
+        ctsnn.simulate(ctsnn.LIF(tau_mem=TAU, t_ref=1e-3), current=I, t_end=0.01, dt=1e-3,
+                       method="dopri5")
