@@ -4,10 +4,11 @@ Each neuron model is stated once as an ODE with event functions and jump maps; `
 integrates it (exact propagator with in-step spike times, Euler, ...). Times are SI seconds.
 """
 from .models import ALIF, IF, LIF, LIT, CubaLIF, DualLIT, NeuronModel, Recurrent
+from .models import QIF, AdEx, Izhikevich
 from .simulate import SimulationError, simulate
 from .trace import Trace
 
 __version__ = "0.1.0"
 
 __all__ = ["NeuronModel", "LIF", "IF", "CubaLIF", "ALIF", "LIT", "DualLIT", "Recurrent",
-           "simulate", "SimulationError", "Trace", "__version__"]
+           "AdEx", "QIF", "Izhikevich", "simulate", "SimulationError", "Trace", "__version__"]
