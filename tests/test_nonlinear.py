@@ -123,5 +123,5 @@ def test_per_neuron_parameters_batch():
         one = ctsnn.simulate(ctsnn.Izhikevich(a=float(a[j]), d=float(d[j])), current=10.0, t_end=0.06,
                              dt=1e-3, method="dopri5", dtype=torch.float64, **TIGHT)
         mine = pop.spike_times[pop.spike_neurons == j]
-        assert mine.shape == one.spike_times.shape and mine.numel() >= 3
+        assert mine.shape == one.spike_times.shape and mine.numel() >= 2
         assert (mine - one.spike_times).abs().max() < 1e-8
