@@ -1,4 +1,4 @@
-"""Figures of simulated (and fitted) neurons that do not lie at spikes.
+"""Figures of simulated neurons that do not lie at spikes.
 
 Every function draws with matplotlib's object API (no ``pyplot``, so it works headless and never
 opens a window), accepts ``ax=`` (or ``axes=``) to draw into an existing figure, and returns what
@@ -10,8 +10,8 @@ it drew on. matplotlib is imported only when a function is called.
   with ``b`` for threshold-adapting models) and the reset level are drawn as well.
 * :func:`raster` draws spike times as exact floats, one marker collection per sign.
 * :func:`states` stacks every recorded state, :func:`compare` overlays one neuron under several
-  dt or methods and shows the spike-time differences, :func:`fi_curve` draws rate against current,
-  :func:`fit` draws a fit's recorded and simulated membrane with residuals.
+  dt or methods and shows the spike-time differences (spikes matched one to one by
+  :func:`match_spikes`), :func:`fi_curve` draws rate against current.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["membrane", "raster", "states", "compare", "fi_curve", "fit", "membrane_polyline",
+__all__ = ["membrane", "raster", "states", "compare", "fi_curve", "membrane_polyline", "match_spikes",
            "save"]
 
 POS_COLOR, NEG_COLOR = "#1f4e9c", "#c0392b"
@@ -149,6 +149,18 @@ def _draw_threshold(ax, trace, j, ts_scale, vs_scale, c):
         vth = _per_neuron(th.get("v_th", 1.0), j)
         ax.plot(t * ts_scale, (vth + b) * vs_scale, color=c, ls="--", lw=0.9, label="threshold",
                 gid=f"threshold-{j}")
+    elif th.get("adaptation") == "threshold" and "b" in trace.state_names:
+        # b was not recorded: the moving threshold is known only at the spikes (left and right
+        # limits), so draw it there instead of a flat line at v_th that would be wrong in between
+        vth = _per_neuron(th.get("v_th", 1.0), j)
+        sel = (trace.spike_neurons == int(j)).cpu()
+        ib = trace.state_names.index("b")
+        ts = trace.spike_times.detach().cpu()[sel].double().numpy()
+        b_pre = trace.spike_pre.detach().cpu()[sel][:, ib].double().numpy()
+        b_post = trace.spike_post.detach().cpu()[sel][:, ib].double().numpy()
+        ax.plot(np.repeat(ts, 2) * ts_scale, (vth + np.stack([b_pre, b_post], 1).ravel()) * vs_scale,
+                ls="none", marker="_", ms=7, color=c, label="threshold at spikes (record b for the line)",
+                gid=f"threshold-{j}")
     elif "pos_th" in th:
         bias = _per_neuron(th.get("bias", 0.0), j) or 0.0
         for lvl in (_per_neuron(th["pos_th"], j) - bias, -(_per_neuron(th["neg_th"], j) + bias)):
@@ -273,10 +285,32 @@ def states(trace, neuron: int = 0, *, axes=None, t_unit=None):
 _STATE_UNITS = {"i": "A", "b": "V", "r": "events"}
 
 
+def match_spikes(ref, other) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one matching of two sorted spike trains: indices ``(i_ref, i_other)`` of the pairs
+    that are mutual nearest neighbours in time. A spike missed (or added) early in one train
+    therefore does not shift every later pair, as matching by index would."""
+    ref = np.asarray(ref, dtype=float).ravel()
+    other = np.asarray(other, dtype=float).ravel()
+    if ref.size == 0 or other.size == 0:
+        return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
+
+    def nearest(x, y):                      # index in sorted y of the element nearest to each x
+        k = np.clip(np.searchsorted(y, x), 1, max(y.size - 1, 1))
+        lo = np.clip(k - 1, 0, y.size - 1)
+        hi = np.clip(k, 0, y.size - 1)
+        return np.where(np.abs(x - y[lo]) <= np.abs(y[hi] - x), lo, hi)
+
+    to_other = nearest(ref, other)
+    to_ref = nearest(other, ref)
+    i_ref = np.nonzero(to_ref[to_other] == np.arange(ref.size))[0]
+    return i_ref, to_other[i_ref]
+
+
 def compare(traces: Sequence, labels: Sequence[str] | None = None, neuron: int = 0, *, axes=None,
             state: str = "v", t_unit=None):
     """One neuron under several dt or methods: the membranes overlaid (top) and each trace's spike
-    times minus the first trace's, matched spike by spike (bottom). Returns ``[top, bottom]``."""
+    times minus the first trace's, matched spike by spike with :func:`match_spikes` (bottom; the
+    legend counts missed and extra spikes). Returns ``[top, bottom]``."""
     traces = list(traces)
     if not traces:
         raise ValueError("compare needs at least one trace")
@@ -293,9 +327,11 @@ def compare(traces: Sequence, labels: Sequence[str] | None = None, neuron: int =
         membrane(tr, neuron, state, ax=top, label=lab, color=f"C{c % 10}", threshold=c == 0,
                  reset=False, markers=True, t_unit=(ts_scale, ts_name), v_unit=vs)
         s = tr.spikes(neuron).detach().cpu().double().numpy()
-        m = min(s.size, ref.size)
-        bot.plot(ref[:m] * ts_scale, (s[:m] - ref[:m]) * 1e3, marker="o", ms=3, lw=0.8,
-                 color=f"C{c % 10}", label=f"{lab} ({s.size} spikes)", gid=f"difference-{c}")
+        i_ref, i_s = match_spikes(ref, s)
+        missing, extra = ref.size - i_ref.size, s.size - i_s.size
+        note = f"{s.size} spikes" + (f", {missing} missed" if missing else "") + (f", {extra} extra" if extra else "")
+        bot.plot(ref[i_ref] * ts_scale, (s[i_s] - ref[i_ref]) * 1e3, marker="o", ms=3, lw=0.8,
+                 color=f"C{c % 10}", label=f"{lab} ({note})", gid=f"difference-{c}")
     top.set_xlabel("")
     bot.axhline(0, color="0.6", lw=0.6)
     bot.set_xlabel(f"time ({ts_name})")
@@ -335,34 +371,3 @@ def _current_unit(values) -> tuple[float, str]:
     if 0 < m < 1e-6:
         return 1e9, "nA"
     return 1.0, "A"
-
-
-def fit(result, *, axes=None, sweep: int = 0, t_unit=None):
-    """A fit's recorded and simulated membrane (top), residuals (bottom) and the fitted values with
-    their standard errors in the title. ``result`` is a :class:`ctsnn.FitResult`."""
-    recs = result.recordings
-    if not 0 <= sweep < len(recs):
-        raise ValueError(f"sweep {sweep} out of range: the fit has {len(recs)} recordings")
-    rec = recs[sweep]
-    tr = result.traces[sweep]
-    axes = axes if axes is not None else _new_axes(None, nrows=2, height_ratios=[3, 1])
-    top, bot = axes
-    t = np.asarray(rec.t, dtype=float)
-    ts_scale, ts_name = t_unit if t_unit else _time_unit(float(t[-1] - t[0]))
-    vs_scale, vs_name = _volt_unit(tr, np.asarray(rec.v))
-    sim_t, sim_v = membrane_polyline(tr, 0, "v")
-    top.plot(t * ts_scale, np.asarray(rec.v) * vs_scale, color="0.3", lw=1.0, label="recorded", gid="recorded")
-    top.plot((sim_t + t[0]) * ts_scale, sim_v * vs_scale, color="C3", lw=1.0, label="fitted model",
-             gid="fitted")
-    v_fit = tr["v"].detach().reshape(-1).double().numpy()
-    m = min(v_fit.size, t.size)
-    bot.plot(t[:m] * ts_scale, (np.asarray(rec.v)[:m] - v_fit[:m]) * vs_scale, color="C0", lw=0.8,
-             gid="residual")
-    bot.axhline(0, color="0.6", lw=0.6)
-    top.set_ylabel(f"v ({vs_name})")
-    bot.set_ylabel(f"residual ({vs_name})")
-    bot.set_xlabel(f"time ({ts_name})")
-    top.legend(fontsize="small")
-    parts = [f"{k} = {v:.4g} ± {result.stderr.get(k, float('nan')):.2g}" for k, v in result.values.items()]
-    top.set_title(", ".join(parts) + f"; RMSE {result.rmse * vs_scale:.3g} {vs_name}", fontsize="small")
-    return [top, bot]

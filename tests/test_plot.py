@@ -155,3 +155,43 @@ def test_composes_into_given_axes():
     tr = ctsnn.simulate(ctsnn.LIF(tau_mem=TAU), 1.5, t_end=0.05, dt=1e-3)
     assert plot.membrane(tr, ax=a) is a
     assert plot.raster(tr, ax=b) is b
+
+
+def test_match_spikes_is_one_to_one_and_survives_a_missed_spike():
+    ref = np.array([0.010, 0.020, 0.030, 0.040])
+    other = np.array([0.0201, 0.0302, 0.0403])            # the first spike is missed
+    i_ref, i_o = plot.match_spikes(ref, other)
+    assert i_ref.tolist() == [1, 2, 3] and i_o.tolist() == [0, 1, 2]
+    # matching by index would have paired 0.010 with 0.0201; an extra spike is left unmatched too
+    i_ref, i_o = plot.match_spikes(ref, np.array([0.010, 0.015, 0.020, 0.030, 0.040]))
+    assert i_ref.tolist() == [0, 1, 2, 3] and i_o.tolist() == [0, 2, 3, 4]
+    assert plot.match_spikes(ref, []) [0].size == 0
+
+
+def test_compare_differences_when_one_run_misses_a_spike():
+    model = ctsnn.LIF(tau_mem=TAU)
+    # input spikes of weight 1.5 > v_th fire the neuron at their exact times; the second run
+    # misses the first input and gets the others 0.1, 0.2, 0.3 ms late
+    ref = ctsnn.simulate(model, spikes=([0.010, 0.020, 0.030, 0.040], [0] * 4, 1.5), t_end=0.05,
+                         dt=1e-3, dtype=torch.float64)
+    other = ctsnn.simulate(model, spikes=([0.0201, 0.0302, 0.0403], [0] * 3, 1.5), t_end=0.05,
+                           dt=1e-3, dtype=torch.float64)
+    assert np.allclose(ref.spike_times.numpy(), [0.010, 0.020, 0.030, 0.040], atol=1e-15)
+    top, bot = plot.compare([ref, other], ["ref", "other"])
+    d = _line(bot, "difference-1")
+    assert np.allclose(d.get_xdata(), [20.0, 30.0, 40.0], atol=1e-9)          # ms
+    assert np.allclose(d.get_ydata(), [0.1, 0.2, 0.3], atol=1e-9)            # ms
+    assert "1 missed" in d.get_label()
+
+
+def test_adaptive_threshold_without_recorded_b_is_drawn_only_at_spikes():
+    model = ctsnn.ALIF(tau_mem=TAU, tau_adapt=0.1, adapt_jump=0.2)
+    tr = ctsnn.simulate(model, 3.0, t_end=0.1, dt=1e-3, dtype=torch.float64)   # records v only
+    ax = plot.membrane(tr)
+    th = _line(ax, "threshold-0")
+    assert th.get_linestyle() == "None"
+    x, y = np.asarray(th.get_xdata()), np.asarray(th.get_ydata())
+    assert np.allclose(x[::2], tr.spike_times.numpy() * 1e3)
+    assert np.allclose(y[::2], 1.0 + tr.spike_pre[:, 1].numpy())              # v_th + b(t-)
+    assert np.allclose(y[1::2] - y[::2], 0.2)                                  # the jump of b
+    assert np.allclose(y[::2], tr.spike_pre[:, 0].numpy())                     # v meets it
