@@ -195,3 +195,31 @@ def test_adaptive_threshold_without_recorded_b_is_drawn_only_at_spikes():
     assert np.allclose(y[::2], 1.0 + tr.spike_pre[:, 1].numpy())              # v_th + b(t-)
     assert np.allclose(y[1::2] - y[::2], 0.2)                                  # the jump of b
     assert np.allclose(y[::2], tr.spike_pre[:, 0].numpy())                     # v meets it
+
+
+def test_saved_and_loaded_trace_draws_the_same_limits(lif_trace, tmp_path):
+    # `ctsnn plot` draws from a .npz: the spike limits and thresholds must survive the round trip
+    back = ctsnn.Trace.load(lif_trace.save(tmp_path / "t.npz"))
+    t0, v0 = plot.membrane_polyline(lif_trace)
+    t1, v1 = plot.membrane_polyline(back)
+    assert np.array_equal(t0, t1) and np.array_equal(v0, v1)
+    assert np.allclose(_line(plot.membrane(back), "threshold-0").get_ydata(), 1.0)
+
+
+def test_headless_without_pyplot_and_lazy_import(tmp_path):
+    # no MPLBACKEND, no DISPLAY: importing ctsnn.plot loads no matplotlib, drawing never loads pyplot
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ctsnn, ctsnn.plot as p\n"
+        "assert 'matplotlib' not in sys.modules\n"
+        "tr = ctsnn.simulate(ctsnn.LIF(tau_mem=0.01), 1.5, t_end=0.05, dt=1e-3)\n"
+        f"p.save(p.membrane(tr), {str(tmp_path / 'h.png')!r}); p.save(p.raster(tr), {str(tmp_path / 'r.png')!r})\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "DISPLAY", "WAYLAND_DISPLAY")}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "h.png").stat().st_size > 5000 and (tmp_path / "r.png").stat().st_size > 5000
