@@ -226,29 +226,58 @@ class _Inputs:
     def _set(self, times, idx, inc):
         order = torch.argsort(times, stable=True)
         self.times, self.idx, self.inc = times[order], idx[order], inc[order]
+        self._tf = self.times.detach()
         self.ptr = 0
 
     def add(self, times, idx, inc):
         p = self.ptr
-        self._set(torch.cat([self.times[p:], times.to(self.times)]), torch.cat([self.idx[p:], idx]),
+        self._set(torch.cat([self.times[p:], times.to(self._tf)]), torch.cat([self.idx[p:], idx]),
                   torch.cat([self.inc[p:], inc]))
 
     def next_time(self) -> float:
-        return float(self.times[self.ptr]) if self.ptr < self.times.shape[0] else math.inf
+        return float(self._tf[self.ptr]) if self.ptr < self.times.shape[0] else math.inf
 
     def pop_until(self, t: float):
         j = self.ptr
         n = self.times.shape[0]
-        while j < n and float(self.times[j]) <= t:
+        while j < n and float(self._tf[j]) <= t:
             j += 1
         sl = slice(self.ptr, j)
         self.ptr = j
-        return self.idx[sl], self.inc[sl]
+        return self.idx[sl], self.inc[sl], self.times[sl]
 
 
-def _apply_inputs(sim: _Sim, idx: Tensor, incs: Tensor) -> None:
-    if idx.numel():
-        sim.y = sim.y.reshape(-1, sim.S).index_add(0, idx, incs).reshape(sim.y.shape)
+def _apply_inputs(sim: _Sim, idx: Tensor, incs: Tensor, times: Tensor | None = None) -> None:
+    """Add the input jumps ``incs`` to elements ``idx``. When the input times carry gradients,
+    the jump's time shift ``delta = t_s - t_s.detach()`` (value 0) enters the state as
+    ``(f(y-) - f(y-+inc)) delta``: moving a jump later by delta keeps the pre-jump flow that much
+    longer (exact for linear drift; per input for several simultaneous inputs)."""
+    if not idx.numel():
+        return
+    flat = sim.y.reshape(-1, sim.S)
+    new = flat.index_add(0, idx, incs)
+    if times is not None and times.requires_grad and torch.is_grad_enabled() and hasattr(sim, "u"):
+        nid = idx % sim.n
+        u = sim.u.expand(sim.Bt, sim.n, sim.u.shape[-1]).reshape(-1, sim.u.shape[-1])[idx]
+        pre = flat[idx]
+        t = float(times.detach()[0])
+        f_pre = _drift_rows(sim, t, pre, u, nid)
+        f_post = _drift_rows(sim, t, pre + incs, u, nid)
+        delta = (times - times.detach()).to(sim.dtype)
+        new = new.index_add(0, idx, (f_pre - f_post) * delta[:, None])
+    sim.y = new.reshape(sim.y.shape)
+
+
+def _drift_rows(sim: _Sim, t: float, rows: Tensor, u: Tensor, nid: Tensor) -> Tensor:
+    """The model's drift for single elements ``rows`` [m, S] of neurons ``nid`` (evaluated on a
+    full population tensor, so per-neuron parameters line up)."""
+    m = rows.shape[0]
+    Y = torch.zeros(m, sim.n, sim.S, dtype=rows.dtype, device=rows.device)
+    Y = Y.index_put((torch.arange(m, device=rows.device), nid), rows)
+    U = torch.zeros(m, sim.n, u.shape[-1], dtype=u.dtype, device=u.device)
+    U = U.index_put((torch.arange(m, device=rows.device), nid), u)
+    F = sim.model.drift(t, Y, U)
+    return F[torch.arange(m, device=rows.device), nid]
 
 
 def _parse_spikes(spikes, model: NeuronModel, M: int, dtype, device) -> tuple[Tensor, Tensor, Tensor]:

@@ -124,7 +124,7 @@ class Adaptive(Solver):
     def _f(self, t, y):
         """Drift of the population; ``t`` is the offset from the step start."""
         sim = self.sim
-        return self.sim.model.drift(sim.t0 + float(t), y, sim.u)
+        return self.sim.model.drift(sim.t0 + float(t.detach() if torch.is_tensor(t) else t), y, sim.u)
 
     def _g(self, y):
         return y @ self.G.T - self.theta
