@@ -170,13 +170,13 @@ def _draw_threshold(ax, trace, j, ts_scale, vs_scale, c):
                    gid=f"threshold-{j}")
 
 
-def _dedupe_legend(ax):
+def _dedupe_legend(ax, fontsize="small", ncols=1):
     handles, labels = ax.get_legend_handles_labels()
     seen = {}
     for h, lab in zip(handles, labels):
         seen.setdefault(lab, h)
     if seen:
-        ax.legend(seen.values(), seen.keys(), fontsize="small", loc="best")
+        ax.legend(seen.values(), seen.keys(), fontsize=fontsize, loc="best", ncols=ncols)
 
 
 def _spike_arrays(trace_or_spikes):
@@ -307,10 +307,14 @@ def match_spikes(ref, other) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compare(traces: Sequence, labels: Sequence[str] | None = None, neuron: int = 0, *, axes=None,
-            state: str = "v", t_unit=None):
+            state: str = "v", t_unit=None, diff_scale: str = "linear"):
     """One neuron under several dt or methods: the membranes overlaid (top) and each trace's spike
     times minus the first trace's, matched spike by spike with :func:`match_spikes` (bottom; the
-    legend counts missed and extra spikes). Returns ``[top, bottom]``."""
+    legend counts missed and extra spikes). ``diff_scale="log"`` draws ``|difference|`` on a log
+    axis instead, for differences spanning many decades (1e-12 ms next to 1 ms); exactly equal
+    spike times (zero difference) have no place there and are left out. Returns ``[top, bottom]``."""
+    if diff_scale not in ("linear", "log"):
+        raise ValueError(f"diff_scale must be 'linear' or 'log', got {diff_scale!r}")
     traces = list(traces)
     if not traces:
         raise ValueError("compare needs at least one trace")
@@ -330,13 +334,26 @@ def compare(traces: Sequence, labels: Sequence[str] | None = None, neuron: int =
         i_ref, i_s = match_spikes(ref, s)
         missing, extra = ref.size - i_ref.size, s.size - i_s.size
         note = f"{s.size} spikes" + (f", {missing} missed" if missing else "") + (f", {extra} extra" if extra else "")
-        bot.plot(ref[i_ref] * ts_scale, (s[i_s] - ref[i_ref]) * 1e3, marker="o", ms=3, lw=0.8,
+        diff_ms = (s[i_s] - ref[i_ref]) * 1e3
+        t_at = ref[i_ref] * ts_scale
+        if diff_scale == "log":
+            keep = diff_ms != 0
+            t_at, diff_ms = t_at[keep], np.abs(diff_ms[keep])
+            if c == 0:
+                continue                            # the reference against itself: all zero
+        bot.plot(t_at, diff_ms, marker="o", ms=3, lw=0.8,
                  color=f"C{c % 10}", label=f"{lab} ({note})", gid=f"difference-{c}")
     top.set_xlabel("")
-    bot.axhline(0, color="0.6", lw=0.6)
+    if len(traces) > 3:
+        _dedupe_legend(top, fontsize="x-small", ncols=2)
+    if diff_scale == "log":
+        bot.set_yscale("log")
+        bot.set_ylabel(f"|spike time − {labels[0]}| (ms)")
+    else:
+        bot.axhline(0, color="0.6", lw=0.6)
+        bot.set_ylabel(f"spike time − {labels[0]} (ms)")
     bot.set_xlabel(f"time ({ts_name})")
-    bot.set_ylabel(f"spike time − {labels[0]} (ms)")
-    bot.legend(fontsize="small")
+    bot.legend(fontsize="small" if len(traces) <= 3 else "x-small")
     return [top, bot]
 
 

@@ -223,3 +223,17 @@ def test_headless_without_pyplot_and_lazy_import(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp_path / "h.png").stat().st_size > 5000 and (tmp_path / "r.png").stat().st_size > 5000
+
+
+def test_compare_log_scale_draws_absolute_differences():
+    model = ctsnn.LIF(tau_mem=TAU)
+    ref = ctsnn.simulate(model, 1.5, t_end=0.1, dt=1e-3, dtype=torch.float64)
+    eu = ctsnn.simulate(model, 1.5, t_end=0.1, dt=1e-3, method="euler", dtype=torch.float64)
+    top, bot = plot.compare([ref, eu], ["exact", "euler"], diff_scale="log")
+    assert bot.get_yscale() == "log"
+    assert not [ln for ln in bot.get_lines() if ln.get_gid() == "difference-0"]    # all zero
+    i_r, i_e = plot.match_spikes(ref.spike_times.numpy(), eu.spike_times.numpy())
+    d = (eu.spike_times.numpy()[i_e] - ref.spike_times.numpy()[i_r]) * 1e3
+    assert np.allclose(_line(bot, "difference-1").get_ydata(), np.abs(d[d != 0]))
+    with pytest.raises(ValueError, match="diff_scale"):
+        plot.compare([ref, eu], diff_scale="symlog")
