@@ -50,8 +50,14 @@ def _time_unit(t_end: float) -> tuple[float, str]:
     return (1e3, "ms") if t_end <= 2.0 else (1.0, "s")
 
 
+_MV_MODELS = {"Izhikevich"}          # models whose voltages are stated in mV (not SI volts)
+
+
 def _volt_unit(trace, values) -> tuple[float, str]:
-    """mV for physiological values (|v| below ~0.5 V), else V."""
+    """mV for physiological values (|v| below ~0.5 V), else V; mV (unscaled) for models whose
+    voltages are in mV already (Izhikevich)."""
+    if getattr(trace, "model", "") in _MV_MODELS:
+        return 1.0, "mV"
     ref = [abs(float(x)) for x in np.ravel(values) if np.isfinite(x)]
     for key in ("v_th", "pos_th"):
         th = trace.thresholds.get(key)
@@ -102,7 +108,8 @@ def membrane(trace, neurons: int | Sequence[int] = 0, state: str = "v", *, ax=No
     """Membrane potential of ``neurons`` (flat indices) against time, drawn through every spike.
 
     The threshold is drawn at ``v_th`` (``v_th + b(t)`` for models with threshold adaptation,
-    ``pos_th - bias`` and ``-(neg_th + bias)`` for ternary models), the reset level at ``v_reset``
+    ``pos_th - bias`` and ``-(neg_th + bias)`` for ternary models, the cut-off ``v_peak`` for the
+    nonlinear AdEx, QIF and Izhikevich), the reset level at ``v_reset``
     (reset to value), and a marker at each exact spike time on the pre-reset value.
     Returns the Axes.
     """
@@ -125,7 +132,9 @@ def membrane(trace, neurons: int | Sequence[int] = 0, state: str = "v", *, ax=No
         ax.plot(t * ts_scale, v * vs_scale, color=c, lw=1.2, label=lab, gid=f"membrane-{j}")
         if threshold:
             _draw_threshold(ax, trace, j, ts_scale, vs_scale, c)
-        if reset and th.get("reset") == "to_value" and th.get("v_reset") is not None:
+        # nonlinear models have no reset option: they always reset to v_reset
+        if reset and th.get("reset", "to_value" if "v_peak" in th else None) == "to_value" \
+                and th.get("v_reset") is not None:
             vr = _per_neuron(th["v_reset"], j)
             ax.axhline(vr * vs_scale, color=c, ls=":", lw=0.9, alpha=0.7, label="reset", gid=f"reset-{j}")
         if markers:
@@ -168,6 +177,10 @@ def _draw_threshold(ax, trace, j, ts_scale, vs_scale, c):
     elif "v_th" in th:
         ax.axhline(_per_neuron(th["v_th"], j) * vs_scale, color=c, ls="--", lw=0.9, label="threshold",
                    gid=f"threshold-{j}")
+    elif "v_peak" in th:
+        # nonlinear models (AdEx, QIF, Izhikevich): the event is the crossing of the cut-off v_peak
+        ax.axhline(_per_neuron(th["v_peak"], j) * vs_scale, color=c, ls="--", lw=0.9,
+                   label="spike cut-off v_peak", gid=f"threshold-{j}")
 
 
 def _dedupe_legend(ax, fontsize="small", ncols=1):

@@ -550,7 +550,8 @@ def _make_trace(sim: _Sim, model, rec_t, rec_y, record, t_end, dt, method) -> Tr
             states[name] = stacked[..., j].reshape((len(rec_t),) + tuple(sim.shape))
     thresholds = {}
     for k_, v in model.params().items():
-        if k_ in ("v_th", "v_reset", "pos_th", "neg_th", "bias", "base.v_th", "base.v_reset"):
+        if k_ in ("v_th", "v_reset", "pos_th", "neg_th", "bias", "v_peak", "base.v_th", "base.v_reset",
+                  "base.v_peak"):
             thresholds[k_.replace("base.", "")] = v.detach().cpu().tolist()
     base = getattr(model, "base", model)
     if hasattr(base, "reset"):

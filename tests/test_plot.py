@@ -237,3 +237,24 @@ def test_compare_log_scale_draws_absolute_differences():
     assert np.allclose(_line(bot, "difference-1").get_ydata(), np.abs(d[d != 0]))
     with pytest.raises(ValueError, match="diff_scale"):
         plot.compare([ref, eu], diff_scale="symlog")
+
+
+def test_nonlinear_models_draw_the_cut_off_and_their_units():
+    # AdEx (SI volts): cut-off v_peak and reset v_reset lines, the line reaches v_peak at each spike
+    ad = ctsnn.AdEx()
+    tr = ctsnn.simulate(ad, 1e-9, t_end=0.1, dt=1e-3, method="dopri5", dtype=torch.float64)
+    assert tr.n_spikes >= 2
+    ax = plot.membrane(tr)
+    assert "(mV)" in ax.get_ylabel()
+    assert np.allclose(_line(ax, "threshold-0").get_ydata(), -40.4)
+    assert np.allclose(_line(ax, "reset-0").get_ydata(), -70.6)
+    x, y = _line(ax, "membrane-0").get_data()
+    for ts in tr.spike_times.tolist():
+        at = np.nonzero(np.abs(np.asarray(x) - ts * 1e3) < 1e-9)[0]
+        assert np.asarray(y)[at[0]] == pytest.approx(-40.4, abs=1e-6)
+    # Izhikevich states its voltages in mV already: no rescaling, and the unit says mV
+    iz = ctsnn.simulate(ctsnn.Izhikevich(), 10.0, t_end=0.05, dt=1e-3, method="dopri5", dtype=torch.float64)
+    ax = plot.membrane(iz)
+    assert "(mV)" in ax.get_ylabel()
+    assert np.allclose(_line(ax, "threshold-0").get_ydata(), 30.0)
+    assert max(_line(ax, "membrane-0").get_ydata()) == pytest.approx(30.0, abs=1e-6)
