@@ -80,6 +80,29 @@ def test_dopri_agrees_with_exact(name, model, kw):
         assert torch.allclose(ex["v"], ad["v"], atol=1e-7)
 
 
+SCEN_TOL = {"dopri5": (TIGHT, 1e-7), "dopri8": (TIGHT, 1e-7), "bosh3": (dict(rtol=1e-8, atol=1e-11), 1e-6),
+            "fehlberg2": (dict(rtol=1e-6, atol=1e-9), 2e-5), "adaptive_heun": (dict(rtol=1e-6, atol=1e-9), 2e-5),
+            "rk4": (dict(step_size=1e-4), 1e-7), "heun3": (dict(step_size=1e-4), 1e-5),
+            "midpoint": (dict(step_size=1e-4), 1e-4)}
+
+
+@pytest.mark.parametrize("method", list(SCEN_TOL))
+def test_every_method_cubalif_input_spikes(method):
+    """Every torchdiffeq method: same spike sequence as the exact method on a CubaLIF neuron with
+    off-grid input spikes (input discontinuities stepped to exactly)."""
+    g = torch.Generator().manual_seed(5)
+    t_in = torch.sort(torch.rand(8, generator=g, dtype=torch.float64) * 0.04).values
+    spikes = (t_in, torch.zeros(8, dtype=torch.long), torch.full((8,), 1.5, dtype=torch.float64))
+    model = ctsnn.CubaLIF(tau_syn=5e-3, tau_mem=TAU)
+    ex = ctsnn.simulate(model, current=1.1, spikes=spikes, method="exact", t_end=0.04, dt=1e-3,
+                        dtype=torch.float64)
+    assert ex.spike_times.numel() >= 3
+    opts, tol = SCEN_TOL[method]
+    tr = ctsnn.simulate(model, current=1.1, spikes=spikes, method=method, t_end=0.04, dt=1e-3,
+                        dtype=torch.float64, **opts)
+    _same_spikes(ex, tr, tol)
+
+
 @pytest.mark.slow
 def test_recurrent_network_all_to_all_delays():
     n = 20

@@ -7,8 +7,10 @@ ODE ``dy/dt = f(t, y, u)`` (the model's ``drift``):
 
 1. torchdiffeq takes one accepted step ``[t0, t1]`` (adaptive methods: error control with
    ``rtol``/``atol``; fixed-grid methods: ``step_size``, default ``dt``), which provides a dense
-   solution on the step: the solver's own 4th-order interpolant for the adaptive Runge-Kutta
-   pairs, the cubic Hermite interpolant through ``(y0, f0, y1, f1)`` for fixed-grid methods.
+   solution on the step: the solver's own 4th-order interpolant for dopri5, dopri8 and
+   adaptive_heun, the cubic Hermite interpolant through ``(y0, f0, y1, f1)`` for bosh3 and
+   fehlberg2 (whose torchdiffeq midpoint is only a first-order estimate) and for the fixed-grid
+   methods.
 2. Every event function of every element is checked at the step end: an upward crossing
    ``g(t0) < 0 <= g(t1)`` is located on the dense solution by ``bracketed_root`` (Illinois), each
    element on its own.
@@ -54,6 +56,11 @@ ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 #: fixed-grid torchdiffeq methods, by ctsnn name -> torchdiffeq name ("euler" is ctsnn's own)
 FIXED_METHODS = {"rk4": "rk4", "midpoint": "midpoint", "heun2": "heun2", "heun3": "heun3",
                  "torchdiffeq_euler": "euler"}
+
+
+#: methods whose torchdiffeq midpoint estimate is only first order (y0 + h/2 k1): their dense
+#: output is the cubic Hermite interpolant through (y0, f0, y1, f1) instead of torchdiffeq's
+_CRUDE_MID = ("bosh3", "fehlberg2")
 
 
 def _noop(*_args):
@@ -168,7 +175,11 @@ class Adaptive(Solver):
                 if float(new.t1) > float(st.t1):
                     self.stats["solver_steps"] += 1
                     t0, t1 = float(new.t0), min(float(new.t1), b)
-                    coeff = [c.view(shape) for c in new.interp_coeff]
+                    if self.td_name in _CRUDE_MID:
+                        cf = _hermite(st.y1, st.f1, new.y1, new.f1, float(new.t1) - float(new.t0))
+                    else:
+                        cf = new.interp_coeff
+                    coeff = [c.view(shape) for c in cf]
                     yield t0, t1, new.y1.view(shape), coeff
                 st = new
         else:
