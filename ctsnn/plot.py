@@ -15,6 +15,7 @@ it drew on. matplotlib is imported only when a function is called.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -215,16 +216,28 @@ def _spike_arrays(trace_or_spikes):
 
 
 def raster(trace_or_spikes, *, ax=None, groups: dict[str, Sequence[int]] | None = None,
-           rate: bool = False, rate_bin: float | None = None, t_unit=None, marker_size: float = 2.0):
+           rate: bool = False, rate_bin: float | None = None, t_unit=None, marker_size: float = 2.0,
+           t_end: float | None = None, n_neurons: int | None = None):
     """Spike raster: exact spike times against neuron index.
 
     Ternary events are drawn in two colours (positive blue, negative red). ``groups`` maps a
     label to neuron indices; groups are drawn in order, separated by a line, and labelled.
     ``rate=True`` adds the population rate (Hz per neuron, bins of ``rate_bin`` s) below.
     Each sign is ONE Line2D of markers (no per-spike artists), so 1e6 spikes draw in seconds.
-    Returns the raster Axes, or ``[raster_ax, rate_ax]`` with ``rate=True``.
+    For spikes given as arrays, ``t_end`` (s) and ``n_neurons`` default to the last spike time
+    and the largest index + 1; give them when the run was longer or some neurons were silent, so
+    the rate is per neuron of the population. Returns the raster Axes, or
+    ``[raster_ax, rate_ax]`` with ``rate=True``.
     """
-    times, neurons, signs, t_end, n = _spike_arrays(trace_or_spikes)
+    times, neurons, signs, t_end_, n_ = _spike_arrays(trace_or_spikes)
+    if t_end is not None and not float(t_end) > 0:
+        raise ValueError(f"t_end must be > 0 (seconds), got {t_end!r}")
+    if n_neurons is not None and (int(n_neurons) < n_ or int(n_neurons) < 1):
+        raise ValueError(f"n_neurons={n_neurons!r} is smaller than the largest neuron index + 1 ({n_})")
+    if rate_bin is not None and not float(rate_bin) > 0:
+        raise ValueError(f"rate_bin must be > 0 (seconds), got {rate_bin!r}")
+    t_end = float(t_end) if t_end is not None else t_end_
+    n = int(n_neurons) if n_neurons is not None else n_
     if ax is None:
         axes = _new_axes(None, nrows=2 if rate else 1, height_ratios=[3, 1] if rate else None)
     else:
@@ -261,7 +274,7 @@ def raster(trace_or_spikes, *, ax=None, groups: dict[str, Sequence[int]] | None 
     if rate:
         pax = axes[1]
         width = rate_bin or max(t_end / 100, 1e-9)
-        edges = np.arange(0.0, t_end + width, width)
+        edges = np.arange(max(1, math.ceil(t_end / width - 1e-9)) + 1) * width
         counts, _ = np.histogram(times, bins=edges)
         hz = counts / width / max(n, 1)
         pax.stairs(hz, edges * ts_scale, fill=True, color="0.4", gid="rate")

@@ -258,3 +258,18 @@ def test_nonlinear_models_draw_the_cut_off_and_their_units():
     assert "(mV)" in ax.get_ylabel()
     assert np.allclose(_line(ax, "threshold-0").get_ydata(), 30.0)
     assert max(_line(ax, "membrane-0").get_ydata()) == pytest.approx(30.0, abs=1e-6)
+
+
+def test_raster_rate_per_neuron_of_the_given_population():
+    times = np.array([0.01, 0.02, 0.03, 0.31])
+    neurons = np.array([0, 1, 1, 0])
+    rax, pax = plot.raster((times, neurons), rate=True, rate_bin=0.1, t_end=0.4, n_neurons=10)
+    rate = [p for p in pax.patches if p.get_gid() == "rate"][0]
+    hz, edges = np.asarray(rate.get_data()[0]), np.asarray(rate.get_data()[1])
+    assert np.allclose(edges, [0, 100, 200, 300, 400])                   # ms
+    assert np.allclose(hz, [3 / 0.1 / 10, 0, 0, 1 / 0.1 / 10])            # spikes / bin / neuron
+    assert rax.get_ylim() == (-0.5, 9.5) and rax.get_xlim() == (0, 400)
+    with pytest.raises(ValueError, match="n_neurons"):
+        plot.raster((times, neurons), n_neurons=1)
+    with pytest.raises(ValueError, match="rate_bin"):
+        plot.raster((times, neurons), rate=True, rate_bin=0)
