@@ -117,7 +117,12 @@ def membrane(trace, neurons: int | Sequence[int] = 0, state: str = "v", *, ax=No
     if state not in trace.states:
         raise ValueError(f"state {state!r} was not recorded (recorded: {sorted(trace.states)}); "
                          f"simulate with record=({state!r}, ...)")
-    neurons = [neurons] if isinstance(neurons, (int, np.integer)) else list(neurons)
+    if isinstance(neurons, torch.Tensor):
+        neurons = neurons.detach().cpu().numpy()
+    arr = np.ravel(np.asarray(neurons))
+    if arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"neurons must be one or more integer (flat) neuron indices, got {neurons!r}")
+    neurons = [int(j) for j in arr]
     for j in neurons:
         if not 0 <= int(j) < trace.n_neurons:
             raise ValueError(f"neuron {j} out of range: the trace has {trace.n_neurons} neurons")

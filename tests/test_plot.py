@@ -273,3 +273,15 @@ def test_raster_rate_per_neuron_of_the_given_population():
         plot.raster((times, neurons), n_neurons=1)
     with pytest.raises(ValueError, match="rate_bin"):
         plot.raster((times, neurons), rate=True, rate_bin=0)
+
+
+def test_membrane_neuron_indices_in_any_integer_form():
+    tr = ctsnn.simulate(ctsnn.LIF(tau_mem=TAU, n=3), torch.full((20, 2, 3), 1.5, dtype=torch.float64),
+                        t_end=0.02, dt=1e-3)
+    for sel in (4, np.int64(4), torch.tensor(4), [4], np.array([4]), torch.tensor([4])):
+        ax = plot.membrane(tr, neurons=sel)
+        assert np.array_equal(_line(ax, "membrane-4").get_ydata(), plot.membrane_polyline(tr, 4)[1])
+    with pytest.raises(ValueError, match="integer"):
+        plot.membrane(tr, neurons=[0.5])
+    with pytest.raises(ValueError, match="integer"):
+        plot.membrane(tr, neurons=[])
