@@ -389,6 +389,9 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
 
     solver_cls = get_solver(method)
     sim = _Sim(model, shape, dtype, device, dt, max_events_per_step)
+    if cur.fn is not None:   # continuous-time input for solvers that evaluate it inside a step
+        sim.current_fn = lambda t: model.input_channels(
+            torch.broadcast_to(cur.at(0, t, dtype, device), shape).reshape(sim.Bt, sim.n))
     y = model.init_state(shape, dtype, device).reshape(sim.Bt, sim.n, sim.S)
     if initial is not None:
         y = y.clone()

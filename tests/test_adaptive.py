@@ -212,3 +212,19 @@ def test_refractory_refused():
     with pytest.raises(ValueError, match="t_ref"):
         ctsnn.simulate(ctsnn.LIF(tau_mem=TAU, t_ref=1e-3), current=I, t_end=0.01, dt=1e-3,
                        method="dopri5")
+
+
+def test_callable_current_continuous():
+    """A ramp I(t) = s t: v(t) = r s (t - tau (1 - exp(-t/tau))) in closed form; the adaptive
+    method evaluates I(t) inside the steps, so its first spike matches the root of v = v_th."""
+    from scipy.optimize import brentq
+    s = 60.0
+    t1 = brentq(lambda t: s * (t - TAU * (1 - math.exp(-t / TAU))) - TH, 1e-4, 0.5, xtol=1e-15)
+    tr = ctsnn.simulate(ctsnn.LIF(tau_mem=TAU), current=lambda t: s * t, t_end=0.06, dt=1e-3,
+                        method="dopri5", dtype=torch.float64, **TIGHT)
+    assert tr.spike_times.shape[0] >= 1
+    assert abs(float(tr.spike_times[0]) - t1) < 1e-8
+    # the exact method holds I over each step: visibly different (order dt)
+    ex = ctsnn.simulate(ctsnn.LIF(tau_mem=TAU), current=lambda t: s * t, t_end=0.06, dt=1e-3,
+                        dtype=torch.float64)
+    assert abs(float(ex.spike_times[0]) - t1) > 1e-5

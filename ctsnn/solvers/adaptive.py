@@ -35,8 +35,11 @@ pre-jump state is ``y(t*) + f(y-) delta`` and the state that integration restart
 ``y+ - f(y+) delta`` (the saltation correction), so later states carry the effect of the shifted
 jump too.
 
-Not supported: refractory periods (``t_ref > 0``) - use ``"exact"`` or ``"euler"``. A callable
-current is sampled at grid step starts and held (as for every method).
+Not supported: refractory periods (``t_ref > 0``) - use ``"exact"`` or ``"euler"``.
+
+Input: a callable current ``I(t)`` is evaluated at every Runge-Kutta stage time (continuous
+input); a tabulated current is held over each grid step, its jumps at the step boundaries
+stepped to exactly.
 """
 from __future__ import annotations
 
@@ -114,6 +117,8 @@ class Adaptive(Solver):
         self.G = m.event_matrix(sim.dtype, sim.device)
         self.theta = m.event_offset(sim.dtype, sim.device)
         self.stats = sim.stats
+        #: a callable current I(t) is evaluated at every stage time (continuous input)
+        self.current_fn = getattr(sim, "current_fn", None)
         self.stats.setdefault("solver_steps", 0)
         self.stats.setdefault("restarts", 0)
 
@@ -131,7 +136,9 @@ class Adaptive(Solver):
     def _f(self, t, y):
         """Drift of the population; ``t`` is the offset from the step start."""
         sim = self.sim
-        return self.sim.model.drift(sim.t0 + float(t.detach() if torch.is_tensor(t) else t), y, sim.u)
+        tt = sim.t0 + float(t.detach() if torch.is_tensor(t) else t)
+        u = sim.u if self.current_fn is None else self.current_fn(tt)
+        return self.sim.model.drift(tt, y, u)
 
     def _g(self, y):
         return y @ self.G.T - self.theta
