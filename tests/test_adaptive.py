@@ -228,3 +228,22 @@ def test_callable_current_continuous():
     ex = ctsnn.simulate(ctsnn.LIF(tau_mem=TAU), current=lambda t: s * t, t_end=0.06, dt=1e-3,
                         dtype=torch.float64)
     assert abs(float(ex.spike_times[0]) - t1) > 1e-5
+
+
+@pytest.mark.parametrize("kind", ["LIF-batch", "DualLIT", "Recurrent-trace"])
+def test_batched_dual_and_trace_recurrence(kind):
+    """Batch axis, sign-split input channels and the recurrent trace state, against exact."""
+    g = torch.Generator().manual_seed(2)
+    cur = 1.5 + 2 * torch.rand(60, 2, 3, generator=g, dtype=torch.float64)
+    if kind == "LIF-batch":
+        model = ctsnn.LIF(tau_mem=TAU, n=3)
+    elif kind == "DualLIT":
+        model = ctsnn.DualLIT(tau_pos=TAU, tau_neg=0.01, n=3)
+        cur = cur * torch.sign(torch.randn(60, 2, 3, generator=g, dtype=torch.float64))
+    else:
+        model = ctsnn.Recurrent(ctsnn.LIF(tau_mem=TAU, n=3), tau_rec=5e-3, rec_weight=-0.5)
+    ex = ctsnn.simulate(model, current=cur, t_end=0.06, dt=1e-3, dtype=torch.float64, record=())
+    ad = ctsnn.simulate(model, current=cur, t_end=0.06, dt=1e-3, dtype=torch.float64, record=(),
+                        method="dopri5", **TIGHT)
+    assert ex.spike_times.numel() >= 6
+    _same_spikes(ex, ad, 1e-7)
