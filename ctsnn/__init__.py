@@ -7,8 +7,10 @@ from .models import ALIF, IF, LIF, LIT, CubaLIF, DualLIT, NeuronModel, Recurrent
 from .models import QIF, AdEx, Izhikevich
 from .simulate import SimulationError, simulate
 from .trace import Trace
+from .discrete import DiscreteLayer, discretize
 
 __version__ = "0.1.0"
 
 __all__ = ["NeuronModel", "LIF", "IF", "CubaLIF", "ALIF", "LIT", "DualLIT", "Recurrent",
-           "AdEx", "QIF", "Izhikevich", "simulate", "SimulationError", "Trace", "__version__"]
+           "AdEx", "QIF", "Izhikevich", "simulate", "SimulationError", "Trace", "__version__",
+           "discretize", "DiscreteLayer"]
