@@ -18,7 +18,14 @@ Then for each event ``e`` (``g = y G^T - theta``) the spike is ``s_e = H(g_e)`` 
 gradient, and the affine jump is applied softly: ``y <- y + s_e (y J_e^T + k_e - y)``.
 The output is ``sum_e s_e * event_signs[e] * output_scale(e)``.  Parameters stay the continuous ones (tau, v_th),
 so ``to_model()`` returns the model and discretising it at another ``dt`` keeps the physical
-time constants.  The per-step arithmetic lives in ``DiscreteLayer.step`` only.
+time constants.
+
+Delayed reset (``reset_delay=True``, snntorch's default): the carried state is the PRE-reset
+state; the previous step's spikes are re-derived from it (``detach_reset`` cuts their gradient)
+and their jumps applied at the next step, ``reset_order="before_decay"`` (the exact order of
+the ODE: jump, then propagate) or ``"after_decay"`` (snntorch's subtract reset,
+``mem = beta*mem + x - s*th``: the reset is not decayed; relative to the ODE this subtracts
+``(1-beta)*th`` less per spike).  The per-step arithmetic lives in ``DiscreteLayer.step`` only.
 """
 from __future__ import annotations
 
@@ -34,8 +41,12 @@ class DiscreteLayer(nn.Module):
     """Model stepped on a fixed ``dt`` grid; see the module docstring for the equations."""
 
     def __init__(self, model: NeuronModel, dt: float, method: str = "exact", input: str = "impulse",
-                 surrogate="atan", surrogate_kw: dict | None = None) -> None:
+                 surrogate="atan", surrogate_kw: dict | None = None, reset_delay: bool = False,
+                 reset_order: str = "before_decay", detach_reset: bool = False) -> None:
         super().__init__()
+        if reset_order not in ("before_decay", "after_decay"):
+            raise ValueError(f"reset_order must be 'before_decay' or 'after_decay', got {reset_order!r}")
+        self.reset_delay, self.reset_order, self.detach_reset = bool(reset_delay), reset_order, bool(detach_reset)
         if not isinstance(model, NeuronModel):
             raise ValueError(f"model must be a ctsnn NeuronModel, got {type(model).__name__}")
         dt = float(dt)
@@ -73,13 +84,28 @@ class DiscreteLayer(nn.Module):
         """One grid step: ``x [*batch, n]``, ``y [*batch, n, S]`` -> ``(out, y)``."""
         E, F, B, c = mats
         m = self.model
+        G = m.event_matrix(y.dtype, y.device)
+        theta = m.event_offset(y.dtype, y.device)
+        pending = []
+        if self.reset_delay:  # spikes of the previous step, re-derived from the carried state
+            for e in range(G.shape[0]):
+                s = self.spike_fn(y @ G[e] - theta[..., e])
+                pending.append(s.detach() if self.detach_reset else s)
+            if self.reset_order == "before_decay":
+                y = self._jumps(y, pending)
         if self.input == "zoh":
             drive = (B @ m.input_channels(x).unsqueeze(-1)).squeeze(-1) + c
             y = (E @ y.unsqueeze(-1)).squeeze(-1) + (F @ drive.unsqueeze(-1)).squeeze(-1)
         else:
             y = (E @ y.unsqueeze(-1)).squeeze(-1) + (F @ c.unsqueeze(-1)).squeeze(-1) + m.spike_input(x)
-        G = m.event_matrix(y.dtype, y.device)
-        theta = m.event_offset(y.dtype, y.device)
+        if self.reset_delay:
+            if self.reset_order == "after_decay":
+                y = self._jumps(y, pending)
+            out = torch.zeros_like(x)
+            for e in range(G.shape[0]):
+                s = self.spike_fn(y @ G[e] - theta[..., e])
+                out = out + s * (float(m.event_signs[e]) * m.output_scale(e, y.dtype, y.device))
+            return out, y
         out = torch.zeros_like(x)
         for e in range(G.shape[0]):
             g = y @ G[e] - theta[..., e]
@@ -89,18 +115,25 @@ class DiscreteLayer(nn.Module):
             out = out + s * (float(m.event_signs[e]) * m.output_scale(e, y.dtype, y.device))
         return out, y
 
+    def _jumps(self, y: Tensor, spikes) -> Tensor:
+        """Soft affine jumps ``y + s_e (y J_e^T + k_e - y)`` for every event ``e``."""
+        for e, s in enumerate(spikes):
+            J, k = self.model.jump_map(e, y.dtype, y.device)
+            y = y + s.unsqueeze(-1) * (y @ J.T + k - y)
+        return y
+
     def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """One step: ``layer(x, state) -> (out, state)``; ``state=None`` starts at rest."""
         if x.shape[-1] != self.model.n and self.model.n != 1:
             raise ValueError(f"x: last axis {x.shape[-1]} does not match model.n = {self.model.n}")
         if state is None:
-            state = self.init_state(x.shape[:-1], x.dtype, x.device)
+            state = self.model.init_state(x.shape, x.dtype, x.device)
         return self.step(x, state, self.matrices(x.dtype, x.device))
 
     def run(self, x: Tensor, state: Tensor | None = None, record_states: bool = False):
         """Time-major sequence ``x [T, *batch, n]`` -> ``(out [T, ...], final state[, states [T, ..., S]])``."""
         if state is None:
-            state = self.init_state(x.shape[1:-1], x.dtype, x.device)
+            state = self.model.init_state(x.shape[1:], x.dtype, x.device)
         mats = self.matrices(x.dtype, x.device)
         outs, states = [], []
         for t in range(x.shape[0]):
@@ -113,7 +146,9 @@ class DiscreteLayer(nn.Module):
 
 
 def discretize(model: NeuronModel, dt: float, method: str = "exact", input: str = "impulse",
-               surrogate="atan", **surrogate_kw) -> DiscreteLayer:
+               surrogate="atan", reset_delay: bool = False, reset_order: str = "before_decay",
+               detach_reset: bool = False, **surrogate_kw) -> DiscreteLayer:
     """``DiscreteLayer`` stepping ``model`` on a ``dt`` grid (seconds); see module docstring."""
     return DiscreteLayer(model, dt, method=method, input=input, surrogate=surrogate,
-                         surrogate_kw=surrogate_kw)
+                         surrogate_kw=surrogate_kw, reset_delay=reset_delay,
+                         reset_order=reset_order, detach_reset=detach_reset)

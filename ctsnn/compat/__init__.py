@@ -1,0 +1,1 @@
+"""Dialects: peer libraries' layers expressed as ctsnn models + ``discretize``."""
