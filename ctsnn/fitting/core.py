@@ -1,0 +1,350 @@
+r"""``fit``: model parameters from recordings, by gradients through ``simulate``.
+
+For each sweep the model is simulated on the recording's own grid (``dt`` = the sampling
+interval, the recorded current held over each sample interval, input spikes at their times,
+``v(0)`` at the steady state ``v_leak + r I(0)``), and compared with the recording:
+
+* ``loss="mse"``: :math:`L = \frac{1}{N}\sum_k (v_{sim}(t_k) - v_{rec}(t_k))^2 / \sigma^2` over all
+  (unmasked) samples of all sweeps, with :math:`\sigma` the data's standard deviation (a scale,
+  so that the optimiser sees O(1) numbers);
+* ``loss="spikes"``: the same MSE outside windows around the recorded spikes (the part of a
+  real action potential no integrate-and-fire model draws) plus ``spike_weight`` times the
+  squared van Rossum distance between simulated and recorded spike trains; the simulated spike
+  times are differentiable (implicit function theorem), so the gradient sees them move.
+
+Parameters are optimised in unconstrained coordinates (``transforms``); shared across sweeps
+unless listed in ``per_sweep``. Optimisers: L-BFGS (default, strong Wolfe line search), Adam,
+or ``scipy.optimize.least_squares`` (trust region on the residual vector). Standard errors come
+from the Jacobian of the membrane residuals in the natural parameters at the optimum
+(central differences): :math:`\mathrm{cov} = s^2 (J^T J)^{-1}`, :math:`s^2 = RSS/(N - P)`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..io import Recording
+from ..models.base import NeuronModel
+from ..simulate import simulate
+from .metrics import van_rossum
+from .transforms import Transform, transform_for
+
+__all__ = ["fit", "FitResult"]
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` found.
+
+    ``values`` / ``stderr`` / ``init`` by parameter name (per-sweep ones as ``name[k]``), in SI
+    units; ``rmse`` the membrane residual RMSE (V) over the fitted samples; ``loss_history`` one
+    value per loss evaluation; ``n_iter`` optimiser iterations; ``model`` the fitted model (the
+    one of sweep 0 when parameters are per sweep); ``traces`` its simulation of each sweep;
+    ``recordings`` the data.
+    """
+
+    values: dict[str, float]
+    stderr: dict[str, float]
+    init: dict[str, float]
+    rmse: float
+    loss: float
+    loss_history: list[float]
+    n_iter: int
+    n_eval: int
+    optimizer: str
+    loss_kind: str
+    success: bool
+    message: str
+    wall_time_s: float
+    model: NeuronModel | None = None
+    models: list = field(default_factory=list)
+    traces: list = field(default_factory=list)
+    recordings: list = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the model, traces and data, as plain Python (JSON-ready)."""
+        keys = ("values", "stderr", "init", "rmse", "loss", "loss_history", "n_iter", "n_eval",
+                "optimizer", "loss_kind", "success", "message", "wall_time_s")
+        d = {k: getattr(self, k) for k in keys}
+        d["model"] = type(self.model).__name__ if self.model is not None else None
+        d["recordings"] = [r.name for r in self.recordings]
+        d["spike_counts"] = {"model": [int(tr.n_spikes) for tr in self.traces]}
+        return json.loads(json.dumps(d, default=float))
+
+    def to_json(self, path=None, indent: int = 2) -> str:
+        text = json.dumps(self.to_dict(), indent=indent)
+        if path is not None:
+            with open(path, "w") as fh:
+                fh.write(text + "\n")
+        return text
+
+    def summary(self) -> str:
+        lines = [f"fit of {type(self.model).__name__} to {len(self.recordings)} sweep(s) "
+                 f"({self.optimizer}, loss {self.loss_kind}): {self.n_iter} iterations, "
+                 f"{self.n_eval} evaluations, {self.wall_time_s:.2f} s, "
+                 f"{'converged' if self.success else 'NOT converged'} ({self.message})"]
+        for k, v in self.values.items():
+            se = self.stderr.get(k, float("nan"))
+            lines.append(f"  {k:14s} = {v:.6g} ± {se:.2g}   (start {self.init[k]:.6g})")
+        lines.append(f"  residual RMSE = {self.rmse * 1e3:.4g} mV")
+        return "\n".join(lines)
+
+
+class _Problem:
+    """Parameters <-> models <-> simulations <-> residuals for a set of sweeps."""
+
+    def __init__(self, model, recordings, params, per_sweep, init, bounds, loss, spike_threshold,
+                 spike_window, spike_weight, vr_tau, method, dtype):
+        self.model, self.recs, self.method, self.dtype = model, recordings, method, dtype
+        available = model.params()
+        names = list(params)
+        for p in list(names) + list(per_sweep):
+            if p not in available:
+                raise ValueError(f"{type(model).__name__} has no parameter {p!r}; it has "
+                                 f"{sorted(available)}")
+        for p in per_sweep:
+            if p not in names:
+                names.append(p)
+        if len(set(names)) != len(names):
+            raise ValueError(f"parameters listed twice: {params}")
+        if not names:
+            raise ValueError("no parameters to fit")
+        init = dict(init or {})
+        unknown = set(init) - set(names)
+        if unknown:
+            raise ValueError(f"init has values for parameters that are not fitted: {sorted(unknown)}")
+        bounds = dict(bounds or {})
+        unknown = set(bounds) - set(names)
+        if unknown:
+            raise ValueError(f"bounds given for parameters that are not fitted: {sorted(unknown)}")
+        self.slots: list[tuple[str, int | None, Transform]] = []
+        for p in names:
+            v = available[p].detach()
+            if v.numel() != 1:
+                raise ValueError(f"parameter {p!r} is per-neuron ({v.numel()} values); fit a "
+                                 f"one-neuron model")
+            p0 = float(init.get(p, float(v)))
+            tr = transform_for(p, p0, bounds.get(p))
+            if p in per_sweep:
+                self.slots += [(p, k, tr) for k in range(len(recordings))]
+            else:
+                self.slots.append((p, None, tr))
+        self.loss_kind = loss
+        self.spike_weight, self.vr_tau = float(spike_weight), float(vr_tau)
+        # data on the simulation grid
+        self.data = []
+        allv = np.concatenate([r.v[r.mask] if r.mask is not None else r.v for r in recordings])
+        self.sigma = float(np.std(allv)) or 1e-3
+        for r in recordings:
+            dt = r.dt
+            v = torch.tensor(np.nan_to_num(r.v), dtype=dtype)
+            mask = torch.ones(len(r), dtype=torch.bool) if r.mask is None else torch.tensor(r.mask)
+            rec_spikes = r.spikes(spike_threshold) if loss == "spikes" else np.zeros(0)
+            if loss == "spikes":
+                t_rel = r.t - r.t[0]
+                for ts in rec_spikes - r.t[0]:
+                    mask &= ~torch.tensor((t_rel >= ts - spike_window[0]) & (t_rel <= ts + spike_window[1]))
+            spikes = None
+            if r.input_spikes is not None and r.input_spikes[0].size:
+                ts, w = r.input_spikes
+                spikes = (torch.tensor(ts - r.t[0]), torch.zeros(ts.size, dtype=torch.long),
+                          torch.tensor(w, dtype=dtype))
+            self.data.append({"dt": dt, "T": len(r), "v": v, "mask": mask, "spikes": spikes,
+                              "current": torch.tensor(r.current[:-1], dtype=dtype)[:, None],
+                              "rec_spikes": torch.tensor(rec_spikes - r.t[0], dtype=torch.float64)})
+        self.N = int(sum(int(d["mask"].sum()) for d in self.data))
+        if self.N <= len(self.slots):
+            raise ValueError(f"{self.N} data points for {len(self.slots)} parameters: not enough data")
+        self.n_eval = 0
+
+    @property
+    def labels(self) -> list[str]:
+        return [p if k is None else f"{p}[{k}]" for p, k, _ in self.slots]
+
+    def natural(self, z: torch.Tensor) -> list[torch.Tensor]:
+        return [tr(z[j]) for j, (_p, _k, tr) in enumerate(self.slots)]
+
+    def models(self, nat: Sequence[torch.Tensor]) -> list[NeuronModel]:
+        out = []
+        for k in range(len(self.recs)):
+            kw = {p: nat[j] for j, (p, kk, _) in enumerate(self.slots) if kk is None or kk == k}
+            out.append(self.model.replace(**kw))
+        return out
+
+    def simulate(self, models) -> list:
+        traces = []
+        for m, d in zip(models, self.data):
+            initial = None
+            ps = m.params()
+            if "v_leak" in ps and "r" in ps:
+                initial = {"v": ps["v_leak"] + ps["r"] * d["current"][0, 0]}
+            traces.append(simulate(m, d["current"], d["spikes"], t_end=(d["T"] - 1) * d["dt"], dt=d["dt"],
+                                   method=self.method, initial=initial, dtype=self.dtype))
+        self.n_eval += 1
+        return traces
+
+    def residuals(self, traces) -> list[torch.Tensor]:
+        """Membrane residuals (V) of every sweep, masked samples dropped."""
+        return [(tr["v"][:, 0] - d["v"])[d["mask"]] for tr, d in zip(traces, self.data)]
+
+    def loss(self, traces) -> torch.Tensor:
+        res = torch.cat(self.residuals(traces))
+        total = (res ** 2).sum() / (self.N * self.sigma ** 2)
+        if self.loss_kind == "spikes":
+            for tr, d in zip(traces, self.data):
+                total = total + self.spike_weight * van_rossum(tr.spike_times, d["rec_spikes"], self.vr_tau) \
+                    / max(1, d["rec_spikes"].numel())
+        return total
+
+
+def fit(model: NeuronModel, recordings: Recording | Sequence[Recording],
+        params: Sequence[str] = ("tau_mem", "r", "v_leak"), *, per_sweep: Sequence[str] = (),
+        init: dict | None = None, bounds: dict | None = None, loss: str = "mse",
+        optimizer: str = "lbfgs", max_iter: int = 100, lr: float = 0.05, tol: float = 1e-12,
+        spike_threshold: float = -0.02, spike_window: tuple[float, float] = (1e-3, 4e-3),
+        spike_weight: float = 1.0, vr_tau: float = 10e-3, method: str = "exact",
+        dtype: torch.dtype = torch.float64, stderr: bool = True, progress: bool = False,
+        callback: Callable[[int, float, dict], None] | None = None) -> FitResult:
+    """Fit the parameters ``params`` of ``model`` to one or several recordings.
+
+    Parameters
+    ----------
+    model : a one-neuron ctsnn model; its current parameter values are the starting point
+        (override with ``init``). Fitted values are in SI units.
+    recordings : :class:`ctsnn.Recording` (or a list; select sweeps and windows beforehand with
+        ``ctsnn.io`` readers and ``Recording.window``); each must be uniformly sampled.
+    params : parameter names (shared by all sweeps); ``per_sweep``: names fitted per sweep (e.g.
+        ``("v_leak",)`` for a drifting baseline).
+    bounds : ``{name: (lo, hi)}``; otherwise positivity is kept by log coordinates.
+    loss : ``"mse"`` (membrane) or ``"spikes"`` (membrane outside spike windows + van Rossum
+        distance of spike trains, weight ``spike_weight``, kernel ``vr_tau``; recorded spikes
+        are upward crossings of ``spike_threshold`` V).
+    optimizer : ``"lbfgs"``, ``"adam"`` (``lr``, ``max_iter`` steps) or ``"least_squares"``.
+    progress : print one line per iteration to stderr; ``callback(iteration, loss, values)``.
+    """
+    t_start = time.perf_counter()
+    if isinstance(recordings, Recording):
+        recordings = [recordings]
+    recordings = list(recordings)
+    if not recordings:
+        raise ValueError("fit needs at least one recording")
+    for r in recordings:
+        if not isinstance(r, Recording):
+            raise ValueError(f"recordings must be ctsnn.Recording objects, got {type(r).__name__}")
+        r.dt  # uniform sampling is required  # noqa: B018
+    if model.n != 1:
+        raise ValueError(f"fit needs a one-neuron model, got n={model.n}")
+    if loss not in ("mse", "spikes"):
+        raise ValueError(f"loss must be 'mse' or 'spikes', got {loss!r}")
+    if optimizer not in ("lbfgs", "adam", "least_squares"):
+        raise ValueError(f"optimizer must be 'lbfgs', 'adam' or 'least_squares', got {optimizer!r}")
+    if int(max_iter) < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    prob = _Problem(model, recordings, params, per_sweep, init, bounds, loss, spike_threshold,
+                    spike_window, spike_weight, vr_tau, method, dtype)
+    P = len(prob.slots)
+    z = torch.zeros(P, dtype=dtype, requires_grad=True)
+    history: list[float] = []
+    it = [0]
+
+    def report(value):
+        history.append(value)
+        if progress or callback:
+            with torch.no_grad():
+                vals = {lab: float(v) for lab, v in zip(prob.labels, prob.natural(z.detach()))}
+            if progress:
+                shown = ", ".join(f"{k}={v:.5g}" for k, v in vals.items())
+                print(f"\rfit: eval {prob.n_eval:4d} loss {value:.6e}  {shown}", end="", file=sys.stderr,
+                      flush=True)
+            if callback:
+                callback(it[0], value, vals)
+
+    def closure():
+        if torch.is_grad_enabled():
+            opt.zero_grad()
+        L = prob.loss(prob.simulate(prob.models(prob.natural(z))))
+        if L.requires_grad:
+            L.backward()
+        report(float(L.detach()))
+        return L
+
+    success, message = True, ""
+    if optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([z], lr=1.0, max_iter=int(max_iter), max_eval=int(max_iter) * 3,
+                                tolerance_grad=tol, tolerance_change=tol * 1e-3, history_size=20,
+                                line_search_fn="strong_wolfe")
+        opt.step(closure)
+        it[0] = opt.state[opt._params[0]].get("n_iter", 0)
+        message = "L-BFGS stopped (gradient or change below tolerance, or max_iter)"
+        success = it[0] < max_iter
+    elif optimizer == "adam":
+        opt = torch.optim.Adam([z], lr=lr)
+        for it[0] in range(1, int(max_iter) + 1):
+            closure()
+            opt.step()
+        message = f"Adam ran {max_iter} steps"
+    else:
+        from scipy.optimize import least_squares
+
+        def fun(x):
+            with torch.no_grad():
+                nat = prob.natural(torch.as_tensor(x, dtype=dtype))
+                res = torch.cat(prob.residuals(prob.simulate(prob.models(nat)))) / prob.sigma
+            report(float((res ** 2).sum() / prob.N))
+            return res.numpy()
+
+        sol = least_squares(fun, np.zeros(P), jac="3-point", xtol=max(tol, 1e-15), ftol=max(tol, 1e-15),
+                            gtol=max(tol, 1e-15), max_nfev=int(max_iter) * (2 * P + 1), x_scale=1.0)
+        with torch.no_grad():
+            z.copy_(torch.as_tensor(sol.x, dtype=dtype))
+        it[0], success, message = int(sol.nfev), bool(sol.success), str(sol.message)
+    if progress:
+        print(file=sys.stderr)
+
+    with torch.no_grad():
+        nat = [v.detach() for v in prob.natural(z.detach())]
+        models = prob.models(nat)
+        traces = [tr.detach() for tr in prob.simulate(models)]
+        res = torch.cat(prob.residuals(traces))
+        final = float(prob.loss(traces))
+    rss = float((res ** 2).sum())
+    values = {lab: float(v) for lab, v in zip(prob.labels, nat)}
+    errors = _stderr(prob, nat, rss) if stderr else {lab: float("nan") for lab in prob.labels}
+    return FitResult(values=values, stderr=errors, init={lab: tr.p0 for lab, (_p, _k, tr) in
+                                                         zip(prob.labels, prob.slots)},
+                     rmse=math.sqrt(rss / prob.N), loss=final, loss_history=history, n_iter=int(it[0]),
+                     n_eval=prob.n_eval, optimizer=optimizer, loss_kind=loss, success=success,
+                     message=message, wall_time_s=time.perf_counter() - t_start, model=models[0],
+                     models=models, traces=traces, recordings=recordings)
+
+
+def _stderr(prob: _Problem, nat: list[torch.Tensor], rss: float) -> dict[str, float]:
+    """Standard errors from the Jacobian of the membrane residuals (central differences)."""
+    P = len(nat)
+    cols = []
+    with torch.no_grad():
+        for j in range(P):
+            h = 1e-6 * max(abs(float(nat[j])), prob.slots[j][2].scale if prob.slots[j][2].kind != "log" else 0.0,
+                           1e-12)
+            rs = []
+            for sgn in (1, -1):
+                pert = list(nat)
+                pert[j] = nat[j] + sgn * h
+                rs.append(torch.cat(prob.residuals(prob.simulate(prob.models(pert)))))
+            cols.append((rs[0] - rs[1]) / (2 * h))
+    J = torch.stack(cols, dim=1).double()
+    dof = max(1, prob.N - P)
+    s2 = rss / dof
+    try:
+        cov = s2 * torch.linalg.inv(J.T @ J)
+        se = torch.sqrt(torch.clamp(torch.diagonal(cov), min=0))
+    except RuntimeError:
+        se = torch.full((P,), float("nan"), dtype=torch.float64)
+    return {lab: float(s) for lab, s in zip(prob.labels, se)}
