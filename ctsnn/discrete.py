@@ -111,7 +111,8 @@ class DiscreteLayer(nn.Module):
             g = y @ G[e] - theta[..., e]
             s = self.spike_fn(g)
             J, k = m.jump_map(e, y.dtype, y.device)
-            y = y + s.unsqueeze(-1) * (y @ J.T + k - y)
+            sr = s.detach() if self.detach_reset else s
+            y = y + sr.unsqueeze(-1) * (y @ J.T + k - y)
             out = out + s * (float(m.event_signs[e]) * m.output_scale(e, y.dtype, y.device))
         return out, y
 

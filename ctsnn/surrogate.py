@@ -34,6 +34,9 @@ class _Surrogate(torch.autograd.Function):
             d = (a / 2) / (1 + (math.pi / 2 * a * g) ** 2)
         elif ctx.kind == "fast_sigmoid":
             d = 1.0 / (a * g.abs() + 1.0) ** 2
+        elif ctx.kind == "sigmoid":
+            sg = torch.sigmoid(a * g)
+            d = a * sg * (1 - sg)
         elif ctx.kind == "straight_through":
             d = torch.ones_like(g)
         else:  # heaviside
@@ -55,6 +58,14 @@ def fast_sigmoid(slope: float = 25.0, fire_at_zero: bool = False) -> Callable[[T
     return lambda g: _Surrogate.apply(g, "fast_sigmoid", float(slope), fire_at_zero)
 
 
+def sigmoid(alpha: float = 4.0, fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
+    """Sigmoid surrogate: ``ds/dg = alpha sig(alpha g) (1 - sig(alpha g))`` (spikingjelly
+    ``Sigmoid(alpha=4)`` with ``fire_at_zero=True``; snntorch ``sigmoid(slope=25)`` is alpha=25)."""
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    return lambda g: _Surrogate.apply(g, "sigmoid", float(alpha), fire_at_zero)
+
+
 def straight_through(fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
     """Straight-through estimator: ``ds/dg = 1``."""
     return lambda g: _Surrogate.apply(g, "straight_through", 0.0, fire_at_zero)
@@ -65,7 +76,7 @@ def heaviside(fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
     return lambda g: _Surrogate.apply(g, "heaviside", 0.0, fire_at_zero)
 
 
-_REGISTRY = {"atan": atan, "fast_sigmoid": fast_sigmoid,
+_REGISTRY = {"atan": atan, "sigmoid": sigmoid, "fast_sigmoid": fast_sigmoid,
              "straight_through": straight_through, "heaviside": heaviside}
 
 

@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from ctsnn.compat import spikingjelly as cj
+
+sj = pytest.importorskip("spikingjelly.activation_based.neuron")
+sur = pytest.importorskip("spikingjelly.activation_based.surrogate")
+
+
+def _run(node, x):
+    out, vs = [], []
+    for t in range(x.shape[0]):
+        out.append(node(x[t]))
+        vs.append(node.v)
+    return torch.stack(out), torch.stack(vs)
+
+
+@pytest.mark.parametrize("kind,decay_input", [("lif", True), ("lif", False), ("if", True)])
+@pytest.mark.parametrize("v_reset", [0.0, None, -0.2])
+@pytest.mark.parametrize("sg", ["sigmoid", "atan"])
+@pytest.mark.parametrize("detach_reset", [False, True])
+def test_node_matches_spikingjelly(kind, v_reset, decay_input, sg, detach_reset):
+    torch.manual_seed(5)
+    T, B, n = 300, 3, 5
+    x = (torch.rand(T, B, n, dtype=torch.float64) * (1.5 if decay_input else 0.6)).requires_grad_(True)
+    peer_sg = sur.Sigmoid(alpha=4.0) if sg == "sigmoid" else sur.ATan(alpha=2.0)
+    alpha = 4.0 if sg == "sigmoid" else 2.0
+    if kind == "lif":
+        ours = cj.LIFNode(tau=3.0, decay_input=decay_input, v_threshold=0.9, v_reset=v_reset,
+                          surrogate=sg, alpha=alpha, detach_reset=detach_reset)
+        theirs = sj.LIFNode(tau=3.0, decay_input=decay_input, v_threshold=0.9, v_reset=v_reset,
+                            surrogate_function=peer_sg, detach_reset=detach_reset)
+    else:
+        ours = cj.IFNode(v_threshold=0.9, v_reset=v_reset, surrogate=sg, alpha=alpha, detach_reset=detach_reset)
+        theirs = sj.IFNode(v_threshold=0.9, v_reset=v_reset, surrogate_function=peer_sg, detach_reset=detach_reset)
+    S1, V1 = _run(ours, x)
+    S2, V2 = _run(theirs, x)
+    assert torch.equal(S1, S2.to(S1))
+    assert S1.sum() > 50
+    torch.testing.assert_close(V1, V2.to(V1), rtol=0, atol=1e-6)
+    g1, = torch.autograd.grad((V1 ** 2).sum() + S1.sum(), x)
+    g2, = torch.autograd.grad((V2 ** 2).sum() + S2.sum(), x)
+    torch.testing.assert_close(g1, g2.to(g1), rtol=1e-5, atol=1e-5)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="tau"):
+        cj.LIFNode(tau=0)
