@@ -18,8 +18,11 @@ from ..models import IF, LIF
 
 
 class _Node(nn.Module):
-    def __init__(self, model, input, v_reset, surrogate, alpha, detach_reset):
+    def __init__(self, model, input, v_reset, surrogate, alpha, detach_reset, step_mode="s"):
         super().__init__()
+        if step_mode not in ("s", "m"):
+            raise ValueError(f"step_mode must be 's' or 'm', got {step_mode!r}")
+        self.step_mode = step_mode
         if surrogate not in ("sigmoid", "atan"):
             raise ValueError(f"surrogate_function must be 'sigmoid' or 'atan', got {surrogate!r}")
         self.layer = discretize(model, 1.0, method="euler", input=input, surrogate=surrogate,
@@ -35,7 +38,10 @@ class _Node(nn.Module):
             state = torch.full(x.shape + (1,), self.v0, dtype=x.dtype, device=x.device)
         else:
             state = self.v.unsqueeze(-1)
-        s, y = self.layer(x, state)
+        if self.step_mode == "m":  # x [T, ...]: the whole sequence through DiscreteLayer.run
+            s, y = self.layer.run(x, state[0] if self.v is None else state)
+        else:
+            s, y = self.layer(x, state)
         self.v = y[..., 0]
         return s
 
@@ -47,20 +53,21 @@ class LIFNode(_Node):
 
     def __init__(self, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
                  v_reset: float | None = 0.0, surrogate: str = "sigmoid", alpha: float = 4.0,
-                 detach_reset: bool = False) -> None:
+                 detach_reset: bool = False, step_mode: str = "s") -> None:
         if not float(tau) > 0:
             raise ValueError(f"tau must be > 0 (steps), got {tau}")
         vl = 0.0 if v_reset is None else float(v_reset)
         model = LIF(tau_mem=float(tau), r=1.0 if decay_input else float(tau), v_leak=vl,
                     v_th=v_threshold, v_reset=vl, reset="subtract" if v_reset is None else "to_value")
-        super().__init__(model, "zoh" if decay_input else "impulse", v_reset, surrogate, alpha, detach_reset)
+        super().__init__(model, "zoh" if decay_input else "impulse", v_reset, surrogate, alpha, detach_reset,
+                         step_mode)
 
 
 class IFNode(_Node):
     """``IFNode(v_threshold=1., v_reset=0., surrogate='sigmoid', alpha=4., detach_reset=False)``."""
 
     def __init__(self, v_threshold: float = 1.0, v_reset: float | None = 0.0, surrogate: str = "sigmoid",
-                 alpha: float = 4.0, detach_reset: bool = False) -> None:
+                 alpha: float = 4.0, detach_reset: bool = False, step_mode: str = "s") -> None:
         vl = 0.0 if v_reset is None else float(v_reset)
         model = IF(v_th=v_threshold, v_reset=vl, reset="subtract" if v_reset is None else "to_value")
-        super().__init__(model, "impulse", v_reset, surrogate, alpha, detach_reset)
+        super().__init__(model, "impulse", v_reset, surrogate, alpha, detach_reset, step_mode)
