@@ -20,6 +20,8 @@ def _models():
         "ALIF_cur": ctsnn.ALIF(tau_mem=0.02, tau_adapt=0.2, adapt_jump=0.1, v_th=big, adaptation="current"),
         "LIT": ctsnn.LIT(tau_mem=0.02, pos_th=big, neg_th=big),
         "DualLIT": ctsnn.DualLIT(tau_pos=0.02, tau_neg=0.03, pos_th=big, neg_th=big),
+        "Recurrent_trace": ctsnn.Recurrent(ctsnn.LIF(tau_mem=[0.02, 0.03, 0.04], v_th=big),
+                                           tau_rec=0.01, rec_weight=0.5),
     }
 
 
