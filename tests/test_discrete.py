@@ -35,7 +35,7 @@ def test_no_spike_equals_simulate(name, method):
     layer = discretize(model, DT, method=method, input="zoh")
     out, _, ys = layer.run(x, record_states=True)
     assert out.abs().sum() == 0
-    tr = ctsnn.simulate(model.replace() if model.n == n else model, current=x, t_end=T * DT, dt=DT,
+    tr = ctsnn.simulate(model, current=x, t_end=T * DT, dt=DT,
                         method=method, record="all", dtype=torch.float64)
     for j, sname in enumerate(model.state_names):
         ref = tr[sname]
