@@ -58,8 +58,10 @@ class _Current:
             self.shape = tuple(probe.shape)
             self._check(probe)
         else:
-            t = torch.as_tensor(current, device=device)
-            t = t.to(dtype) if t.is_floating_point() or not t.is_complex() else t
+            if isinstance(current, Tensor):
+                t = current.to(device=device, dtype=dtype) if not current.is_complex() else current
+            else:  # numbers and arrays go straight to dtype (no float32 detour for Python floats)
+                t = torch.as_tensor(current, dtype=dtype, device=device)
             self._check(t)
             if t.dim() == 0:
                 self.const = t
@@ -129,7 +131,9 @@ class _Sim:
     def in_refractory_at(self, gidx: Tensor, s: Tensor) -> Tensor | None:
         if self.t_ref is None:
             return None
-        return self.ref_until.reshape(-1)[gidx] > self.t0 + s.detach().to(torch.float64)
+        # compare step offsets in the working dtype, rounded exactly as the release time is in
+        # the solver (``(ref_until - t0).to(dtype)``), so a released neuron is never still held
+        return (self.ref_until.reshape(-1)[gidx] - self.t0).to(s.dtype) > s.detach()
 
     def clamp(self, y: Tensor, mask: Tensor) -> Tensor:
         ic = self.clamp_index
@@ -205,7 +209,7 @@ class _Sim:
         raise SimulationError(
             f"neuron {j} (flat index) produced more than {self.max_events_per_step} events in the step "
             f"starting at t={self.t0:.9g} s: the reset lands at or above threshold, or the input drives it "
-            f"faster than it can reset (t_ref=0). Reduce the input, set t_ref > 0, or raise "
+            f"faster than it can reset. Reduce the input, set t_ref > 0, or raise "
             f"max_events_per_step.")
 
     def count_coupled_event(self, a: float) -> None:

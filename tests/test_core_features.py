@@ -224,3 +224,31 @@ def test_recurrent_trace_mode():
     after = tr.t > last
     ref = sum(torch.exp(-(tr.t[after] - ts) / 5e-3) for ts in tr.spike_times.tolist())
     assert torch.max(torch.abs(tr["r"][after, 0] - ref)) < 1e-12
+
+
+def test_float32_refractory_release_and_interval():
+    # the release time is rounded to float32; the neuron must still be released (no endless loop)
+    # and the interval is t_ref + tau ln(rI/(rI - th)) after the reset to 0
+    m = ctsnn.LIF(tau_mem=0.01, v_th=1.0, t_ref=2e-3)
+    isi = 2e-3 + 0.01 * math.log(3.0 / 2.0)
+    for dtype in (torch.float32, torch.float64):
+        tr = ctsnn.simulate(m, 3.0, t_end=0.1, dt=1e-3, dtype=dtype)
+        d = torch.diff(tr.spike_times)
+        tol = 1e-6 if dtype == torch.float32 else 1e-12
+        torch.testing.assert_close(d, torch.full_like(d, isi), rtol=0, atol=tol)
+
+
+def test_python_number_current_keeps_float64():
+    # 1 + 1e-9 is not representable in float32: a float64 run must see it
+    m = ctsnn.LIF(tau_mem=0.01, v_th=10.0)
+    tr = ctsnn.simulate(m, 1.0 + 1e-9, t_end=0.05, dt=1e-3, dtype=torch.float64)
+    exact = (1.0 + 1e-9) * (1 - math.exp(-5.0))
+    assert abs(float(tr["v"][-1, 0]) - exact) < 1e-14
+
+
+def test_rest_state_carries_v_leak_gradient():
+    vl = torch.tensor(-0.07, dtype=torch.float64, requires_grad=True)
+    m = ctsnn.LIF(tau_mem=0.01, v_leak=vl, v_th=0.0, v_reset=-0.08)
+    tr = ctsnn.simulate(m, None, t_end=0.01, dt=1e-3, dtype=torch.float64)
+    (g,) = torch.autograd.grad(tr["v"][-1, 0], vl)
+    assert float(g) == pytest.approx(1.0, abs=1e-12)  # v stays at v_leak for every v_leak

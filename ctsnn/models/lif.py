@@ -76,7 +76,8 @@ class _Membrane(NeuronModel):
     def init_state(self, shape, dtype, device=None):
         y = super().init_state(shape, dtype, device)
         if self._leaky:
-            y[..., 0] = self.p("v_leak", dtype, device).detach()
+            y = y.clone()
+            y[..., 0] = self.p("v_leak", dtype, device)  # at rest; keeps v_leak's graph
         return y
 
     def linear_part(self, dtype=None, device=None):
