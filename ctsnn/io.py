@@ -134,6 +134,22 @@ class Recording:
             out.input_spikes = (ts[keep], w[keep])
         return out
 
+    def exclude(self, t0: float, t1: float) -> "Recording":
+        """A copy with the samples ``t0 <= t <= t1`` masked out of losses (e.g. an electrode
+        artefact at a current step); the simulation still runs through them."""
+        t0, t1 = float(t0), float(t1)
+        if not t0 <= t1:
+            raise ValueError(f"exclude: t0={t0:g} s is after t1={t1:g} s")
+        out = Recording.__new__(Recording)
+        out.__dict__.update(self.__dict__)
+        drop = (self.t >= t0 - 1e-12) & (self.t <= t1 + 1e-12)
+        if not drop.any():
+            raise ValueError(f"exclude: no samples of {self.name!r} lie in {t0:g}..{t1:g} s "
+                             f"(the recording spans {self.t[0]:g}..{self.t[-1]:g} s)")
+        out.mask = ~drop if self.mask is None else (self.mask & ~drop)
+        out.meta = dict(self.meta, excluded=list(self.meta.get("excluded", [])) + [(t0, t1)])
+        return out
+
     def spikes(self, threshold: float = -0.02, refractory: float = 2e-3) -> np.ndarray:
         """Spike times (s) in this recording; see :func:`detect_spikes`."""
         v = self.v if self.mask is None else np.where(self.mask, self.v, -np.inf)

@@ -11,10 +11,12 @@ from ctsnn.fitting import gamma_factor, van_rossum
 DT = 2.5e-4
 
 
-def _synthetic(model, n=1600, v0=-0.07):
+def _synthetic(model, n=1600, v0=-0.07, cycles=1):
     i = np.zeros(n)
     i[200:1400] = -50e-12
     i[400:800] = 80e-12
+    i = np.tile(i, cycles)
+    n = i.size
     tr = ctsnn.simulate(model, torch.tensor(i[:-1])[:, None], t_end=(n - 1) * DT, dt=DT,
                         initial={"v": v0}, dtype=torch.float64)
     return ctsnn.Recording(np.arange(n) * DT, tr["v"][:, 0].numpy(), i, name="synthetic")
@@ -73,3 +75,136 @@ def test_spike_metrics():
     assert gamma_factor(a, a, window=4e-3, duration=1.0) == pytest.approx(1.0)
     assert float(van_rossum(torch.tensor(a), torch.tensor(a), 10e-3)) == pytest.approx(0.0, abs=1e-12)
     assert float(van_rossum(torch.tensor(a), torch.tensor(a + 1e-3), 10e-3)) > 0
+
+
+def _with_noise(rec, snr_db, rng):
+    """The recording with white Gaussian noise at ``snr_db`` (signal power = variance of v)."""
+    sd = np.std(rec.v) / 10 ** (snr_db / 20)
+    return ctsnn.Recording(rec.t, rec.v + rng.normal(0, sd, rec.v.size), rec.current,
+                           input_spikes=rec.input_spikes), sd
+
+
+CUBA = dict(tau_mem=15e-3, tau_syn=4e-3, r=150e6, v_leak=-0.07)
+
+
+def _cuba_recording():
+    # tau_syn is seen only through input spikes (the injected current goes to v directly)
+    rng = np.random.default_rng(1)
+    ts = np.sort(rng.uniform(0.01, 0.38, 24))
+    w = rng.uniform(0.5e-10, 2e-10, ts.size)
+    n = 1600
+    i = np.zeros(n); i[200:1400] = -50e-12; i[400:800] = 80e-12
+    m = ctsnn.CubaLIF(**CUBA, v_th=0.0, v_reset=-0.08)
+    spikes = (torch.tensor(ts), torch.zeros(ts.size, dtype=torch.long), torch.tensor(w))
+    tr = ctsnn.simulate(m, torch.tensor(i[:-1])[:, None], spikes, t_end=(n - 1) * DT, dt=DT,
+                        initial={"v": -0.07}, dtype=torch.float64)
+    return ctsnn.Recording(np.arange(n) * DT, tr["v"][:, 0].numpy(), i, input_spikes=(ts, w))
+
+
+def test_cubalif_recovered_from_2x_away():
+    rec = _cuba_recording()
+    start = ctsnn.CubaLIF(**{k: 2 * v for k, v in CUBA.items()}, v_th=0.0, v_reset=-0.08)
+    res = ctsnn.fit(start, rec, params=tuple(CUBA))
+    for k, v in CUBA.items():
+        assert res.values[k] == pytest.approx(v, rel=1e-4), (k, res.values)
+
+
+ALIF = dict(tau_mem=15e-3, r=150e6, v_leak=-0.07, tau_adapt=60e-3, adapt_jump=4e-3)
+ALIF_FIXED = dict(v_th=-0.045, v_reset=-0.075)
+
+
+def _alif_recording(adaptation="threshold"):
+    """A hyperpolarising step (passive part), then short strong pulses: each one makes exactly
+    one spike for any adaptation within 2x of the truth, so the spike count does not change while
+    the optimiser moves and the loss stays smooth (the spike times carry the gradient)."""
+    n = 1400
+    i = np.zeros(n); i[40:340] = -60e-12
+    for k0 in (400, 480, 520, 700, 740, 1000, 1030, 1060, 1300):
+        i[k0] = 20e-9 if adaptation == "threshold" else 16e-9  # one sample: a ~50 (40) mV kick
+    m = ctsnn.ALIF(**ALIF, **ALIF_FIXED, adaptation=adaptation)
+    tr = ctsnn.simulate(m, torch.tensor(i[:-1])[:, None], t_end=(n - 1) * DT, dt=DT,
+                        initial={"v": -0.07}, dtype=torch.float64)
+    assert tr.n_spikes == 9, tr.n_spikes
+    return ctsnn.Recording(np.arange(n) * DT, tr["v"][:, 0].numpy(), i)
+
+
+def _alif_two_stage(rec, adaptation="threshold"):
+    """Every parameter starts 2x away (v_leak: half). Stage 1 fits the passive parameters to
+    the spike-free window (a start with v_leak above threshold would fire without pause);
+    stage 2 fits everything, adaptation still 2x away."""
+    start = ctsnn.ALIF(**{k: (0.5 * v if k == "v_leak" else 2 * v) for k, v in ALIF.items()}, **ALIF_FIXED,
+                       adaptation=adaptation)
+    passive = ctsnn.fit(start, rec.window(0, 0.095), params=("tau_mem", "r", "v_leak"))
+    return ctsnn.fit(passive.model, rec, params=tuple(ALIF))
+
+
+@pytest.mark.parametrize("adaptation", ["threshold", "current"])
+def test_alif_recovered_from_2x_away(adaptation):
+    res = _alif_two_stage(_alif_recording(adaptation), adaptation)
+    for k, v in ALIF.items():
+        assert res.values[k] == pytest.approx(v, rel=1e-4), (k, res.values)
+    assert [tr.n_spikes for tr in res.traces] == [9]
+
+
+@pytest.mark.slow
+def test_20db_noise_within_2_percent_and_stderr_consistent():
+    """LIF at 20 dB SNR over 24 noise draws: every estimate within 2%, and the reported standard
+    errors match the spread of the estimates (z = (estimate - truth)/stderr has unit variance:
+    for 24 draws its sample variance lies in [0.4, 1.9] with probability > 99%, chi-square)."""
+    rec0 = _synthetic(ctsnn.LIF(**TRUE, v_th=0.0, v_reset=-0.08), cycles=3)  # stderr(tau) ~ 0.4%
+    rng = np.random.default_rng(7)
+    start = ctsnn.LIF(**{k: 2 * v for k, v in TRUE.items()}, v_th=0.0, v_reset=-0.08)
+    z = {k: [] for k in TRUE}
+    for _ in range(24):
+        rec, sd = _with_noise(rec0, 20, rng)
+        res = ctsnn.fit(start, rec, params=tuple(TRUE))
+        for k, v in TRUE.items():
+            assert abs(res.values[k] / v - 1) < 0.02, (k, res.values[k])
+            z[k].append((res.values[k] - v) / res.stderr[k])
+        assert res.rmse == pytest.approx(sd, rel=0.1)  # residuals are the noise
+    for k, zs in z.items():
+        var = float(np.var(zs, ddof=1))
+        assert 0.4 < var < 1.9, (k, var, zs)
+        assert abs(float(np.mean(zs))) < 3 / np.sqrt(len(zs)) + 0.3, (k, np.mean(zs))
+
+
+@pytest.mark.parametrize("which", ["cubalif", "alif_current", "alif_threshold"])
+def test_20db_noise_cubalif_alif_within_2_percent(which):
+    """One noise draw at 20 dB: estimates within 2% and within 4 reported standard errors.
+    Threshold adaptation is seen in the membrane only through the 9 spike times (each shifts
+    the reset by ~1 mV per mV of threshold): its stderr is ~3% here, so for that kind only the
+    passive parameters are held to 2%, the adaptation ones to their standard errors."""
+    rng = np.random.default_rng(11)
+    if which == "cubalif":
+        rec, _ = _with_noise(_cuba_recording(), 20, rng)
+        start = ctsnn.CubaLIF(**{k: 2 * v for k, v in CUBA.items()}, v_th=0.0, v_reset=-0.08)
+        res, truth = ctsnn.fit(start, rec, params=tuple(CUBA)), CUBA
+    else:
+        kind = which.split("_")[1]
+        rec, _ = _with_noise(_alif_recording(kind), 20, rng)
+        res, truth = _alif_two_stage(rec, kind), ALIF
+    for k, v in truth.items():
+        err = abs(res.values[k] / v - 1)
+        if which == "alif_threshold" and k in ("tau_adapt", "adapt_jump"):
+            assert res.stderr[k] / v > 0.01  # weakly identified, and reported as such
+        else:
+            assert err < 0.02, (k, res.values[k], res.stderr[k])
+        assert abs(res.values[k] - v) < 4 * res.stderr[k], (k, res.values[k], res.stderr[k])
+
+
+def test_series_resistance_and_excluded_artefact():
+    """A recording with a bridge-balance error (v + r_series I) and a corrupted stretch: fitting
+    r_series recovers it, and the excluded samples do not pull the fit."""
+    rec0 = _synthetic(ctsnn.LIF(**TRUE, v_th=0.0, v_reset=-0.08))
+    v = rec0.v + 20e6 * rec0.current
+    v[400:404] += 0.05  # an artefact at the step onset
+    rec = ctsnn.Recording(rec0.t, v, rec0.current).exclude(rec0.t[400], rec0.t[403])
+    assert int((~rec.mask).sum()) == 4
+    start = ctsnn.LIF(tau_mem=30e-3, r=75e6, v_leak=-0.035, v_th=0.0, v_reset=-0.08)
+    res = ctsnn.fit(start, rec, params=("tau_mem", "r", "v_leak", "r_series"))
+    for k, val in dict(TRUE, r_series=20e6).items():
+        assert res.values[k] == pytest.approx(val, rel=1e-4), (k, res.values)
+    with pytest.raises(ValueError, match="no samples"):
+        rec.exclude(10.0, 11.0)
+    with pytest.raises(ValueError, match="r_bridge"):
+        ctsnn.fit(start, rec, params=("tau_mem", "r_bridge"))

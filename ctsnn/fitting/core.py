@@ -38,6 +38,11 @@ from .transforms import Transform, transform_for
 
 __all__ = ["fit", "FitResult"]
 
+# parameters of the measurement, not of the neuron (name: default start value):
+# r_series (Ohm): the electrode's uncompensated series resistance; the amplifier records
+# v + r_series * I, an instantaneous step at every current step (a bridge-balance error).
+OBSERVATION = {"r_series": 0.0}
+
 
 @dataclass
 class FitResult:
@@ -103,12 +108,13 @@ class _Problem:
     def __init__(self, model, recordings, params, per_sweep, init, bounds, loss, spike_threshold,
                  spike_window, spike_weight, vr_tau, method, dtype):
         self.model, self.recs, self.method, self.dtype = model, recordings, method, dtype
-        available = model.params()
+        available = dict(model.params())
         names = list(params)
         for p in list(names) + list(per_sweep):
-            if p not in available:
+            if p not in available and p not in OBSERVATION:
                 raise ValueError(f"{type(model).__name__} has no parameter {p!r}; it has "
-                                 f"{sorted(available)}")
+                                 f"{sorted(available)} (and the recording's {sorted(OBSERVATION)})")
+        available.update({p: torch.tensor(v, dtype=torch.float64) for p, v in OBSERVATION.items()})
         for p in per_sweep:
             if p not in names:
                 names.append(p)
@@ -157,6 +163,7 @@ class _Problem:
                 spikes = (torch.tensor(ts - r.t[0]), torch.zeros(ts.size, dtype=torch.long),
                           torch.tensor(w, dtype=dtype))
             self.data.append({"dt": dt, "T": len(r), "v": v, "mask": mask, "spikes": spikes,
+                              "i_obs": torch.tensor(r.current, dtype=dtype),
                               "current": torch.tensor(r.current[:-1], dtype=dtype)[:, None],
                               "rec_spikes": torch.tensor(rec_spikes - r.t[0], dtype=torch.float64)})
         self.N = int(sum(int(d["mask"].sum()) for d in self.data))
@@ -174,8 +181,11 @@ class _Problem:
     def models(self, nat: Sequence[torch.Tensor]) -> list[NeuronModel]:
         out = []
         for k in range(len(self.recs)):
-            kw = {p: nat[j] for j, (p, kk, _) in enumerate(self.slots) if kk is None or kk == k}
+            kw = {p: nat[j] for j, (p, kk, _) in enumerate(self.slots)
+                  if (kk is None or kk == k) and p not in OBSERVATION}
             out.append(self.model.replace(**kw))
+        self._obs = [{p: nat[j] for j, (p, kk, _) in enumerate(self.slots)
+                      if (kk is None or kk == k) and p in OBSERVATION} for k in range(len(self.recs))]
         return out
 
     def simulate(self, models) -> list:
@@ -191,8 +201,16 @@ class _Problem:
         return traces
 
     def residuals(self, traces) -> list[torch.Tensor]:
-        """Membrane residuals (V) of every sweep, masked samples dropped."""
-        return [(tr["v"][:, 0] - d["v"])[d["mask"]] for tr, d in zip(traces, self.data)]
+        """Membrane residuals (V) of every sweep, masked samples dropped; the recorded value is
+        modelled as ``v + r_series I`` when ``r_series`` is fitted (a bridge-balance error)."""
+        out = []
+        for k, (tr, d) in enumerate(zip(traces, self.data)):
+            v = tr["v"][:, 0]
+            rs = self._obs[k].get("r_series")
+            if rs is not None:
+                v = v + rs * d["i_obs"]
+            out.append((v - d["v"])[d["mask"]])
+        return out
 
     def loss(self, traces) -> torch.Tensor:
         res = torch.cat(self.residuals(traces))

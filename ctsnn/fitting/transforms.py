@@ -56,6 +56,8 @@ def transform_for(name: str, p0: float, bounds: tuple[float, float] | None = Non
         if p0 <= 0:
             raise ValueError(f"{name!r} must start > 0, got {p0:g}")
         return Transform("log", p0)
+    if name == "r_series":  # signed (the bridge may be over-compensated), scale 10 MOhm
+        return Transform("affine", p0, scale=1e7)
     if name in NONNEG:
         s = 1e-3 if name == "t_ref" else 1e-3
         return Transform("softplus", p0, scale=s, shift=-10.0)   # starts at ~s * 4.5e-5
