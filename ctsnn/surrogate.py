@@ -13,7 +13,8 @@ Conventions (read from the installed peers' code):
   ``periodic_exponential(grad_width=0.5, grad_scale=1)``: ``grad_scale exp(-|p|/grad_width)``
   with ``p = g`` below threshold and ``p = L (2 frac(v/L - 1/2) - 1)`` above (``v = g + L``);
   ``heaviside_window(window=1)``: ``ds/dg = [g >= -window] / L``;
-  ``gaussian(mu=0, sigma=0.5, grad_scale=1)``: ``grad_scale N(g; mu, sigma)`` (no level).
+  ``gaussian(mu=0, sigma=0.5, grad_scale=1)``: ``grad_scale N(g; mu, sigma)`` (no level);
+  ``threshold_fn(fn)``: any sinabs-style ``fn(v, threshold)``, ``ds/dg = fn(g + L, L)``.
   The first three have ``uses_level = True`` and are called as ``spike_fn(g, L)``
   (``DiscreteLayer`` passes ``L``; see ``ctsnn.discrete``).
 
@@ -77,6 +78,8 @@ class _LevelSurrogate(torch.autograd.Function):
             vp = L * (2 * (vn - torch.floor(vn)) - 1)
             p = g * (g < 0) + vp * (g >= 0)
             d = ctx.p2 * torch.exp(-torch.abs(p) / ctx.p1)
+        elif ctx.kind == "threshold_fn":  # p1 is a callable (v, L) -> ds/dv
+            d = ctx.p1(g + L, L)
         else:  # heaviside_window
             d = (g >= -ctx.p1).to(g.dtype) / L
         return grad_out * d, None, None, None, None, None
@@ -107,6 +110,14 @@ def periodic_exponential(grad_width: float = 0.5, grad_scale: float = 1.0, fire_
 def heaviside_window(window: float = 1.0, fire_at_zero: bool = True):
     """sinabs ``Heaviside(window)``: ``ds/dg = [g >= -window] / L``."""
     return _level_fn("heaviside_window", float(window), 0.0, fire_at_zero)
+
+
+def threshold_fn(fn, fire_at_zero: bool = True):
+    """Any sinabs-style surrogate ``fn(v, threshold) -> ds/dv`` (e.g. sinabs ``MultiGaussian`` or
+    a user function), evaluated at ``v = g + L``, ``threshold = L``."""
+    if not callable(fn):
+        raise ValueError(f"threshold_fn needs a callable fn(v, threshold), got {fn!r}")
+    return _level_fn("threshold_fn", fn, 0.0, fire_at_zero)
 
 
 def gaussian(mu: float = 0.0, sigma: float = 0.5, grad_scale: float = 1.0, fire_at_zero: bool = True):
@@ -151,7 +162,8 @@ def heaviside(fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
 _REGISTRY = {"atan": atan, "sigmoid": sigmoid, "fast_sigmoid": fast_sigmoid,
              "straight_through": straight_through, "heaviside": heaviside,
              "single_exponential": single_exponential, "periodic_exponential": periodic_exponential,
-             "heaviside_window": heaviside_window, "gaussian": gaussian}
+             "heaviside_window": heaviside_window, "gaussian": gaussian,
+             "threshold_fn": threshold_fn}
 
 
 def get(name_or_callable, **kw) -> Callable[[Tensor], Tensor]:

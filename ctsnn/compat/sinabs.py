@@ -105,10 +105,12 @@ def _surrogate_from(fn):
         return _surrogate.heaviside_window(fn.window)
     if name == "Gaussian":
         return _surrogate.gaussian(fn.mu, fn.sigma, fn.grad_scale)
-    if callable(fn) and getattr(fn, "uses_level", None) is not None:
-        return fn
-    raise ValueError(f"surrogate_grad_fn: unsupported {fn!r}; use SingleExponential, "
-                     "PeriodicExponential, Heaviside, Gaussian or a ctsnn.surrogate function")
+    if callable(fn) and getattr(fn, "uses_level", False):
+        return fn  # a ctsnn level surrogate
+    if callable(fn):  # any other sinabs-style fn(v_mem, spike_threshold) -> ds/dv
+        return _surrogate.threshold_fn(fn)
+    raise ValueError(f"surrogate_grad_fn: unsupported {fn!r}; use a sinabs surrogate object "
+                     "(SingleExponential, ...) or a callable fn(v_mem, spike_threshold)")
 
 
 def _tensor(name: str, value, positive: bool = False) -> Tensor:
