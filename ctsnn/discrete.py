@@ -52,6 +52,8 @@ Options used by step-based peers (sinabs):
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -90,14 +92,20 @@ class DiscreteLayer(nn.Module):
         if isinstance(detach_reset, (bool, int)):
             self.detach_reset, self._detach_states = bool(detach_reset), None
         else:
-            names = tuple(detach_reset)
+            names = (detach_reset,) if isinstance(detach_reset, str) else tuple(detach_reset)
             for nm in names:
-                model.state_index(nm)  # raises ValueError naming the state
+                if nm not in model.state_names:
+                    raise ValueError(f"detach_reset: {type(model).__name__} has no state {nm!r}; "
+                                     f"its states are {model.state_names}")
             self.detach_reset, self._detach_states = False, names
         self.multi_spike, self.threshold_grad = bool(multi_spike), bool(threshold_grad)
         self.state_min = dict(state_min or {})
-        for nm in self.state_min:
-            model.state_index(nm)
+        for nm, val in self.state_min.items():
+            if nm not in model.state_names:
+                raise ValueError(f"state_min: {type(model).__name__} has no state {nm!r}; "
+                                 f"its states are {model.state_names}")
+            if not math.isfinite(float(val)):
+                raise ValueError(f"state_min[{nm!r}] must be finite, got {val!r}")
         self._split = (self.multi_spike or not self.threshold_grad
                        or getattr(self.spike_fn, "uses_level", False))
         if self.reset_delay and (self._split or self._detach_states is not None or self.state_min):
