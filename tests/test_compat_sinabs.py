@@ -276,3 +276,14 @@ def test_float64_gradients_exact_without_float32_spikes(float64_spikes, spike_fn
     ref, ours, x, w = make_pair(torch.float64, True, syn, spike_fn, reset_fn, norm_input, 21,
                                 min_v_mem=-0.5)
     check(ref, ours, x, w, 1e-11, 1e-9)
+
+
+def test_training_loop_zero_grad_detaches_states():
+    layer = cs.ALIF(tau_mem=[4.0, 6.0], tau_adapt=[20.0, 30.0], tau_syn=2.0, train_alphas=True)
+    opt = torch.optim.SGD(layer.parameters(), lr=1e-3)
+    for _ in range(2):
+        layer.zero_grad()
+        out = layer(torch.rand(2, 50, 2) * 5)
+        out.sum().backward()  # would fail on the second pass if states kept the old graph
+        opt.step()
+    assert all(p.grad is not None for p in layer.parameters())

@@ -256,11 +256,19 @@ class ALIF(nn.Module):
         self.v_mem = self.b = self.spike_threshold = None
         self.i_syn = None
 
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """As sinabs: also cut the carried states from the previous graph."""
+        super().zero_grad(set_to_none)
+        for k in ("v_mem", "i_syn", "b", "spike_threshold"):
+            t = getattr(self, k)
+            if t is not None:
+                setattr(self, k, t.detach())
+
     def _init_state(self, shape, dtype, device) -> None:
         z = torch.zeros(shape, dtype=dtype, device=device)
         self.v_mem, self.b = z.clone(), z.clone()
         self.i_syn = z.clone() if self.has_syn else None
-        self.spike_threshold = (self.b0.to(dtype) + 0 * z).detach()
+        self.spike_threshold = (self.b0.to(dtype=dtype, device=z.device) + 0 * z).detach()
 
     def forward(self, input_data: Tensor) -> Tensor:
         if input_data.dim() < 3:
@@ -272,7 +280,7 @@ class ALIF(nn.Module):
         layer, rho, c, b0 = self.build(trail)
         N = math.prod(trail)
         dt_, dev = input_data.dtype, input_data.device
-        rho, c, b0 = (t.to(dt_) for t in (rho, c, b0))
+        rho, c, b0 = (t.to(dtype=dt_, device=dev) for t in (rho, c, b0))
         cols = [self.v_mem.reshape(Bt, N)]
         if self.has_syn:
             cols.append(self.i_syn.reshape(Bt, N))
