@@ -131,3 +131,29 @@ def test_bad_options():
         ctsnn.discretize(m, 1.0, reset_delay=True, multi_spike=True)
     with pytest.raises(ValueError, match="grad_width"):
         surrogate.single_exponential(grad_width=0.0)
+
+
+@pytest.mark.parametrize("syn", [False, True])
+def test_sinabs_layer_is_exact_discretisation_of_its_model(syn):
+    """Below threshold the sinabs dialect equals ctsnn.simulate of its own ALIF model: without a
+    synapse the input is a current held over each step (norm_input), with one it is an input spike
+    at the start of each step (t = 0, 1, ...; dt = 1)."""
+    from ctsnn.compat import sinabs as cs
+
+    T = 60
+    layer = cs.ALIF(tau_mem=torch.tensor([4.0, 7.0], dtype=D), tau_adapt=torch.tensor([20.0, 30.0], dtype=D),
+                    tau_syn=torch.tensor(3.0, dtype=D) if syn else None, spike_threshold=100.0,
+                    record_states=True)
+    x = torch.rand(1, T, 2, dtype=D, generator=torch.Generator().manual_seed(0))
+    layer(x)
+    model = layer.build((2,))[0].to_model()
+    if not syn:
+        tr = ctsnn.simulate(model, current=x[0], t_end=float(T), dt=1.0, dtype=D, record=("v",))
+        assert (tr["v"][1:] - layer.recordings["v_mem"][0]).abs().max() < 1e-13
+    else:
+        times = torch.arange(T, dtype=D).repeat_interleave(2)
+        tr = ctsnn.simulate(model, spikes=(times, torch.tensor([0, 1]).repeat(T), x[0].reshape(-1)),
+                            t_end=float(T), dt=1.0, dtype=D, record=("v", "i"))
+        assert (tr["v"][1:] - layer.recordings["v_mem"][0]).abs().max() < 1e-13
+        # the trace holds i after the jump at t; the layer's i at the end of step t is i((t+1)-)
+        assert (tr["i"][1:T] - x[0, 1:] - layer.recordings["i_syn"][0, :-1]).abs().max() < 1e-13
