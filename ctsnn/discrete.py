@@ -13,6 +13,9 @@ Input conventions (``x`` has shape ``[*batch, n]``):
 * ``input="zoh"``: ``x`` is a current held over the step (``u = input_channels(x)``).
 * ``input="impulse"``: ``x`` is added to the model's input state at the END of the step,
   after the decay (``y <- E y + F c + spike_input(x)``), i.e. the peers' ``mem = beta*mem + x``.
+* ``input="impulse_start"``: ``x`` is added at the START of the step and then propagated with
+  the rest of the state (``y <- E (y + spike_input(x)) + F c``): an input spike arriving just
+  after the previous grid point (sinabs' synapse ``i = alpha_syn (i + x)``).
 
 Then for each event ``e`` (``g = y G^T - theta``) the spike is ``s_e = H(g_e)`` with a surrogate
 gradient, and the affine jump is applied softly: ``y <- y + s_e (y J_e^T + k_e - y)``.
@@ -26,8 +29,30 @@ and their jumps applied at the next step, ``reset_order="before_decay"`` (the ex
 the ODE: jump, then propagate) or ``"after_decay"`` (snntorch's subtract reset,
 ``mem = beta*mem + x - s*th``: the reset is not decayed; relative to the ODE this subtracts
 ``(1-beta)*th`` less per spike).  The per-step arithmetic lives in ``DiscreteLayer.step`` only.
+
+Options used by step-based peers (sinabs):
+
+* ``threshold_grad=False``: the event function is split as ``g_e = m_e - L_e`` with the membrane
+  part ``m_e = G[e, v] y_v`` (``v`` = the model's ``clamp_state``) and the level
+  ``L_e = theta_e - sum_{j != v} G[e, j] y_j`` (for ALIF: ``L = v_th + b``); the surrogate
+  gradient then flows to ``v`` only, ``L`` is a constant in the spike's backward pass.
+  Surrogates with ``uses_level = True`` (``single_exponential``, ...) are called as
+  ``spike_fn(g, L)``: their width scales with the current threshold.
+* ``multi_spike=True``: ``n_e = trunc(m_e / L_e)`` spikes when ``m_e > 0`` (``floor((m-L)/L) + 1``
+  for ``m >= L``), forward value ``n_e``, backward the surrogate of ``s_e``.  This is NOT the
+  discretisation of an ODE: it is the number of subtract resets by the same level ``L`` that bring
+  ``m`` back below ``L`` within one step (leak and adaptation between them neglected).  The jump
+  increment ``(y J^T + k - y)_j`` of state ``j`` is weighted by ``n_e`` when the jump of ``j`` is a
+  translation (``J[j, j] = 1``: subtract reset, adaptation increment) and by ``min(n_e, 1)``
+  otherwise (reset to a value happens once); the output is ``n_e`` events.
+* ``detach_reset``: True / False, or the names of the states whose jump does not carry the
+  spike's gradient (sinabs' ``MembraneReset``: ``("v",)``).
+* ``state_min={"v": v_min}``: after the jumps, ``y_j <- max(y_j, v_min)`` (sinabs' ``min_v_mem``;
+  a clamp, not part of the ODE).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -42,11 +67,12 @@ class DiscreteLayer(nn.Module):
 
     def __init__(self, model: NeuronModel, dt: float, method: str = "exact", input: str = "impulse",
                  surrogate="atan", surrogate_kw: dict | None = None, reset_delay: bool = False,
-                 reset_order: str = "before_decay", detach_reset: bool = False) -> None:
+                 reset_order: str = "before_decay", detach_reset=False, multi_spike: bool = False,
+                 threshold_grad: bool = True, state_min: dict | None = None) -> None:
         super().__init__()
         if reset_order not in ("before_decay", "after_decay"):
             raise ValueError(f"reset_order must be 'before_decay' or 'after_decay', got {reset_order!r}")
-        self.reset_delay, self.reset_order, self.detach_reset = bool(reset_delay), reset_order, bool(detach_reset)
+        self.reset_delay, self.reset_order = bool(reset_delay), reset_order
         if not isinstance(model, NeuronModel):
             raise ValueError(f"model must be a ctsnn NeuronModel, got {type(model).__name__}")
         dt = float(dt)
@@ -54,14 +80,37 @@ class DiscreteLayer(nn.Module):
             raise ValueError(f"dt must be > 0 (seconds), got {dt}")
         if method not in ("exact", "euler"):
             raise ValueError(f"method must be 'exact' or 'euler', got {method!r}")
-        if input not in ("impulse", "zoh"):
-            raise ValueError(f"input must be 'impulse' or 'zoh', got {input!r}")
+        if input not in ("impulse", "zoh", "impulse_start"):
+            raise ValueError(f"input must be 'impulse', 'impulse_start' or 'zoh', got {input!r}")
         if model.linear_part() is None:
             raise ValueError(f"discretize needs a model with a linear part; {type(model).__name__} is nonlinear")
         if getattr(model, "feedback", None) is not None:
             raise ValueError("discretize does not support all-to-all or delayed recurrent feedback yet")
         self.model, self.dt, self.method, self.input = model, dt, method, input
         self.spike_fn = _surrogate.get(surrogate, **(surrogate_kw or {}))
+        # detach_reset: bool, or the names of the states whose jump is detached
+        if isinstance(detach_reset, (bool, int)):
+            self.detach_reset, self._detach_states = bool(detach_reset), None
+        else:
+            names = (detach_reset,) if isinstance(detach_reset, str) else tuple(detach_reset)
+            for nm in names:
+                if nm not in model.state_names:
+                    raise ValueError(f"detach_reset: {type(model).__name__} has no state {nm!r}; "
+                                     f"its states are {model.state_names}")
+            self.detach_reset, self._detach_states = False, names
+        self.multi_spike, self.threshold_grad = bool(multi_spike), bool(threshold_grad)
+        self.state_min = dict(state_min or {})
+        for nm, val in self.state_min.items():
+            if nm not in model.state_names:
+                raise ValueError(f"state_min: {type(model).__name__} has no state {nm!r}; "
+                                 f"its states are {model.state_names}")
+            if not math.isfinite(float(val)):
+                raise ValueError(f"state_min[{nm!r}] must be finite, got {val!r}")
+        self._split = (self.multi_spike or not self.threshold_grad
+                       or getattr(self.spike_fn, "uses_level", False))
+        if self.reset_delay and (self._split or self._detach_states is not None or self.state_min):
+            raise ValueError("reset_delay=True does not support multi_spike, threshold_grad=False, "
+                             "level surrogates, per-state detach_reset or state_min")
 
     def to_model(self) -> NeuronModel:
         return self.model
@@ -96,6 +145,8 @@ class DiscreteLayer(nn.Module):
         if self.input == "zoh":
             drive = (B @ m.input_channels(x).unsqueeze(-1)).squeeze(-1) + c
             y = (E @ y.unsqueeze(-1)).squeeze(-1) + (F @ drive.unsqueeze(-1)).squeeze(-1)
+        elif self.input == "impulse_start":
+            y = (E @ (y + m.spike_input(x)).unsqueeze(-1)).squeeze(-1) + (F @ c.unsqueeze(-1)).squeeze(-1)
         else:
             y = (E @ y.unsqueeze(-1)).squeeze(-1) + (F @ c.unsqueeze(-1)).squeeze(-1) + m.spike_input(x)
         if self.reset_delay:
@@ -108,13 +159,63 @@ class DiscreteLayer(nn.Module):
             return out, y
         out = torch.zeros_like(x)
         for e in range(G.shape[0]):
-            g = y @ G[e] - theta[..., e]
-            s = self.spike_fn(g)
+            if not self._split:
+                g = y @ G[e] - theta[..., e]
+                s = self.spike_fn(g)
+                n = s
+            else:
+                s, n = self._fire(y, G[e], theta[..., e])
             J, k = m.jump_map(e, y.dtype, y.device)
-            sr = s.detach() if self.detach_reset else s
-            y = y + sr.unsqueeze(-1) * (y @ J.T + k - y)
-            out = out + s * (float(m.event_signs[e]) * m.output_scale(e, y.dtype, y.device))
+            if not self._split and self._detach_states is None:
+                sr = s.detach() if self.detach_reset else s
+                y = y + sr.unsqueeze(-1) * (y @ J.T + k - y)
+            else:
+                y = y + self._jump_weights(s, n, J) * (y @ J.T + k - y)
+            out = out + n * (float(m.event_signs[e]) * m.output_scale(e, y.dtype, y.device))
+        if self.state_min:
+            lo = torch.full((m.n_states,), -float("inf"), dtype=y.dtype, device=y.device)
+            for nm, val in self.state_min.items():
+                lo[m.state_index(nm)] = float(val)
+            y = torch.clamp(y, min=lo)
         return out, y
+
+    def _fire(self, y: Tensor, Ge: Tensor, theta_e: Tensor) -> tuple[Tensor, Tensor]:
+        """``(s, n)`` of one event with the membrane / level split (module docstring):
+        ``g = m - L``; ``s = H(g)`` with the surrogate gradient; ``n`` the spike count
+        (``= s`` unless ``multi_spike``)."""
+        iv = self.model.state_index(self.model.clamp_state)
+        G_rest = Ge.clone()
+        G_rest[iv] = 0.0
+        mem = y[..., iv] * Ge[iv]
+        level = theta_e - y @ G_rest
+        g = mem - (level if self.threshold_grad else level.detach())
+        if getattr(self.spike_fn, "uses_level", False):
+            s = self.spike_fn(g, level.detach())
+        else:
+            s = self.spike_fn(g)
+        if not self.multi_spike:
+            return s, s
+        with torch.no_grad():
+            count = torch.div(mem, level, rounding_mode="trunc") * (mem > 0)
+            once = (count >= 1).to(s.dtype)
+        return s + (once - s).detach(), s + (count - s).detach()
+
+    def _jump_weights(self, s: Tensor, n: Tensor, J: Tensor) -> Tensor:
+        """Per-state weight ``[..., S]`` of a jump increment: ``n`` for translated states
+        (``J[j, j] = 1``) when ``multi_spike``, else ``s``; detached for ``detach_reset`` states."""
+        S = J.shape[-1]
+        w = s.unsqueeze(-1).expand(s.shape + (S,))
+        if self.multi_spike:
+            add = (torch.diagonal(J) == 1).to(s.dtype)
+            w = n.unsqueeze(-1) * add + w * (1 - add)
+        if self.detach_reset:
+            return w.detach()
+        if self._detach_states is not None:
+            d = torch.zeros(S, dtype=s.dtype, device=s.device)
+            for nm in self._detach_states:
+                d[self.model.state_index(nm)] = 1.0
+            w = w.detach() * d + w * (1 - d)
+        return w
 
     def _jumps(self, y: Tensor, spikes) -> Tensor:
         """Soft affine jumps ``y + s_e (y J_e^T + k_e - y)`` for every event ``e``."""
@@ -148,8 +249,11 @@ class DiscreteLayer(nn.Module):
 
 def discretize(model: NeuronModel, dt: float, method: str = "exact", input: str = "impulse",
                surrogate="atan", reset_delay: bool = False, reset_order: str = "before_decay",
-               detach_reset: bool = False, **surrogate_kw) -> DiscreteLayer:
+               detach_reset=False, multi_spike: bool = False, threshold_grad: bool = True,
+               state_min: dict | None = None, **surrogate_kw) -> DiscreteLayer:
     """``DiscreteLayer`` stepping ``model`` on a ``dt`` grid (seconds); see module docstring."""
     return DiscreteLayer(model, dt, method=method, input=input, surrogate=surrogate,
                          surrogate_kw=surrogate_kw, reset_delay=reset_delay,
-                         reset_order=reset_order, detach_reset=detach_reset)
+                         reset_order=reset_order, detach_reset=detach_reset,
+                         multi_spike=multi_spike, threshold_grad=threshold_grad,
+                         state_min=state_min)

@@ -7,8 +7,18 @@ Conventions (read from the installed peers' code):
 * snntorch ``fast_sigmoid(slope=25)``: ``s = [g > 0]``, ``ds/dg = 1 / (slope*|g| + 1)^2``.
 * spikingjelly ``ATan(alpha=2)``: ``s = [g >= 0]``, same derivative as snntorch's atan.
 * ``heaviside``: ``s = [g > 0]`` with zero gradient.
+* sinabs 3.1.3 (``s = [v >= B]``, ``B`` the current threshold, here the level ``L``, ``g = v - L``;
+  ``L`` gets no gradient): ``single_exponential(grad_width=0.5, grad_scale=1)``:
+  ``ds/dg = grad_scale/(L w) exp(-|g|/(L w))``, ``w = grad_width`` (width relative to ``L``);
+  ``periodic_exponential(grad_width=0.5, grad_scale=1)``: ``grad_scale exp(-|p|/grad_width)``
+  with ``p = g`` below threshold and ``p = L (2 frac(v/L - 1/2) - 1)`` above (``v = g + L``);
+  ``heaviside_window(window=1)``: ``ds/dg = [g >= -window] / L``;
+  ``gaussian(mu=0, sigma=0.5, grad_scale=1)``: ``grad_scale N(g; mu, sigma)`` (no level);
+  ``threshold_fn(fn)``: any sinabs-style ``fn(v, threshold)``, ``ds/dg = fn(g + L, L)``.
+  The first three have ``uses_level = True`` and are called as ``spike_fn(g, L)``
+  (``DiscreteLayer`` passes ``L``; see ``ctsnn.discrete``).
 
-``get(name_or_callable, **kw)`` returns a callable ``g -> s``.
+``get(name_or_callable, **kw)`` returns a callable ``g -> s`` (or ``(g, L) -> s``).
 """
 from __future__ import annotations
 
@@ -37,11 +47,84 @@ class _Surrogate(torch.autograd.Function):
         elif ctx.kind == "sigmoid":
             sg = torch.sigmoid(a * g)
             d = a * sg * (1 - sg)
+        elif ctx.kind == "gaussian":
+            mu, sigma, scale = a
+            d = scale * torch.exp(-((g - mu) ** 2) / (2 * sigma ** 2)) / (sigma * math.sqrt(2 * math.pi))
         elif ctx.kind == "straight_through":
             d = torch.ones_like(g)
         else:  # heaviside
             d = torch.zeros_like(g)
         return grad_out * d, None, None, None
+
+
+class _LevelSurrogate(torch.autograd.Function):
+    """Heaviside of ``g`` whose pseudo-derivative also depends on the level ``L`` (no grad to L)."""
+
+    @staticmethod
+    def forward(ctx, g: Tensor, level: Tensor, kind: str, p1: float, p2: float, at_zero: bool) -> Tensor:
+        ctx.save_for_backward(g, level)
+        ctx.kind, ctx.p1, ctx.p2 = kind, p1, p2
+        return ((g >= 0) if at_zero else (g > 0)).to(g.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        g, L = ctx.saved_tensors
+        if ctx.kind == "single_exponential":
+            w = L * ctx.p1
+            d = ctx.p2 / w * torch.exp(-torch.abs(g) / w)
+        elif ctx.kind == "periodic_exponential":
+            v = g + L
+            vn = v / L - 0.5
+            vp = L * (2 * (vn - torch.floor(vn)) - 1)
+            p = g * (g < 0) + vp * (g >= 0)
+            d = ctx.p2 * torch.exp(-torch.abs(p) / ctx.p1)
+        elif ctx.kind == "threshold_fn":  # p1 is a callable (v, L) -> ds/dv
+            d = ctx.p1(g + L, L)
+        else:  # heaviside_window
+            d = (g >= -ctx.p1).to(g.dtype) / L
+        return grad_out * d, None, None, None, None, None
+
+
+def _level_fn(kind: str, p1: float, p2: float, fire_at_zero: bool):
+    def f(g: Tensor, level: Tensor) -> Tensor:
+        return _LevelSurrogate.apply(g, level, kind, p1, p2, fire_at_zero)
+    f.uses_level = True
+    return f
+
+
+def single_exponential(grad_width: float = 0.5, grad_scale: float = 1.0, fire_at_zero: bool = True):
+    """sinabs ``SingleExponential``: ``ds/dg = grad_scale/(L w) exp(-|g|/(L w))``, ``w = grad_width``."""
+    if not grad_width > 0:
+        raise ValueError(f"grad_width must be > 0, got {grad_width}")
+    return _level_fn("single_exponential", float(grad_width), float(grad_scale), fire_at_zero)
+
+
+def periodic_exponential(grad_width: float = 0.5, grad_scale: float = 1.0, fire_at_zero: bool = True):
+    """sinabs ``PeriodicExponential``: ``grad_scale exp(-|p|/grad_width)``, ``p`` periodic in ``v/L``
+    above threshold (see module docstring)."""
+    if not grad_width > 0:
+        raise ValueError(f"grad_width must be > 0, got {grad_width}")
+    return _level_fn("periodic_exponential", float(grad_width), float(grad_scale), fire_at_zero)
+
+
+def heaviside_window(window: float = 1.0, fire_at_zero: bool = True):
+    """sinabs ``Heaviside(window)``: ``ds/dg = [g >= -window] / L``."""
+    return _level_fn("heaviside_window", float(window), 0.0, fire_at_zero)
+
+
+def threshold_fn(fn, fire_at_zero: bool = True):
+    """Any sinabs-style surrogate ``fn(v, threshold) -> ds/dv`` (e.g. sinabs ``MultiGaussian`` or
+    a user function), evaluated at ``v = g + L``, ``threshold = L``."""
+    if not callable(fn):
+        raise ValueError(f"threshold_fn needs a callable fn(v, threshold), got {fn!r}")
+    return _level_fn("threshold_fn", fn, 0.0, fire_at_zero)
+
+
+def gaussian(mu: float = 0.0, sigma: float = 0.5, grad_scale: float = 1.0, fire_at_zero: bool = True):
+    """sinabs ``Gaussian``: ``ds/dg = grad_scale exp(-(g-mu)^2/(2 sigma^2)) / (sigma sqrt(2 pi))``."""
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    return lambda g: _Surrogate.apply(g, "gaussian", (float(mu), float(sigma), float(grad_scale)), fire_at_zero)
 
 
 def atan(alpha: float = 2.0, fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
@@ -77,12 +160,16 @@ def heaviside(fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
 
 
 _REGISTRY = {"atan": atan, "sigmoid": sigmoid, "fast_sigmoid": fast_sigmoid,
-             "straight_through": straight_through, "heaviside": heaviside}
+             "straight_through": straight_through, "heaviside": heaviside,
+             "single_exponential": single_exponential, "periodic_exponential": periodic_exponential,
+             "heaviside_window": heaviside_window, "gaussian": gaussian,
+             "threshold_fn": threshold_fn}
 
 
 def get(name_or_callable, **kw) -> Callable[[Tensor], Tensor]:
-    """Surrogate by name (``atan``, ``fast_sigmoid``, ``straight_through``, ``heaviside``) or a
-    callable ``g -> s`` returned unchanged."""
+    """Surrogate by name (``atan``, ``fast_sigmoid``, ``sigmoid``, ``straight_through``,
+    ``heaviside``, ``single_exponential``, ``periodic_exponential``, ``heaviside_window``,
+    ``gaussian``) or a callable ``g -> s`` returned unchanged."""
     if callable(name_or_callable):
         return name_or_callable
     try:

@@ -8,7 +8,9 @@ All four public classes are one linear system, written once in ``_Membrane.linea
 
 Event (spike) on the upward crossing of  v = v_th  (ALIF "threshold": v = v_th + b).
 Jump at a spike:  v -> v_reset ("to_value"), v -> v - (v_th - v_reset) ("subtract") or
-unchanged ("none"); b -> b + adapt_jump.  With ``t_ref > 0`` v is then held at its post-reset
+unchanged ("none"); b -> b + adapt_jump.  ALIF with ``subtract="threshold"`` subtracts the
+current threshold instead: v -> v - (v_th + b - v_reset), b taken before its own jump (the same
+as "to_value" at an exact crossing; differs on a time grid, sinabs' MembraneSubtract).  With ``t_ref > 0`` v is then held at its post-reset
 value for t_ref seconds while the other states keep evolving.
 """
 from __future__ import annotations
@@ -32,14 +34,19 @@ class _Membrane(NeuronModel):
 
     def __init__(self, *, tau_mem=None, r=1.0, v_leak=0.0, v_th=1.0, v_reset=0.0,
                  reset="to_value", t_ref=0.0, tau_syn=None, tau_adapt=None, adapt_jump=None,
-                 adaptation="threshold", n=None, dtype=None, **options):
+                 adaptation="threshold", subtract="v_th", n=None, dtype=None, **options):
         if reset not in RESETS:
             raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
         if adaptation not in ("threshold", "current"):
             raise ValueError(f"adaptation must be 'threshold' or 'current', got {adaptation!r}")
+        if subtract not in ("v_th", "threshold"):
+            raise ValueError(f"subtract must be 'v_th' or 'threshold', got {subtract!r}")
+        if subtract == "threshold" and not (self._adapt and adaptation == "threshold"):
+            raise ValueError("subtract='threshold' needs ALIF with adaptation='threshold'")
         super().__init__(n=n, reset=reset, **options)
         self.reset = reset
         self.adaptation = adaptation
+        self.subtract = subtract
         states = ["v"]
         if self._leaky:
             self._set_param("tau_mem", tau_mem, positive=True, dtype=dtype)
@@ -134,6 +141,8 @@ class _Membrane(NeuronModel):
             k[0] = v_reset.expand(m)
         elif self.reset == "subtract":
             k[0] = -(v_th - v_reset).expand(m)
+            if self.subtract == "threshold":
+                J[0, self.state_index("b")] = -1.0
         if self._adapt:
             k[self.state_index("b")] = aj.expand(m)
         return J, torch.stack(k, dim=-1)
@@ -201,15 +210,19 @@ class ALIF(_Membrane):
     the threshold is ``v_th``. At each spike b -> b + ``adapt_jump`` and v is reset as in
     :class:`LIF`. With ``tau_syn`` given, an exponential synaptic current i is added
     (``tau_syn di/dt = -i``; input spikes then jump i, otherwise v).
+    ``reset="subtract"`` subtracts ``v_th - v_reset`` (``subtract="v_th"``) or, with threshold
+    adaptation, the current threshold ``v_th + b - v_reset`` (``subtract="threshold"``).
     """
 
     _adapt = True
 
     def __init__(self, tau_mem, tau_adapt, adapt_jump, r=1.0, v_leak=0.0, v_th=1.0, v_reset=0.0,
-                 reset="to_value", t_ref=0.0, adaptation="threshold", tau_syn=None, *, n=None,
-                 dtype=None):
+                 reset="to_value", t_ref=0.0, adaptation="threshold", tau_syn=None,
+                 subtract="v_th", *, n=None, dtype=None):
         self._syn = tau_syn is not None
         super().__init__(tau_mem=tau_mem, tau_adapt=tau_adapt, adapt_jump=adapt_jump, r=r,
                          v_leak=v_leak, v_th=v_th, v_reset=v_reset, reset=reset, t_ref=t_ref,
-                         adaptation=adaptation, tau_syn=tau_syn, n=n, dtype=dtype)
+                         adaptation=adaptation, tau_syn=tau_syn, subtract=subtract, n=n,
+                         dtype=dtype)
         self._options["adaptation"] = adaptation
+        self._options["subtract"] = subtract

@@ -1,0 +1,317 @@
+"""sinabs dialect: ``ALIF`` as ``discretize(ctsnn.ALIF, 1.0, method="exact")``, time in steps.
+
+sinabs 3.1.3 ``layers.ALIF`` (``layers/functional/alif.py``), one step with ``alpha = exp(-1/tau)``:
+
+    i   = alpha_syn (i + x)                 (with tau_syn; else i = x)
+    i   = (1 - alpha_mem) i                 (norm_input; this rescaled i is what is stored)
+    v   = alpha_mem v + i
+    B   = b0 + adapt_scale b                (b of the previous step: not yet decayed)
+    s   = [v >= B]  (SingleSpike)  or  trunc(v/B) [v > 0]  (MultiSpike)
+    v   = v - s B   (MembraneSubtract: the CURRENT threshold, not b0 as the docstring says)
+          or  v (s == 0) + reset_value  (MembraneReset)
+    b   = alpha_adapt b + (1 - alpha_adapt) s
+    v   = max(v, min_v_mem)                 (if given)
+
+The spike function's backward is ``surrogate_grad_fn(v, B)`` w.r.t. ``v`` only.
+
+Continuous model (see docs/derivations.md, "sinabs"): ``ctsnn.ALIF(adaptation="threshold")``
+with ``tau_mem``, ``tau_adapt`` in steps, ``v_th = b0``, exact propagator with dt = 1:
+
+* without ``tau_syn``: ``norm_input`` = input current held over the step (``input="zoh"``,
+  ``r = 1``, gain ``1 - alpha_mem``); no ``norm_input`` = impulse at the end of the step (gain 1);
+* with ``tau_syn``: ``CubaLIF``-type synapse fed by impulses at the START of the step
+  (``input="impulse_start"``) with ``tau_syn' = -1/ln(alpha_syn')``,
+  ``alpha_syn' = alpha_syn (1 - alpha_mem)`` (``norm_input``: sinabs stores the rescaled i, so the
+  rescaling compounds into the synaptic decay) or ``alpha_syn``, and ``r`` such that the
+  propagator's v <- i entry equals ``alpha_syn'`` (``r = alpha_syn' tau_mem / (alpha_mem phi1(k))``,
+  ``k = 1/tau_mem - 1/tau_syn'``, ``phi1(k) = expm1(k)/k``);
+* adaptation: ctsnn's ``b`` (threshold units, decayed BEFORE the spike test) is
+  ``adapt_scale * b_sinabs / alpha_adapt``; a spike jumps it by
+  ``adapt_jump = adapt_scale (1 - alpha_adapt) / alpha_adapt``;
+* ``MembraneSubtract()``: ``reset="subtract", subtract="threshold"`` (``v -= v_th + b``);
+  ``MembraneSubtract(subtract_value=d)``: ``reset="subtract"``, ``v_reset = b0 - d``;
+  ``MembraneReset()``: ``reset="to_value"``, ``v_reset = 0``, the v jump detached
+  (``detach_reset=("v",)``; sinabs' ``v * (s == 0)`` has no gradient through ``s``);
+* ``threshold_grad=False`` (the surrogate gradient reaches v only), ``multi_spike`` for
+  ``MultiSpike``, ``state_min={"v": min_v_mem}``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from .. import surrogate as _surrogate
+from ..discrete import discretize
+from ..models import ALIF as _ALIFModel
+
+__all__ = ["ALIF", "SingleSpike", "MultiSpike", "MembraneSubtract", "MembraneReset",
+           "SingleExponential", "PeriodicExponential", "Heaviside", "Gaussian"]
+
+
+class SingleSpike:
+    """Marker: at most one spike per step (sinabs ``SingleSpike``; pass the class)."""
+
+
+class MultiSpike:
+    """Marker: ``trunc(v/B)`` spikes per step (sinabs ``MultiSpike``; pass the class)."""
+
+
+@dataclass
+class MembraneSubtract:
+    subtract_value: Optional[float] = None
+
+
+@dataclass
+class MembraneReset:
+    reset_value: float = 0.0
+
+
+@dataclass
+class SingleExponential:
+    grad_width: float = 0.5
+    grad_scale: float = 1.0
+
+
+@dataclass
+class PeriodicExponential:
+    grad_width: float = 0.5
+    grad_scale: float = 1.0
+
+
+@dataclass
+class Heaviside:
+    window: float = 1.0
+
+
+@dataclass
+class Gaussian:
+    mu: float = 0.0
+    sigma: float = 0.5
+    grad_scale: float = 1.0
+
+
+def _surrogate_from(fn):
+    """ctsnn surrogate for a sinabs (or this module's) surrogate object, by class name."""
+    name = type(fn).__name__
+    if name == "SingleExponential":
+        return _surrogate.single_exponential(fn.grad_width, fn.grad_scale)
+    if name == "PeriodicExponential":
+        return _surrogate.periodic_exponential(fn.grad_width, fn.grad_scale)
+    if name == "Heaviside":
+        return _surrogate.heaviside_window(fn.window)
+    if name == "Gaussian":
+        return _surrogate.gaussian(fn.mu, fn.sigma, fn.grad_scale)
+    if callable(fn) and getattr(fn, "uses_level", False):
+        return fn  # a ctsnn level surrogate
+    if callable(fn):  # any other sinabs-style fn(v_mem, spike_threshold) -> ds/dv
+        return _surrogate.threshold_fn(fn)
+    raise ValueError(f"surrogate_grad_fn: unsupported {fn!r}; use a sinabs surrogate object "
+                     "(SingleExponential, ...) or a callable fn(v_mem, spike_threshold)")
+
+
+def _tensor(name: str, value, positive: bool = False) -> Tensor:
+    # numbers stay float64 (as in sinabs' Python-float arithmetic); tensors keep their dtype
+    t = value if isinstance(value, Tensor) else torch.as_tensor(value, dtype=torch.float64)
+    with torch.no_grad():
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+        if positive and not bool((t > 0).all()):
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+    return t
+
+
+def _per_neuron(name: str, t: Tensor, trail: tuple[int, ...]) -> Tensor:
+    """Scalar, or broadcast to the trailing (neuron) shape and flattened to ``[N]``."""
+    if t.numel() == 1:
+        return t.reshape(())
+    try:
+        return torch.broadcast_to(t, trail).reshape(-1)
+    except RuntimeError:
+        raise ValueError(f"{name}: shape {tuple(t.shape)} does not broadcast to the neuron shape "
+                         f"{trail} (input [batch, time, *neurons])") from None
+
+
+class ALIF(nn.Module):
+    """sinabs-compatible ``ALIF(tau_mem, tau_adapt, tau_syn=None, adapt_scale=1.8,
+    spike_threshold=1.0, spike_fn=SingleSpike, reset_fn=MembraneSubtract(),
+    surrogate_grad_fn=SingleExponential(), min_v_mem=None, shape=None, train_alphas=False,
+    norm_input=True, record_states=False)``; input ``[batch, time, ...]``, output spikes of the
+    same shape.  Equations and the continuous model: see the module docstring.
+
+    States after ``forward`` (sinabs' units): ``v_mem``, ``i_syn`` (with ``tau_syn``), ``b``,
+    ``spike_threshold = b0 + adapt_scale b``; ``recordings`` holds them per step
+    (``[batch, time, ...]``) when ``record_states``.  Taus (steps) are trainable parameters
+    (``alpha_*`` with ``train_alphas``).  ``adapt_scale`` must be nonzero (``b`` is recovered
+    from ctsnn's threshold state by dividing by it).
+    """
+
+    def __init__(self, tau_mem, tau_adapt, tau_syn=None, adapt_scale=1.8, spike_threshold=1.0,
+                 spike_fn=SingleSpike, reset_fn=None, surrogate_grad_fn=None, min_v_mem=None,
+                 shape=None, train_alphas: bool = False, norm_input: bool = True,
+                 record_states: bool = False) -> None:
+        super().__init__()
+        taus = {"tau_mem": tau_mem, "tau_adapt": tau_adapt}
+        if tau_syn is not None:
+            taus["tau_syn"] = tau_syn
+        for k, v in taus.items():
+            t = _tensor(k, v, positive=True)
+            if not isinstance(v, Tensor):
+                t = t.to(torch.get_default_dtype())  # sinabs: torch.as_tensor(float) -> default dtype
+            if train_alphas:
+                setattr(self, "alpha_" + k[4:], nn.Parameter(torch.exp(-1 / t.detach())))
+            else:
+                setattr(self, k, nn.Parameter(t.detach().clone()))
+        if tau_syn is None:
+            if train_alphas:
+                self.alpha_syn = None
+            else:
+                self.tau_syn = None
+        self.adapt_scale = _tensor("adapt_scale", adapt_scale)
+        if bool((self.adapt_scale == 0).any()):
+            raise ValueError("adapt_scale must be nonzero (with 0 the layer is a LIF; b would "
+                             "not be recoverable from the threshold state)")
+        self.b0 = _tensor("spike_threshold", spike_threshold, positive=True)
+        name = getattr(spike_fn, "__name__", type(spike_fn).__name__)
+        if name not in ("SingleSpike", "MultiSpike"):
+            raise ValueError(f"spike_fn must be SingleSpike or MultiSpike (the class), got {spike_fn!r}")
+        self.multi_spike = name == "MultiSpike"
+        reset_fn = MembraneSubtract() if reset_fn is None else reset_fn
+        rname = type(reset_fn).__name__
+        if rname == "MembraneSubtract":
+            sv = reset_fn.subtract_value
+            if sv is not None and not float(sv) > 0:
+                raise ValueError(f"reset_fn: subtract_value must be > 0, got {sv}")
+        elif rname == "MembraneReset":
+            if float(reset_fn.reset_value) != 0.0:
+                raise ValueError("reset_fn: reset_value must be 0 (sinabs 3.1.3 adds reset_value to "
+                                 f"v_mem at EVERY step, spiking or not), got {reset_fn.reset_value}")
+        else:
+            raise ValueError(f"reset_fn must be MembraneSubtract or MembraneReset, got {reset_fn!r}")
+        self.reset_fn = reset_fn
+        self.surrogate_grad_fn = SingleExponential() if surrogate_grad_fn is None else surrogate_grad_fn
+        self._spike = _surrogate_from(self.surrogate_grad_fn)
+        if min_v_mem is not None and not math.isfinite(float(min_v_mem)):
+            raise ValueError(f"min_v_mem must be finite or None, got {min_v_mem}")
+        self.min_v_mem = min_v_mem
+        self.train_alphas, self.norm_input, self.record_states = bool(train_alphas), bool(norm_input), bool(record_states)
+        self.has_syn = tau_syn is not None
+        self.recordings: dict = {}
+        self.reset_states()
+        if shape is not None:
+            self._init_state(tuple(shape), torch.get_default_dtype(), None)
+
+    # ------------------------------------------------------------ parameters
+    def _alphas(self):
+        if self.train_alphas:
+            return self.alpha_mem, self.alpha_adapt, self.alpha_syn
+        a_s = torch.exp(-1 / self.tau_syn) if self.has_syn else None
+        return torch.exp(-1 / self.tau_mem), torch.exp(-1 / self.tau_adapt), a_s
+
+    def build(self, trail: tuple[int, ...]):
+        """``(DiscreteLayer, rho [N|1], adapt_scale [N|1], b0 [N|1])`` for the neuron shape ``trail``."""
+        a_m, a_a, a_s = self._alphas()
+        bad = [k for k, a in (("tau_mem", a_m), ("tau_adapt", a_a), ("tau_syn", a_s))
+               if a is not None and not bool(((a > 0) & (a < 1)).all())]
+        if bad:
+            raise ValueError(f"{bad[0]} must be > 0 (alpha = exp(-1/tau) in (0, 1))")
+        tau_m, tau_a = -1 / torch.log(a_m), -1 / torch.log(a_a)
+        c = self.adapt_scale
+        aj = c * (1 - a_a) / a_a
+        kw = dict(reset="subtract", subtract="threshold", v_reset=0.0)
+        rname = type(self.reset_fn).__name__
+        if rname == "MembraneReset":
+            kw = dict(reset="to_value", v_reset=0.0)
+        elif self.reset_fn.subtract_value is not None:
+            kw = dict(reset="subtract", v_reset=self.b0 - float(self.reset_fn.subtract_value))
+            kw["v_reset"] = _per_neuron("spike_threshold", kw["v_reset"], trail)
+        P = lambda name, t: _per_neuron(name, t, trail)  # noqa: E731
+        if self.has_syn:
+            a_se = a_s * (1 - a_m) if self.norm_input else a_s
+            tau_se = -1 / torch.log(a_se)
+            k = 1 / tau_m - 1 / tau_se
+            small = k.abs() < 1e-4  # series of phi1 there: value and derivative stay exact
+            ks = torch.where(small, torch.ones_like(k), k)
+            phi1 = torch.where(small, 1 + k / 2 + k ** 2 / 6 + k ** 3 / 24, torch.expm1(ks) / ks)
+            r = a_se * tau_m / (a_m * phi1)
+            model = _ALIFModel(tau_mem=P("tau_mem", tau_m), tau_adapt=P("tau_adapt", tau_a),
+                               adapt_jump=P("adapt_scale", aj), r=P("tau_syn", r), v_th=P("spike_threshold", self.b0),
+                               tau_syn=P("tau_syn", tau_se), **kw)
+            inp = "impulse_start"
+        else:
+            model = _ALIFModel(tau_mem=P("tau_mem", tau_m), tau_adapt=P("tau_adapt", tau_a),
+                               adapt_jump=P("adapt_scale", aj), v_th=P("spike_threshold", self.b0), **kw)
+            inp = "zoh" if self.norm_input else "impulse"
+        layer = discretize(model, 1.0, method="exact", input=inp, surrogate=self._spike,
+                           multi_spike=self.multi_spike, threshold_grad=False,
+                           detach_reset=("v",) if rname == "MembraneReset" else False,
+                           state_min=None if self.min_v_mem is None else {"v": float(self.min_v_mem)})
+        return layer, P("tau_adapt", a_a), P("adapt_scale", c), P("spike_threshold", self.b0)
+
+    # ------------------------------------------------------------ states
+    def reset_states(self) -> None:
+        self.v_mem = self.b = self.spike_threshold = None
+        self.i_syn = None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """As sinabs: also cut the carried states from the previous graph."""
+        super().zero_grad(set_to_none)
+        for k in ("v_mem", "i_syn", "b", "spike_threshold"):
+            t = getattr(self, k)
+            if t is not None:
+                setattr(self, k, t.detach())
+
+    def _init_state(self, shape, dtype, device) -> None:
+        z = torch.zeros(shape, dtype=dtype, device=device)
+        self.v_mem, self.b = z.clone(), z.clone()
+        self.i_syn = z.clone() if self.has_syn else None
+        self.spike_threshold = (self.b0.to(dtype=dtype, device=z.device) + 0 * z).detach()
+
+    def forward(self, input_data: Tensor) -> Tensor:
+        if input_data.dim() < 3:
+            raise ValueError(f"input_data must be [batch, time, ...neurons], got shape {tuple(input_data.shape)}")
+        Bt, T, *trail = input_data.shape
+        trail = tuple(trail)
+        if self.v_mem is None or tuple(self.v_mem.shape) != (Bt,) + trail:
+            self._init_state((Bt,) + trail, input_data.dtype, input_data.device)
+        layer, rho, c, b0 = self.build(trail)
+        N = math.prod(trail)
+        dt_, dev = input_data.dtype, input_data.device
+        rho, c, b0 = (t.to(dtype=dt_, device=dev) for t in (rho, c, b0))
+        cols = [self.v_mem.reshape(Bt, N)]
+        if self.has_syn:
+            cols.append(self.i_syn.reshape(Bt, N))
+        cols.append(c * self.b.reshape(Bt, N) / rho)
+        y0 = torch.stack([t.to(dt_) for t in cols], dim=-1)
+        x = input_data.reshape(Bt, T, N).transpose(0, 1)
+        res = layer.run(x, y0, record_states=self.record_states)
+        out, y = res[0], res[1]
+        ib = 2 if self.has_syn else 1
+
+        def unpack(yy, lead):  # yy [..., N, S] -> sinabs states [lead..., *trail]
+            d = {"v_mem": yy[..., 0].reshape(lead + trail)}
+            if self.has_syn:
+                d["i_syn"] = yy[..., 1].reshape(lead + trail)
+            bc = rho * yy[..., ib]
+            d["b"] = (bc / c).reshape(lead + trail)
+            d["spike_threshold"] = (b0 + bc).reshape(lead + trail)
+            return d
+
+        st = unpack(y, (Bt,))
+        self.v_mem, self.b, self.spike_threshold = st["v_mem"], st["b"], st["spike_threshold"]
+        self.i_syn = st.get("i_syn")
+        if self.record_states:
+            rec = unpack(res[2].transpose(0, 1), (Bt, T))
+            self.recordings = rec
+        else:
+            self.recordings = {}
+        spikes = out.transpose(0, 1).reshape(input_data.shape)
+        self.firing_rate = spikes.sum() / spikes.numel()
+        return spikes
+
+    @property
+    def shape(self):
+        return None if self.v_mem is None else self.v_mem.shape
