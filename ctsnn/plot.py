@@ -11,7 +11,8 @@ it drew on. matplotlib is imported only when a function is called.
 * :func:`raster` draws spike times as exact floats, one marker collection per sign.
 * :func:`states` stacks every recorded state, :func:`compare` overlays one neuron under several
   dt or methods and shows the spike-time differences (spikes matched one to one by
-  :func:`match_spikes`), :func:`fi_curve` draws rate against current.
+  :func:`match_spikes`), :func:`fi_curve` draws rate against current, :func:`fit` a fitted
+  model over the recordings it was fitted to, with the residuals.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["membrane", "raster", "states", "compare", "fi_curve", "membrane_polyline", "match_spikes",
-           "save"]
+__all__ = ["membrane", "raster", "states", "compare", "fi_curve", "fit", "membrane_polyline",
+           "match_spikes", "save"]
 
 POS_COLOR, NEG_COLOR = "#1f4e9c", "#c0392b"
 
@@ -410,6 +411,57 @@ def fi_curve(model, currents, *, t_end: float = 1.0, dt: float = 1e-4, method: s
     ax.set_ylabel("firing rate (Hz)")
     ax.legend(fontsize="small")
     return ax
+
+
+def fit(result, sweeps: Sequence[int] | None = None, *, axes=None, max_sweeps: int = 6):
+    """A :class:`ctsnn.fitting.FitResult` over its data: for each sweep (up to ``max_sweeps``, or
+    those listed in ``sweeps``) the recording (black; samples left out of the loss in grey) and the
+    fitted model (coloured, through its spikes, plus ``r_series * I`` when that was fitted), all
+    on one axes, and the residuals (model - data, fitted samples only) below. The title lists the
+    fitted values with their standard errors. Returns ``[top, bottom]``."""
+    recs, traces = list(result.recordings), list(result.traces)
+    if not recs or len(traces) != len(recs):
+        raise ValueError("fit: the result holds no recordings/traces to draw (was it loaded from JSON?)")
+    idx = list(range(min(len(recs), max_sweeps))) if sweeps is None else [int(k) for k in sweeps]
+    for k in idx:
+        if not 0 <= k < len(recs):
+            raise ValueError(f"fit: sweep {k} is not in the result (it has {len(recs)} sweeps)")
+    axes = axes if axes is not None else _new_axes(None, nrows=2, height_ratios=[3, 1.4])
+    top, bot = axes
+    t_end = max(r.duration for r in recs)
+    ts, tname = _time_unit(t_end)
+    vs, vname = 1e3, "mV"
+    for c, k in enumerate(idx):
+        rec, tr = recs[k], traces[k]
+        t_rel = rec.t - rec.t[0]
+        keep = np.ones(len(rec), dtype=bool) if rec.mask is None else rec.mask.astype(bool)
+        label = rec.name or f"sweep {k}"
+        top.plot(t_rel * ts, np.where(keep, rec.v, np.nan) * vs, color="k", lw=0.6,
+                 label="data" if c == 0 else None, gid=f"fit-data-{k}")
+        if not keep.all():
+            top.plot(t_rel * ts, np.where(keep, np.nan, rec.v) * vs, color="0.7", lw=0.6,
+                     label="left out of the fit" if c == 0 else None, gid=f"fit-excluded-{k}")
+        tm, vm = membrane_polyline(tr, 0, "v")
+        rs = result.values.get("r_series", result.values.get(f"r_series[{k}]", 0.0))
+        if rs:
+            j = np.clip(np.searchsorted(t_rel, tm, side="right") - 1, 0, len(rec) - 1)
+            vm = vm + rs * rec.current[j]
+        top.plot(tm * ts, vm * vs, color=f"C{c % 10}", lw=1.0, label=f"model, {label}", gid=f"fit-model-{k}")
+        v_grid = tr["v"][:, 0].detach().cpu().double().numpy()[: len(rec)]
+        if rs:
+            v_grid = v_grid + rs * rec.current[: v_grid.size]
+        res = np.where(keep[: v_grid.size], v_grid - rec.v[: v_grid.size], np.nan)
+        bot.plot(t_rel[: v_grid.size] * ts, res * vs, color=f"C{c % 10}", lw=0.5, gid=f"fit-residual-{k}")
+    shown = ", ".join(f"{n} = {v:.4g} ± {result.stderr.get(n, float('nan')):.2g}"
+                      for n, v in result.values.items() if "[" not in n)
+    top.set_title(f"{type(result.model).__name__} fit ({result.loss_kind}): {shown}; "
+                  f"RMSE {result.rmse * 1e3:.3g} mV", fontsize="small", wrap=True)
+    top.set_ylabel(f"membrane ({vname})")
+    top.legend(fontsize="x-small", ncols=2)
+    bot.axhline(0, color="0.6", lw=0.6)
+    bot.set_ylabel(f"residual ({vname})")
+    bot.set_xlabel(f"time from the first sample ({tname})")
+    return [top, bot]
 
 
 def _current_unit(values) -> tuple[float, str]:

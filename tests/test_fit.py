@@ -208,3 +208,42 @@ def test_series_resistance_and_excluded_artefact():
         rec.exclude(10.0, 11.0)
     with pytest.raises(ValueError, match="r_bridge"):
         ctsnn.fit(start, rec, params=("tau_mem", "r_bridge"))
+
+
+DATA = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not (DATA / "hippocampus_ca1").exists(), reason="../shared/data not present")
+def test_ca1_passive_fit_matches_single_exponential():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "fit_ca1", __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "fit_ca1.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res, ref = mod.analyse(DATA / "hippocampus_ca1" / "99111002.nwb")
+    tau = res.values["tau_mem"]
+    assert 5e-3 < tau < 30e-3
+    assert abs(tau / ref["tau_single_exp_joint"] - 1) < 0.10
+    assert res.stderr["tau_mem"] < 0.02 * tau
+    assert res.rmse < 2e-3
+
+
+def test_plot_fit_draws_data_model_and_residuals():
+    from ctsnn import plot
+    rec0 = _synthetic(ctsnn.LIF(**TRUE, v_th=0.0, v_reset=-0.08))
+    rec = ctsnn.Recording(rec0.t, rec0.v + 20e6 * rec0.current, rec0.current).exclude(rec0.t[400], rec0.t[403])
+    start = ctsnn.LIF(tau_mem=30e-3, r=75e6, v_leak=-0.035, v_th=0.0, v_reset=-0.08)
+    res = ctsnn.fit(start, rec, params=("tau_mem", "r", "v_leak", "r_series"))
+    top, bot = plot.fit(res)
+    lines = {ln.get_gid(): ln for ln in top.lines + bot.lines}
+    assert {"fit-data-0", "fit-excluded-0", "fit-model-0", "fit-residual-0"} <= set(lines)
+    data_y = np.asarray(lines["fit-data-0"].get_ydata(), dtype=float)
+    assert np.isnan(data_y[400:404]).all() and np.allclose(data_y[:400], rec.v[:400] * 1e3)
+    # the model line is the simulation plus r_series * I, equal to the data (noiseless)
+    model_y = np.asarray(lines["fit-model-0"].get_ydata(), dtype=float)
+    assert np.allclose(model_y, rec.v * 1e3, atol=1e-4)
+    resid = np.asarray(lines["fit-residual-0"].get_ydata(), dtype=float)
+    assert np.nanmax(np.abs(resid)) < 1e-4
+    assert "tau_mem = 0.015" in top.get_title()
+    with pytest.raises(ValueError, match="sweep 3"):
+        plot.fit(res, sweeps=[3])
