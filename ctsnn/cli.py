@@ -1,4 +1,4 @@
-"""Command line: ``ctsnn simulate ...`` (and ``python -m ctsnn``).
+"""Command line: ``ctsnn simulate ...``, ``ctsnn plot ...``, ``ctsnn fit ...`` (and ``python -m ctsnn``).
 
 Quantities take units ("10ms", "0.1ms", "2nA", "-70mV", "100Mohm"); a bare number is SI.
 Each subcommand is a pair of functions, ``_add_NAME(subparsers)`` and ``_run_NAME(args)``,
@@ -207,6 +207,97 @@ def _draw(trace, kind: str, out: str, neurons) -> str:
     return out
 
 
+def _add_fit(sub) -> None:
+    p = sub.add_parser(
+        "fit", help="fit model parameters to recorded sweeps (NPZ, CSV, NWB)",
+        description="Fit the named parameters of a model to current-clamp recordings by gradients "
+                    "through the simulator; print them with standard errors and write a JSON result. "
+                    "Quantities accept units (0.7s, 10ms, -70mV, 100Mohm).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("data", nargs="+", help="recording files: .npz (arrays t, v, i with units in meta), "
+                                           ".csv (columns like t_s,v_V,i_A) or .nwb (current-clamp sweeps)")
+    p.add_argument("--model", default="lif", choices=sorted(MODELS), help="neuron model")
+    p.add_argument("--params", default="tau_mem,r,v_leak",
+                   help="parameters to fit, comma separated (r_series: the electrode's series resistance)")
+    p.add_argument("--per-sweep", default="", help="parameters fitted separately for each sweep, e.g. v_leak")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="starting / fixed model parameter, repeatable (tau_mem=20ms, v_th=-45mV, ...)")
+    p.add_argument("--sweeps", default=None, help="NWB sweep numbers or names, comma separated (default: all)")
+    p.add_argument("--window", default=None, metavar="T0..T1", help="time window of every sweep (from its first sample), e.g. 0.7s..2.7s")
+    p.add_argument("--exclude", action="append", default=[], metavar="T0..T1",
+                   help="leave these times (from each sweep's first sample) out of the loss, e.g. an "
+                        "electrode artefact; repeatable")
+    p.add_argument("--loss", choices=("mse", "spikes"), default="mse")
+    p.add_argument("--optimizer", choices=("lbfgs", "adam", "least_squares"), default="lbfgs")
+    p.add_argument("--max-iter", type=int, default=100)
+    p.add_argument("-o", "--output", default="fit.json", help="where to write the result (JSON)")
+    p.add_argument("--plot", metavar="PNG", default=None, help="also draw data, fitted model and residuals")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def _interval(text: str, name: str) -> tuple[float, float]:
+    a, sep, b = str(text).partition("..")
+    if not sep:
+        raise ValueError(f"{name} must look like T0..T1 (e.g. 0.7s..2.7s), got {text!r}")
+    return parse_quantity(a, "time", name=name), parse_quantity(b, "time", name=name)
+
+
+def _load_recordings(paths, sweeps):
+    from . import io
+
+    recs = []
+    for path in paths:
+        p = Path(path)
+        if not p.exists():
+            raise ValueError(f"data file {str(p)!r} does not exist")
+        suffix = p.suffix.lower()
+        if suffix == ".nwb":
+            sel = None if sweeps is None else [int(x) if x.strip().isdigit() else x.strip()
+                                               for x in sweeps.split(",") if x.strip()]
+            recs += io.load_nwb(p, sweeps=sel)
+        elif sweeps is not None:
+            raise ValueError(f"--sweeps selects sweeps of NWB files; {p.name} holds one sweep")
+        elif suffix == ".npz":
+            recs.append(io.load_npz(p))
+        elif suffix == ".csv":
+            recs.append(io.load_csv(p))
+        else:
+            raise ValueError(f"{p.name}: unknown data format {suffix!r} (use .npz, .csv or .nwb)")
+    return recs
+
+
+def _run_fit(args) -> int:
+    import ctsnn
+
+    recs = _load_recordings(args.data, args.sweeps)
+    # --exclude and --window are times from each sweep's first sample
+    for ex in args.exclude:
+        t0, t1 = _interval(ex, "--exclude")
+        recs = [r.exclude(r.t[0] + t0, r.t[0] + t1) for r in recs]
+    if args.window:
+        t0, t1 = _interval(args.window, "--window")
+        recs = [r.window(r.t[0] + t0, r.t[0] + t1) for r in recs]
+    params = tuple(x.strip() for x in args.params.split(",") if x.strip())
+    per_sweep = tuple(x.strip() for x in args.per_sweep.split(",") if x.strip())
+    init = _param_pairs(args.param)
+    model_kw = {k: v for k, v in init.items() if k != "r_series"}
+    model = build_model(args.model, model_kw)
+    start = {"r_series": parse_quantity(init["r_series"], "resistance", name="r_series")} if "r_series" in init else None
+    print(f"fitting {', '.join(params + per_sweep)} of {args.model} to {len(recs)} sweep(s): "
+          + ", ".join(r.name for r in recs), file=sys.stderr)
+    res = ctsnn.fit(model, recs, params=params, per_sweep=per_sweep, init=start, loss=args.loss,
+                    optimizer=args.optimizer, max_iter=args.max_iter, progress=not args.quiet)
+    print(res.summary())
+    res.to_json(args.output)
+    print(f"result written to {args.output}")
+    if args.plot:
+        from . import plot
+
+        plot.save(plot.fit(res)[0], args.plot)
+        print(f"figure written to {args.plot}")
+    return 0
+
+
 class _default_dtype:
     def __init__(self, dtype):
         self.dtype = dtype
@@ -221,7 +312,8 @@ class _default_dtype:
         torch.set_default_dtype(self.old)
 
 
-COMMANDS = {"simulate": (_add_simulate, _run_simulate), "plot": (_add_plot, _run_plot)}
+COMMANDS = {"simulate": (_add_simulate, _run_simulate), "plot": (_add_plot, _run_plot),
+            "fit": (_add_fit, _run_fit)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -96,3 +96,49 @@ def test_plot_command_errors(tmp_path, capsys):
 
     assert main(["plot", str(tmp_path / "missing.npz")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _synthetic_npz(path, tau=15e-3, r=150e6, v_leak=-0.07):
+    import numpy as np
+    dt, n = 2.5e-4, 1600
+    i = np.zeros(n); i[200:1400] = -50e-12; i[400:800] = 80e-12
+    m = ctsnn.LIF(tau_mem=tau, r=r, v_leak=v_leak, v_th=0.0, v_reset=-0.08)
+    tr = ctsnn.simulate(m, torch.tensor(i[:-1])[:, None], t_end=(n - 1) * dt, dt=dt,
+                        initial={"v": v_leak}, dtype=torch.float64)
+    v = tr["v"][:, 0].numpy()
+    # stored in mV / pA, as the units in meta say
+    np.savez(path, t=np.arange(n) * dt, v=v * 1e3, i=i * 1e12,
+             meta='{"units": {"t": "s", "v": "mV", "i": "pA"}}')
+    return path
+
+
+def test_fit_command_writes_json_and_plot(tmp_path, capsys):
+    import json
+    data = _synthetic_npz(tmp_path / "cell.npz")
+    out, png = tmp_path / "fit.json", tmp_path / "fit.png"
+    rc = main(["fit", str(data), "--model", "lif", "--params", "tau_mem,r,v_leak", "-p", "tau_mem=30ms",
+               "-p", "r=75Mohm", "-p", "v_leak=-50mV", "-p", "v_th=0V", "-p", "v_reset=-80mV",
+               "--exclude", "100ms..101ms", "-o", str(out), "--plot", str(png)])
+    assert rc == 0
+    captured = capsys.readouterr()
+    assert "tau_mem" in captured.out and "±" in captured.out
+    assert "fit: eval" in captured.err                     # progress while it runs
+    d = json.loads(out.read_text())
+    assert d["values"]["tau_mem"] == pytest.approx(15e-3, rel=1e-4)
+    assert d["values"]["r"] == pytest.approx(150e6, rel=1e-4)
+    assert d["stderr"]["tau_mem"] >= 0
+    assert png.stat().st_size > 10_000
+
+
+def test_fit_command_errors(tmp_path, capsys):
+    data = _synthetic_npz(tmp_path / "cell.npz")
+    assert main(["fit", str(tmp_path / "missing.npz")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["fit", str(data), "--params", "tau_mem,tau_adapt"]) == 2
+    assert "tau_adapt" in capsys.readouterr().err
+    assert main(["fit", str(data), "--window", "0.1s-0.2s"]) == 2
+    assert "T0..T1" in capsys.readouterr().err
+    assert main(["fit", str(data), "--window", "0.1s..9s"]) == 2
+    assert "outside the recording" in capsys.readouterr().err
+    assert main(["fit", str(data), "--sweeps", "3"]) == 2
+    assert "NWB" in capsys.readouterr().err

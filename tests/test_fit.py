@@ -247,3 +247,42 @@ def test_plot_fit_draws_data_model_and_residuals():
     assert "tau_mem = 0.015" in top.get_title()
     with pytest.raises(ValueError, match="sweep 3"):
         plot.fit(res, sweeps=[3])
+
+
+def test_matched_spike_times_is_continuous_as_spikes_enter_the_window():
+    from ctsnn.fitting import matched_spike_times
+    rec = torch.tensor([0.1, 0.2, 0.3])
+    T = 0.35
+    # a fourth simulated spike entering at the window's end costs nothing at first
+    a = matched_spike_times(torch.tensor([0.1, 0.2, 0.3, T]), rec, T)
+    assert float(a) == pytest.approx(0.0, abs=1e-15)
+    b = matched_spike_times(torch.tensor([0.1, 0.2, 0.3, T - 0.01]), rec, T)
+    assert float(b) == pytest.approx(0.01 ** 2)
+    x = torch.tensor([0.11, 0.2], dtype=torch.float64, requires_grad=True)
+    L = matched_spike_times(x, rec, T)   # missing third spike padded with T
+    assert float(L) == pytest.approx(0.01 ** 2 + 0.05 ** 2)
+    (g,) = torch.autograd.grad(L, x)
+    assert torch.allclose(g, torch.tensor([0.02, 0.0], dtype=torch.float64))
+
+
+def test_spike_loss_recovers_threshold_from_spike_times():
+    """loss='spikes' with the matched metric, membrane weight 0: v_th from spike times alone,
+    started where the model fires half as often as the data."""
+    n = 1200
+    i = np.zeros(n); i[100:1100] = 300e-12
+    true = ctsnn.LIF(**TRUE, v_th=-0.045, v_reset=-0.065)
+    tr = ctsnn.simulate(true, torch.tensor(i[:-1])[:, None], t_end=(n - 1) * DT, dt=DT,
+                        initial={"v": -0.07}, dtype=torch.float64)
+    v = tr["v"][:, 0].numpy().copy()
+    # mark each spike with a peak sample so that detect_spikes finds it (as in a real recording)
+    k = np.ceil(tr.spike_times.numpy() / DT).astype(int)
+    rec = ctsnn.Recording(np.arange(n) * DT, v, i)
+    start = true.replace(v_th=-0.035)
+    n_start = ctsnn.simulate(start, torch.tensor(i[:-1])[:, None], t_end=(n - 1) * DT, dt=DT,
+                             initial={"v": -0.07}, dtype=torch.float64).n_spikes
+    assert n_start < 0.7 * tr.n_spikes
+    rec.v[k] = 0.02
+    res = ctsnn.fit(start, rec, params=("v_th",), loss="spikes", spike_metric="matched", mse_weight=0.0,
+                    spike_threshold=0.0, bounds={"v_th": (-0.06, -0.03)}, stderr=False)
+    assert res.values["v_th"] == pytest.approx(-0.045, abs=2e-4)
+    assert res.traces[0].n_spikes == tr.n_spikes

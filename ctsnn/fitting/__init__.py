@@ -1,6 +1,6 @@
 """Fitting model parameters to recordings (see ``core`` for the method and docs/fitting.md)."""
 from .core import FitResult, fit
-from .metrics import coincidences, gamma_factor, van_rossum
+from .metrics import coincidences, gamma_factor, matched_spike_times, van_rossum
 from .transforms import Transform, transform_for
 
-__all__ = ["fit", "FitResult", "van_rossum", "gamma_factor", "coincidences", "Transform", "transform_for"]
+__all__ = ["fit", "FitResult", "van_rossum", "matched_spike_times", "gamma_factor", "coincidences", "Transform", "transform_for"]

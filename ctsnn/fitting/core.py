@@ -33,7 +33,7 @@ import torch
 from ..io import Recording
 from ..models.base import NeuronModel
 from ..simulate import simulate
-from .metrics import van_rossum
+from .metrics import matched_spike_times, van_rossum
 from .transforms import Transform, transform_for
 
 __all__ = ["fit", "FitResult"]
@@ -106,7 +106,7 @@ class _Problem:
     """Parameters <-> models <-> simulations <-> residuals for a set of sweeps."""
 
     def __init__(self, model, recordings, params, per_sweep, init, bounds, loss, spike_threshold,
-                 spike_window, spike_weight, vr_tau, method, dtype):
+                 spike_window, spike_weight, vr_tau, method, dtype, spike_metric="van_rossum", mse_weight=1.0):
         self.model, self.recs, self.method, self.dtype = model, recordings, method, dtype
         available = dict(model.params())
         names = list(params)
@@ -144,6 +144,7 @@ class _Problem:
                 self.slots.append((p, None, tr))
         self.loss_kind = loss
         self.spike_weight, self.vr_tau = float(spike_weight), float(vr_tau)
+        self.spike_metric, self.mse_weight = spike_metric, float(mse_weight)
         # data on the simulation grid
         self.data = []
         allv = np.concatenate([r.v[r.mask] if r.mask is not None else r.v for r in recordings])
@@ -214,11 +215,15 @@ class _Problem:
 
     def loss(self, traces) -> torch.Tensor:
         res = torch.cat(self.residuals(traces))
-        total = (res ** 2).sum() / (self.N * self.sigma ** 2)
+        total = self.mse_weight * (res ** 2).sum() / (self.N * self.sigma ** 2)
         if self.loss_kind == "spikes":
             for tr, d in zip(traces, self.data):
-                total = total + self.spike_weight * van_rossum(tr.spike_times, d["rec_spikes"], self.vr_tau) \
-                    / max(1, d["rec_spikes"].numel())
+                if self.spike_metric == "matched":  # in units of vr_tau^2 per recorded spike
+                    dist = matched_spike_times(tr.spike_times, d["rec_spikes"], (d["T"] - 1) * d["dt"]) \
+                        / self.vr_tau ** 2
+                else:
+                    dist = van_rossum(tr.spike_times, d["rec_spikes"], self.vr_tau)
+                total = total + self.spike_weight * dist / max(1, d["rec_spikes"].numel())
         return total
 
 
@@ -227,7 +232,8 @@ def fit(model: NeuronModel, recordings: Recording | Sequence[Recording],
         init: dict | None = None, bounds: dict | None = None, loss: str = "mse",
         optimizer: str = "lbfgs", max_iter: int = 100, lr: float = 0.05, tol: float = 1e-12,
         spike_threshold: float = -0.02, spike_window: tuple[float, float] = (1e-3, 4e-3),
-        spike_weight: float = 1.0, vr_tau: float = 10e-3, method: str = "exact",
+        spike_weight: float = 1.0, vr_tau: float = 10e-3, spike_metric: str = "van_rossum",
+        mse_weight: float = 1.0, method: str = "exact",
         dtype: torch.dtype = torch.float64, stderr: bool = True, progress: bool = False,
         callback: Callable[[int, float, dict], None] | None = None) -> FitResult:
     """Fit the parameters ``params`` of ``model`` to one or several recordings.
@@ -241,9 +247,12 @@ def fit(model: NeuronModel, recordings: Recording | Sequence[Recording],
     params : parameter names (shared by all sweeps); ``per_sweep``: names fitted per sweep (e.g.
         ``("v_leak",)`` for a drifting baseline).
     bounds : ``{name: (lo, hi)}``; otherwise positivity is kept by log coordinates.
-    loss : ``"mse"`` (membrane) or ``"spikes"`` (membrane outside spike windows + van Rossum
-        distance of spike trains, weight ``spike_weight``, kernel ``vr_tau``; recorded spikes
-        are upward crossings of ``spike_threshold`` V).
+    loss : ``"mse"`` (membrane) or ``"spikes"`` (``mse_weight`` times the membrane MSE outside
+        spike windows + ``spike_weight`` times a spike-train distance per recorded spike; recorded
+        spikes are upward crossings of ``spike_threshold`` V). ``spike_metric``: ``"van_rossum"``
+        (kernel ``vr_tau``) or ``"matched"`` (k-th spike against k-th spike, the shorter train
+        padded with the window's end, in units of ``vr_tau``: continuous as spikes enter or leave
+        the window, the better choice when the model starts far from the data's spike count).
     optimizer : ``"lbfgs"``, ``"adam"`` (``lr``, ``max_iter`` steps) or ``"least_squares"``.
     progress : print one line per iteration to stderr; ``callback(iteration, loss, values)``.
     """
@@ -261,12 +270,14 @@ def fit(model: NeuronModel, recordings: Recording | Sequence[Recording],
         raise ValueError(f"fit needs a one-neuron model, got n={model.n}")
     if loss not in ("mse", "spikes"):
         raise ValueError(f"loss must be 'mse' or 'spikes', got {loss!r}")
+    if spike_metric not in ("van_rossum", "matched"):
+        raise ValueError(f"spike_metric must be 'van_rossum' or 'matched', got {spike_metric!r}")
     if optimizer not in ("lbfgs", "adam", "least_squares"):
         raise ValueError(f"optimizer must be 'lbfgs', 'adam' or 'least_squares', got {optimizer!r}")
     if int(max_iter) < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
     prob = _Problem(model, recordings, params, per_sweep, init, bounds, loss, spike_threshold,
-                    spike_window, spike_weight, vr_tau, method, dtype)
+                    spike_window, spike_weight, vr_tau, method, dtype, spike_metric, mse_weight)
     P = len(prob.slots)
     z = torch.zeros(P, dtype=dtype, requires_grad=True)
     history: list[float] = []

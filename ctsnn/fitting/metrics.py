@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["van_rossum", "gamma_factor", "coincidences"]
+__all__ = ["van_rossum", "matched_spike_times", "gamma_factor", "coincidences"]
 
 
 def van_rossum(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
@@ -22,6 +22,23 @@ def van_rossum(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
     a = torch.as_tensor(a, dtype=torch.float64)
     b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
     return 0.5 * (k(a, a) + k(b, b) - 2 * k(a, b))
+
+
+def matched_spike_times(a: torch.Tensor, b: torch.Tensor, t_end: float) -> torch.Tensor:
+    """Sum of squared differences of the k-th spike times of ``a`` and ``b`` (s^2), the trains
+    sorted and the shorter one padded with ``t_end`` (the end of the observation window).
+
+    ``L = sum_k (a_k - b_k)^2`` over the common spikes ``+ sum`` over the surplus spikes of
+    ``(t_end - x_k)^2``. With tonic firing new spikes enter (and leave) the window at ``t_end``,
+    where their padded term is zero, so ``L`` is continuous as the spike count changes (unlike a
+    loss on counts) and differentiable in every spike time; it fails to be continuous only where
+    a spike is born inside the window (a grazing threshold crossing).
+    """
+    a = torch.sort(torch.as_tensor(a, dtype=torch.float64).reshape(-1)).values
+    b = torch.sort(torch.as_tensor(b, dtype=a.dtype, device=a.device).reshape(-1)).values
+    n = max(a.numel(), b.numel())
+    pad = lambda x: torch.cat([x, x.new_full((n - x.numel(),), float(t_end))])  # noqa: E731
+    return ((pad(a) - pad(b)) ** 2).sum()
 
 
 def coincidences(model, data, window: float) -> int:
