@@ -136,19 +136,18 @@ class DiscreteLayer(nn.Module):
         return self.model.init_state(tuple(batch_shape) + (self.model.n,), dtype, device)
 
     def step(self, x: Tensor, y: Tensor, mats, prev_out: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """One grid step: ``x [*batch, n]``, ``y [*batch, n, S]`` -> ``(out, y)``; ``prev_out`` is
-        the previous step's output (recurrent feedback; None = no spikes)."""
-        E, F, B, c = mats
+        """One grid step: ``x [*batch, n]``, ``y [*batch, n, S]`` -> ``(out, y)``; ``mats`` from
+        ``step_constants``; ``prev_out`` is the previous step's output (recurrent feedback; None =
+        no spikes)."""
+        E, F, B, c, G, theta, jumps, scales = mats
         m = self.model
-        G = m.event_matrix(y.dtype, y.device)
-        theta = m.event_offset(y.dtype, y.device)
         pending = []
         if self.reset_delay:  # spikes of the previous step, re-derived from the carried state
             for e in range(G.shape[0]):
                 s = self.spike_fn(y @ G[e] - theta[..., e])
                 pending.append(s.detach() if self.detach_reset else s)
             if self.reset_order == "before_decay":
-                y = self._jumps(y, pending)
+                y = self._jumps(y, pending, jumps)
         if self.input == "zoh":
             drive = (B @ m.input_channels(x).unsqueeze(-1)).squeeze(-1) + c
             y = (E @ y.unsqueeze(-1)).squeeze(-1) + (F @ drive.unsqueeze(-1)).squeeze(-1)
@@ -159,31 +158,41 @@ class DiscreteLayer(nn.Module):
             inc[..., self.feedback.target] = self.feedback.apply(prev_out)
             y = y + inc
         if self.reset_delay and self.reset_order == "after_decay":
-            y = self._jumps(y, pending)
+            y = self._jumps(y, pending, jumps)
         if self.state_map is not None:
             y = self.state_map(y)
         if self.reset_delay:
             out = torch.zeros_like(x)
             for e in range(G.shape[0]):
                 s = self.spike_fn(y @ G[e] - theta[..., e])
-                out = out + s * (float(m.event_signs[e]) * m.output_scale(e, y.dtype, y.device))
+                out = out + s * scales[e]
             return out, y
         out = torch.zeros_like(x)
         for e in range(G.shape[0]):
             g = y @ G[e] - theta[..., e]
             s = self.spike_fn(g)
-            J, k = m.jump_map(e, y.dtype, y.device)
+            J, k = jumps[e]
             sr = s.detach() if self.detach_reset else s
             y = y + sr.unsqueeze(-1) * (y @ J.T + k - y)
-            out = out + s * (float(m.event_signs[e]) * m.output_scale(e, y.dtype, y.device))
+            out = out + s * scales[e]
         return out, y
 
-    def _jumps(self, y: Tensor, spikes) -> Tensor:
+    @staticmethod
+    def _jumps(y: Tensor, spikes, jumps) -> Tensor:
         """Soft affine jumps ``y + s_e (y J_e^T + k_e - y)`` for every event ``e``."""
-        for e, s in enumerate(spikes):
-            J, k = self.model.jump_map(e, y.dtype, y.device)
+        for s, (J, k) in zip(spikes, jumps):
             y = y + s.unsqueeze(-1) * (y @ J.T + k - y)
         return y
+
+    def step_constants(self, dtype, device=None):
+        """What ``step`` needs, computed once per call of ``forward``/``run``: the matrices
+        ``(E, F, B, c)``, the event matrix ``G``, thresholds ``theta``, jumps ``[(J_e, k_e)]`` and
+        signed output scales ``[sign_e * output_scale_e]``."""
+        m = self.model
+        G = m.event_matrix(dtype, device)
+        return self.matrices(dtype, device) + (
+            G, m.event_offset(dtype, device), [m.jump_map(e, dtype, device) for e in range(G.shape[0])],
+            [float(m.event_signs[e]) * m.output_scale(e, dtype, device) for e in range(G.shape[0])])
 
     def forward(self, x: Tensor, state: Tensor | None = None,
                 prev_out: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -193,7 +202,7 @@ class DiscreteLayer(nn.Module):
             raise ValueError(f"x: last axis {x.shape[-1]} does not match model.n = {self.model.n}")
         if state is None:
             state = self.model.init_state(x.shape, x.dtype, x.device)
-        return self.step(x, state, self.matrices(x.dtype, x.device), prev_out)
+        return self.step(x, state, self.step_constants(x.dtype, x.device), prev_out)
 
     def run(self, x: Tensor, state: Tensor | None = None, record_states: bool = False,
             prev_out: Tensor | None = None):
@@ -202,7 +211,7 @@ class DiscreteLayer(nn.Module):
         pass the last ``out``)."""
         if state is None:
             state = self.model.init_state(x.shape[1:], x.dtype, x.device)
-        mats = self.matrices(x.dtype, x.device)
+        mats = self.step_constants(x.dtype, x.device)
         outs, states = [], []
         o = prev_out
         for t in range(x.shape[0]):
