@@ -194,6 +194,19 @@ class DiscreteLayer(nn.Module):
             G, m.event_offset(dtype, device), [m.jump_map(e, dtype, device) for e in range(G.shape[0])],
             [float(m.event_signs[e]) * m.output_scale(e, dtype, device) for e in range(G.shape[0])])
 
+    def _constants(self, dtype, device):
+        """``step_constants``, reused between calls while no parameter needs a gradient and none
+        changed (keyed by identity and in-place version counter)."""
+        ts = list(self.parameters()) + list(self.buffers()) + list(self.model.params().values())
+        if any(t.requires_grad for t in ts):
+            return self.step_constants(dtype, device)
+        key = (dtype, str(device), tuple((id(t), t._version) for t in ts))
+        cache = self.__dict__.get("_const_cache")
+        if cache is None or cache[0] != key:
+            cache = (key, self.step_constants(dtype, device))
+            self.__dict__["_const_cache"] = cache
+        return cache[1]
+
     def forward(self, x: Tensor, state: Tensor | None = None,
                 prev_out: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """One step: ``layer(x, state, prev_out=None) -> (out, state)``; ``state=None`` starts at
@@ -202,7 +215,7 @@ class DiscreteLayer(nn.Module):
             raise ValueError(f"x: last axis {x.shape[-1]} does not match model.n = {self.model.n}")
         if state is None:
             state = self.model.init_state(x.shape, x.dtype, x.device)
-        return self.step(x, state, self.step_constants(x.dtype, x.device), prev_out)
+        return self.step(x, state, self._constants(x.dtype, x.device), prev_out)
 
     def run(self, x: Tensor, state: Tensor | None = None, record_states: bool = False,
             prev_out: Tensor | None = None):
@@ -211,7 +224,7 @@ class DiscreteLayer(nn.Module):
         pass the last ``out``)."""
         if state is None:
             state = self.model.init_state(x.shape[1:], x.dtype, x.device)
-        mats = self.step_constants(x.dtype, x.device)
+        mats = self._constants(x.dtype, x.device)
         outs, states = [], []
         o = prev_out
         for t in range(x.shape[0]):
