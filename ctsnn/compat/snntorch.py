@@ -94,9 +94,11 @@ class _SnnNeuron(nn.Module):
         else:
             tau = torch.where(bf < 1, -1.0 / torch.log(torch.where(bf < 1, bf, torch.full_like(bf, 0.5))),
                               torch.ones_like(bf))
-            tau = (tau if b.dim() == 1 else tau.reshape(())).to(b.dtype)
+            tau = tau if b.dim() == 1 else tau.reshape(())
             if learn_beta and not learn_decay:
-                tau = nn.Parameter(tau)
+                tau = nn.Parameter(tau.to(b.dtype))  # snntorch's beta dtype
+            else:  # float64 numbers: exp(-1/tau) reproduces beta to 1e-16 in every dtype
+                tau = tau.tolist()
             model = LIF(tau_mem=tau, v_th=th, reset=reset)
         if recurrence is not None:
             model = Recurrent(model, weight=recurrence, delay=1.0)
@@ -107,9 +109,8 @@ class _SnnNeuron(nn.Module):
                                 reset_delay=bool(reset_delay), detach_reset=bool(reset_delay),
                                 reset_order=order, learn_decay=learn_decay,
                                 state_map=None if sq is None else (lambda y: sq(y)))
-        if learn_decay:
-            with torch.no_grad():
-                self.layer.decay.copy_(bf.reshape(-1, 1).to(self.layer.decay.dtype))
+        if learn_decay:  # beta itself, in snntorch's dtype (also covers a mix of 1 and < 1)
+            self.layer.decay = nn.Parameter(bf.reshape(-1, 1).to(b.dtype))
         self.init_hidden, self.inhibition, self.output = bool(init_hidden), bool(inhibition), bool(output)
         self.reset_delay, self.reset_mechanism = bool(reset_delay), reset_mechanism
         self.state_quant = state_quant
