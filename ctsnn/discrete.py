@@ -31,7 +31,9 @@ Recurrent feedback (``Recurrent`` with ``weight`` [n], [n, n] or a module such a
 ``nn.Conv2d``, ``delay`` 0 or ``dt``): the previous step's output ``o_{t-1}`` (passed as
 ``prev_out``; zeros at the start) is an impulse into the target state at the end of step t,
 together with the input: ``y <- E y + ... + e_target * W(o_{t-1})``.  A grid cannot order events
-inside one step, so zero delay is delivered one step later too (snntorch's ``RLeaky``).
+inside one step, so zero delay is delivered one step later too (snntorch's ``RLeaky``).  A module's
+bias is added every step (``prev_out=None`` counts as no spikes).  (A one-to-one ``Recurrent``
+without delay has no ``feedback``: its ``V s`` is part of the jump map, applied with the reset.)
 
 ``state_map`` (optional callable on ``y [*batch, n, S]``) is applied after the subthreshold
 update (and delayed jumps) and before the threshold test, e.g. snntorch's ``state_quant``.
@@ -153,9 +155,10 @@ class DiscreteLayer(nn.Module):
             y = (E @ y.unsqueeze(-1)).squeeze(-1) + (F @ drive.unsqueeze(-1)).squeeze(-1)
         else:
             y = (E @ y.unsqueeze(-1)).squeeze(-1) + (F @ c.unsqueeze(-1)).squeeze(-1) + m.spike_input(x)
-        if self.feedback is not None and prev_out is not None:
+        if self.feedback is not None:  # previous step's output -> weight -> impulse (None = no spikes)
             inc = torch.zeros_like(y)
-            inc[..., self.feedback.target] = self.feedback.apply(prev_out)
+            inc[..., self.feedback.target] = self.feedback.apply(
+                torch.zeros_like(x) if prev_out is None else prev_out)
             y = y + inc
         if self.reset_delay and self.reset_order == "after_decay":
             y = self._jumps(y, pending, jumps)
