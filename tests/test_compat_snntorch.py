@@ -118,17 +118,17 @@ def test_leaky_float32(reset):
 
 
 @pytest.mark.parametrize("learn_decay", [False, True])
-@pytest.mark.parametrize("reset", ["subtract", "zero"])
-def test_leaky_learnable_beta_threshold(learn_decay, reset):
+@pytest.mark.parametrize("reset,reset_delay", [("subtract", True), ("zero", False)])
+def test_leaky_learnable_beta_threshold(learn_decay, reset, reset_delay):
     dtype = torch.float64
     g = torch.Generator().manual_seed(7)
     n = 5
     beta = _beta(True, n, dtype, g)
     th = _f32able(torch.rand(n, generator=g) * 0.5 + 0.6)
     ours = cs.Leaky(beta=beta, threshold=th, learn_beta=True, learn_threshold=True, reset_mechanism=reset,
-                    learn_decay=learn_decay)
+                    learn_decay=learn_decay, reset_delay=reset_delay)
     theirs = snn.Leaky(beta=beta.clone(), threshold=th.clone(), learn_beta=True, learn_threshold=True,
-                       reset_mechanism=reset)
+                       reset_mechanism=reset, reset_delay=reset_delay)
     if learn_decay:
         p_beta = (ours.layer.decay, theirs.beta, None)
     else:
