@@ -197,13 +197,26 @@ def test_leaky_init_hidden_output_inhibition():
     assert (S1.sum(-1) <= 1).all()
 
 
+def test_learnable_parameters_listed():
+    lk = cs.Leaky(beta=[0.5, 0.9], learn_beta=True, learn_threshold=True)
+    assert {p.shape for p in lk.parameters()} == {torch.Size([2]), torch.Size([])}
+    assert len(list(cs.Leaky(beta=0.5).parameters())) == 0
+    rl = cs.RLeaky(beta=0.5, linear_features=3, learn_recurrent=True)
+    assert sorted(p.numel() for p in rl.parameters() if p.requires_grad) == [3, 9]
+    rl = cs.RLeaky(beta=0.5, linear_features=3, learn_recurrent=False)
+    assert not any(p.requires_grad for p in rl.parameters())
+    rl = cs.RLeaky(beta=0.5, V=0.3, all_to_all=False, learn_beta=True, learn_decay=True)
+    assert sorted(p.numel() for p in rl.parameters()) == [1, 1]
+
+
 def test_leaky_state_continues_like_snntorch():
     """mem=None continues from the stored state (snntorch keeps self.mem); a wrong shape re-zeros."""
     x = torch.rand(10, 2, 3, dtype=torch.float64)
     ours, theirs = cs.Leaky(beta=0.8), snn.Leaky(beta=torch.tensor(0.8, dtype=torch.float64))
+    m1, m2 = ours.init_leaky(), theirs.init_leaky()
     for t in range(10):
-        s1, m1 = ours(x[t])
-        s2, m2 = theirs(x[t])
+        s1, m1 = ours(x[t], m1)
+        s2, m2 = theirs(x[t], m2)
     torch.testing.assert_close(m1, m2)
     s1, m1 = ours(x[0, :1])
     s2, m2 = theirs(x[0, :1])

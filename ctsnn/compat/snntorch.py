@@ -192,6 +192,10 @@ class Leaky(_SnnNeuron):
                     learn_threshold, reset_mechanism, state_quant, output, graded_spikes_factor,
                     learn_graded_spikes_factor, reset_delay, learn_decay, zero_reset_order="before_decay")
 
+    def init_leaky(self):
+        """Deprecated in snntorch; same as ``reset_mem``."""
+        return self.reset_mem()
+
     def forward(self, input_: Tensor, mem: Tensor | None = None):
         if self.init_hidden and mem is not None:
             raise TypeError("`mem` should not be passed as an argument while `init_hidden=True`")
