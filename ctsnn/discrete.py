@@ -203,12 +203,13 @@ class DiscreteLayer(nn.Module):
         ts = list(self.parameters()) + list(self.buffers()) + list(self.model.params().values())
         if any(t.requires_grad for t in ts):
             return self.step_constants(dtype, device)
-        key = (dtype, str(device), tuple((id(t), t._version) for t in ts))
-        cache = self.__dict__.get("_const_cache")
-        if cache is None or cache[0] != key:
-            cache = (key, self.step_constants(dtype, device))
+        key = (dtype, str(device), tuple(t._version for t in ts))
+        cache = self.__dict__.get("_const_cache")  # (key, tensors held so their ids stay theirs, consts)
+        if (cache is None or cache[0] != key or len(cache[1]) != len(ts)
+                or any(a is not b for a, b in zip(cache[1], ts))):
+            cache = (key, ts, self.step_constants(dtype, device))
             self.__dict__["_const_cache"] = cache
-        return cache[1]
+        return cache[2]
 
     def forward(self, x: Tensor, state: Tensor | None = None,
                 prev_out: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -93,3 +93,15 @@ def test_state_map_applied_before_threshold():
     clamp = lambda y: y.clamp(max=0.5)  # noqa: E731
     out, y = discretize(model, 1.0, state_map=clamp).run(x)
     assert out.sum() == 0 and float(y) == 0.5
+
+
+def test_constants_follow_parameter_changes():
+    """Step constants are reused between calls only while the parameters are unchanged."""
+    layer = discretize(ctsnn.LIF(tau_mem=0.01, v_th=1.0), 1e-3)
+    x = torch.full((1, 1), 0.8, dtype=torch.float64)
+    assert layer(x)[0].item() == 0
+    with torch.no_grad():
+        layer.model.v_th.fill_(0.5)  # in place
+    assert layer(x)[0].item() == 1
+    layer.model.v_th = torch.tensor(2.0, dtype=torch.float64)  # replaced
+    assert layer(x)[0].item() == 0
