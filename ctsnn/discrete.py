@@ -49,6 +49,22 @@ Options used by step-based peers (sinabs):
   spike's gradient (sinabs' ``MembraneReset``: ``("v",)``).
 * ``state_min={"v": v_min}``: after the jumps, ``y_j <- max(y_j, v_min)`` (sinabs' ``min_v_mem``;
   a clamp, not part of the ODE).
+
+Recurrent feedback (``Recurrent`` with ``weight`` [n], [n, n] or a module such as ``nn.Linear`` /
+``nn.Conv2d``, ``delay`` 0 or ``dt``): the previous step's output ``o_{t-1}`` (passed as
+``prev_out``; zeros at the start) is an impulse into the target state at the end of step t,
+together with the input: ``y <- E y + ... + e_target * W(o_{t-1})``.  A grid cannot order events
+inside one step, so zero delay is delivered one step later too (snntorch's ``RLeaky``).  A module's
+bias is added every step (``prev_out=None`` counts as no spikes).  (A one-to-one ``Recurrent``
+without delay has no ``feedback``: its ``V s`` is part of the jump map, applied with the reset.)
+
+``state_map`` (optional callable on ``y [*batch, n, S]``) is applied after the subthreshold
+update (and delayed jumps) and before the threshold test, e.g. snntorch's ``state_quant``.
+
+``learn_decay=True``: the learnable parameter is the per-step decay ``d = diag(E)`` itself
+(``nn.Parameter`` ``decay`` ``[n|1, S]``, clamped to [0, 1] in use; needs a diagonal ``A``), with
+``E = diag(d)`` and ``F = diag(dt (1 - d) / (-ln d))`` (``dt`` where ``d = 1``; ``F = dt I``
+for ``method="euler"``).  By default the continuous parameters are the learnable ones.
 """
 from __future__ import annotations
 
@@ -68,7 +84,8 @@ class DiscreteLayer(nn.Module):
     def __init__(self, model: NeuronModel, dt: float, method: str = "exact", input: str = "impulse",
                  surrogate="atan", surrogate_kw: dict | None = None, reset_delay: bool = False,
                  reset_order: str = "before_decay", detach_reset=False, multi_spike: bool = False,
-                 threshold_grad: bool = True, state_min: dict | None = None) -> None:
+                 threshold_grad: bool = True, state_min: dict | None = None, state_map=None,
+                 learn_decay: bool = False) -> None:
         super().__init__()
         if reset_order not in ("before_decay", "after_decay"):
             raise ValueError(f"reset_order must be 'before_decay' or 'after_decay', got {reset_order!r}")
@@ -84,9 +101,15 @@ class DiscreteLayer(nn.Module):
             raise ValueError(f"input must be 'impulse', 'impulse_start' or 'zoh', got {input!r}")
         if model.linear_part() is None:
             raise ValueError(f"discretize needs a model with a linear part; {type(model).__name__} is nonlinear")
-        if getattr(model, "feedback", None) is not None:
-            raise ValueError("discretize does not support all-to-all or delayed recurrent feedback yet")
+        self.feedback = getattr(model, "feedback", None)
+        if self.feedback is not None and not (self.feedback.delay == 0
+                                              or abs(self.feedback.delay - dt) <= 1e-9 * dt):
+            raise ValueError(f"discretize delivers recurrent feedback one step later: the Recurrent delay "
+                             f"must be 0 or dt = {dt}, got {self.feedback.delay}")
+        if state_map is not None and not callable(state_map):
+            raise ValueError(f"state_map must be callable or None, got {state_map!r}")
         self.model, self.dt, self.method, self.input = model, dt, method, input
+        self.state_map = state_map
         self.spike_fn = _surrogate.get(surrogate, **(surrogate_kw or {}))
         # detach_reset: bool, or the names of the states whose jump is detached
         if isinstance(detach_reset, (bool, int)):
@@ -111,12 +134,46 @@ class DiscreteLayer(nn.Module):
         if self.reset_delay and (self._split or self._detach_states is not None or self.state_min):
             raise ValueError("reset_delay=True does not support multi_spike, threshold_grad=False, "
                              "level surrogates, per-state detach_reset or state_min")
+        self.learn_decay = bool(learn_decay)
+        if self.learn_decay:
+            with torch.no_grad():
+                E = self._model_matrices(torch.float64)[0]
+            d = torch.diagonal(E, dim1=-2, dim2=-1)
+            if not torch.equal(torch.diag_embed(d), E):
+                raise ValueError("learn_decay needs a model with uncoupled states (diagonal A); "
+                                 f"{type(model).__name__} couples its states")
+            self.decay = nn.Parameter(d.to(model.param_dtype()).clone())
 
     def to_model(self) -> NeuronModel:
-        return self.model
+        """The continuous model; with ``learn_decay`` a LIF-like model gets ``tau_mem = -dt/ln(d)``."""
+        if not self.learn_decay:
+            return self.model
+        if "tau_mem" not in self.model.params() or self.decay.shape[-1] != 1:
+            raise ValueError(f"to_model: learned decay factors have no {type(self.model).__name__} parameter "
+                             "to go back to (only single-state models with tau_mem)")
+        d = self.decay.detach()[:, 0].clamp(0, 1)
+        if not bool(((d > 0) & (d < 1)).all()):
+            raise ValueError("to_model: a learned decay of 0 or 1 has no finite tau_mem")
+        return self.model.replace(tau_mem=(-self.dt / torch.log(d)).squeeze(0) if d.shape[0] == 1
+                                  else -self.dt / torch.log(d))
 
     def matrices(self, dtype, device=None):
-        """``(E [n|1,S,S], F [n|1,S,S], B, c)`` of one step, derived from ``model.linear_part``."""
+        """``(E [n|1,S,S], F [n|1,S,S], B, c)`` of one step, derived from ``model.linear_part``
+        (or from the learned ``decay`` with ``learn_decay``)."""
+        if not self.learn_decay:
+            return self._model_matrices(dtype, device)
+        _, _, B, c = self._model_matrices(dtype, device)
+        d = self.decay.to(dtype=dtype, device=device).clamp(0, 1)
+        if self.method == "exact":
+            one = d >= 1
+            ds = torch.where(one | (d <= 0), torch.full_like(d, 0.5), d)
+            f = torch.where(one, torch.ones_like(d), (1 - ds) / (-torch.log(ds)))
+            f = torch.where(d <= 0, torch.zeros_like(d), f) * self.dt
+        else:
+            f = torch.full_like(d, self.dt)
+        return torch.diag_embed(d), torch.diag_embed(f), B, c
+
+    def _model_matrices(self, dtype, device=None):
         A, B, c = self.model.linear_part(dtype, device)
         if self.method == "exact":
             E, F = propagator(A, self.dt)
@@ -129,19 +186,19 @@ class DiscreteLayer(nn.Module):
     def init_state(self, batch_shape, dtype=torch.float32, device=None) -> Tensor:
         return self.model.init_state(tuple(batch_shape) + (self.model.n,), dtype, device)
 
-    def step(self, x: Tensor, y: Tensor, mats) -> tuple[Tensor, Tensor]:
-        """One grid step: ``x [*batch, n]``, ``y [*batch, n, S]`` -> ``(out, y)``."""
-        E, F, B, c = mats
+    def step(self, x: Tensor, y: Tensor, mats, prev_out: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """One grid step: ``x [*batch, n]``, ``y [*batch, n, S]`` -> ``(out, y)``; ``mats`` from
+        ``step_constants``; ``prev_out`` is the previous step's output (recurrent feedback; None =
+        no spikes)."""
+        E, F, B, c, G, theta, jumps, scales = mats
         m = self.model
-        G = m.event_matrix(y.dtype, y.device)
-        theta = m.event_offset(y.dtype, y.device)
         pending = []
         if self.reset_delay:  # spikes of the previous step, re-derived from the carried state
             for e in range(G.shape[0]):
                 s = self.spike_fn(y @ G[e] - theta[..., e])
                 pending.append(s.detach() if self.detach_reset else s)
             if self.reset_order == "before_decay":
-                y = self._jumps(y, pending)
+                y = self._jumps(y, pending, jumps)
         if self.input == "zoh":
             drive = (B @ m.input_channels(x).unsqueeze(-1)).squeeze(-1) + c
             y = (E @ y.unsqueeze(-1)).squeeze(-1) + (F @ drive.unsqueeze(-1)).squeeze(-1)
@@ -149,13 +206,20 @@ class DiscreteLayer(nn.Module):
             y = (E @ (y + m.spike_input(x)).unsqueeze(-1)).squeeze(-1) + (F @ c.unsqueeze(-1)).squeeze(-1)
         else:
             y = (E @ y.unsqueeze(-1)).squeeze(-1) + (F @ c.unsqueeze(-1)).squeeze(-1) + m.spike_input(x)
+        if self.feedback is not None:  # previous step's output -> weight -> impulse (None = no spikes)
+            inc = torch.zeros_like(y)
+            inc[..., self.feedback.target] = self.feedback.apply(
+                torch.zeros_like(x) if prev_out is None else prev_out)
+            y = y + inc
+        if self.reset_delay and self.reset_order == "after_decay":
+            y = self._jumps(y, pending, jumps)
+        if self.state_map is not None:
+            y = self.state_map(y)
         if self.reset_delay:
-            if self.reset_order == "after_decay":
-                y = self._jumps(y, pending)
             out = torch.zeros_like(x)
             for e in range(G.shape[0]):
                 s = self.spike_fn(y @ G[e] - theta[..., e])
-                out = out + s * (float(m.event_signs[e]) * m.output_scale(e, y.dtype, y.device))
+                out = out + s * scales[e]
             return out, y
         out = torch.zeros_like(x)
         for e in range(G.shape[0]):
@@ -165,13 +229,13 @@ class DiscreteLayer(nn.Module):
                 n = s
             else:
                 s, n = self._fire(y, G[e], theta[..., e])
-            J, k = m.jump_map(e, y.dtype, y.device)
+            J, k = jumps[e]
             if not self._split and self._detach_states is None:
                 sr = s.detach() if self.detach_reset else s
                 y = y + sr.unsqueeze(-1) * (y @ J.T + k - y)
             else:
                 y = y + self._jump_weights(s, n, J) * (y @ J.T + k - y)
-            out = out + n * (float(m.event_signs[e]) * m.output_scale(e, y.dtype, y.device))
+            out = out + n * scales[e]
         if self.state_min:
             lo = torch.full((m.n_states,), -float("inf"), dtype=y.dtype, device=y.device)
             for nm, val in self.state_min.items():
@@ -217,29 +281,59 @@ class DiscreteLayer(nn.Module):
             w = w.detach() * d + w * (1 - d)
         return w
 
-    def _jumps(self, y: Tensor, spikes) -> Tensor:
+    @staticmethod
+    def _jumps(y: Tensor, spikes, jumps) -> Tensor:
         """Soft affine jumps ``y + s_e (y J_e^T + k_e - y)`` for every event ``e``."""
-        for e, s in enumerate(spikes):
-            J, k = self.model.jump_map(e, y.dtype, y.device)
+        for s, (J, k) in zip(spikes, jumps):
             y = y + s.unsqueeze(-1) * (y @ J.T + k - y)
         return y
 
-    def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """One step: ``layer(x, state) -> (out, state)``; ``state=None`` starts at rest."""
+    def step_constants(self, dtype, device=None):
+        """What ``step`` needs, computed once per call of ``forward``/``run``: the matrices
+        ``(E, F, B, c)``, the event matrix ``G``, thresholds ``theta``, jumps ``[(J_e, k_e)]`` and
+        signed output scales ``[sign_e * output_scale_e]``."""
+        m = self.model
+        G = m.event_matrix(dtype, device)
+        return self.matrices(dtype, device) + (
+            G, m.event_offset(dtype, device), [m.jump_map(e, dtype, device) for e in range(G.shape[0])],
+            [float(m.event_signs[e]) * m.output_scale(e, dtype, device) for e in range(G.shape[0])])
+
+    def _constants(self, dtype, device):
+        """``step_constants``, reused between calls while no parameter needs a gradient and none
+        changed (keyed by identity and in-place version counter)."""
+        ts = list(self.parameters()) + list(self.buffers()) + list(self.model.params().values())
+        if any(t.requires_grad for t in ts):
+            return self.step_constants(dtype, device)
+        key = (dtype, str(device), tuple(t._version for t in ts))
+        cache = self.__dict__.get("_const_cache")  # (key, tensors held so their ids stay theirs, consts)
+        if (cache is None or cache[0] != key or len(cache[1]) != len(ts)
+                or any(a is not b for a, b in zip(cache[1], ts))):
+            cache = (key, ts, self.step_constants(dtype, device))
+            self.__dict__["_const_cache"] = cache
+        return cache[2]
+
+    def forward(self, x: Tensor, state: Tensor | None = None,
+                prev_out: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """One step: ``layer(x, state, prev_out=None) -> (out, state)``; ``state=None`` starts at
+        rest; ``prev_out`` (the previous step's ``out``) feeds a recurrent model's feedback."""
         if x.shape[-1] != self.model.n and self.model.n != 1:
             raise ValueError(f"x: last axis {x.shape[-1]} does not match model.n = {self.model.n}")
         if state is None:
             state = self.model.init_state(x.shape, x.dtype, x.device)
-        return self.step(x, state, self.matrices(x.dtype, x.device))
+        return self.step(x, state, self._constants(x.dtype, x.device), prev_out)
 
-    def run(self, x: Tensor, state: Tensor | None = None, record_states: bool = False):
-        """Time-major sequence ``x [T, *batch, n]`` -> ``(out [T, ...], final state[, states [T, ..., S]])``."""
+    def run(self, x: Tensor, state: Tensor | None = None, record_states: bool = False,
+            prev_out: Tensor | None = None):
+        """Time-major sequence ``x [T, *batch, n]`` -> ``(out [T, ...], final state[, states [T, ..., S]])``;
+        ``prev_out`` is the output of the step before ``x[0]`` (recurrent feedback; to continue a run
+        pass the last ``out``)."""
         if state is None:
             state = self.model.init_state(x.shape[1:], x.dtype, x.device)
-        mats = self.matrices(x.dtype, x.device)
+        mats = self._constants(x.dtype, x.device)
         outs, states = [], []
+        o = prev_out
         for t in range(x.shape[0]):
-            o, state = self.step(x[t], state, mats)
+            o, state = self.step(x[t], state, mats, o)
             outs.append(o)
             if record_states:
                 states.append(state)
@@ -250,10 +344,11 @@ class DiscreteLayer(nn.Module):
 def discretize(model: NeuronModel, dt: float, method: str = "exact", input: str = "impulse",
                surrogate="atan", reset_delay: bool = False, reset_order: str = "before_decay",
                detach_reset=False, multi_spike: bool = False, threshold_grad: bool = True,
-               state_min: dict | None = None, **surrogate_kw) -> DiscreteLayer:
+               state_min: dict | None = None, state_map=None, learn_decay: bool = False,
+               **surrogate_kw) -> DiscreteLayer:
     """``DiscreteLayer`` stepping ``model`` on a ``dt`` grid (seconds); see module docstring."""
     return DiscreteLayer(model, dt, method=method, input=input, surrogate=surrogate,
                          surrogate_kw=surrogate_kw, reset_delay=reset_delay,
                          reset_order=reset_order, detach_reset=detach_reset,
                          multi_spike=multi_spike, threshold_grad=threshold_grad,
-                         state_min=state_min)
+                         state_min=state_min, state_map=state_map, learn_decay=learn_decay)

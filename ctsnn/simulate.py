@@ -113,6 +113,9 @@ class _Sim:
         self.clamp_val = torch.zeros((self.Bt, self.n), dtype=dtype, device=device)
         self.armed = torch.ones((self.Bt, self.n, self.E), dtype=torch.bool, device=device)
         self.feedback = getattr(model, "feedback", None)
+        if self.feedback is not None and not isinstance(self.feedback.weight, torch.Tensor):
+            raise ValueError("Recurrent feedback through a module (e.g. nn.Linear, nn.Conv2d) is only "
+                             "supported on a grid: use ctsnn.discretize")
         self.coupled = self.feedback is not None
         self.pending: list = []         # delayed feedback events (times, flat idx, increments)
         self.spk: list = []             # (k, offsets, flat idx, event, pre, post)

@@ -6,6 +6,12 @@ Conventions (read from the installed peers' code):
 * snntorch ``atan(alpha=2)``: ``s = [g > 0]``, ``ds/dg = (alpha/2) / (1 + (pi/2 * alpha * g)^2)``.
 * snntorch ``fast_sigmoid(slope=25)``: ``s = [g > 0]``, ``ds/dg = 1 / (slope*|g| + 1)^2``.
 * spikingjelly ``ATan(alpha=2)``: ``s = [g >= 0]``, same derivative as snntorch's atan.
+* snntorch ``sigmoid(slope=25)``: ``s = [g > 0]``, ``ds/dg = k sig(k g) (1 - sig(k g))``, ``k = slope``
+  (``sigmoid(slope=25)`` here; written in the overflow-free form).
+* snntorch ``triangular(threshold=1)``: ``s = [g > 0]``, ``ds/dg = threshold`` for ``g < 0`` and
+  ``-threshold`` for ``g >= 0`` (snntorch's code; its name suggests a triangle, its backward is this).
+* snntorch ``spike_rate_escape(beta=1, slope=25)``: ``s = [g > 0]``,
+  ``ds/dg = slope * exp(-beta |g - 1|)``.
 * ``heaviside``: ``s = [g > 0]`` with zero gradient.
 * sinabs 3.1.3 (``s = [v >= B]``, ``B`` the current threshold, here the level ``L``, ``g = v - L``;
   ``L`` gets no gradient): ``single_exponential(grad_width=0.5, grad_scale=1)``:
@@ -50,6 +56,11 @@ class _Surrogate(torch.autograd.Function):
         elif ctx.kind == "gaussian":
             mu, sigma, scale = a
             d = scale * torch.exp(-((g - mu) ** 2) / (2 * sigma ** 2)) / (sigma * math.sqrt(2 * math.pi))
+        elif ctx.kind == "triangular":
+            d = torch.where(g >= 0, -a, a) * torch.ones_like(g)
+        elif ctx.kind == "spike_rate_escape":
+            b, k = a
+            d = k * torch.exp(-b * (g - 1).abs())
         elif ctx.kind == "straight_through":
             d = torch.ones_like(g)
         else:  # heaviside
@@ -141,12 +152,34 @@ def fast_sigmoid(slope: float = 25.0, fire_at_zero: bool = False) -> Callable[[T
     return lambda g: _Surrogate.apply(g, "fast_sigmoid", float(slope), fire_at_zero)
 
 
-def sigmoid(alpha: float = 4.0, fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
+def sigmoid(alpha: float = 4.0, fire_at_zero: bool = False, slope: float | None = None) -> Callable[[Tensor], Tensor]:
     """Sigmoid surrogate: ``ds/dg = alpha sig(alpha g) (1 - sig(alpha g))`` (spikingjelly
-    ``Sigmoid(alpha=4)`` with ``fire_at_zero=True``; snntorch ``sigmoid(slope=25)`` is alpha=25)."""
+    ``Sigmoid(alpha=4)`` with ``fire_at_zero=True``; snntorch ``sigmoid(slope=25)`` is
+    ``sigmoid(slope=25)``: ``slope`` is snntorch's name for ``alpha``)."""
+    if slope is not None:
+        if not slope > 0:
+            raise ValueError(f"slope must be > 0, got {slope}")
+        alpha = slope
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
     return lambda g: _Surrogate.apply(g, "sigmoid", float(alpha), fire_at_zero)
+
+
+def triangular(threshold: float = 1.0, fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
+    """snntorch's ``triangular``: ``ds/dg = threshold`` below 0, ``-threshold`` at and above 0."""
+    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold)):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    return lambda g: _Surrogate.apply(g, "triangular", float(threshold), fire_at_zero)
+
+
+def spike_rate_escape(beta: float = 1.0, slope: float = 25.0,
+                      fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
+    """snntorch's ``spike_rate_escape``: ``ds/dg = slope exp(-beta |g - 1|)``."""
+    if not beta >= 0:
+        raise ValueError(f"beta must be >= 0, got {beta}")
+    if not slope > 0:
+        raise ValueError(f"slope must be > 0, got {slope}")
+    return lambda g: _Surrogate.apply(g, "spike_rate_escape", (float(beta), float(slope)), fire_at_zero)
 
 
 def straight_through(fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
@@ -163,13 +196,15 @@ _REGISTRY = {"atan": atan, "sigmoid": sigmoid, "fast_sigmoid": fast_sigmoid,
              "straight_through": straight_through, "heaviside": heaviside,
              "single_exponential": single_exponential, "periodic_exponential": periodic_exponential,
              "heaviside_window": heaviside_window, "gaussian": gaussian,
-             "threshold_fn": threshold_fn}
+             "threshold_fn": threshold_fn,
+             "triangular": triangular, "triangle": triangular, "spike_rate_escape": spike_rate_escape}
 
 
 def get(name_or_callable, **kw) -> Callable[[Tensor], Tensor]:
     """Surrogate by name (``atan``, ``fast_sigmoid``, ``sigmoid``, ``straight_through``,
     ``heaviside``, ``single_exponential``, ``periodic_exponential``, ``heaviside_window``,
-    ``gaussian``) or a callable ``g -> s`` returned unchanged."""
+    ``gaussian``, ``triangular`` (alias ``triangle``), ``spike_rate_escape``) or a callable
+    ``g -> s`` returned unchanged."""
     if callable(name_or_callable):
         return name_or_callable
     try:

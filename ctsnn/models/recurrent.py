@@ -4,13 +4,17 @@
                                     output scale) jumps neuron j's ``target`` state by V_j s_j;
 ``Recurrent(model, weight=W)``      all-to-all, ``W`` ``[n, n]`` (W[post, pre], as nn.Linear):
                                     neuron i's target jumps by W[i, j] s_j;
+``Recurrent(model, weight=module)``  a linear (or affine) map, e.g. ``nn.Linear`` / ``nn.Conv2d``,
+                                    applied to the output events ``[..., n]``; only on a grid
+                                    (``discretize``), where it is delivered like the tensors;
 either after ``delay`` >= 0 seconds. With ``tau_rec`` the feedback goes through a trace state
 
     tau_rec dr/dt = -r,   r -> r + s at each own output event,
     tau_x dx/dt   = ... + rec_weight r      for the target state x (tau_x = -1/A[x, x]; 1 if A[x, x] = 0)
 
-A one-to-one feedback without delay is part of the neuron's own jump map; all-to-all or delayed
-feedback is delivered by the simulator (``feedback``).
+A one-to-one feedback without delay is part of the neuron's own jump map; all-to-all, module or
+delayed feedback is delivered by the simulator (``feedback``).  On a grid (``discretize``) the
+feedback of step t's output events is an impulse input at the end of step t+1 (delay = dt).
 """
 from __future__ import annotations
 
@@ -28,13 +32,21 @@ __all__ = ["Recurrent", "Feedback"]
 class Feedback:
     """Output events that the simulator must route: ``weight`` [n] (one-to-one) or [n, n]."""
 
-    weight: Tensor
+    weight: Tensor  # or an nn.Module mapping the output events [..., n] to increments
     delay: float
     target: int
 
     @property
     def all_to_all(self) -> bool:
-        return self.weight.dim() == 2
+        return not isinstance(self.weight, Tensor) or self.weight.dim() == 2
+
+    def apply(self, out: Tensor) -> Tensor:
+        """Increments ``[..., n]`` of the target state caused by output events ``out`` ``[..., n]``."""
+        w = self.weight
+        if not isinstance(w, Tensor):
+            return w(out)
+        w = w.to(out.dtype)
+        return out @ w.T if w.dim() == 2 else out * w
 
 
 class Recurrent(NeuronModel):
@@ -69,6 +81,12 @@ class Recurrent(NeuronModel):
                 raise ValueError("Recurrent needs weight (V per neuron or W [n, n]) or tau_rec")
             if rec_weight is not None:
                 raise ValueError("rec_weight belongs to trace feedback; pass tau_rec too")
+            if isinstance(weight, torch.nn.Module):
+                self.mode = "map"
+                self.weight = weight  # a submodule: its parameters are this model's
+                self._options = {"delay": self.delay, "target": self.target}
+                self.validate()
+                return
             w = weight if isinstance(weight, Tensor) else torch.as_tensor(weight, dtype=model.param_dtype())
             if w.dim() == 2:
                 if w.shape[0] != w.shape[1]:
