@@ -6,7 +6,9 @@ spacing ``dt`` (seconds).  Below threshold the model is ``dy/dt = A y + B u + c`
 
 * ``method="exact"``:  ``y <- E y + F (B u + c)`` with ``E = exp(A dt)``,
   ``F = int_0^dt exp(A s) ds`` (``ctsnn.solvers.propagator``),
-* ``method="euler"``:  ``y <- (I + dt A) y + dt (B u + c)``.
+* ``method="euler"``:  ``y <- (I + dt A) y + dt (B u + c)``, evaluated in the increment form
+  ``y + (dt A) y + dt (B u + c)`` (``dt A`` is ``matrices(...).dA``): forming ``I + dt A`` first
+  would round ``1 - dt/tau`` and lose float32 precision when ``dt << tau``.
 
 Input conventions (``x`` has shape ``[*batch, n]``):
 
@@ -35,6 +37,12 @@ from torch import Tensor, nn
 from . import surrogate as _surrogate
 from .models.base import NeuronModel
 from .solvers.propagator import propagator
+
+
+class StepMatrices(tuple):
+    """``(E, F, B, c)`` of one step; ``dA = dt A`` for ``method="euler"`` (else None)."""
+
+    dA: Tensor | None = None
 
 
 class DiscreteLayer(nn.Module):
@@ -69,13 +77,17 @@ class DiscreteLayer(nn.Module):
     def matrices(self, dtype, device=None):
         """``(E [n|1,S,S], F [n|1,S,S], B, c)`` of one step, derived from ``model.linear_part``."""
         A, B, c = self.model.linear_part(dtype, device)
+        dA = None
         if self.method == "exact":
             E, F = propagator(A, self.dt)
         else:
             eye = torch.eye(A.shape[-1], dtype=dtype, device=device)
-            E = eye + self.dt * A
+            dA = self.dt * A
+            E = eye + dA
             F = (self.dt * eye).expand_as(A)
-        return E, F, B, c
+        mats = StepMatrices((E, F, B, c))
+        mats.dA = dA
+        return mats
 
     def init_state(self, batch_shape, dtype=torch.float32, device=None) -> Tensor:
         return self.model.init_state(tuple(batch_shape) + (self.model.n,), dtype, device)
@@ -83,6 +95,7 @@ class DiscreteLayer(nn.Module):
     def step(self, x: Tensor, y: Tensor, mats) -> tuple[Tensor, Tensor]:
         """One grid step: ``x [*batch, n]``, ``y [*batch, n, S]`` -> ``(out, y)``."""
         E, F, B, c = mats
+        dA = getattr(mats, "dA", None)
         m = self.model
         G = m.event_matrix(y.dtype, y.device)
         theta = m.event_offset(y.dtype, y.device)
@@ -93,11 +106,13 @@ class DiscreteLayer(nn.Module):
                 pending.append(s.detach() if self.detach_reset else s)
             if self.reset_order == "before_decay":
                 y = self._jumps(y, pending)
+        # E y, or y + (dt A) y for Euler (see the module docstring)
+        Ey = (E @ y.unsqueeze(-1)).squeeze(-1) if dA is None else y + (dA @ y.unsqueeze(-1)).squeeze(-1)
         if self.input == "zoh":
             drive = (B @ m.input_channels(x).unsqueeze(-1)).squeeze(-1) + c
-            y = (E @ y.unsqueeze(-1)).squeeze(-1) + (F @ drive.unsqueeze(-1)).squeeze(-1)
+            y = Ey + (F @ drive.unsqueeze(-1)).squeeze(-1)
         else:
-            y = (E @ y.unsqueeze(-1)).squeeze(-1) + (F @ c.unsqueeze(-1)).squeeze(-1) + m.spike_input(x)
+            y = Ey + (F @ c.unsqueeze(-1)).squeeze(-1) + m.spike_input(x)
         if self.reset_delay:
             if self.reset_order == "after_decay":
                 y = self._jumps(y, pending)

@@ -51,7 +51,8 @@ class _Surrogate(torch.autograd.Function):
         elif ctx.kind == "heavi_tanh":
             d = 1 - (g * a).tanh().pow(2)
         elif ctx.kind == "heavi_erfc":
-            d = 2 * torch.exp(-(a * g).pow(2)) / math.sqrt(math.pi)
+            # norse divides by torch.as_tensor(np.pi).sqrt(), a default-dtype (float32) constant
+            d = 2 * torch.exp(-(a * g).pow(2)) / float(torch.as_tensor(math.pi).sqrt())
         elif ctx.kind == "heavi_circ":
             r2 = a ** 2 + g.pow(2)
             d = (-(g.pow(2) / (2 * r2.pow(1.5))) + 1 / (2 * r2.sqrt())) * 2 * a

@@ -148,6 +148,23 @@ class _Stepper:
         return self.layer.step(x, y, self.mats)
 
 
+_LAST: list = [None, None, None]  # key, _Stepper, and the tensors (kept alive so ids stay unique)
+
+
+def _stepper(p, dt, adaptation: str, detach: bool, dtype, device) -> _Stepper:
+    """``_Stepper`` for ``p``; reused from the previous call when the same parameter tensors (same
+    version, none requiring grad) come back, so per-step functional calls skip the model build."""
+    vals = [getattr(p, f, None) for f in _FIELDS]
+    if any(isinstance(v, Tensor) and v.requires_grad for v in vals):
+        return _Stepper(p, dt, adaptation, detach, dtype, device)
+    key = (tuple((id(v), v._version) if isinstance(v, Tensor) else v for v in vals),
+           getattr(p, "method", None), getattr(p, "alpha", None), float(dt), adaptation, detach, dtype,
+           str(device))
+    if _LAST[0] != key:
+        _LAST[:] = [key, _Stepper(p, dt, adaptation, detach, dtype, device), vals]
+    return _LAST[1]
+
+
 def _check_weights(input_tensor, state, input_weights, recurrent_weights):
     if not isinstance(state, tuple) or not all(hasattr(state, f) for f in ("z", "v", "i", "b")):
         raise ValueError(f"state must be an LSNNState (z, v, i, b), got {type(state).__name__}")
@@ -164,7 +181,7 @@ def _recurrent_step(input_tensor, state, input_weights, recurrent_weights, p, dt
     drive = (nn.functional.linear(input_tensor, input_weights)
              + nn.functional.linear(state.z.to(input_tensor.dtype), recurrent_weights))
     dtype = _dtype(drive, state.v, state.i, state.b, *[getattr(p, f, None) for f in _FIELDS])
-    st = _Stepper(p, dt, adaptation, detach, dtype, drive.device)
+    st = _stepper(p, dt, adaptation, detach, dtype, drive.device)
     x, y = st.to_y(drive, state.v, state.i, state.b)
     z, y = st.step(x, y)
     v, i, b = st.from_y(y)
@@ -193,7 +210,7 @@ def lsnn_feed_forward_step(input_tensor: Tensor, state: LSNNFeedForwardState,
     if not isinstance(state, tuple) or not all(hasattr(state, f) for f in ("v", "i", "b")):
         raise ValueError(f"state must be an LSNNFeedForwardState (v, i, b), got {type(state).__name__}")
     dtype = _dtype(input_tensor, state.v, state.i, state.b, *[getattr(p, f, None) for f in _FIELDS])
-    st = _Stepper(p, dt, "threshold", False, dtype, input_tensor.device)
+    st = _stepper(p, dt, "threshold", False, dtype, input_tensor.device)
     x, y = st.to_y(input_tensor, state.v, state.i, state.b)
     z, y = st.step(x, y)
     return z, LSNNFeedForwardState(*st.from_y(y))
