@@ -87,7 +87,7 @@ def test_steps_match_norse(kind, dtype):
 def test_scalar_params_and_methods(method, alpha):
     torch.manual_seed(6)
     n, B, dtype = 6, 2, torch.float64
-    pd = _params(n, dtype, per_neuron=False)
+    pd = _params(n, dtype, per_neuron=False, grad=method == "super")  # the other methods: input gradients
     pn = NF.LSNNParameters(**pd, method=method, alpha=alpha)
     pc = C.LSNNParameters(**pd, method=method, alpha=alpha)
     x = (torch.rand(T, B, n, dtype=dtype) * 0.9).requires_grad_(True)
@@ -95,7 +95,7 @@ def test_scalar_params_and_methods(method, alpha):
     s0 = NF.LSNNFeedForwardState(z0, z0, pd["v_th"].detach())
     Zn, Sn = _run(NF.lsnn_feed_forward_step, x, s0, pn)
     Zc, Sc = _run(C.lsnn_feed_forward_step, x, C.LSNNFeedForwardState(*s0), pc)
-    _compare(Zn, Sn, Zc, Sc, [x] + list(pd.values()), dtype)
+    _compare(Zn, Sn, Zc, Sc, [x] + [v for v in pd.values() if v.requires_grad], dtype)
 
 
 @pytest.mark.parametrize("method,alpha", [("super", 100.0), ("super", 3.0), ("triangle", 0.3), ("tanh", 2.0),
@@ -269,3 +269,19 @@ def test_bad_input_errors():
         C.LSNN(adjoint=True)
     with pytest.raises(ValueError, match="hidden_size"):
         C.LSNNRecurrent(3, 0)
+
+
+def test_functional_cache_follows_parameter_changes():
+    x = torch.rand(2, 3) * 3
+    s = NF.LSNNFeedForwardState(torch.full((2, 3), 0.5), torch.rand(2, 3), torch.ones(2, 3))
+    th = torch.tensor(1.0)
+    for v_th in (1.0, 0.2, 0.6):
+        p = NF.LSNNParameters(v_th=th)
+        with torch.no_grad():
+            th.fill_(v_th)  # in place: same tensor object, new version
+        for q in (p, NF.LSNNParameters(v_th=torch.tensor(v_th), beta=torch.tensor(v_th))):
+            zn, sn = NF.lsnn_feed_forward_step(x, s, q)
+            zc, sc = C.lsnn_feed_forward_step(x, C.LSNNFeedForwardState(*s), C.LSNNParameters(*q))
+            assert torch.equal(zn, zc)
+            for a, b in zip(sc, sn):
+                torch.testing.assert_close(a, b)
