@@ -380,8 +380,7 @@ class LSNNRecurrent(_RecurrentBase):
         outs, states = [], []
         for t in range(input_tensor.shape[0]):
             drive = nn.functional.linear(input_tensor[t], W_in) + nn.functional.linear(z.to(W_in.dtype), W_rec)
-            x, y = torch.broadcast_tensors(drive.to(dtype), y[..., 0])[0], y
-            z, y = st.step(x, y)
+            z, y = st.step(torch.broadcast_to(drive.to(dtype), y.shape[:-1]), y)
             outs.append(z)
             if self.record_states:
                 states.append(LSNNState(z, *st.from_y(y)))
