@@ -6,7 +6,9 @@ spacing ``dt`` (seconds).  Below threshold the model is ``dy/dt = A y + B u + c`
 
 * ``method="exact"``:  ``y <- E y + F (B u + c)`` with ``E = exp(A dt)``,
   ``F = int_0^dt exp(A s) ds`` (``ctsnn.solvers.propagator``),
-* ``method="euler"``:  ``y <- (I + dt A) y + dt (B u + c)``.
+* ``method="euler"``:  ``y <- (I + dt A) y + dt (B u + c)``, evaluated in the increment form
+  ``y + (dt A) y + dt (B u + c)`` (``dt A`` is ``matrices(...).dA``): forming ``I + dt A`` first
+  would round ``1 - dt/tau`` and lose float32 precision when ``dt << tau``.
 
 Input conventions (``x`` has shape ``[*batch, n]``):
 
@@ -76,6 +78,13 @@ from torch import Tensor, nn
 from . import surrogate as _surrogate
 from .models.base import NeuronModel
 from .solvers.propagator import propagator
+
+
+class StepMatrices(tuple):
+    """``(E, F, B, c)`` of one step (``step_constants`` appends the event constants);
+    ``dA = dt A`` for ``method="euler"`` (else None)."""
+
+    dA: Tensor | None = None
 
 
 class DiscreteLayer(nn.Module):
@@ -175,13 +184,17 @@ class DiscreteLayer(nn.Module):
 
     def _model_matrices(self, dtype, device=None):
         A, B, c = self.model.linear_part(dtype, device)
+        dA = None
         if self.method == "exact":
             E, F = propagator(A, self.dt)
         else:
             eye = torch.eye(A.shape[-1], dtype=dtype, device=device)
-            E = eye + self.dt * A
+            dA = self.dt * A
+            E = eye + dA
             F = (self.dt * eye).expand_as(A)
-        return E, F, B, c
+        mats = StepMatrices((E, F, B, c))
+        mats.dA = dA
+        return mats
 
     def init_state(self, batch_shape, dtype=torch.float32, device=None) -> Tensor:
         return self.model.init_state(tuple(batch_shape) + (self.model.n,), dtype, device)
@@ -191,6 +204,7 @@ class DiscreteLayer(nn.Module):
         ``step_constants``; ``prev_out`` is the previous step's output (recurrent feedback; None =
         no spikes)."""
         E, F, B, c, G, theta, jumps, scales = mats
+        dA = getattr(mats, "dA", None)
         m = self.model
         pending = []
         if self.reset_delay:  # spikes of the previous step, re-derived from the carried state
@@ -199,13 +213,17 @@ class DiscreteLayer(nn.Module):
                 pending.append(s.detach() if self.detach_reset else s)
             if self.reset_order == "before_decay":
                 y = self._jumps(y, pending, jumps)
+        # E y, or y + (dt A) y for Euler (see the module docstring)
+        Ey = (E @ y.unsqueeze(-1)).squeeze(-1) if dA is None else y + (dA @ y.unsqueeze(-1)).squeeze(-1)
         if self.input == "zoh":
             drive = (B @ m.input_channels(x).unsqueeze(-1)).squeeze(-1) + c
-            y = (E @ y.unsqueeze(-1)).squeeze(-1) + (F @ drive.unsqueeze(-1)).squeeze(-1)
+            y = Ey + (F @ drive.unsqueeze(-1)).squeeze(-1)
         elif self.input == "impulse_start":
-            y = (E @ (y + m.spike_input(x)).unsqueeze(-1)).squeeze(-1) + (F @ c.unsqueeze(-1)).squeeze(-1)
+            y0 = y + m.spike_input(x)
+            Ey0 = (E @ y0.unsqueeze(-1)).squeeze(-1) if dA is None else y0 + (dA @ y0.unsqueeze(-1)).squeeze(-1)
+            y = Ey0 + (F @ c.unsqueeze(-1)).squeeze(-1)
         else:
-            y = (E @ y.unsqueeze(-1)).squeeze(-1) + (F @ c.unsqueeze(-1)).squeeze(-1) + m.spike_input(x)
+            y = Ey + (F @ c.unsqueeze(-1)).squeeze(-1) + m.spike_input(x)
         if self.feedback is not None:  # previous step's output -> weight -> impulse (None = no spikes)
             inc = torch.zeros_like(y)
             inc[..., self.feedback.target] = self.feedback.apply(
@@ -294,9 +312,12 @@ class DiscreteLayer(nn.Module):
         signed output scales ``[sign_e * output_scale_e]``."""
         m = self.model
         G = m.event_matrix(dtype, device)
-        return self.matrices(dtype, device) + (
+        mats = self.matrices(dtype, device)
+        out = StepMatrices(tuple(mats) + (
             G, m.event_offset(dtype, device), [m.jump_map(e, dtype, device) for e in range(G.shape[0])],
-            [float(m.event_signs[e]) * m.output_scale(e, dtype, device) for e in range(G.shape[0])])
+            [float(m.event_signs[e]) * m.output_scale(e, dtype, device) for e in range(G.shape[0])]))
+        out.dA = getattr(mats, "dA", None)
+        return out
 
     def _constants(self, dtype, device):
         """``step_constants``, reused between calls while no parameter needs a gradient and none

@@ -23,6 +23,13 @@ Conventions (read from the installed peers' code):
   ``threshold_fn(fn)``: any sinabs-style ``fn(v, threshold)``, ``ds/dg = fn(g + L, L)``.
   The first three have ``uses_level = True`` and are called as ``spike_fn(g, L)``
   (``DiscreteLayer`` passes ``L``; see ``ctsnn.discrete``).
+* ``superspike(beta=1)`` (Zenke & Ganguli 2018): ``s = [g > 0]``, ``ds/dg = 1 / (beta*|g| + 1)^2``.
+  norse 1.1.0's ``method="super"`` is ``beta = 1`` whatever its ``alpha`` (its SuperSpike backward
+  ignores ``alpha``; the default ``alpha=100`` has no effect).
+* norse's other threshold methods, all ``s = [g > 0]``: ``triangle(alpha)``:
+  ``ds/dg = alpha * relu(1 - |g|)``; ``heavi_tanh(k)``: ``1 - tanh(k g)^2`` (no factor k);
+  ``heavi_erfc(k)``: ``2 exp(-(k g)^2) / sqrt(pi)`` (no factor k);
+  ``heavi_circ(alpha)``: ``2 alpha (1/(2 sqrt(alpha^2+g^2)) - g^2 / (2 (alpha^2+g^2)^1.5))``.
 
 ``get(name_or_callable, **kw)`` returns a callable ``g -> s`` (or ``(g, L) -> s``).
 """
@@ -61,6 +68,18 @@ class _Surrogate(torch.autograd.Function):
         elif ctx.kind == "spike_rate_escape":
             b, k = a
             d = k * torch.exp(-b * (g - 1).abs())
+        elif ctx.kind == "superspike":
+            d = 1.0 / (a * g.abs() + 1.0).pow(2)
+        elif ctx.kind == "triangle":
+            d = a * torch.relu(1 - g.abs())
+        elif ctx.kind == "heavi_tanh":
+            d = 1 - (g * a).tanh().pow(2)
+        elif ctx.kind == "heavi_erfc":
+            # norse divides by torch.as_tensor(np.pi).sqrt(), a default-dtype (float32) constant
+            d = 2 * torch.exp(-(a * g).pow(2)) / float(torch.as_tensor(math.pi).sqrt())
+        elif ctx.kind == "heavi_circ":
+            r2 = a ** 2 + g.pow(2)
+            d = (-(g.pow(2) / (2 * r2.pow(1.5))) + 1 / (2 * r2.sqrt())) * 2 * a
         elif ctx.kind == "straight_through":
             d = torch.ones_like(g)
         else:  # heaviside
@@ -182,6 +201,34 @@ def spike_rate_escape(beta: float = 1.0, slope: float = 25.0,
     return lambda g: _Surrogate.apply(g, "spike_rate_escape", (float(beta), float(slope)), fire_at_zero)
 
 
+def superspike(beta: float = 1.0, fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
+    """SuperSpike surrogate: ``ds/dg = 1 / (beta |g| + 1)^2`` (norse ``method="super"``: beta = 1)."""
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    return lambda g: _Surrogate.apply(g, "superspike", float(beta), fire_at_zero)
+
+
+def _norse_kind(kind: str, pname: str, default: float, positive: bool, doc: str):
+    def make(fire_at_zero: bool = False, **kw) -> Callable[[Tensor], Tensor]:
+        unknown = set(kw) - {pname}
+        if unknown:
+            raise ValueError(f"{kind}: unknown argument(s) {sorted(unknown)}; it takes {pname!r}")
+        a = float(kw.get(pname, default))
+        if not math.isfinite(a) or (positive and not a > 0):
+            raise ValueError(f"{pname} must be {'> 0' if positive else 'finite'}, got {a}")
+        return lambda g: _Surrogate.apply(g, kind, a, fire_at_zero)
+    make.__name__, make.__doc__ = kind, doc
+    return make
+
+
+triangle = _norse_kind("triangle", "alpha", 0.3, False, "norse Triangle: ``ds/dg = alpha relu(1 - |g|)``.")
+heavi_tanh = _norse_kind("heavi_tanh", "k", 100.0, False, "norse HeaviTanh: ``ds/dg = 1 - tanh(k g)^2``.")
+heavi_erfc = _norse_kind("heavi_erfc", "k", 100.0, False,
+                         "norse HeaviErfc: ``ds/dg = 2 exp(-(k g)^2) / sqrt(pi)``.")
+heavi_circ = _norse_kind("heavi_circ", "alpha", 100.0, True,
+                         "norse HeaviCirc: ``ds/dg = alpha^2 / (alpha^2 + g^2)^1.5`` (norse's form).")
+
+
 def straight_through(fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
     """Straight-through estimator: ``ds/dg = 1``."""
     return lambda g: _Surrogate.apply(g, "straight_through", 0.0, fire_at_zero)
@@ -197,14 +244,17 @@ _REGISTRY = {"atan": atan, "sigmoid": sigmoid, "fast_sigmoid": fast_sigmoid,
              "single_exponential": single_exponential, "periodic_exponential": periodic_exponential,
              "heaviside_window": heaviside_window, "gaussian": gaussian,
              "threshold_fn": threshold_fn,
-             "triangular": triangular, "triangle": triangular, "spike_rate_escape": spike_rate_escape}
+             "triangular": triangular, "spike_rate_escape": spike_rate_escape,
+             "superspike": superspike, "triangle": triangle, "heavi_tanh": heavi_tanh,
+             "heavi_erfc": heavi_erfc, "heavi_circ": heavi_circ}
 
 
 def get(name_or_callable, **kw) -> Callable[[Tensor], Tensor]:
     """Surrogate by name (``atan``, ``fast_sigmoid``, ``sigmoid``, ``straight_through``,
     ``heaviside``, ``single_exponential``, ``periodic_exponential``, ``heaviside_window``,
-    ``gaussian``, ``triangular`` (alias ``triangle``), ``spike_rate_escape``) or a callable
-    ``g -> s`` returned unchanged."""
+    ``gaussian``, ``triangular`` (snntorch's), ``spike_rate_escape``, ``superspike``,
+    ``triangle`` (norse's, a true triangle), ``heavi_tanh``, ``heavi_erfc``, ``heavi_circ``) or a
+    callable ``g -> s`` returned unchanged."""
     if callable(name_or_callable):
         return name_or_callable
     try:

@@ -313,7 +313,6 @@ def test_rleaky_init_hidden_and_zero_state():
     ("fast_sigmoid", csg.fast_sigmoid(slope=25), ssg.fast_sigmoid(slope=25)),
     ("sigmoid", csg.sigmoid(slope=25), ssg.sigmoid(slope=25)),
     ("triangular", csg.get("triangular", threshold=0.7), ssg.triangular(threshold=0.7)),
-    ("triangle", csg.get("triangle"), ssg.triangular()),
     ("spike_rate_escape", csg.spike_rate_escape(beta=2.0, slope=10.0), ssg.spike_rate_escape(beta=2, slope=10)),
 ])
 def test_surrogates_match_snntorch(name, ours, theirs):

@@ -30,3 +30,18 @@ def test_fire_at_zero_and_errors():
         surrogate.atan(alpha=0)
     with pytest.raises(ValueError, match="unknown"):
         surrogate.get("nope")
+
+
+def test_superspike_and_norse_kinds():
+    g = torch.tensor([-2.0, -0.5, 0.0, 0.5, 2.0], dtype=torch.float64)
+    s, d = _fwd_bwd(surrogate.get("superspike", beta=2.0), g)
+    assert s.tolist() == [0, 0, 0, 1, 1]
+    torch.testing.assert_close(d, 1 / (2 * g.abs() + 1) ** 2)
+    _, d = _fwd_bwd(surrogate.get("triangle", alpha=0.5), g)
+    torch.testing.assert_close(d, 0.5 * torch.relu(1 - g.abs()))
+    with pytest.raises(ValueError, match="beta"):
+        surrogate.superspike(beta=0)
+    with pytest.raises(ValueError, match="alpha"):
+        surrogate.heavi_circ(alpha=-1.0)
+    with pytest.raises(ValueError, match="unknown argument"):
+        surrogate.get("heavi_tanh", alpha=1.0)

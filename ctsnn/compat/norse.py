@@ -1,0 +1,388 @@
+r"""norse dialect: LSNN / adaptive LIF steps as ``discretize(ALIF, dt, method="euler")``.
+
+norse 1.1.0 (``norse/torch/functional/lsnn.py``), one forward-Euler step of length ``dt`` (s):
+
+``lsnn_step`` / ``lsnn_feed_forward_step`` (threshold adaptation)::
+
+    v' = v + dt/tau_mem (v_leak - v + i)
+    i' = i - dt/tau_syn i
+    b' = b + dt/tau_adapt (v_th - b)          # b relaxes to v_th, it IS the threshold
+    z  = H(v' - b')                          # the code; the docs say H(v - v_th + b)
+    v  = (1 - z) v' + z v_reset               # reset to value
+    b  = b' + beta z
+    i  = i' + input                           # (recurrent: W_in x + W_rec z_prev)
+
+With ``b_c = b - v_th`` this is the Euler step of ctsnn's ``ALIF(adaptation="threshold",
+tau_syn=..., r=1, reset="to_value", adapt_jump=beta)``::
+
+    tau_mem dv/dt = v_leak - v + i,   tau_syn di/dt = -i,   tau_adapt db_c/dt = -b_c,
+    spike when v = v_th + b_c;  v -> v_reset, b_c -> b_c + beta
+
+with ``input="impulse"`` into ``i`` (the input is added to ``i`` after the Euler step; neither
+the spike test nor the jumps read ``i``, so adding it before or after the spike is the same).
+``lsnn_step`` detaches the spike in the reset and the ``b`` jump (``detach_reset=True``);
+``lsnn_feed_forward_step`` does not.
+
+``ada_lif_step`` (adaptation current)::
+
+    v' = v + dt/tau_mem (v_leak - v + i - b),  i' = i - dt/tau_syn i,  b' = b - dt/tau_adapt b
+    z = H(v' - v_th);  v = v' - z (v_th - v_reset);  b = b' + beta z;  i = i' + W_in x + W_rec z_prev
+
+is the Euler step of ``ALIF(adaptation="current", reset="subtract", tau_syn=...)`` (no detach).
+
+The spike is ``H(g) = [g > 0]`` with norse's surrogate ``p.method``: ``"super"`` ->
+``surrogate.superspike(beta=1)`` (norse's SuperSpike ignores ``alpha``), ``"triangle"``,
+``"tanh"``, ``"circ"``, ``"heavi_erfc"``, ``"heaviside"`` -> the ctsnn surrogates of the same
+backward.  The parameters are given as norse's inverse time constants and converted to the model's
+``tau = 1 / tau_inv`` (gradients flow back to the given tensors).  Only the linear input / recurrent
+weight maps are applied here; the neuron dynamics are ``DiscreteLayer.step``.
+"""
+from __future__ import annotations
+
+from functools import reduce
+from typing import NamedTuple, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from ..discrete import discretize
+from ..models import ALIF
+from ..models.base import check_param
+
+__all__ = ["LSNNParameters", "LSNNState", "LSNNFeedForwardState", "lsnn_step", "ada_lif_step",
+           "lsnn_feed_forward_step", "LSNNCell", "LSNNRecurrentCell", "LSNN", "LSNNRecurrent"]
+
+
+class LSNNParameters(NamedTuple):
+    """norse's LSNN parameters (same fields and defaults): inverse time constants in 1/s."""
+
+    tau_syn_inv: torch.Tensor = torch.as_tensor(1.0 / 5e-3)
+    tau_mem_inv: torch.Tensor = torch.as_tensor(1.0 / 1e-2)
+    tau_adapt_inv: torch.Tensor = torch.as_tensor(1.0 / 800)
+    v_leak: torch.Tensor = torch.as_tensor(0.0)
+    v_th: torch.Tensor = torch.as_tensor(1.0)
+    v_reset: torch.Tensor = torch.as_tensor(0.0)
+    beta: torch.Tensor = torch.as_tensor(1.8)
+    method: str = "super"
+    alpha: float = 100.0
+
+
+class LSNNState(NamedTuple):
+    """State of a recurrent LSNN neuron: spikes ``z``, membrane ``v``, current ``i``, threshold ``b``."""
+
+    z: torch.Tensor
+    v: torch.Tensor
+    i: torch.Tensor
+    b: torch.Tensor
+
+
+class LSNNFeedForwardState(NamedTuple):
+    """State of a feed-forward LSNN neuron: membrane ``v``, current ``i``, threshold ``b``."""
+
+    v: torch.Tensor
+    i: torch.Tensor
+    b: torch.Tensor
+
+
+# norse threshold method -> (ctsnn surrogate, name of its parameter fed with p.alpha)
+_METHODS = {"super": ("superspike", None), "heaviside": ("heaviside", None),
+            "triangle": ("triangle", "alpha"), "tanh": ("heavi_tanh", "k"),
+            "circ": ("heavi_circ", "alpha"), "heavi_erfc": ("heavi_erfc", "k")}
+
+_FIELDS = ("tau_syn_inv", "tau_mem_inv", "tau_adapt_inv", "v_leak", "v_th", "v_reset", "beta")
+
+
+def _dtype(*ts) -> torch.dtype:
+    ds = [t.dtype for t in ts if isinstance(t, Tensor) and t.is_floating_point()]
+    return reduce(torch.promote_types, ds) if ds else torch.get_default_dtype()
+
+
+class _Stepper:
+    """ctsnn layer for one norse parameter set, plus the norse <-> ctsnn state maps."""
+
+    def __init__(self, p, dt, adaptation: str, detach: bool, dtype, device) -> None:
+        for f in _FIELDS + ("method", "alpha"):
+            if not hasattr(p, f):
+                raise ValueError(f"p must be an LSNNParameters (missing field {f!r}), got {type(p).__name__}")
+        if p.method not in _METHODS:
+            raise ValueError(f"p.method: unknown threshold method {p.method!r}; known: {sorted(_METHODS)}")
+        q = {}
+        for f in _FIELDS:
+            v = getattr(p, f)
+            t = v if isinstance(v, Tensor) else torch.as_tensor(v, dtype=torch.float64)
+            q[f] = check_param(f, t.to(dtype=dtype, device=device), positive=f.endswith("_inv"))
+        name, key = _METHODS[p.method]
+        kw = {} if key is None else {key: float(p.alpha)}
+        self.threshold = adaptation == "threshold"
+        model = ALIF(tau_mem=1.0 / q["tau_mem_inv"], tau_syn=1.0 / q["tau_syn_inv"],
+                     tau_adapt=1.0 / q["tau_adapt_inv"], adapt_jump=q["beta"], r=1.0,
+                     v_leak=q["v_leak"], v_th=q["v_th"], v_reset=q["v_reset"],
+                     reset="to_value" if self.threshold else "subtract", adaptation=adaptation)
+        self.layer = discretize(model, dt, method="euler", input="impulse", surrogate=name,
+                                detach_reset=detach, **kw)
+        self.mats = self.layer.step_constants(dtype, device)
+        self.n = model.n
+        self.offset = q["v_th"] if self.threshold else None  # norse b = ctsnn b + v_th
+        self.dtype, self.device = dtype, device
+
+    def to_y(self, x: Tensor, v, i, b) -> tuple[Tensor, Tensor]:
+        if self.n != 1 and x.shape[-1] != self.n:
+            raise ValueError(f"input_tensor: last axis {x.shape[-1]} does not match the {self.n} "
+                             "neurons of the per-neuron parameters")
+        cast = lambda t: torch.as_tensor(t).to(dtype=self.dtype, device=self.device)  # noqa: E731
+        v, i, b = cast(v), cast(i), cast(b)
+        if self.offset is not None:
+            b = b - self.offset
+        try:
+            x, v, i, b = torch.broadcast_tensors(x.to(self.dtype), v, i, b)
+        except RuntimeError as exc:
+            raise ValueError(f"state: shapes v {tuple(v.shape)}, i {tuple(i.shape)}, b {tuple(b.shape)} "
+                             f"do not broadcast with input_tensor {tuple(x.shape)}") from exc
+        return x, torch.stack((v, i, b), dim=-1)
+
+    def from_y(self, y: Tensor):
+        b = y[..., 2] if self.offset is None else y[..., 2] + self.offset
+        return y[..., 0], y[..., 1], b
+
+    def step(self, x: Tensor, y: Tensor):
+        return self.layer.step(x, y, self.mats)
+
+
+_LAST: list = [None, None, None]  # key, _Stepper, and the tensors (kept alive so ids stay unique)
+
+
+def _stepper(p, dt, adaptation: str, detach: bool, dtype, device) -> _Stepper:
+    """``_Stepper`` for ``p``; reused from the previous call when the same parameter tensors (same
+    version, none requiring grad) come back, so per-step functional calls skip the model build."""
+    vals = [getattr(p, f, None) for f in _FIELDS]
+    if any(isinstance(v, Tensor) and v.requires_grad for v in vals):
+        return _Stepper(p, dt, adaptation, detach, dtype, device)
+    key = (tuple((id(v), v._version) if isinstance(v, Tensor) else v for v in vals),
+           getattr(p, "method", None), getattr(p, "alpha", None), float(dt), adaptation, detach, dtype,
+           str(device))
+    if _LAST[0] != key:
+        _LAST[:] = [key, _Stepper(p, dt, adaptation, detach, dtype, device), vals]
+    return _LAST[1]
+
+
+def _check_weights(input_tensor, state, input_weights, recurrent_weights):
+    if not isinstance(state, tuple) or not all(hasattr(state, f) for f in ("z", "v", "i", "b")):
+        raise ValueError(f"state must be an LSNNState (z, v, i, b), got {type(state).__name__}")
+    if input_weights.dim() != 2 or input_weights.shape[1] != input_tensor.shape[-1]:
+        raise ValueError(f"input_weights: shape {tuple(input_weights.shape)} must be [hidden, "
+                         f"{input_tensor.shape[-1]}] for input_tensor of last axis {input_tensor.shape[-1]}")
+    h = input_weights.shape[0]
+    if tuple(recurrent_weights.shape) != (h, h):
+        raise ValueError(f"recurrent_weights: shape {tuple(recurrent_weights.shape)} must be [{h}, {h}]")
+
+
+def _recurrent_step(input_tensor, state, input_weights, recurrent_weights, p, dt, adaptation, detach):
+    _check_weights(input_tensor, state, input_weights, recurrent_weights)
+    drive = (nn.functional.linear(input_tensor, input_weights)
+             + nn.functional.linear(state.z.to(input_tensor.dtype), recurrent_weights))
+    dtype = _dtype(drive, state.v, state.i, state.b, *[getattr(p, f, None) for f in _FIELDS])
+    st = _stepper(p, dt, adaptation, detach, dtype, drive.device)
+    x, y = st.to_y(drive, state.v, state.i, state.b)
+    z, y = st.step(x, y)
+    v, i, b = st.from_y(y)
+    return z, LSNNState(z, v, i, b)
+
+
+def lsnn_step(input_tensor: Tensor, state: LSNNState, input_weights: Tensor, recurrent_weights: Tensor,
+              p: LSNNParameters = LSNNParameters(), dt: float = 0.001) -> Tuple[Tensor, LSNNState]:
+    """norse ``lsnn_step``: Euler step of ``ALIF(adaptation="threshold")`` with a synaptic current
+    driven by ``W_in x + W_rec z_prev``; reset and ``b`` jump use the detached spike. Returns
+    ``(z, LSNNState(z, v, i, b))`` with ``b`` the full threshold (``v_th`` + adaptation)."""
+    return _recurrent_step(input_tensor, state, input_weights, recurrent_weights, p, dt, "threshold", True)
+
+
+def ada_lif_step(input_tensor: Tensor, state: LSNNState, input_weights: Tensor, recurrent_weights: Tensor,
+                 p: LSNNParameters = LSNNParameters(), dt: float = 0.001) -> Tuple[Tensor, LSNNState]:
+    """norse ``ada_lif_step``: Euler step of ``ALIF(adaptation="current", reset="subtract")``
+    (``tau_mem dv/dt = v_leak - v + i - b``, spike at ``v = v_th``, ``b += beta``)."""
+    return _recurrent_step(input_tensor, state, input_weights, recurrent_weights, p, dt, "current", False)
+
+
+def lsnn_feed_forward_step(input_tensor: Tensor, state: LSNNFeedForwardState,
+                           p: LSNNParameters = LSNNParameters(),
+                           dt: float = 0.001) -> Tuple[Tensor, LSNNFeedForwardState]:
+    """norse ``lsnn_feed_forward_step``: as ``lsnn_step`` with ``i += input_tensor`` and no detach."""
+    if not isinstance(state, tuple) or not all(hasattr(state, f) for f in ("v", "i", "b")):
+        raise ValueError(f"state must be an LSNNFeedForwardState (v, i, b), got {type(state).__name__}")
+    dtype = _dtype(input_tensor, state.v, state.i, state.b, *[getattr(p, f, None) for f in _FIELDS])
+    st = _stepper(p, dt, "threshold", False, dtype, input_tensor.device)
+    x, y = st.to_y(input_tensor, state.v, state.i, state.b)
+    z, y = st.step(x, y)
+    return z, LSNNFeedForwardState(*st.from_y(y))
+
+
+# ---------------------------------------------------------------------------------- modules
+def _no_extras(adjoint, activation_sparse):
+    if adjoint:
+        raise ValueError("adjoint=True is not supported by ctsnn.compat.norse (gradients are by autograd)")
+    if activation_sparse is not None:
+        raise ValueError("activation_sparse is not supported by ctsnn.compat.norse")
+
+
+def _full(dims, value: Tensor, like: Tensor) -> Tensor:
+    return value.detach().to(dtype=like.dtype, device=like.device).expand(dims).clone()
+
+
+class LSNNCell(nn.Module):
+    """norse ``LSNNCell``: one ``lsnn_feed_forward_step`` per call; ``forward(x, state=None) ->
+    (z, LSNNFeedForwardState)``."""
+
+    def __init__(self, p: LSNNParameters = LSNNParameters(), adjoint: bool = False, dt: float = 0.001,
+                 activation_sparse=None) -> None:
+        super().__init__()
+        _no_extras(adjoint, activation_sparse)
+        self.p, self.dt = p, dt
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, dt={self.dt}"
+
+    def initial_state(self, input_tensor: Tensor) -> LSNNFeedForwardState:
+        v = _full(input_tensor.shape, torch.as_tensor(self.p.v_leak), input_tensor)
+        state = LSNNFeedForwardState(v=v, i=torch.zeros_like(input_tensor), b=torch.as_tensor(self.p.v_th).detach())
+        state.v.requires_grad = True
+        return state
+
+    def forward(self, input_tensor: Tensor, state=None):
+        state = state if state is not None else self.initial_state(input_tensor)
+        return lsnn_feed_forward_step(input_tensor, state, self.p, self.dt)
+
+
+class _RecurrentBase(nn.Module):
+    def __init__(self, input_size, hidden_size, p, adjoint, input_weights, recurrent_weights, autapses,
+                 dt, activation_sparse, record_states=False) -> None:
+        super().__init__()
+        _no_extras(adjoint, activation_sparse)
+        if int(input_size) < 1 or int(hidden_size) < 1:
+            raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size}, {hidden_size}")
+        self.p, self.dt, self.autapses, self.record_states = p, dt, autapses, record_states
+        self.input_size = torch.as_tensor(input_size)
+        self.hidden_size = torch.as_tensor(hidden_size)
+        # same initialisation (and random-number order) as norse
+        if input_weights is not None:
+            self.input_weights = input_weights
+        else:
+            self.input_weights = nn.Parameter(torch.randn(self.hidden_size, self.input_size)
+                                              * torch.sqrt(2.0 / self.hidden_size))
+        if recurrent_weights is not None:
+            self.recurrent_weights = recurrent_weights
+        else:
+            self.recurrent_weights = nn.Parameter(torch.randn(self.hidden_size, self.hidden_size)
+                                                  * torch.sqrt(2.0 / self.hidden_size))
+        if not autapses:
+            with torch.no_grad():
+                self.recurrent_weights.fill_diagonal_(0.0)
+            self.recurrent_weights.requires_grad = True
+            self.recurrent_weights.register_hook(lambda g: g.clone().fill_diagonal_(0.0))
+
+    def extra_repr(self) -> str:
+        return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, p={self.p}, "
+                f"autapses={self.autapses}, dt={self.dt}")
+
+    def _initial(self, dims, like: Tensor, full_b: bool) -> LSNNState:
+        v_th = torch.as_tensor(self.p.v_th)
+        state = LSNNState(z=like.new_zeros(dims), v=_full(dims, torch.as_tensor(self.p.v_leak), like),
+                          i=like.new_zeros(dims), b=_full(dims, v_th, like) if full_b else v_th.detach())
+        state.v.requires_grad = True
+        return state
+
+
+class LSNNRecurrentCell(_RecurrentBase):
+    """norse ``LSNNRecurrentCell``: one ``lsnn_step`` per call with its own weights."""
+
+    def __init__(self, input_size: int, hidden_size: int, p: LSNNParameters = LSNNParameters(),
+                 adjoint: bool = False, input_weights=None, recurrent_weights=None, autapses: bool = False,
+                 dt: float = 0.001, activation_sparse=None) -> None:
+        super().__init__(input_size, hidden_size, p, adjoint, input_weights, recurrent_weights, autapses,
+                         dt, activation_sparse)
+
+    def initial_state(self, input_tensor: Tensor) -> LSNNState:
+        return self._initial((*input_tensor.shape[:-1], int(self.hidden_size)), input_tensor, False)
+
+    def forward(self, input_tensor: Tensor, state=None):
+        state = state if state is not None else self.initial_state(input_tensor)
+        return lsnn_step(input_tensor, state, self.input_weights, self.recurrent_weights, self.p, self.dt)
+
+
+def _stack_states(cls, states):
+    return cls(*[torch.stack([getattr(s, f) for s in states]) for f in cls._fields])
+
+
+class LSNN(nn.Module):
+    """norse ``LSNN``: ``lsnn_feed_forward_step`` over the leading time axis of ``x [T, ...]``;
+    returns ``(z [T, ...], final state)`` or, with ``record_states=True``, the stacked states."""
+
+    def __init__(self, p: LSNNParameters = LSNNParameters(), adjoint: bool = False, dt: float = 0.001,
+                 activation_sparse=None, record_states: bool = False) -> None:
+        super().__init__()
+        _no_extras(adjoint, activation_sparse)
+        self.p, self.dt, self.record_states = p, dt, record_states
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, dt={self.dt}"
+
+    def initial_state(self, input_tensor: Tensor) -> LSNNFeedForwardState:
+        dims = input_tensor.shape[1:]
+        state = LSNNFeedForwardState(v=_full(dims, torch.as_tensor(self.p.v_leak), input_tensor),
+                                     i=input_tensor.new_zeros(dims),
+                                     b=_full(dims, torch.as_tensor(self.p.v_th), input_tensor))
+        state.v.requires_grad = True
+        return state
+
+    def forward(self, input_tensor: Tensor, state=None):
+        if input_tensor.dim() < 1:
+            raise ValueError("input_tensor must have a leading time axis [T, ...]")
+        state = state if state is not None else self.initial_state(input_tensor)
+        if not isinstance(state, tuple) or not all(hasattr(state, f) for f in ("v", "i", "b")):
+            raise ValueError(f"state must be an LSNNFeedForwardState (v, i, b), got {type(state).__name__}")
+        dtype = _dtype(input_tensor, state.v, state.i, state.b, *[getattr(self.p, f, None) for f in _FIELDS])
+        st = _Stepper(self.p, self.dt, "threshold", False, dtype, input_tensor.device)
+        x, y = st.to_y(input_tensor, state.v, state.i, state.b)  # broadcasts the state over T
+        y = y[0]
+        outs, states = [], []
+        for t in range(x.shape[0]):
+            z, y = st.step(x[t], y)
+            outs.append(z)
+            if self.record_states:
+                states.append(LSNNFeedForwardState(*st.from_y(y)))
+        final = _stack_states(LSNNFeedForwardState, states) if self.record_states else \
+            LSNNFeedForwardState(*st.from_y(y))
+        return torch.stack(outs), final
+
+
+class LSNNRecurrent(_RecurrentBase):
+    """norse ``LSNNRecurrent``: ``lsnn_step`` over the leading time axis with its own weights."""
+
+    def __init__(self, input_size: int, hidden_size: int, p: LSNNParameters = LSNNParameters(),
+                 adjoint: bool = False, input_weights=None, recurrent_weights=None, autapses: bool = False,
+                 dt: float = 0.001, activation_sparse=None, record_states: bool = False) -> None:
+        super().__init__(input_size, hidden_size, p, adjoint, input_weights, recurrent_weights, autapses,
+                         dt, activation_sparse, record_states)
+
+    def initial_state(self, input_tensor: Tensor) -> LSNNState:
+        return self._initial((*input_tensor.shape[1:-1], int(self.hidden_size)), input_tensor, True)
+
+    def forward(self, input_tensor: Tensor, state=None):
+        if input_tensor.dim() < 2:
+            raise ValueError("input_tensor must be [T, ..., input_size]")
+        state = state if state is not None else self.initial_state(input_tensor)
+        _check_weights(input_tensor, state, self.input_weights, self.recurrent_weights)
+        W_in, W_rec = self.input_weights, self.recurrent_weights
+        dtype = _dtype(input_tensor, W_in, state.v, state.i, state.b,
+                       *[getattr(self.p, f, None) for f in _FIELDS])
+        st = _Stepper(self.p, self.dt, "threshold", True, dtype, input_tensor.device)
+        z = state.z
+        _, y = st.to_y(nn.functional.linear(input_tensor[0], W_in), state.v, state.i, state.b)
+        outs, states = [], []
+        for t in range(input_tensor.shape[0]):
+            drive = nn.functional.linear(input_tensor[t], W_in) + nn.functional.linear(z.to(W_in.dtype), W_rec)
+            z, y = st.step(torch.broadcast_to(drive.to(dtype), y.shape[:-1]), y)
+            outs.append(z)
+            if self.record_states:
+                states.append(LSNNState(z, *st.from_y(y)))
+        final = _stack_states(LSNNState, states) if self.record_states else LSNNState(z, *st.from_y(y))
+        return torch.stack(outs), final
