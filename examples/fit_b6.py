@@ -64,7 +64,7 @@ def predict(model, rec, t0=0.6, t1=2.8):
     """Simulate ``model`` on ``rec`` from t0 to t1: (trace, window, model spikes, recorded spikes), times from t0."""
     w = rec.window(t0, t1)
     ps = model.params()
-    v0 = float(ps["v_leak"][0] + ps["r"][0] * w.current[0])
+    v0 = float(ps["v_leak"].reshape(-1)[0] + ps["r"].reshape(-1)[0] * w.current[0])
     tr = ctsnn.simulate(model, torch.tensor(w.current[:-1])[:, None], t_end=(len(w) - 1) * w.dt, dt=w.dt,
                         initial={"v": v0}, dtype=torch.float64)
     return tr, w, tr.spike_times.numpy(), w.spikes() - w.t[0]
@@ -104,7 +104,7 @@ def main(out_dir: Path) -> None:
 
     from matplotlib.figure import Figure
     fig = Figure(figsize=(8, 6), layout="constrained")
-    ax_v, ax_r = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.2])
+    ax_v, ax_r = fig.subplots(2, 1, height_ratios=[3, 1.2])
     _tr, w, _sm, sd = predict(fits["alif"].model, test)
     ax_v.plot((w.t - w.t[0]), w.v * 1e3, color="k", lw=0.5, label=f"{test.name} (recorded)")
     spikes = {"data": sd}
@@ -117,6 +117,8 @@ def main(out_dir: Path) -> None:
         ax_r.vlines(s, row + 0.6, row + 1.4, color="k" if name == "data" else f"C{row - 1}", lw=0.8)
     ax_r.set_yticks(range(1, len(spikes) + 1), list(spikes))
     ax_v.set_ylabel("membrane (mV)")
+    ax_v.set_xlim(0.05, 0.45)  # the step onset; the raster below shows the whole step
+    ax_v.set_xlabel("time from 0.6 s (s)")
     ax_v.set_title(f"sweep {TEST} predicted from sweeps {TRAIN[0]}-{TRAIN[-1]}: ALIF "
                    f"{out['alif']['sweeps'][test.name]['model_spikes']} spikes vs "
                    f"{out['alif']['sweeps'][test.name]['data_spikes']} recorded", fontsize="small")

@@ -9,10 +9,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 SLOW = {"raster"}          # ~15 s: a 100-neuron recurrent network with 16 000 input spikes
+OWN_TEST = {"fit_b6"}      # minutes; run (and its numbers checked) by tests/test_fit.py
 
 
 @pytest.mark.parametrize("script", [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW else p
-                                    for p in EXAMPLES], ids=[p.stem for p in EXAMPLES])
+                                    for p in EXAMPLES if p.stem not in OWN_TEST],
+                         ids=[p.stem for p in EXAMPLES if p.stem not in OWN_TEST])
 def test_example_runs(script, tmp_path):
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     res = subprocess.run([sys.executable, str(script), str(tmp_path)], cwd=tmp_path, env=env,
