@@ -27,11 +27,11 @@ def test_node_matches_spikingjelly(kind, v_reset, decay_input, sg, detach_reset)
     alpha = 4.0 if sg == "sigmoid" else 2.0
     if kind == "lif":
         ours = cj.LIFNode(tau=3.0, decay_input=decay_input, v_threshold=0.9, v_reset=v_reset,
-                          surrogate=sg, alpha=alpha, detach_reset=detach_reset)
+                          surrogate_function=sg, alpha=alpha, detach_reset=detach_reset)
         theirs = sj.LIFNode(tau=3.0, decay_input=decay_input, v_threshold=0.9, v_reset=v_reset,
                             surrogate_function=peer_sg, detach_reset=detach_reset)
     else:
-        ours = cj.IFNode(v_threshold=0.9, v_reset=v_reset, surrogate=sg, alpha=alpha, detach_reset=detach_reset)
+        ours = cj.IFNode(v_threshold=0.9, v_reset=v_reset, surrogate_function=sg, alpha=alpha, detach_reset=detach_reset)
         theirs = sj.IFNode(v_threshold=0.9, v_reset=v_reset, surrogate_function=peer_sg, detach_reset=detach_reset)
     S1, V1 = _run(ours, x)
     S2, V2 = _run(theirs, x)
@@ -64,3 +64,45 @@ def test_multistep_matches_spikingjelly(kind):
     g1, = torch.autograd.grad(S1.sum() + (ours.v ** 2).sum(), x)
     g2, = torch.autograd.grad(S2.sum() + (theirs.v ** 2).sum(), x)
     torch.testing.assert_close(g1, g2.to(g1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("kind", ["lif", "if"])
+def test_multistep_classes_and_surrogate_objects(kind, dtype, tol):
+    """MultiStepLIFNode/MultiStepIFNode with spikingjelly surrogate objects, random parameters,
+    against spikingjelly's step_mode='m' nodes, float64 and float32."""
+    g = torch.Generator().manual_seed(11)
+    tau = float(1.5 + 8 * torch.rand((), generator=g))
+    th = float(0.5 + torch.rand((), generator=g))
+    alpha = float(1.0 + 3 * torch.rand((), generator=g))
+    x = (torch.rand(320, 3, 6, generator=g, dtype=torch.float64) * 2 * th).to(dtype).requires_grad_(True)
+    peer_sg = sur.ATan(alpha=alpha)
+    if kind == "lif":
+        ours = cj.MultiStepLIFNode(tau=tau, v_threshold=th, v_reset=None, surrogate_function=sur.ATan(alpha=alpha))
+        theirs = sj.LIFNode(tau=tau, v_threshold=th, v_reset=None, surrogate_function=peer_sg, step_mode="m")
+    else:
+        ours = cj.MultiStepIFNode(v_threshold=th, v_reset=-0.1, surrogate_function="ATan", alpha=alpha)
+        theirs = sj.IFNode(v_threshold=th, v_reset=-0.1, surrogate_function=peer_sg, step_mode="m")
+    S1, S2 = ours(x), theirs(x)
+    assert torch.equal(S1, S2.to(S1)) and S1.sum() > 100
+    torch.testing.assert_close(ours.v, theirs.v.to(ours.v), rtol=0, atol=tol)
+    g1, = torch.autograd.grad(S1.sum() + (ours.v ** 2).sum(), x)
+    g2, = torch.autograd.grad(S2.sum() + (theirs.v ** 2).sum(), x)
+    torch.testing.assert_close(g1, g2.to(g1), rtol=10 * tol, atol=10 * tol)
+
+
+def test_detach_input_cuts_only_the_gradient():
+    x = (torch.rand(50, 2, 3, dtype=torch.float64) * 2).requires_grad_(True)
+    a, b = cj.MultiStepLIFNode(tau=3.0), cj.MultiStepLIFNode(tau=3.0, detach_input=True)
+    sa, sb = a(x), b(x)
+    assert torch.equal(sa, sb) and torch.equal(a.v, b.v)
+    assert not sb.requires_grad
+
+
+def test_bad_arguments_name_the_parameter():
+    with pytest.raises(ValueError, match="surrogate_function"):
+        cj.LIFNode(surrogate_function="Erf")
+    with pytest.raises(ValueError, match="alpha"):
+        cj.IFNode(alpha=0.0)
+    with pytest.raises(ValueError, match="step_mode"):
+        cj.MultiStepLIFNode(step_mode="s")
