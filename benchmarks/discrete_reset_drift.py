@@ -22,3 +22,20 @@ for dt in (1e-4, 5e-4, 1e-3, 2e-3):
         k = min(len(t), len(ref))
         err = (t[:k] - ref[:k]).abs().max().item() * 1e3
         print(f"{dt*1e3:7.1f} | {name:14s} | {len(t):6d} | {err:.4f}")
+
+# sinabs' MultiSpike (trunc(v / th) spikes per step, all at the step's end) on an IF-like burst:
+# a strong drive (rI = 5, ISI = tau ln(5/4) = 4.46 ms) so that coarse steps hold several spikes.
+I2 = 5.0
+ref2 = ctsnn.simulate(model, current=I2, t_end=T_END, dt=1e-4, dtype=torch.float64).spike_times
+print(f"\nMultiSpike, rI = {I2}: continuous {len(ref2)} spikes")
+print("dt [ms] | layer          | spikes | max |t_k - t_k,ref| over common k [ms]")
+for dt in (1e-3, 2e-3, 5e-3, 10e-3):
+    steps = int(round(T_END / dt))
+    x = torch.full((steps, 1), I2, dtype=torch.float64)
+    for name, kw in (("single spike", {}), ("multi spike", dict(multi_spike=True))):
+        out, _ = discretize(model, dt, input="zoh", **kw).run(x)
+        counts = out[:, 0].round().long()
+        t = torch.repeat_interleave((torch.arange(steps) + 1).double() * dt, counts)
+        k = min(len(t), len(ref2))
+        err = (t[:k] - ref2[:k]).abs().max().item() * 1e3
+        print(f"{dt*1e3:7.1f} | {name:14s} | {len(t):6d} | {err:.4f}")
