@@ -24,10 +24,15 @@ MODELS = {
     "alif": ("ALIF", {"tau_mem": 10e-3, "tau_adapt": 100e-3, "adapt_jump": 2e-3, "r": 100e6,
                       "v_leak": -70e-3, "v_th": -50e-3, "v_reset": -70e-3}),
     "lit": ("LIT", {"tau_mem": 10e-3, "r": 100e6, "pos_th": 20e-3, "neg_th": 20e-3}),
+    # nonlinear models (no exact propagator: use --method euler or a torchdiffeq method)
+    "adex": ("AdEx", {}),
+    "qif": ("QIF", {"tau_mem": 10e-3, "v_rest": -70e-3, "v_c": -50e-3, "r": 100e6, "v_reset": -70e-3,
+                    "v_peak": 0.0}),
 }
 
-_TIME = ("tau_mem", "tau_syn", "tau_adapt", "tau_pos", "tau_neg", "tau_rec", "t_ref", "delay")
-_VOLT = ("v_leak", "v_th", "v_reset", "adapt_jump", "pos_th", "neg_th", "bias")
+_TIME = ("tau_mem", "tau_syn", "tau_adapt", "tau_pos", "tau_neg", "tau_rec", "t_ref", "delay", "tau_w")
+_VOLT = ("v_leak", "v_th", "v_reset", "adapt_jump", "pos_th", "neg_th", "bias", "E_L", "V_T", "Delta_T",
+         "v_peak", "v_rest", "v_c")
 
 
 def _dimension(param: str) -> str | None:
@@ -37,7 +42,7 @@ def _dimension(param: str) -> str | None:
         return "voltage"
     if param == "r":
         return "resistance"
-    return None
+    return {"C": "capacitance", "g_L": "conductance", "a": "conductance", "b": "current"}.get(param)
 
 
 def build_model(name: str, params: dict[str, str | float], *, reset: str | None = None, n: int | None = None):
@@ -127,7 +132,12 @@ def _add_simulate(sub) -> None:
     p.add_argument("--n", type=int, default=None, help="number of neurons (identical copies)")
     p.add_argument("--dt", default="0.1ms", help="time step")
     p.add_argument("--t-end", default="200ms", help="duration")
-    p.add_argument("--method", default="exact", help="exact, euler, or an adaptive method if installed")
+    p.add_argument("--method", default="exact",
+                   help="exact, euler, or a torchdiffeq method (dopri5, dopri8, bosh3, fehlberg2, "
+                        "adaptive_heun; rk4, midpoint, heun2, heun3)")
+    p.add_argument("--rtol", default=None, type=float, help="relative tolerance (adaptive methods)")
+    p.add_argument("--atol", default=None, type=float, help="absolute tolerance (adaptive methods)")
+    p.add_argument("--step-size", default=None, help="step of the fixed-grid torchdiffeq methods (default: dt)")
     p.add_argument("--record", default="all", help="states to record, comma separated, or 'all'")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     p.add_argument("-o", "--output", default="trace.npz", help="where to write the trace (.npz)")
@@ -155,8 +165,11 @@ def _run_simulate(args) -> int:
     if isinstance(current, torch.Tensor) and args.n and current.shape[1] == 1:
         current = current.expand(-1, args.n)
     record = tuple(model.state_names) if args.record == "all" else tuple(s for s in args.record.split(",") if s)
+    opts = {k: v for k, v in (("rtol", args.rtol), ("atol", args.atol)) if v is not None}
+    if args.step_size is not None:
+        opts["step_size"] = parse_quantity(args.step_size, "time", name="--step-size")
     trace = ctsnn.simulate(model, current, t_end=t_end, dt=dt, method=args.method, record=record,
-                           dtype=dtype, progress=not args.quiet)
+                           dtype=dtype, progress=not args.quiet, **opts)
     path = trace.save(args.output)
     print(trace.summary())
     print(f"trace written to {path}")

@@ -142,3 +142,27 @@ def test_fit_command_errors(tmp_path, capsys):
     assert "outside the recording" in capsys.readouterr().err
     assert main(["fit", str(data), "--sweeps", "3"]) == 2
     assert "NWB" in capsys.readouterr().err
+
+
+def test_simulate_nonlinear_with_tolerances(tmp_path, capsys):
+    """--model adex with an adaptive method and its tolerances: the same spikes as the Python
+    API with the same options; --step-size for the fixed-grid methods; exact refused clearly."""
+    out = tmp_path / "adex.npz"
+    assert main(["simulate", "--model", "adex", "--method", "dopri5", "--rtol", "1e-8", "--atol", "1e-10",
+                 "--current", "1nA@10ms..190ms", "--dt", "0.1ms", "--t-end", "200ms", "-o", str(out),
+                 "--quiet"]) == 0
+    tr = ctsnn.Trace.load(out)
+    steps = round(0.2 / 1e-4)
+    cur = torch.zeros(steps, 1, dtype=torch.float64)
+    cur[100:1900] = 1e-9
+    ref = ctsnn.simulate(ctsnn.AdEx(), cur, t_end=0.2, dt=1e-4, method="dopri5", rtol=1e-8, atol=1e-10,
+                         dtype=torch.float64)
+    assert tr.n_spikes == ref.n_spikes > 3
+    torch.testing.assert_close(tr.spike_times, ref.spike_times, rtol=0, atol=1e-9)
+    assert main(["simulate", "--model", "qif", "--method", "rk4", "--step-size", "0.05ms", "--current", "0.3nA",
+                 "--t-end", "50ms", "-o", str(tmp_path / "q.npz"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["simulate", "--model", "adex", "--current", "1nA", "-o", str(tmp_path / "x.npz")]) == 2
+    assert "nonlinear" in capsys.readouterr().err
+    assert main(["simulate", "--model", "lif", "--method", "rk4", "--rtol", "1e-6", "-o", str(tmp_path / "y.npz")]) == 2
+    assert "rtol" in capsys.readouterr().err

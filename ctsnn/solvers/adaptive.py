@@ -24,8 +24,10 @@ ODE ``dy/dt = f(t, y, u)`` (the model's ``drift``):
    delivers the feedback in order.
 
 Crossings that enter and leave the threshold region inside one accepted step (``g < 0`` at both
-ends) are not detected; with tight tolerances the steps are short enough for this not to occur
-in practice, and the cross-solver tests check it.
+ends) are found on the dense solution: where the slope of ``g`` is positive at the step start and
+negative at its end, the maximum of ``g`` is located (bracketed root of the slope) and, if it
+reaches 0, ``[t0, t_max]`` brackets the crossing. (Two separate excursions inside one step are
+still seen as at most one.)
 
 Gradients: the Runge-Kutta stages are ordinary autograd operations, so states carry gradients
 w.r.t. parameters and inputs. Step sizes are detached (no spurious gradients through error
@@ -35,7 +37,9 @@ pre-jump state is ``y(t*) + f(y-) delta`` and the state that integration restart
 ``y+ - f(y+) delta`` (the saltation correction), so later states carry the effect of the shifted
 jump too.
 
-Not supported: refractory periods (``t_ref > 0``) - use ``"exact"`` or ``"euler"``.
+Refractory periods (``t_ref > 0``): an element's clamped state (``v``) has zero drift and its
+events are disarmed until its release time ``t_spike + t_ref``; releases are discontinuities of
+the drift, so integration stops exactly at each one (as at an input spike) and restarts there.
 
 Input: a callable current ``I(t)`` is evaluated at every Runge-Kutta stage time (continuous
 input); a tabulated current is held over each grid step, its jumps at the step boundaries
@@ -111,14 +115,12 @@ class Adaptive(Solver):
             if not (math.isfinite(h) and h > 0):
                 raise ValueError(f"step_size must be > 0 and finite, got {step_size!r}")
             self.h = h
-        if sim.t_ref is not None:
-            raise ValueError(f"t_ref > 0 (refractory period) is not supported by method={self.name!r}; "
-                             f"use method='exact' or 'euler'")
         self.G = m.event_matrix(sim.dtype, sim.device)
         self.theta = m.event_offset(sim.dtype, sim.device)
         self.stats = sim.stats
         #: a callable current I(t) is evaluated at every stage time (continuous input)
         self.current_fn = getattr(sim, "current_fn", None)
+        self._hold, self._stepping = None, False
         self.stats.setdefault("solver_steps", 0)
         self.stats.setdefault("restarts", 0)
 
@@ -138,7 +140,34 @@ class Adaptive(Solver):
         sim = self.sim
         tt = sim.t0 + float(t.detach() if torch.is_tensor(t) else t)
         u = sim.u if self.current_fn is None else self.current_fn(tt)
-        return self.sim.model.drift(tt, y, u)
+        f = self.sim.model.drift(tt, y, u)
+        # refractory: the clamped state does not move. While stepping, the mask is the one of the
+        # interval being integrated (constant: it ends at the next release), so a stage evaluated
+        # exactly at the release (rk4's last stage) still sees the left limit.
+        held = self._hold if self._stepping else self._held(float(t.detach() if torch.is_tensor(t) else t))
+        if held is not None:
+            f = f.clone()
+            f[..., sim.clamp_index] = torch.where(held, torch.zeros_like(f[..., sim.clamp_index]),
+                                                  f[..., sim.clamp_index])
+        return f
+
+    def _held(self, t_off):
+        """``[Bt, n]`` mask of the elements in their refractory period at step offset ``t_off``
+        (None without t_ref); the comparison is in offsets, as the release times are computed."""
+        sim = self.sim
+        if sim.t_ref is None:
+            return None
+        held = (sim.ref_until - sim.t0) > t_off
+        return held if bool(held.any()) else None
+
+    def _next_release(self, t, b):
+        """The earliest refractory release in ``(t, b)`` (step offsets), or ``b``."""
+        sim = self.sim
+        if sim.t_ref is None:
+            return b
+        rel = sim.ref_until - sim.t0
+        pending = rel[(rel > t) & (rel < b)]
+        return float(pending.min()) if pending.numel() else b
 
     def _g(self, y):
         return y @ self.G.T - self.theta
@@ -220,6 +249,9 @@ class Adaptive(Solver):
             with torch.no_grad():
                 g = self._g(y)
                 now = sim.armed & (g >= 0)
+                held = self._held(t)
+                if held is not None:
+                    now &= ~held.unsqueeze(-1)
             if bool(now.any()):
                 anyn = now.any(-1).reshape(-1)
                 idx = anyn.nonzero().squeeze(-1)
@@ -235,9 +267,13 @@ class Adaptive(Solver):
                 continue
             if t >= b:
                 return b
-            t_new = self._integrate(sim, t, b)
+            stop = self._next_release(t, b)
+            t_new = self._integrate(sim, t, stop)
             if t_new is None:
-                return b
+                if stop >= b:
+                    return b
+                t = stop          # a release: the drift changes here; restart
+                continue
             t = t_new
             n_events += 1
             if n_events > limit:
@@ -249,12 +285,25 @@ class Adaptive(Solver):
     def _integrate(self, sim, t, b):
         """Integrate from ``t`` to ``b``; stop at the first event time (returned), or None."""
         y0 = sim.y
+        held = self._held(t)     # constant on [t, b]: b is at most the next release
+        self._hold, self._stepping = held, True
+        try:
+            return self._integrate_held(sim, t, b, y0, held)
+        finally:
+            self._stepping = False
+
+    def _integrate_held(self, sim, t, b, y0, held):
         with torch.no_grad():
             g_prev = self._g(y0)
         for t0, t1, y1, coeff in self._steps(y0, t, b):
             with torch.no_grad():
                 g1 = self._g(y1)
                 cand = (g_prev < 0) & (g1 >= 0)
+                if held is not None:
+                    cand &= ~held.unsqueeze(-1)
+                hi_x, g_hi = self._hidden(coeff, g_prev, g1, cand, held)
+                if hi_x is not None:
+                    cand |= hi_x < 1
             if not bool(cand.any()):
                 with torch.no_grad():
                     sim.armed |= g1 < 0
@@ -263,11 +312,58 @@ class Adaptive(Solver):
                     sim.y = y1
                     return None
                 continue
-            return self._events(sim, t0, t1, coeff, g_prev, g1, cand)
+            self._stepping = False   # the event's drifts see the refractory state they create
+            if hi_x is not None:     # hidden crossings: bracket [0, x_max]
+                g1 = torch.where(hi_x < 1, g_hi, g1)
+            return self._events(sim, t0, t1, coeff, g_prev, g1, cand, hi_x)
         sim.y = y0  # pragma: no cover - empty interval
         return None
 
-    def _events(self, sim, t0, t1, coeff, g0, g1, cand):
+    def _hidden(self, coeff, g0, g1, cand, held):
+        """Crossings inside the step with ``g < 0`` at both ends: where the event function's slope
+        on the dense solution goes from positive (x = 0) to negative (x = 1), its maximum
+        ``x_max`` is found (bracketed root of the slope) and, if ``g(x_max) >= 0``, ``[0, x_max]``
+        brackets the crossing. Returns ``(hi_x, g_hi)`` ``[Bt, n, E]`` (``hi_x = 1`` elsewhere) or
+        ``(None, None)`` when there is none."""
+        both = (g0 < 0) & (g1 < 0) & ~cand
+        if held is not None:
+            both &= ~held.unsqueeze(-1)
+        if not bool(both.any()) or len(coeff) < 3:   # a linear interpolant has no interior maximum
+            return None, None
+        S, E = self.sim.S, g0.shape[-1]
+        cflat = [c.reshape(-1, S) for c in coeff]
+        dcoef = [j * cflat[j] for j in range(1, len(cflat))]          # d/dx of the polynomial
+        gd0 = dcoef[0] @ self.G.T
+        gd1 = sum(dcoef) @ self.G.T
+        hid = both.reshape(-1, E) & (gd0 > 0) & (gd1 < 0)
+        if not bool(hid.any()):
+            return None, None
+        hi_x = torch.ones_like(g0, dtype=torch.float64).reshape(-1, E)
+        g_hi = g1.clone().reshape(-1, E)
+        with torch.no_grad():
+            for e in range(E):
+                u = hid[:, e].nonzero().squeeze(-1)
+                if u.numel() == 0:
+                    continue
+                du = [c[u] for c in dcoef]
+                cu = [c[u] for c in cflat]
+                th = self._theta_of(u)[:, e]
+
+                def neg_slope(x, du=du):
+                    return -(self._poly(du, x.to(du[0].dtype)) @ self.G[e])
+
+                lo = torch.zeros(u.shape[0], dtype=torch.float64, device=g0.device)
+                xm = bracketed_root(neg_slope, lo, torch.ones_like(lo), -gd0[u, e].to(torch.float64),
+                                    -gd1[u, e].to(torch.float64), xtol=1e-12)
+                gm = self._poly(cu, xm.to(cu[0].dtype)) @ self.G[e] - th
+                crosses = gm >= 0
+                hi_x[u, e] = torch.where(crosses, xm, hi_x[u, e])
+                g_hi[u, e] = torch.where(crosses, gm, g_hi[u, e])
+        if not bool((hi_x < 1).any()):
+            return None, None
+        return hi_x.view(g0.shape), g_hi.view(g0.shape)
+
+    def _events(self, sim, t0, t1, coeff, g0, g1, cand, hi_x=None):
         S, E = sim.S, g0.shape[-1]
         span = t1 - t0
         cflat = [c.reshape(-1, S) for c in coeff]
@@ -290,7 +386,7 @@ class Adaptive(Solver):
                     return (self._poly(cu, x.to(cu[0].dtype)) @ self.G[e]) - th[u, e]
 
                 lo = torch.zeros(u.shape[0], dtype=torch.float64, device=sim.device)
-                hi = torch.ones_like(lo)
+                hi = torch.ones_like(lo) if hi_x is None else hi_x.reshape(-1, E)[el][u, e]
                 r = bracketed_root(gfun, lo, hi, g0e[u, e].to(torch.float64), g1e[u, e].to(torch.float64),
                                    xtol=xtol)
                 better = r < best[u]
