@@ -16,6 +16,8 @@ Input conventions (``x`` has shape ``[*batch, n]``):
 
 Then for each event ``e`` (``g = y G^T - theta``) the spike is ``s_e = H(g_e)`` with a surrogate
 gradient, and the affine jump is applied softly: ``y <- y + s_e (y J_e^T + k_e - y)``.
+With ``simultaneous_events=True`` all ``s_e`` are computed from the same state before any
+jump is applied (tracetorch's order; it matters for soft, non-binary spikes).
 The output is ``sum_e s_e * event_signs[e] * output_scale(e)``.  Parameters stay the continuous ones (tau, v_th),
 so ``to_model()`` returns the model and discretising it at another ``dt`` keeps the physical
 time constants.
@@ -42,8 +44,10 @@ class DiscreteLayer(nn.Module):
 
     def __init__(self, model: NeuronModel, dt: float, method: str = "exact", input: str = "impulse",
                  surrogate="atan", surrogate_kw: dict | None = None, reset_delay: bool = False,
-                 reset_order: str = "before_decay", detach_reset: bool = False) -> None:
+                 reset_order: str = "before_decay", detach_reset: bool = False,
+                 simultaneous_events: bool = False) -> None:
         super().__init__()
+        self.simultaneous_events = bool(simultaneous_events)
         if reset_order not in ("before_decay", "after_decay"):
             raise ValueError(f"reset_order must be 'before_decay' or 'after_decay', got {reset_order!r}")
         self.reset_delay, self.reset_order, self.detach_reset = bool(reset_delay), reset_order, bool(detach_reset)
@@ -107,6 +111,12 @@ class DiscreteLayer(nn.Module):
                 out = out + s * (float(m.event_signs[e]) * m.output_scale(e, y.dtype, y.device))
             return out, y
         out = torch.zeros_like(x)
+        if self.simultaneous_events:  # every event decided from the same post-input state
+            spikes = [self.spike_fn(y @ G[e] - theta[..., e]) for e in range(G.shape[0])]
+            y = self._jumps(y, [s.detach() if self.detach_reset else s for s in spikes])
+            for e, s in enumerate(spikes):
+                out = out + s * (float(m.event_signs[e]) * m.output_scale(e, y.dtype, y.device))
+            return out, y
         for e in range(G.shape[0]):
             g = y @ G[e] - theta[..., e]
             s = self.spike_fn(g)
@@ -148,8 +158,10 @@ class DiscreteLayer(nn.Module):
 
 def discretize(model: NeuronModel, dt: float, method: str = "exact", input: str = "impulse",
                surrogate="atan", reset_delay: bool = False, reset_order: str = "before_decay",
-               detach_reset: bool = False, **surrogate_kw) -> DiscreteLayer:
+               detach_reset: bool = False, simultaneous_events: bool = False,
+               **surrogate_kw) -> DiscreteLayer:
     """``DiscreteLayer`` stepping ``model`` on a ``dt`` grid (seconds); see module docstring."""
     return DiscreteLayer(model, dt, method=method, input=input, surrogate=surrogate,
                          surrogate_kw=surrogate_kw, reset_delay=reset_delay,
-                         reset_order=reset_order, detach_reset=detach_reset)
+                         reset_order=reset_order, detach_reset=detach_reset,
+                         simultaneous_events=simultaneous_events)
