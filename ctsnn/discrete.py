@@ -122,7 +122,7 @@ class DiscreteLayer(nn.Module):
             s = self.spike_fn(g)
             J, k = m.jump_map(e, y.dtype, y.device)
             sr = s.detach() if self.detach_reset else s
-            y = y + sr.unsqueeze(-1) * (y @ J.T + k - y)
+            y = y + sr.unsqueeze(-1) * ((y @ J.T - y) + k)
             out = out + s * (float(m.event_signs[e]) * m.output_scale(e, y.dtype, y.device))
         return out, y
 
@@ -130,7 +130,7 @@ class DiscreteLayer(nn.Module):
         """Soft affine jumps ``y + s_e (y J_e^T + k_e - y)`` for every event ``e``."""
         for e, s in enumerate(spikes):
             J, k = self.model.jump_map(e, y.dtype, y.device)
-            y = y + s.unsqueeze(-1) * (y @ J.T + k - y)
+            y = y + s.unsqueeze(-1) * ((y @ J.T - y) + k)
         return y
 
     def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -91,6 +91,11 @@ class _TTLayer(nn.Module):
         """Activated parameter (e.g. ``beta`` in (0, 1)), as tracetorch's ``layer.<name>``."""
         return _ACT[self._kinds[name]][1](getattr(self, "raw_" + name))
 
+    def _tau(self, name: str) -> Tensor:
+        """``tau = -1/ln(beta)`` in float64, so that ``exp(-1/tau)`` gives back ``beta`` to the
+        last bit of the layer's dtype."""
+        return -1.0 / torch.log(self.value(name).double())
+
     def _spike(self, g):
         return self.quant_fn(self.spike_fn(g))
 
@@ -135,7 +140,7 @@ class LITS(_TTLayer):
 
     def _model(self):
         v = self.value
-        return LIT(tau_mem=-1.0 / torch.log(v("beta")), pos_th=v("pos_threshold"), neg_th=v("neg_threshold"),
+        return LIT(tau_mem=self._tau("beta"), pos_th=v("pos_threshold"), neg_th=v("neg_threshold"),
                    bias=v("bias"), pos_scale=v("pos_scale"), neg_scale=v("neg_scale"), n=self.num_neurons)
 
     @property
@@ -164,7 +169,7 @@ class DLITS(_TTLayer):
 
     def _model(self):
         v = self.value
-        return DualLIT(tau_pos=-1.0 / torch.log(v("pos_beta")), tau_neg=-1.0 / torch.log(v("neg_beta")),
+        return DualLIT(tau_pos=self._tau("pos_beta"), tau_neg=self._tau("neg_beta"),
                        pos_th=v("pos_threshold"), neg_th=v("neg_threshold"), bias=v("bias"),
                        pos_scale=v("pos_scale"), neg_scale=v("neg_scale"), n=self.num_neurons)
 
