@@ -72,14 +72,17 @@ class DiscreteLayer(nn.Module):
 
     def matrices(self, dtype, device=None):
         """``(E [n|1,S,S], F [n|1,S,S], B, c)`` of one step, derived from ``model.linear_part``."""
-        A, B, c = self.model.linear_part(dtype, device)
+        # built in float64 and rounded once to ``dtype`` (so a float32 E = exp(-dt/tau) is
+        # the correctly rounded decay, e.g. exactly a peer's float32 beta)
+        wide = torch.float64 if dtype in (torch.float32, torch.float16, torch.bfloat16) else dtype
+        A, B, c = self.model.linear_part(wide, device)
         if self.method == "exact":
             E, F = propagator(A, self.dt)
         else:
-            eye = torch.eye(A.shape[-1], dtype=dtype, device=device)
+            eye = torch.eye(A.shape[-1], dtype=wide, device=device)
             E = eye + self.dt * A
             F = (self.dt * eye).expand_as(A)
-        return E, F, B, c
+        return E.to(dtype), F.to(dtype), B.to(dtype), c.to(dtype)
 
     def init_state(self, batch_shape, dtype=torch.float32, device=None) -> Tensor:
         return self.model.init_state(tuple(batch_shape) + (self.model.n,), dtype, device)
