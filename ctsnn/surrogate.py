@@ -89,7 +89,7 @@ _REGISTRY = {"sigmoid4x": sigmoid4x, "atan": atan, "sigmoid": sigmoid, "fast_sig
 
 
 def get(name_or_callable, **kw) -> Callable[[Tensor], Tensor]:
-    """Surrogate by name (``atan``, ``fast_sigmoid``, ``straight_through``, ``heaviside``) or a
+    """Surrogate by name (``atan``, ``fast_sigmoid``, ``sigmoid``, ``sigmoid4x``, ``straight_through``, ``heaviside``) or a
     callable ``g -> s`` returned unchanged."""
     if callable(name_or_callable):
         return name_or_callable
