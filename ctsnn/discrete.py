@@ -21,6 +21,8 @@ Input conventions (``x`` has shape ``[*batch, n]``):
 
 Then for each event ``e`` (``g = y G^T - theta``) the spike is ``s_e = H(g_e)`` with a surrogate
 gradient, and the affine jump is applied softly: ``y <- y + s_e (y J_e^T + k_e - y)``.
+With ``simultaneous_events=True`` all ``s_e`` are computed from the same state before any
+jump is applied (tracetorch's order; it matters for soft, non-binary spikes).
 The output is ``sum_e s_e * event_signs[e] * output_scale(e)``.  Parameters stay the continuous ones (tau, v_th),
 so ``to_model()`` returns the model and discretising it at another ``dt`` keeps the physical
 time constants.
@@ -94,8 +96,9 @@ class DiscreteLayer(nn.Module):
                  surrogate="atan", surrogate_kw: dict | None = None, reset_delay: bool = False,
                  reset_order: str = "before_decay", detach_reset=False, multi_spike: bool = False,
                  threshold_grad: bool = True, state_min: dict | None = None, state_map=None,
-                 learn_decay: bool = False) -> None:
+                 learn_decay: bool = False, simultaneous_events: bool = False) -> None:
         super().__init__()
+        self.simultaneous_events = bool(simultaneous_events)
         if reset_order not in ("before_decay", "after_decay"):
             raise ValueError(f"reset_order must be 'before_decay' or 'after_decay', got {reset_order!r}")
         self.reset_delay, self.reset_order = bool(reset_delay), reset_order
@@ -140,6 +143,10 @@ class DiscreteLayer(nn.Module):
                 raise ValueError(f"state_min[{nm!r}] must be finite, got {val!r}")
         self._split = (self.multi_spike or not self.threshold_grad
                        or getattr(self.spike_fn, "uses_level", False))
+        if self.simultaneous_events and (self.reset_delay or self._split or self._detach_states is not None
+                                         or self.state_min):
+            raise ValueError("simultaneous_events does not support reset_delay, multi_spike, "
+                             "threshold_grad=False, level surrogates, per-state detach_reset or state_min")
         if self.reset_delay and (self._split or self._detach_states is not None or self.state_min):
             raise ValueError("reset_delay=True does not support multi_spike, threshold_grad=False, "
                              "level surrogates, per-state detach_reset or state_min")
@@ -183,17 +190,20 @@ class DiscreteLayer(nn.Module):
         return torch.diag_embed(d), torch.diag_embed(f), B, c
 
     def _model_matrices(self, dtype, device=None):
-        A, B, c = self.model.linear_part(dtype, device)
+        # built in float64 and rounded once to ``dtype`` (so a float32 E = exp(-dt/tau) is
+        # the correctly rounded decay, e.g. exactly a peer's float32 beta)
+        wide = torch.float64 if dtype in (torch.float32, torch.float16, torch.bfloat16) else dtype
+        A, B, c = self.model.linear_part(wide, device)
         dA = None
         if self.method == "exact":
             E, F = propagator(A, self.dt)
         else:
-            eye = torch.eye(A.shape[-1], dtype=dtype, device=device)
+            eye = torch.eye(A.shape[-1], dtype=wide, device=device)
             dA = self.dt * A
             E = eye + dA
             F = (self.dt * eye).expand_as(A)
-        mats = StepMatrices((E, F, B, c))
-        mats.dA = dA
+        mats = StepMatrices((E.to(dtype), F.to(dtype), B.to(dtype), c.to(dtype)))
+        mats.dA = None if dA is None else dA.to(dtype)
         return mats
 
     def init_state(self, batch_shape, dtype=torch.float32, device=None) -> Tensor:
@@ -240,6 +250,12 @@ class DiscreteLayer(nn.Module):
                 out = out + s * scales[e]
             return out, y
         out = torch.zeros_like(x)
+        if self.simultaneous_events:  # every event decided from the same post-input state
+            spikes = [self.spike_fn(y @ G[e] - theta[..., e]) for e in range(G.shape[0])]
+            y = self._jumps(y, [s.detach() if self.detach_reset else s for s in spikes], jumps)
+            for e, s in enumerate(spikes):
+                out = out + s * scales[e]
+            return out, y
         for e in range(G.shape[0]):
             if not self._split:
                 g = y @ G[e] - theta[..., e]
@@ -250,9 +266,9 @@ class DiscreteLayer(nn.Module):
             J, k = jumps[e]
             if not self._split and self._detach_states is None:
                 sr = s.detach() if self.detach_reset else s
-                y = y + sr.unsqueeze(-1) * (y @ J.T + k - y)
+                y = y + sr.unsqueeze(-1) * ((y @ J.T - y) + k)
             else:
-                y = y + self._jump_weights(s, n, J) * (y @ J.T + k - y)
+                y = y + self._jump_weights(s, n, J) * ((y @ J.T - y) + k)
             out = out + n * scales[e]
         if self.state_min:
             lo = torch.full((m.n_states,), -float("inf"), dtype=y.dtype, device=y.device)
@@ -303,7 +319,7 @@ class DiscreteLayer(nn.Module):
     def _jumps(y: Tensor, spikes, jumps) -> Tensor:
         """Soft affine jumps ``y + s_e (y J_e^T + k_e - y)`` for every event ``e``."""
         for s, (J, k) in zip(spikes, jumps):
-            y = y + s.unsqueeze(-1) * (y @ J.T + k - y)
+            y = y + s.unsqueeze(-1) * ((y @ J.T - y) + k)
         return y
 
     def step_constants(self, dtype, device=None):
@@ -366,10 +382,12 @@ def discretize(model: NeuronModel, dt: float, method: str = "exact", input: str 
                surrogate="atan", reset_delay: bool = False, reset_order: str = "before_decay",
                detach_reset=False, multi_spike: bool = False, threshold_grad: bool = True,
                state_min: dict | None = None, state_map=None, learn_decay: bool = False,
+               simultaneous_events: bool = False,
                **surrogate_kw) -> DiscreteLayer:
     """``DiscreteLayer`` stepping ``model`` on a ``dt`` grid (seconds); see module docstring."""
     return DiscreteLayer(model, dt, method=method, input=input, surrogate=surrogate,
                          surrogate_kw=surrogate_kw, reset_delay=reset_delay,
                          reset_order=reset_order, detach_reset=detach_reset,
                          multi_spike=multi_spike, threshold_grad=threshold_grad,
-                         state_min=state_min, state_map=state_map, learn_decay=learn_decay)
+                         state_min=state_min, state_map=state_map, learn_decay=learn_decay,
+                         simultaneous_events=simultaneous_events)

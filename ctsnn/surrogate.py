@@ -239,7 +239,15 @@ def heaviside(fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
     return lambda g: _Surrogate.apply(g, "heaviside", 0.0, fire_at_zero)
 
 
-_REGISTRY = {"atan": atan, "sigmoid": sigmoid, "fast_sigmoid": fast_sigmoid,
+def sigmoid4x(quant_fn=None) -> Callable[[Tensor], Tensor]:
+    """tracetorch's default spike function: ``s = quant_fn(sigmoid(4 g))`` (a soft, non-binary
+    spike in (0, 1) with the identity quantiser, ``ds/dg = 4 sig(4g)(1 - sig(4g))``); pass
+    ``quant_fn`` (e.g. ``tracetorch.functional.round_ste()``) to quantise as tracetorch does."""
+    q = quant_fn if quant_fn is not None else (lambda s: s)
+    return lambda g: q(torch.sigmoid(4.0 * g))
+
+
+_REGISTRY = {"sigmoid4x": sigmoid4x, "atan": atan, "sigmoid": sigmoid, "fast_sigmoid": fast_sigmoid,
              "straight_through": straight_through, "heaviside": heaviside,
              "single_exponential": single_exponential, "periodic_exponential": periodic_exponential,
              "heaviside_window": heaviside_window, "gaussian": gaussian,
@@ -253,7 +261,8 @@ def get(name_or_callable, **kw) -> Callable[[Tensor], Tensor]:
     """Surrogate by name (``atan``, ``fast_sigmoid``, ``sigmoid``, ``straight_through``,
     ``heaviside``, ``single_exponential``, ``periodic_exponential``, ``heaviside_window``,
     ``gaussian``, ``triangular`` (snntorch's), ``spike_rate_escape``, ``superspike``,
-    ``triangle`` (norse's, a true triangle), ``heavi_tanh``, ``heavi_erfc``, ``heavi_circ``) or a
+    ``triangle`` (norse's, a true triangle), ``heavi_tanh``, ``heavi_erfc``, ``heavi_circ``,
+    ``sigmoid4x`` (tracetorch's soft spike)) or a
     callable ``g -> s`` returned unchanged."""
     if callable(name_or_callable):
         return name_or_callable

@@ -1,0 +1,182 @@
+"""tracetorch dialect: the LITS family as ``discretize(LIT | DualLIT, 1.0, "exact", "impulse")``.
+
+tracetorch 0.19.2 ``LITS`` (time counted in steps, dt = 1)::
+
+    mem = beta * mem + x
+    p   = quant_fn(spike_fn(mem - pos_threshold + bias))        # spike_fn = sigmoid(4 .)
+    q   = quant_fn(spike_fn(-neg_threshold - mem - bias))
+    mem = mem - p * pos_threshold + q * neg_threshold
+    out = p * pos_scale - q * neg_scale
+
+This is :class:`ctsnn.models.LIT` (``tau dv/dt = -v + I``, ``tau = -1/ln(beta)``) with impulse
+input at the end of the step (exact propagator ``exp(-1/tau) = beta``), both events decided
+from the same post-input membrane (``simultaneous_events=True``) and soft affine jumps
+``v += s * k``.  With a binary ``quant_fn`` (``round_ste``) the spikes are the Heaviside events
+of the ODE; with tracetorch's default identity quantiser they are soft probabilities in (0, 1)
+and the layer is a smoothed relaxation of the model (see docs/derivations.md, tracetorch).
+
+``DLITS``: :class:`ctsnn.models.DualLIT`, ``pos_mem = pos_beta*pos_mem + [x]_+``,
+``neg_mem = neg_beta*neg_mem + [x]_-``, events on ``pos_mem + neg_mem``, each reset split
+half/half between the traces.
+
+Parameters are stored as tracetorch does (raw values through an activation): decay
+``beta = sigmoid(raw)``, threshold ``softplus(raw)``, bias ``arcsinh(raw)``, scales raw; the
+continuous model is rebuilt from them on every forward, so gradients reach the raw parameters.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import surrogate as _surrogate
+from ..discrete import discretize
+from ..models import LIT, DualLIT
+
+__all__ = ["LITS", "DLITS"]
+
+_ACT = {
+    "decay": (lambda v: torch.log(v) - torch.log1p(-v), torch.sigmoid),
+    "threshold": (lambda v: v + torch.log(-torch.expm1(-v)), F.softplus),
+    "bias": (torch.sinh, torch.arcsinh),
+    "plain": (lambda v: v, lambda v: v),
+}
+
+
+def _tt_sigmoid4x(x):
+    return torch.sigmoid(4.0 * x)
+
+
+class _TTLayer(nn.Module):
+    _states: tuple[str, ...] = ()
+
+    def __init__(self, num_neurons: int, dim: int, spike_fn, quant_fn) -> None:
+        super().__init__()
+        if not isinstance(num_neurons, int) or num_neurons < 1:
+            raise ValueError(f"num_neurons must be a positive int, got {num_neurons!r}")
+        if not isinstance(dim, int):
+            raise ValueError(f"dim must be an int, got {dim!r}")
+        if not callable(spike_fn):
+            raise ValueError("spike_fn must be callable")
+        if not callable(quant_fn):
+            raise ValueError("quant_fn must be callable")
+        self.num_neurons, self.dim = num_neurons, dim
+        self.spike_fn, self.quant_fn = spike_fn, quant_fn
+        self._kinds: dict[str, str] = {}
+        self.state: Tensor | None = None
+
+    def _reg(self, name, value, rank, learn, kind):
+        if rank not in (0, 1):
+            raise ValueError(f"{name}_rank must be 0 or 1, got {rank!r}")
+        v = torch.as_tensor(value, dtype=torch.get_default_dtype()).detach().clone()
+        if not torch.isfinite(v).all():
+            raise ValueError(f"{name} must be finite, got {value}")
+        if kind == "decay" and ((v <= 0) | (v >= 1)).any():
+            raise ValueError(f"{name} must be in (0, 1), got {value}")
+        if kind == "threshold" and (v <= 0).any():
+            raise ValueError(f"{name} must be > 0, got {value}")
+        shape = () if rank == 0 else (self.num_neurons,)
+        if v.numel() not in (1, max(1, math.prod(shape))):
+            raise ValueError(f"{name}: {v.numel()} values for rank {rank} with {self.num_neurons} neurons")
+        raw = _ACT[kind][0](v.reshape(-1).expand(shape if shape else (1,)).reshape(shape).clone())
+        self._kinds[name] = kind
+        if learn:
+            self.register_parameter("raw_" + name, nn.Parameter(raw))
+        else:
+            self.register_buffer("raw_" + name, raw)
+
+    def value(self, name: str) -> Tensor:
+        """Activated parameter (e.g. ``beta`` in (0, 1)), as tracetorch's ``layer.<name>``."""
+        return _ACT[self._kinds[name]][1](getattr(self, "raw_" + name))
+
+    def _tau(self, name: str) -> Tensor:
+        """``tau = -1/ln(beta)`` in float64, so that ``exp(-1/tau)`` gives back ``beta`` to the
+        last bit of the layer's dtype."""
+        return -1.0 / torch.log(self.value(name).double())
+
+    def _spike(self, g):
+        return self.quant_fn(self.spike_fn(g))
+
+    def _layer(self):
+        return discretize(self._model(), 1.0, method="exact", input="impulse", surrogate=self._spike,
+                          simultaneous_events=True)
+
+    def zero_states(self):
+        self.state = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        xw = x.movedim(self.dim, -1)
+        if xw.shape[-1] != self.num_neurons:
+            raise ValueError(f"x: axis dim={self.dim} has {xw.shape[-1]} entries, num_neurons={self.num_neurons}")
+        state = self.state
+        if state is not None and state.shape[:-1] != xw.shape:
+            state = None
+        out, self.state = self._layer()(xw, state)
+        return out.movedim(-1, self.dim)
+
+    def _get(self, i):
+        return None if self.state is None else self.state[..., i].movedim(-1, self.dim)
+
+
+class LITS(_TTLayer):
+    """tracetorch ``LITS`` as ``discretize(LIT(tau_mem=-1/ln beta, ...), 1, 'exact', 'impulse')``;
+    see the module docstring for the equations.  ``mem`` is the post-reset membrane."""
+
+    def __init__(self, num_neurons: int, beta=0.9, pos_threshold=1.0, neg_threshold=1.0, bias=0.0,
+                 pos_scale=1.0, neg_scale=1.0, dim: int = -1, beta_rank=1, pos_threshold_rank=1,
+                 neg_threshold_rank=1, pos_scale_rank=1, neg_scale_rank=1, bias_rank=1,
+                 learn_beta=True, learn_pos_threshold=True, learn_neg_threshold=True,
+                 learn_pos_scale=True, learn_neg_scale=True, learn_bias=True,
+                 spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
+        super().__init__(num_neurons, dim, spike_fn, quant_fn)
+        self._reg("beta", beta, beta_rank, learn_beta, "decay")
+        self._reg("pos_threshold", pos_threshold, pos_threshold_rank, learn_pos_threshold, "threshold")
+        self._reg("neg_threshold", neg_threshold, neg_threshold_rank, learn_neg_threshold, "threshold")
+        self._reg("bias", bias, bias_rank, learn_bias, "bias")
+        self._reg("pos_scale", pos_scale, pos_scale_rank, learn_pos_scale, "plain")
+        self._reg("neg_scale", neg_scale, neg_scale_rank, learn_neg_scale, "plain")
+
+    def _model(self):
+        v = self.value
+        return LIT(tau_mem=self._tau("beta"), pos_th=v("pos_threshold"), neg_th=v("neg_threshold"),
+                   bias=v("bias"), pos_scale=v("pos_scale"), neg_scale=v("neg_scale"), n=self.num_neurons)
+
+    @property
+    def mem(self):
+        return self._get(0)
+
+
+class DLITS(_TTLayer):
+    """tracetorch ``DLITS`` as ``discretize(DualLIT(tau_pos, tau_neg, ...), 1, 'exact', 'impulse')``
+    with ``tau = -1/ln(beta)``; see the module docstring."""
+
+    def __init__(self, num_neurons: int, pos_beta=0.9, neg_beta=0.9, pos_threshold=1.0, neg_threshold=1.0,
+                 bias=0.0, pos_scale=1.0, neg_scale=1.0, dim: int = -1, pos_beta_rank=1, neg_beta_rank=1,
+                 pos_threshold_rank=1, neg_threshold_rank=1, pos_scale_rank=1, neg_scale_rank=1, bias_rank=1,
+                 learn_pos_beta=True, learn_neg_beta=True, learn_pos_threshold=True, learn_neg_threshold=True,
+                 learn_pos_scale=True, learn_neg_scale=True, learn_bias=True,
+                 spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
+        super().__init__(num_neurons, dim, spike_fn, quant_fn)
+        self._reg("pos_beta", pos_beta, pos_beta_rank, learn_pos_beta, "decay")
+        self._reg("neg_beta", neg_beta, neg_beta_rank, learn_neg_beta, "decay")
+        self._reg("pos_threshold", pos_threshold, pos_threshold_rank, learn_pos_threshold, "threshold")
+        self._reg("neg_threshold", neg_threshold, neg_threshold_rank, learn_neg_threshold, "threshold")
+        self._reg("bias", bias, bias_rank, learn_bias, "bias")
+        self._reg("pos_scale", pos_scale, pos_scale_rank, learn_pos_scale, "plain")
+        self._reg("neg_scale", neg_scale, neg_scale_rank, learn_neg_scale, "plain")
+
+    def _model(self):
+        v = self.value
+        return DualLIT(tau_pos=self._tau("pos_beta"), tau_neg=self._tau("neg_beta"),
+                       pos_th=v("pos_threshold"), neg_th=v("neg_threshold"), bias=v("bias"),
+                       pos_scale=v("pos_scale"), neg_scale=v("neg_scale"), n=self.num_neurons)
+
+    @property
+    def pos_mem(self):
+        return self._get(0)
+
+    @property
+    def neg_mem(self):
+        return self._get(1)

@@ -1,0 +1,105 @@
+"""ctsnn.compat.tracetorch vs the real tracetorch 0.19.2 (LITS, DLITS)."""
+import pytest
+
+tt = pytest.importorskip("tracetorch")
+import zlib
+
+import torch
+
+from ctsnn.compat import tracetorch as ct
+
+pytestmark = pytest.mark.peers
+
+T, B, N = 300, 3, 6
+
+
+def _params(cls, g, rank):
+    def r(lo, hi):
+        return float(lo + (hi - lo) * torch.rand((), generator=g)) if rank == 0 else \
+            lo + (hi - lo) * torch.rand(N, generator=g)
+    kw = dict(pos_threshold=r(0.5, 1.5), neg_threshold=r(0.5, 1.5), bias=r(-0.3, 0.3),
+              pos_scale=r(0.5, 2.0), neg_scale=r(0.5, 2.0))
+    if cls == "LITS":
+        kw["beta"] = r(0.5, 0.9)
+    else:
+        kw["pos_beta"], kw["neg_beta"] = r(0.5, 0.9), r(0.5, 0.9)
+    return kw
+
+
+def _ranks(cls, rank):
+    names = ["pos_threshold", "neg_threshold", "pos_scale", "neg_scale", "bias"]
+    names += ["beta"] if cls == "LITS" else ["pos_beta", "neg_beta"]
+    return {n + "_rank": rank for n in names}
+
+
+def _run(layer, x, states):
+    outs, st = [], []
+    for t in range(x.shape[0]):
+        outs.append(layer(x[t]))
+        st.append(torch.stack([getattr(layer, s) for s in states]))
+    return torch.stack(outs), torch.stack(st)
+
+
+@pytest.mark.parametrize("cls", ["LITS", "DLITS"])
+@pytest.mark.parametrize("rank", [0, 1])
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("quant", ["identity", "round"])
+def test_matches_tracetorch(cls, rank, dtype, tol, quant):
+    g = torch.Generator().manual_seed(zlib.crc32(f"{cls}{rank}{dtype}{quant}".encode()))
+    kw = _params(cls, g, rank)
+    kw.update(_ranks(cls, rank))
+    if quant == "round":
+        kw["quant_fn"] = tt.functional.round_ste()
+    ref = getattr(tt.snn, cls)(N, **kw).to(dtype)
+    ours = getattr(ct, cls)(N, **kw).to(dtype)
+    # same activated values up to float32 rounding of the raw parameters; share the raw ones
+    assert all((ref.state_dict()[k] - v).abs().max() < 1e-5 for k, v in ours.state_dict().items())
+    ours.load_state_dict(ref.state_dict())
+    states = ["mem"] if cls == "LITS" else ["pos_mem", "neg_mem"]
+    x = (2.0 * torch.randn(T, B, N, generator=g)).to(dtype)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, sa = _run(ref, xa, states)
+    yb, sb = _run(ours, xb, states)
+    if quant == "round":
+        assert ((ya != 0).sum() > T * B * N // 10)
+        assert torch.equal(ya != 0, yb != 0)
+    assert (ya - yb).abs().max() <= tol
+    assert (sa - sb).abs().max() <= tol
+    w = torch.randn(T, B, N, generator=g).to(dtype)
+    (ya * w).sum().backward()
+    (yb * w).sum().backward()
+    assert (xa.grad - xb.grad).abs().max() <= tol
+    pa, pb = dict(ref.named_parameters()), dict(ours.named_parameters())
+    assert set(pa) == set(pb)
+    for n in pa:
+        assert pa[n].shape == pb[n].shape, n
+        assert (pa[n].grad - pb[n].grad).abs().max() <= tol * max(1.0, pa[n].grad.abs().max().item()), n
+
+
+def test_dim_and_learn_flags():
+    torch.manual_seed(1)
+    kw = dict(dim=1, learn_beta=False, learn_bias=False)
+    ref, ours = tt.snn.LITS(N, **kw).double(), ct.LITS(N, **kw).double()
+    assert set(dict(ref.named_parameters())) == set(dict(ours.named_parameters()))
+    x = 2 * torch.randn(50, B, N, 4, dtype=torch.float64)
+    ya, _ = _run(ref, x, ["mem"])
+    yb, _ = _run(ours, x, ["mem"])
+    assert (ya - yb).abs().max() <= 1e-9
+
+
+@pytest.mark.parametrize("kw,name", [(dict(beta=1.2), "beta"), (dict(beta=0.0), "beta"),
+                                     (dict(pos_threshold=-1.0), "pos_threshold"),
+                                     (dict(neg_threshold=0.0), "neg_threshold"),
+                                     (dict(bias=float("nan")), "bias"),
+                                     (dict(beta_rank=2), "beta_rank"),
+                                     (dict(pos_scale=torch.ones(3)), "pos_scale")])
+def test_bad_params(kw, name):
+    with pytest.raises(ValueError, match=name):
+        ct.LITS(N, **kw)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="num_neurons"):
+        ct.DLITS(N)(torch.zeros(2, N + 1))
+    with pytest.raises(ValueError, match="num_neurons"):
+        ct.LITS(0)
