@@ -18,13 +18,6 @@ pytestmark = pytest.mark.peers
 T = 300
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny per-step tensors: torch's intra-op thread pool only adds overhead (100x for Conv2d)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 TOL = {torch.float64: 1e-6, torch.float32: 1e-5}
 
 

@@ -11,12 +11,6 @@ from ctsnn import discretize
 T = 300
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _reference(x, tau, th, W, dt):

@@ -120,6 +120,15 @@ class _TTLayer(nn.Module):
         return None if self.state is None else self.state[..., i].movedim(-1, self.dim)
 
 
+    def _reg_ternary(self, pos_threshold, neg_threshold, bias, pos_scale, neg_scale, ranks, learn):
+        """The thresholds, bias and output scales every LITS-family layer has."""
+        for (name, kind), value, rank, lrn in zip(
+                (("pos_threshold", "threshold"), ("neg_threshold", "threshold"), ("bias", "bias"),
+                 ("pos_scale", "plain"), ("neg_scale", "plain")),
+                (pos_threshold, neg_threshold, bias, pos_scale, neg_scale), ranks, learn):
+            self._reg(name, value, rank, lrn, kind)
+
+
 class LITS(_TTLayer):
     """tracetorch ``LITS`` as ``discretize(LIT(tau_mem=-1/ln beta, ...), 1, 'exact', 'impulse')``;
     see the module docstring for the equations.  ``mem`` is the post-reset membrane."""
@@ -132,11 +141,9 @@ class LITS(_TTLayer):
                  spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
         super().__init__(num_neurons, dim, spike_fn, quant_fn)
         self._reg("beta", beta, beta_rank, learn_beta, "decay")
-        self._reg("pos_threshold", pos_threshold, pos_threshold_rank, learn_pos_threshold, "threshold")
-        self._reg("neg_threshold", neg_threshold, neg_threshold_rank, learn_neg_threshold, "threshold")
-        self._reg("bias", bias, bias_rank, learn_bias, "bias")
-        self._reg("pos_scale", pos_scale, pos_scale_rank, learn_pos_scale, "plain")
-        self._reg("neg_scale", neg_scale, neg_scale_rank, learn_neg_scale, "plain")
+        self._reg_ternary(pos_threshold, neg_threshold, bias, pos_scale, neg_scale,
+                          (pos_threshold_rank, neg_threshold_rank, bias_rank, pos_scale_rank, neg_scale_rank),
+                          (learn_pos_threshold, learn_neg_threshold, learn_bias, learn_pos_scale, learn_neg_scale))
 
     def _model(self):
         v = self.value
@@ -161,11 +168,9 @@ class DLITS(_TTLayer):
         super().__init__(num_neurons, dim, spike_fn, quant_fn)
         self._reg("pos_beta", pos_beta, pos_beta_rank, learn_pos_beta, "decay")
         self._reg("neg_beta", neg_beta, neg_beta_rank, learn_neg_beta, "decay")
-        self._reg("pos_threshold", pos_threshold, pos_threshold_rank, learn_pos_threshold, "threshold")
-        self._reg("neg_threshold", neg_threshold, neg_threshold_rank, learn_neg_threshold, "threshold")
-        self._reg("bias", bias, bias_rank, learn_bias, "bias")
-        self._reg("pos_scale", pos_scale, pos_scale_rank, learn_pos_scale, "plain")
-        self._reg("neg_scale", neg_scale, neg_scale_rank, learn_neg_scale, "plain")
+        self._reg_ternary(pos_threshold, neg_threshold, bias, pos_scale, neg_scale,
+                          (pos_threshold_rank, neg_threshold_rank, bias_rank, pos_scale_rank, neg_scale_rank),
+                          (learn_pos_threshold, learn_neg_threshold, learn_bias, learn_pos_scale, learn_neg_scale))
 
     def _model(self):
         v = self.value
