@@ -96,8 +96,13 @@ class DiscreteLayer(nn.Module):
                  surrogate="atan", surrogate_kw: dict | None = None, reset_delay: bool = False,
                  reset_order: str = "before_decay", detach_reset=False, multi_spike: bool = False,
                  threshold_grad: bool = True, state_min: dict | None = None, state_map=None,
-                 learn_decay: bool = False, simultaneous_events: bool = False) -> None:
+                 learn_decay: bool = False, simultaneous_events: bool = False,
+                 backend: str = "auto") -> None:
         super().__init__()
+        if backend not in ("auto", "torch", "fused"):
+            raise ValueError(f"backend must be 'auto', 'torch' or 'fused', got {backend!r}")
+        self.backend = backend
+        self.last_backend: str | None = None
         self.simultaneous_events = bool(simultaneous_events)
         if reset_order not in ("before_decay", "after_decay"):
             raise ValueError(f"reset_order must be 'before_decay' or 'after_decay', got {reset_order!r}")
@@ -367,6 +372,18 @@ class DiscreteLayer(nn.Module):
         if state is None:
             state = self.model.init_state(x.shape[1:], x.dtype, x.device)
         mats = self._constants(x.dtype, x.device)
+        if self.backend != "torch":
+            from .kernels import fused
+            grad = torch.is_grad_enabled() and (
+                x.requires_grad or state.requires_grad
+                or any(t.requires_grad for t in list(self.parameters()) + list(self.model.params().values())))
+            why = fused.plan(self, x, grad, mats)
+            if why is None:
+                self.last_backend = "fused"
+                return fused.run(self, x, state, mats, record_states)
+            if self.backend == "fused":
+                raise ValueError(f"backend='fused' cannot run this layer: {why}")
+        self.last_backend = "torch"
         outs, states = [], []
         o = prev_out
         for t in range(x.shape[0]):
@@ -382,7 +399,7 @@ def discretize(model: NeuronModel, dt: float, method: str = "exact", input: str 
                surrogate="atan", reset_delay: bool = False, reset_order: str = "before_decay",
                detach_reset=False, multi_spike: bool = False, threshold_grad: bool = True,
                state_min: dict | None = None, state_map=None, learn_decay: bool = False,
-               simultaneous_events: bool = False,
+               simultaneous_events: bool = False, backend: str = "auto",
                **surrogate_kw) -> DiscreteLayer:
     """``DiscreteLayer`` stepping ``model`` on a ``dt`` grid (seconds); see module docstring."""
     return DiscreteLayer(model, dt, method=method, input=input, surrogate=surrogate,
@@ -390,4 +407,4 @@ def discretize(model: NeuronModel, dt: float, method: str = "exact", input: str 
                          reset_order=reset_order, detach_reset=detach_reset,
                          multi_spike=multi_spike, threshold_grad=threshold_grad,
                          state_min=state_min, state_map=state_map, learn_decay=learn_decay,
-                         simultaneous_events=simultaneous_events)
+                         simultaneous_events=simultaneous_events, backend=backend)

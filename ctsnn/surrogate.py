@@ -115,10 +115,20 @@ class _LevelSurrogate(torch.autograd.Function):
         return grad_out * d, None, None, None, None, None
 
 
+def _step(kind: str, param, fire_at_zero: bool):
+    """``g -> H(g)`` with the pseudo-derivative ``kind``; tagged ``heaviside = "ge" | "gt"`` (the
+    forward's convention at 0), which lets ``DiscreteLayer.run`` use the fused kernel."""
+    def f(g: Tensor) -> Tensor:
+        return _Surrogate.apply(g, kind, param, fire_at_zero)
+    f.heaviside = "ge" if fire_at_zero else "gt"
+    return f
+
+
 def _level_fn(kind: str, p1: float, p2: float, fire_at_zero: bool):
     def f(g: Tensor, level: Tensor) -> Tensor:
         return _LevelSurrogate.apply(g, level, kind, p1, p2, fire_at_zero)
     f.uses_level = True
+    f.heaviside = "ge" if fire_at_zero else "gt"
     return f
 
 
@@ -154,21 +164,21 @@ def gaussian(mu: float = 0.0, sigma: float = 0.5, grad_scale: float = 1.0, fire_
     """sinabs ``Gaussian``: ``ds/dg = grad_scale exp(-(g-mu)^2/(2 sigma^2)) / (sigma sqrt(2 pi))``."""
     if not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
-    return lambda g: _Surrogate.apply(g, "gaussian", (float(mu), float(sigma), float(grad_scale)), fire_at_zero)
+    return _step("gaussian", (float(mu), float(sigma), float(grad_scale)), fire_at_zero)
 
 
 def atan(alpha: float = 2.0, fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
     """ArcTan surrogate: ``ds/dg = (alpha/2) / (1 + (pi/2 alpha g)^2)``."""
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
-    return lambda g: _Surrogate.apply(g, "atan", float(alpha), fire_at_zero)
+    return _step("atan", float(alpha), fire_at_zero)
 
 
 def fast_sigmoid(slope: float = 25.0, fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
     """Fast sigmoid surrogate: ``ds/dg = 1 / (slope |g| + 1)^2``."""
     if not slope > 0:
         raise ValueError(f"slope must be > 0, got {slope}")
-    return lambda g: _Surrogate.apply(g, "fast_sigmoid", float(slope), fire_at_zero)
+    return _step("fast_sigmoid", float(slope), fire_at_zero)
 
 
 def sigmoid(alpha: float = 4.0, fire_at_zero: bool = False, slope: float | None = None) -> Callable[[Tensor], Tensor]:
@@ -181,14 +191,14 @@ def sigmoid(alpha: float = 4.0, fire_at_zero: bool = False, slope: float | None 
         alpha = slope
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
-    return lambda g: _Surrogate.apply(g, "sigmoid", float(alpha), fire_at_zero)
+    return _step("sigmoid", float(alpha), fire_at_zero)
 
 
 def triangular(threshold: float = 1.0, fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
     """snntorch's ``triangular``: ``ds/dg = threshold`` below 0, ``-threshold`` at and above 0."""
     if not (isinstance(threshold, (int, float)) and math.isfinite(threshold)):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
-    return lambda g: _Surrogate.apply(g, "triangular", float(threshold), fire_at_zero)
+    return _step("triangular", float(threshold), fire_at_zero)
 
 
 def spike_rate_escape(beta: float = 1.0, slope: float = 25.0,
@@ -198,14 +208,14 @@ def spike_rate_escape(beta: float = 1.0, slope: float = 25.0,
         raise ValueError(f"beta must be >= 0, got {beta}")
     if not slope > 0:
         raise ValueError(f"slope must be > 0, got {slope}")
-    return lambda g: _Surrogate.apply(g, "spike_rate_escape", (float(beta), float(slope)), fire_at_zero)
+    return _step("spike_rate_escape", (float(beta), float(slope)), fire_at_zero)
 
 
 def superspike(beta: float = 1.0, fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
     """SuperSpike surrogate: ``ds/dg = 1 / (beta |g| + 1)^2`` (norse ``method="super"``: beta = 1)."""
     if not beta > 0:
         raise ValueError(f"beta must be > 0, got {beta}")
-    return lambda g: _Surrogate.apply(g, "superspike", float(beta), fire_at_zero)
+    return _step("superspike", float(beta), fire_at_zero)
 
 
 def _norse_kind(kind: str, pname: str, default: float, positive: bool, doc: str):
@@ -216,7 +226,7 @@ def _norse_kind(kind: str, pname: str, default: float, positive: bool, doc: str)
         a = float(kw.get(pname, default))
         if not math.isfinite(a) or (positive and not a > 0):
             raise ValueError(f"{pname} must be {'> 0' if positive else 'finite'}, got {a}")
-        return lambda g: _Surrogate.apply(g, kind, a, fire_at_zero)
+        return _step(kind, a, fire_at_zero)
     make.__name__, make.__doc__ = kind, doc
     return make
 
@@ -231,12 +241,12 @@ heavi_circ = _norse_kind("heavi_circ", "alpha", 100.0, True,
 
 def straight_through(fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
     """Straight-through estimator: ``ds/dg = 1``."""
-    return lambda g: _Surrogate.apply(g, "straight_through", 0.0, fire_at_zero)
+    return _step("straight_through", 0.0, fire_at_zero)
 
 
 def heaviside(fire_at_zero: bool = False) -> Callable[[Tensor], Tensor]:
     """Plain step with zero gradient."""
-    return lambda g: _Surrogate.apply(g, "heaviside", 0.0, fire_at_zero)
+    return _step("heaviside", 0.0, fire_at_zero)
 
 
 def sigmoid4x(quant_fn=None) -> Callable[[Tensor], Tensor]:

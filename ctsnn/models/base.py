@@ -178,6 +178,13 @@ class NeuronModel(nn.Module):
         """Map the injected current ``u`` ``[..., n]`` to the input channels ``[..., n, U]``."""
         return u.unsqueeze(-1)
 
+    @property
+    def linear_input(self) -> bool:
+        """Whether the input maps are the defaults (one channel ``u``; ``spike_input(w) = w`` on
+        ``input_state``): linear in the input, so a step applies it as ``x`` times a fixed vector."""
+        return (type(self).input_channels is NeuronModel.input_channels
+                and type(self).spike_input is NeuronModel.spike_input)
+
     def spike_input(self, w: Tensor) -> Tensor:
         """State increment ``[..., S]`` caused by input spikes of weight ``w`` ``[...]``."""
         inc = torch.zeros(w.shape + (self.n_states,), dtype=w.dtype, device=w.device)

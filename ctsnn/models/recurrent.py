@@ -150,6 +150,10 @@ class Recurrent(NeuronModel):
     def spike_input(self, w):
         return self._pad(self.base.spike_input(w))
 
+    @property
+    def linear_input(self) -> bool:
+        return self.base.linear_input
+
     def init_state(self, shape, dtype, device=None):
         return self._pad(self.base.init_state(shape, dtype, device))
 

@@ -1,0 +1,202 @@
+"""``DiscreteLayer.run`` as one compiled time loop (``step.cpp``), forward and backward.
+
+The kernel executes the step constants of ``DiscreteLayer.step_constants`` (derived from the
+model by ``discretize``); it does the same arithmetic in the same order as ``DiscreteLayer.step``,
+so both paths agree bit for bit (tests/test_kernels.py).  ``plan(layer, x, grad)`` says whether a
+call can take the fused path (and why not); ``run(layer, x, state, record_states)`` runs it.
+
+What the fused path covers (everything else runs the torch loop):
+
+* CPU tensors in float32 / float64; 1 to 3 states, 1 or 2 events; ``method`` exact or euler;
+  ``input`` impulse, zoh or impulse_start, with the model's default single input channel;
+* a surrogate whose forward is a Heaviside step (every named surrogate of ``ctsnn.surrogate``;
+  a callable tagged with ``heaviside = "gt" | "ge"``);
+* without gradients: also ``simultaneous_events``, ``threshold_grad=False`` / level surrogates,
+  ``multi_spike``, ``state_min`` and per-state ``detach_reset`` (their forward values);
+* with gradients (input, initial state and every parameter that ``step_constants`` depends on):
+  sequential events, ``detach_reset`` True or False.  The surrogate's ds/dg is evaluated by the
+  surrogate itself, vectorised over the whole sequence, and handed to the kernel.
+
+Not fused: ``reset_delay``, recurrent ``feedback``, ``state_map``, models with their own
+``input_channels`` / ``spike_input`` (``DualLIT``), non-binary spike functions (tracetorch's
+soft spikes), CUDA tensors (the torch path runs there).
+"""
+from __future__ import annotations
+
+import ctypes
+
+import torch
+from torch import Tensor
+
+from . import build
+
+_MODES = {"impulse": 0, "zoh": 1, "impulse_start": 2}
+_BLK = 4096  # elements per block in step.cpp
+
+
+def _heaviside_kind(fn) -> str | None:
+    return getattr(fn, "heaviside", None)
+
+
+def plan(layer, x: Tensor, grad: bool, mats) -> str | None:
+    """None if ``layer.run(x)`` can be fused (``mats``: its ``step_constants``), else the reason
+    it cannot."""
+    m = layer.model
+    if x.device.type != "cpu":
+        return f"device {x.device.type} (the fused kernel is CPU-only; the torch path runs there)"
+    if x.dtype not in (torch.float32, torch.float64):
+        return f"dtype {x.dtype}"
+    if not 1 <= m.n_states <= 3 or m.n_events > 2:
+        return f"{m.n_states} states / {m.n_events} events (fused: 1-3 states, 1-2 events)"
+    if layer.reset_delay:
+        return "reset_delay"
+    if layer.feedback is not None:
+        return "recurrent feedback"
+    if layer.state_map is not None:
+        return "state_map"
+    if _heaviside_kind(layer.spike_fn) not in ("gt", "ge"):
+        return "spike function without a Heaviside forward"
+    if not m.linear_input or m.n_inputs != 1:
+        return f"{type(m).__name__} has its own input map"
+    if grad and (layer._split or layer.simultaneous_events or layer.state_min
+                 or layer._detach_states is not None):
+        return "gradients through simultaneous events / split thresholds / state_min / per-state detach"
+    if not build.available():
+        return "no C++ compiler (or CTSNN_KERNELS=0)"
+    shared = all(r.shape[0] == 1 for r in _params(layer, mats, x.dtype, x.device)[0])
+    if build.load(_defines(layer, x.dtype, shared)) is None:
+        return "the kernel could not be compiled (see the warning)"
+    return None
+
+
+def _defines(layer, dtype, shared: bool):
+    m = layer.model
+    return {"PSHARED": int(shared), "SCALAR": "float" if dtype == torch.float32 else "double", "NS": m.n_states,
+            "NE": m.n_events, "MODE": _MODES[layer.input], "EULER": int(layer.method == "euler"),
+            "AT_ZERO": int(_heaviside_kind(layer.spike_fn) == "ge"),
+            "SIMUL": int(layer.simultaneous_events), "SPLIT": int(layer._split),
+            "MULTI": int(layer.multi_spike), "HASMIN": int(bool(layer.state_min)),
+            "IV": m.state_index(m.clamp_state)}
+
+
+def _params(layer, mats, dtype, device):
+    """The per-neuron parameter tensors in the kernel's row order (see step.cpp), each
+    ``[n|1, r]``, and the shared G, J, lo."""
+    m = layer.model
+    E, F, B, c, G, theta, jumps, scales = mats
+    S = m.n_states
+    lead = lambda t: t.reshape(t.shape[0], -1) if t.dim() > 1 else t.reshape(-1, 1)  # noqa: E731
+    Em = mats.dA if layer.method == "euler" else E
+    rows = [lead(Em)]
+    if layer.input == "zoh":
+        rows += [lead(F), lead(B[..., 0]), lead(c)]
+    else:
+        fc = (F @ c.unsqueeze(-1)).squeeze(-1)
+        w = m.spike_input(torch.ones(1, dtype=dtype, device=device))  # [1, S]
+        rows += [lead(fc), lead(w)]
+    rows.append(lead(theta))
+    rows += [lead(k) for _, k in jumps]
+    rows += [lead(sc) for sc in scales]
+    J = torch.stack([Jm for Jm, _ in jumps]).to(dtype).contiguous()
+    lo = torch.full((S,), -float("inf"), dtype=dtype, device=device)
+    for nm, val in layer.state_min.items():
+        lo[m.state_index(nm)] = float(val)
+    return rows, G.to(dtype).contiguous(), J, lo
+
+
+def _ptr(t: Tensor | None):
+    return ctypes.c_void_p(0 if t is None else t.data_ptr())
+
+
+def _pack(rows, n):
+    return torch.cat([r.expand(n, r.shape[1]) for r in rows], dim=1).t().contiguous()
+
+
+def _xview(x: Tensor, n: int):
+    """``x [T, *batch, n]`` as (tensor, T, sxt, sxb, B): the last axis contiguous, the batch axes
+    flattened to one stride (copied only if they cannot be)."""
+    T = x.shape[0]
+    xb = x.reshape(T, -1, n) if x.dim() > 2 else x.reshape(T, 1, n)
+    if xb.stride(-1) != 1 or (xb.shape[1] > 1 and xb.stride(1) < n):
+        xb = xb.contiguous()
+    return xb, T, xb.stride(0), xb.stride(1), xb.shape[1]
+
+
+class _Fused(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, layer, x, y0, record_states, nrows, *tensors):
+        rows, (G, J, lo) = tensors[:nrows], tensors[nrows:nrows + 3]
+        n = x.shape[-1]
+        xb, T, sxt, sxb, Bn = _xview(x, n)
+        S = layer.model.n_states
+        dtype = x.dtype
+        shared = all(r.shape[0] == 1 for r in rows)
+        lib = build.load(_defines(layer, dtype, shared))
+        P = _pack(rows, 1 if shared else n)
+        if Bn > 1 and n < _BLK and sxb == n:  # short rows: one long row (per-neuron parameters tiled)
+            P, n, Bn, sxb = (P if shared else P.repeat(1, Bn)), Bn * n, 1, 0
+            xb = xb.reshape(T, 1, n)
+        y = y0.reshape(Bn, n, S).to(dtype).contiguous().clone()
+        need = any(ctx.needs_input_grad[1:3]) or any(ctx.needs_input_grad[5:])
+        yinit = y.clone() if need else None
+        out = torch.empty(T, Bn, n, dtype=dtype)
+        states = torch.empty(T, Bn, n, S, dtype=dtype) if record_states else None
+        z0s = torch.empty(T, Bn, n, S, dtype=dtype) if need else None
+        gs = torch.empty(T, Bn, n, layer.model.n_events, dtype=dtype) if need else None
+        lib.ctsnn_forward(_ptr(xb), ctypes.c_int64(T), ctypes.c_int64(sxt), ctypes.c_int64(sxb),
+                          ctypes.c_int64(Bn), ctypes.c_int64(n), _ptr(y), _ptr(P), _ptr(G), _ptr(J), _ptr(lo),
+                          _ptr(out), _ptr(states), _ptr(z0s), _ptr(gs), ctypes.c_int(torch.get_num_threads()))
+        batch, n0 = x.shape[1:-1], x.shape[-1]
+        if need:
+            ctx.layer, ctx.nrows, ctx.geom = layer, nrows, (T, sxt, sxb, Bn, n, S, batch, n0, shared)
+            ctx.save_for_backward(xb, yinit, P, G, J, z0s, gs, *rows)
+        res = [out.reshape((T,) + tuple(batch) + (n0,)), y.reshape(tuple(batch) + (n0, S))]
+        if record_states:
+            res.append(states.reshape((T,) + tuple(batch) + (n0, S)))
+        return tuple(res)
+
+    @staticmethod
+    def backward(ctx, gout, gy, *rest):
+        xb, yinit, P, G, J, z0s, gs, *rows = ctx.saved_tensors
+        T, sxt, sxb, Bn, n, S, batch, n0, shared = ctx.geom
+        layer = ctx.layer
+        dtype = xb.dtype
+        with torch.enable_grad():
+            gg = gs.detach().requires_grad_(True)
+            s = layer.spike_fn(gg)
+            (dsdg,) = torch.autograd.grad(s, gg, torch.ones_like(s), allow_unused=True)
+        dsdg = torch.zeros_like(gs) if dsdg is None else dsdg.contiguous()
+        gout = torch.zeros(T, Bn, n, dtype=dtype) if gout is None else gout.reshape(T, Bn, n).contiguous()
+        lam = (torch.zeros(Bn, n, S, dtype=dtype) if gy is None
+               else gy.reshape(Bn, n, S).to(dtype).contiguous().clone())
+        gst = rest[0].reshape(T, Bn, n, S).contiguous() if rest and rest[0] is not None else None
+        gx = torch.empty(T, Bn, n, dtype=dtype) if ctx.needs_input_grad[1] else None
+        gP = torch.empty(P.shape[0], Bn, n, dtype=torch.float64)
+        lib = build.load(_defines(layer, dtype, shared))
+        lib.ctsnn_backward(_ptr(xb), ctypes.c_int64(T), ctypes.c_int64(sxt), ctypes.c_int64(sxb),
+                           ctypes.c_int64(Bn), ctypes.c_int64(n), _ptr(yinit), _ptr(P), _ptr(G), _ptr(J),
+                           _ptr(z0s), _ptr(dsdg), _ptr(gout), _ptr(gst), _ptr(lam), _ptr(gx), _ptr(gP),
+                           ctypes.c_int(int(layer.detach_reset)), ctypes.c_int(torch.get_num_threads()))
+        gP = gP.reshape(gP.shape[0], -1, n0).sum(1)  # over the batch: [NP, n0]
+        grads, r0 = [], 0
+        for r in rows:
+            w = r.shape[1]
+            g = gP[r0:r0 + w].t()
+            if r.shape[0] == 1:
+                g = g.sum(0, keepdim=True)
+            grads.append(g.to(r.dtype) if ctx.needs_input_grad[5 + len(grads)] else None)
+            r0 += w
+        gx_out = gx.reshape((T,) + tuple(batch) + (n0,)) if gx is not None else None
+        gy0 = lam.reshape(tuple(batch) + (n0, S)) if ctx.needs_input_grad[2] else None
+        return (None, gx_out, gy0, None, None, *grads, None, None, None)
+
+
+def run(layer, x: Tensor, state: Tensor, mats, record_states: bool = False):
+    """Fused ``layer.run``: ``(out, final state[, states])``, as the torch loop returns them."""
+    n = x.shape[-1]
+    rows, G, J, lo = _params(layer, mats, x.dtype, x.device)
+    if G.requires_grad or J.requires_grad:
+        raise ValueError("fused kernel: event rows G and jump matrices J must not require grad")
+    state = state.expand(tuple(x.shape[1:]) + (layer.model.n_states,))
+    res = _Fused.apply(layer, x, state, bool(record_states), len(rows), *rows, G, J, lo)
+    return tuple(res)

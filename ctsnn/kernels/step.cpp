@@ -1,0 +1,351 @@
+// Fused multi-step kernel of ``DiscreteLayer``: the whole time loop of one discretised model in
+// compiled code, parallel over neurons.  It executes the step matrices that ``discretize``
+// derived from the model (E = exp(A dt) or dA = dt A, F c, the input vector, the event rows G,
+// thresholds theta, jumps (J, k), output scales); it holds no dynamics of its own.  The
+// arithmetic is the same, operation by operation and in the same order, as
+// ``DiscreteLayer.step`` (sums over states left to right, no fused multiply-add: built with
+// -ffp-contract=off), so both paths give bit-identical results (tests/test_kernels.py).
+//
+// Compile-time configuration (-D flags, one shared library per configuration, see build.py):
+//   SCALAR float|double; NS states (1..3); NE events (1..2);
+//   MODE 0 impulse (z = E a + Fc + w x), 1 zoh (z = E a + F (b x + c)),
+//        2 impulse_start (z = E (a + w x) + Fc);
+//   EULER 1: E a is evaluated as a + (dt A) a (the matrix passed is dt A);
+//   AT_ZERO 1: s = [g >= 0], else [g > 0];  SIMUL 1: every event decided before any jump;
+//   SPLIT 1: g = m - L with m = z_iv G_iv, L = theta - sum_{j != iv} G_j z_j (sinabs);
+//   MULTI 1: n = trunc(m / L) [m > 0] spikes (translated states weighted by n);
+//   HASMIN 1: z = max(z, lo) after the jumps;  IV: index of the clamp state;
+//   PSHARED 1: one parameter column shared by all neurons (else one per neuron).
+//
+// Parameters are per neuron, structure of arrays: P[p * n + j] (p as laid out by the offsets
+// below).  G [NE][NS], J [NE][NS][NS], lo [NS] are shared by all neurons.
+#include <cstdint>
+#include <cmath>
+
+#ifndef SCALAR
+#define SCALAR float
+#endif
+typedef SCALAR T;
+typedef int64_t i64;
+
+#define SS (NS * NS)
+// parameter offsets (rows of P)
+#define P_E 0
+#if MODE == 1
+#define P_F (P_E + SS)
+#define P_B (P_F + SS)
+#define P_C (P_B + NS)
+#define P_EV (P_C + NS)
+#else
+#define P_FC (P_E + SS)
+#define P_W (P_FC + NS)
+#define P_EV (P_W + NS)
+#endif
+#define P_TH P_EV
+#define P_K (P_TH + NE)
+#define P_SC (P_K + NE * NS)
+#define NP (P_SC + NE)
+
+#include <vector>
+
+// elements per block: the state of a block stays in cache while the time loop runs over it,
+// and each step streams BLK contiguous inputs and outputs
+#define BLK 4096
+
+// parameter p of neuron j; PSHARED: every neuron shares the parameters (one column)
+#if PSHARED
+#define PV(p) P[(p)]
+#else
+#define PV(p) P[(p) * n + j]
+#endif
+
+extern "C" int ctsnn_nparams() { return NP; }
+
+static inline T heav(T g) {
+#if AT_ZERO
+    return g >= (T)0 ? (T)1 : (T)0;
+#else
+    return g > (T)0 ? (T)1 : (T)0;
+#endif
+}
+
+// input map for one element: a (pre-step state) -> z (post-input state)
+static inline void input_map(const T* a, T x, const T* P, i64 n, i64 j, T* z) {
+    T ey[NS];
+    for (int i = 0; i < NS; ++i) {
+#if MODE == 2
+        T acc = (a[0] + PV(P_W + 0) * x) * PV(P_E + i * NS + 0);
+        for (int k = 1; k < NS; ++k) acc = acc + (a[k] + PV(P_W + k) * x) * PV(P_E + i * NS + k);
+#else
+        T acc = PV(P_E + i * NS + 0) * a[0];
+        for (int k = 1; k < NS; ++k) acc = acc + PV(P_E + i * NS + k) * a[k];
+#endif
+        ey[i] = acc;
+    }
+#if EULER
+    // y + (dA y): the torch path adds the increment to the state it was computed from
+    for (int i = 0; i < NS; ++i) {
+#if MODE == 2
+        ey[i] = (a[i] + PV(P_W + i) * x) + ey[i];
+#else
+        ey[i] = a[i] + ey[i];
+#endif
+    }
+#endif
+#if MODE == 0
+    for (int i = 0; i < NS; ++i) z[i] = (ey[i] + PV(P_FC + i)) + PV(P_W + i) * x;
+#elif MODE == 1
+    T d[NS];
+    for (int k = 0; k < NS; ++k) d[k] = PV(P_B + k) * x + PV(P_C + k);
+    for (int i = 0; i < NS; ++i) {
+        T acc = PV(P_F + i * NS + 0) * d[0];
+        for (int k = 1; k < NS; ++k) acc = acc + PV(P_F + i * NS + k) * d[k];
+        z[i] = ey[i] + acc;
+    }
+#else
+    for (int i = 0; i < NS; ++i) z[i] = ey[i] + PV(P_FC + i);
+#endif
+}
+
+static inline T event_g(const T* z, const T* G, int e, const T* P, i64 n, i64 j) {
+    T acc = z[0] * G[e * NS + 0];
+    for (int k = 1; k < NS; ++k) acc = acc + z[k] * G[e * NS + k];
+    return acc - PV(P_TH + e);
+}
+
+// increment u = (J z - z) + k of event e
+static inline void jump_inc(const T* z, const T* J, int e, const T* P, i64 n, i64 j, T* u) {
+    for (int i = 0; i < NS; ++i) {
+        T acc = z[0] * J[(e * NS + i) * NS + 0];
+        for (int k = 1; k < NS; ++k) acc = acc + z[k] * J[(e * NS + i) * NS + k];
+        u[i] = (acc - z[i]) + PV(P_K + e * NS + i);
+    }
+}
+
+// events and jumps of one element; z in/out; returns the output; g_out (if not null) gets g_e
+static inline T events(T* z, const T* G, const T* J, const T* lo, const T* P, i64 n, i64 j, T* g_out) {
+    T out = (T)0;
+#if SIMUL
+    T s[NE];
+    for (int e = 0; e < NE; ++e) {
+        T g = event_g(z, G, e, P, n, j);
+        if (g_out) g_out[e] = g;
+        s[e] = heav(g);
+    }
+    for (int e = 0; e < NE; ++e) {
+        T u[NS];
+        jump_inc(z, J, e, P, n, j, u);
+        for (int i = 0; i < NS; ++i) z[i] = z[i] + s[e] * u[i];
+    }
+    for (int e = 0; e < NE; ++e) out = out + s[e] * PV(P_SC + e);
+#else
+    for (int e = 0; e < NE; ++e) {
+        T s, cnt;
+#if SPLIT
+        T mem = z[IV] * G[e * NS + IV];
+        T rest = (T)0;
+        {
+            T acc = (0 == IV ? (T)0 : G[e * NS + 0]) * z[0];
+            for (int k = 1; k < NS; ++k) acc = acc + (k == IV ? (T)0 : G[e * NS + k]) * z[k];
+            rest = acc;
+        }
+        T level = PV(P_TH + e) - rest;
+        T g = mem - level;
+        if (g_out) g_out[e] = g;
+        s = heav(g);
+#if MULTI
+        T q = mem / level;
+        cnt = std::trunc(q) * (mem > (T)0 ? (T)1 : (T)0);
+        s = cnt >= (T)1 ? (T)1 : (T)0;
+#else
+        cnt = s;
+#endif
+#else
+        T g = event_g(z, G, e, P, n, j);
+        if (g_out) g_out[e] = g;
+        s = heav(g);
+        cnt = s;
+#endif
+        T u[NS];
+        jump_inc(z, J, e, P, n, j, u);
+        for (int i = 0; i < NS; ++i) {
+#if MULTI
+            T wgt = J[(e * NS + i) * NS + i] == (T)1 ? cnt : s;
+#else
+            T wgt = s;
+#endif
+            z[i] = z[i] + wgt * u[i];
+        }
+        out = out + cnt * PV(P_SC + e);
+    }
+#endif
+#if HASMIN
+    for (int i = 0; i < NS; ++i) z[i] = z[i] < lo[i] ? lo[i] : z[i];
+#endif
+    return out;
+}
+
+// Forward over T steps.  x[t, b, j] at x[t * sxt + b * sxb + j] (sxt may be 0: held input);
+// y [B, n, NS] in/out; out [T, B, n]; optional: states [T, B, n, NS] (state after each step),
+// z0 [T, B, n, NS] (state after the input, before the events) and g [T, B, n, NE] for backward.
+extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n, T* y, const T* P,
+                              const T* G, const T* J, const T* lo, T* out, T* states, T* z0s, T* gs,
+                              int nthreads) {
+    const i64 nblk = (n + BLK - 1) / BLK;
+    const i64 M = B * n;
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+    for (i64 bb = 0; bb < B * nblk; ++bb) {
+        const i64 b = bb / nblk, j0 = (bb % nblk) * BLK;
+        const i64 len = (j0 + BLK <= n) ? BLK : n - j0;
+        std::vector<T> ysv(NS * BLK);
+        T* ys = ysv.data();
+        for (i64 jj = 0; jj < len; ++jj)
+            for (int i = 0; i < NS; ++i) ys[i * BLK + jj] = y[(b * n + j0 + jj) * NS + i];
+        for (i64 t = 0; t < Tn; ++t) {
+            const T* xt = x + t * sxt + b * sxb + j0;
+            T* ot = out + t * M + b * n + j0;
+#pragma GCC ivdep
+            for (i64 jj = 0; jj < len; ++jj) {
+                const i64 j = j0 + jj;
+                T a[NS], z[NS];
+                for (int i = 0; i < NS; ++i) a[i] = ys[i * BLK + jj];
+                input_map(a, xt[jj], P, n, j, z);
+                const i64 m = t * M + b * n + j;
+                if (z0s)
+                    for (int i = 0; i < NS; ++i) z0s[m * NS + i] = z[i];
+                ot[jj] = events(z, G, J, lo, P, n, j, gs ? gs + m * NE : nullptr);
+                if (states)
+                    for (int i = 0; i < NS; ++i) states[m * NS + i] = z[i];
+                for (int i = 0; i < NS; ++i) ys[i * BLK + jj] = z[i];
+            }
+        }
+        for (i64 jj = 0; jj < len; ++jj)
+            for (int i = 0; i < NS; ++i) y[(b * n + j0 + jj) * NS + i] = ys[i * BLK + jj];
+    }
+}
+
+#if !SPLIT && !SIMUL && !HASMIN
+// Backward (reverse time) of the non-split, sequential-event step with soft jumps
+// y <- y + s_e (J_e y + k_e - y):
+//   dL/dz^(e) = lam + s_e (J_e^T lam - lam) + dg_e G_e,
+//   dg_e = dsdg_e (lam . u_e [unless DETACH] + go sc_e),   u_e = J_e z^(e) - z^(e) + k_e,
+// then through the input map.  dsdg [T, B, n, NE] is the surrogate's ds/dg at the saved g (the
+// caller evaluates the surrogate).  Inputs: x, y_init [B, n, NS], z0 [T, B, n, NS], gout
+// [T, B, n] (dL/dout), gst [T, B, n, NS] (dL/dstates, may be null), lam [B, n, NS] in: dL/dy_T, out: dL/dy_init.  Outputs: gx [T, B, n] (may
+// be null), gP [NP, B, n] summed over time, in double.
+extern "C" void ctsnn_backward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n, const T* yinit,
+                               const T* P, const T* G, const T* J, const T* z0s, const T* dsdg,
+                               const T* gout, const T* gst, T* lam, T* gx, double* gP, int detach,
+                               int nthreads) {
+    const i64 M = B * n;
+    const i64 nblk = (n + BLK - 1) / BLK;
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+    for (i64 bb = 0; bb < B * nblk; ++bb) {
+        const i64 b = bb / nblk, j0 = (bb % nblk) * BLK;
+        const i64 len = (j0 + BLK <= n) ? BLK : n - j0;
+        std::vector<double> accv(NP * BLK);
+        std::vector<T> lsv(NS * BLK);
+        double* acc = accv.data();
+        T* ls = lsv.data();
+        for (int p = 0; p < NP; ++p)
+            for (i64 jj = 0; jj < len; ++jj) acc[p * BLK + jj] = 0.0;
+        for (i64 jj = 0; jj < len; ++jj)
+            for (int i = 0; i < NS; ++i) ls[(i) * BLK + jj] = lam[(b * n + j0 + jj) * NS + i];
+        for (i64 t = Tn - 1; t >= 0; --t) {
+            for (i64 jj = 0; jj < len; ++jj) {
+                const i64 j = j0 + jj, m = b * n + j, mt = t * M + m;
+                const T xv = x[t * sxt + b * sxb + j];
+                const T go = gout[mt];
+                T l[NS];
+                for (int i = 0; i < NS; ++i) l[i] = gst ? ls[(i) * BLK + jj] + gst[mt * NS + i] : ls[(i) * BLK + jj];
+                // recompute the event chain from z0
+                T zc[NE + 1][NS], u[NE][NS], s[NE];
+                for (int i = 0; i < NS; ++i) zc[0][i] = z0s[mt * NS + i];
+                for (int e = 0; e < NE; ++e) {
+                    s[e] = heav(event_g(zc[e], G, e, P, n, j));
+                    jump_inc(zc[e], J, e, P, n, j, u[e]);
+                    for (int i = 0; i < NS; ++i) zc[e + 1][i] = zc[e][i] + s[e] * u[e][i];
+                }
+                for (int e = NE - 1; e >= 0; --e) {
+                    T ds = go * PV(P_SC + e);
+                    if (!detach) {
+                        T dot = (T)0;
+                        for (int i = 0; i < NS; ++i) dot = dot + l[i] * u[e][i];
+                        ds = ds + dot;
+                    }
+                    const T dg = ds * dsdg[mt * NE + e];
+                    acc[(P_TH + e) * BLK + jj] -= (double)dg;
+                    acc[(P_SC + e) * BLK + jj] += (double)(go * s[e]);
+                    for (int i = 0; i < NS; ++i) acc[(P_K + e * NS + i) * BLK + jj] += (double)(s[e] * l[i]);
+                    T nl[NS];
+                    for (int i = 0; i < NS; ++i) {
+                        T jt = (T)0;
+                        for (int k = 0; k < NS; ++k) jt = jt + J[(e * NS + k) * NS + i] * l[k];
+                        nl[i] = l[i] + s[e] * (jt - l[i]) + dg * G[e * NS + i];
+                    }
+                    for (int i = 0; i < NS; ++i) l[i] = nl[i];
+                }
+                // l = dL/dz0; the pre-step state a: the previous step's post-event state
+                T a[NS];
+                if (t > 0) {
+                    const i64 mp = mt - M;
+                    for (int i = 0; i < NS; ++i) a[i] = z0s[mp * NS + i];
+                    for (int e = 0; e < NE; ++e) {
+                        T se = heav(event_g(a, G, e, P, n, j)), ue[NS];
+                        jump_inc(a, J, e, P, n, j, ue);
+                        for (int i = 0; i < NS; ++i) a[i] = a[i] + se * ue[i];
+                    }
+                } else {
+                    for (int i = 0; i < NS; ++i) a[i] = yinit[m * NS + i];
+                }
+                T src[NS];  // the vector E multiplies
+#if MODE == 2
+                for (int k = 0; k < NS; ++k) src[k] = a[k] + PV(P_W + k) * xv;
+#else
+                for (int k = 0; k < NS; ++k) src[k] = a[k];
+#endif
+                T gxv = (T)0;
+#if MODE == 0
+                for (int i = 0; i < NS; ++i) {
+                    acc[(P_FC + i) * BLK + jj] += (double)l[i];
+                    gxv = gxv + PV(P_W + i) * l[i];
+                }
+#elif MODE == 1
+                for (int k = 0; k < NS; ++k) {
+                    T dd = (T)0;
+                    for (int i = 0; i < NS; ++i) dd = dd + PV(P_F + i * NS + k) * l[i];
+                    const T dk = PV(P_B + k) * xv + PV(P_C + k);
+                    for (int i = 0; i < NS; ++i) acc[(P_F + i * NS + k) * BLK + jj] += (double)(l[i] * dk);
+                    acc[(P_B + k) * BLK + jj] += (double)(dd * xv);
+                    acc[(P_C + k) * BLK + jj] += (double)dd;
+                    gxv = gxv + PV(P_B + k) * dd;
+                }
+#else
+                for (int i = 0; i < NS; ++i) acc[(P_FC + i) * BLK + jj] += (double)l[i];
+#endif
+                for (int i = 0; i < NS; ++i)
+                    for (int k = 0; k < NS; ++k) acc[(P_E + i * NS + k) * BLK + jj] += (double)(l[i] * src[k]);
+                T nl[NS];
+                for (int k = 0; k < NS; ++k) {
+                    T v = (T)0;
+                    for (int i = 0; i < NS; ++i) v = v + PV(P_E + i * NS + k) * l[i];
+#if EULER
+                    v = l[k] + v;
+#endif
+                    nl[k] = v;
+                }
+#if MODE == 2
+                for (int k = 0; k < NS; ++k) gxv = gxv + PV(P_W + k) * nl[k];
+#endif
+                if (gx) gx[mt] = gxv;
+                for (int k = 0; k < NS; ++k) ls[(k) * BLK + jj] = nl[k];
+            }
+        }
+        for (i64 jj = 0; jj < len; ++jj) {
+            const i64 m = b * n + j0 + jj;
+            for (int i = 0; i < NS; ++i) lam[m * NS + i] = ls[(i) * BLK + jj];
+            for (int p = 0; p < NP; ++p) gP[p * M + m] = acc[(p) * BLK + jj];
+        }
+    }
+}
+#endif

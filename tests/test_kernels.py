@@ -1,0 +1,279 @@
+"""The fused kernel (ctsnn/kernels) against DiscreteLayer's pure-torch loop.
+
+Forward: spikes, final state and recorded states bit-identical (torch.equal) for every model the
+kernel covers, both methods, every input convention, shared and per-neuron parameters, float32
+and float64.  Backward: gradients of a loss with respect to the input, the initial state and the
+continuous parameters equal to the torch path's within rounding (1e-10 relative, float64).
+"""
+import warnings
+
+import pytest
+import torch
+
+import ctsnn
+from ctsnn import discretize
+from ctsnn.kernels import build
+
+pytestmark = pytest.mark.skipif(not build.available(), reason="no C++ compiler")
+
+DT = 1e-3
+
+
+def _rand(n, lo, hi, g, dtype=torch.float64):
+    return lo + (hi - lo) * torch.rand(n, generator=g, dtype=dtype)
+
+
+def _models(n, per_neuron, g):
+    p = (lambda lo, hi: _rand(n, lo, hi, g)) if per_neuron else (lambda lo, hi: float(_rand(1, lo, hi, g)))
+    return {
+        "LIF_subtract": ctsnn.LIF(tau_mem=p(0.005, 0.03), v_th=p(0.5, 1.5), reset="subtract"),
+        "LIF_to_value": ctsnn.LIF(tau_mem=p(0.005, 0.03), v_th=p(0.5, 1.5), v_reset=p(-0.3, 0.2),
+                                  v_leak=p(-0.1, 0.1), r=p(0.5, 2.0)),
+        "LIF_none": ctsnn.LIF(tau_mem=p(0.005, 0.03), v_th=p(0.5, 1.5), reset="none"),
+        "IF": ctsnn.IF(v_th=p(0.5, 1.5), r=p(0.5, 1.0), reset="subtract"),
+        "CubaLIF": ctsnn.CubaLIF(tau_syn=p(0.002, 0.01), tau_mem=p(0.005, 0.03), v_th=p(0.3, 1.0)),
+        "ALIF_th": ctsnn.ALIF(tau_mem=p(0.005, 0.03), tau_adapt=p(0.05, 0.3), adapt_jump=p(0.05, 0.5),
+                              reset="subtract", subtract="threshold"),
+        "ALIF_cur": ctsnn.ALIF(tau_mem=p(0.005, 0.03), tau_adapt=p(0.05, 0.3), adapt_jump=p(0.05, 0.5),
+                               adaptation="current", v_th=p(0.5, 1.0)),
+        "ALIF_syn": ctsnn.ALIF(tau_mem=p(0.005, 0.03), tau_adapt=p(0.05, 0.3), adapt_jump=p(0.05, 0.5),
+                               tau_syn=p(0.002, 0.01), v_th=p(0.3, 0.8)),
+        "LIT": ctsnn.LIT(tau_mem=p(0.005, 0.03), pos_th=p(0.5, 1.5), neg_th=p(0.5, 1.5), bias=p(-0.2, 0.2),
+                         pos_scale=p(0.5, 2.0), neg_scale=p(0.5, 2.0)),
+        "Recurrent_trace": ctsnn.Recurrent(ctsnn.LIF(tau_mem=p(0.005, 0.03), reset="subtract"),
+                                           tau_rec=0.01, rec_weight=-0.5),
+    }
+
+
+def _input(name, inp, T, batch, n, g, dtype):
+    scale = {"impulse": 0.5, "impulse_start": 0.5, "zoh": 3.0}[inp]
+    if name.startswith("IF"):
+        scale = {"impulse": 0.3, "impulse_start": 0.3, "zoh": 150.0}[inp]
+    if name.startswith(("CubaLIF", "ALIF_syn")) and inp != "zoh":
+        scale = 20.0
+    x = scale * torch.rand((T,) + batch + (n,), generator=g, dtype=torch.float64)
+    if name == "LIT":
+        x = 2 * x - scale  # both signs
+    return x.to(dtype)
+
+
+def _both(model, inp, method, x, y0=None, record_states=True, **kw):
+    lt = discretize(model, DT, method=method, input=inp, backend="torch", **kw)
+    lf = discretize(model, DT, method=method, input=inp, backend="fused", **kw)
+    rt = lt.run(x, y0, record_states=record_states)
+    rf = lf.run(x, y0, record_states=record_states)
+    assert lf.last_backend == "fused" and lt.last_backend == "torch"
+    return rt, rf
+
+
+NAMES = list(_models(3, False, torch.Generator()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("per_neuron", [False, True])
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_bit_identical(name, per_neuron, dtype):
+    g = torch.Generator().manual_seed(hash((name, per_neuron)) % 2**31)
+    n, batch, T = 37, (3,), 300
+    model = _models(n, per_neuron, g)[name]
+    spiked = 0
+    for method in ("exact", "euler"):
+        for inp in ("impulse", "zoh", "impulse_start"):
+            x = _input(name, inp, T, batch, n, g, dtype)
+            (ot, yt, st), (of, yf, sf) = _both(model, inp, method, x)
+            assert torch.equal(of, ot), (method, inp, int((of != ot).sum()))
+            assert torch.equal(yf, yt) and torch.equal(sf, st), (method, inp)
+            spiked += int((ot != 0).sum())
+    assert spiked > 0.02 * 6 * T * n * batch[0], "inputs too weak to test the event path"
+
+
+def test_layouts_threads_and_held_input():
+    """Several batch axes, a transposed (batch-first) input, an input held over time (stride 0),
+    a long row of neurons split into blocks, two threads: all equal to the torch loop."""
+    g = torch.Generator().manual_seed(1)
+    model = ctsnn.ALIF(tau_mem=0.01, tau_adapt=0.1, adapt_jump=0.2, reset="subtract")
+    for x in (torch.rand(200, 2, 3, 5, generator=g) * 0.6,
+              (torch.rand(4, 200, 7, generator=g) * 0.6).transpose(0, 1),
+              (torch.rand(1, 6, 9, generator=g) * 0.6).expand(200, 6, 9),
+              torch.rand(50, 2, 9000, generator=g) * 0.6):
+        for threads in (1, 2):
+            old = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                (ot, yt, st), (of, yf, sf) = _both(model, "impulse", "exact", x)
+            finally:
+                torch.set_num_threads(old)
+            assert torch.equal(of, ot) and torch.equal(yf, yt) and torch.equal(sf, st)
+            assert ot.sum() > 0
+
+
+def test_initial_state_and_continuation():
+    """A given initial state, and a run split in two, equal one whole run."""
+    g = torch.Generator().manual_seed(2)
+    model = ctsnn.CubaLIF(tau_syn=0.004, tau_mem=0.02, v_th=0.5, reset="subtract")
+    x = torch.rand(300, 4, 11, generator=g, dtype=torch.float64) * 20
+    y0 = torch.rand(4, 11, 2, generator=g, dtype=torch.float64)
+    (ot, yt, _), (of, yf, _) = _both(model, "impulse", "exact", x, y0)
+    assert torch.equal(of, ot) and torch.equal(yf, yt)
+    lf = discretize(model, DT, backend="fused")
+    o1, y1 = lf.run(x[:120], y0)
+    o2, y2 = lf.run(x[120:], y1)
+    assert torch.equal(torch.cat([o1, o2]), of) and torch.equal(y2, yf)
+
+
+@pytest.mark.parametrize("opts", [
+    dict(simultaneous_events=True),
+    dict(threshold_grad=False),
+    dict(multi_spike=True, threshold_grad=False),
+    dict(multi_spike=True, state_min={"v": -0.5}),
+    dict(detach_reset=("v",), state_min={"v": 0.0}),
+])
+def test_forward_options_bit_identical(opts):
+    """The forward values of the step-peer options (sinabs, tracetorch's order) are fused too."""
+    g = torch.Generator().manual_seed(3)
+    name = "LIT" if opts.get("simultaneous_events") else "ALIF_th"
+    model = _models(13, True, g)[name]
+    for dtype in (torch.float64, torch.float32):
+        x = _input(name, "impulse", 300, (5,), 13, g, dtype) * 3
+        with torch.no_grad():
+            (ot, yt, st), (of, yf, sf) = _both(model, "impulse", "exact", x, surrogate="atan", **opts)
+        assert torch.equal(of, ot) and torch.equal(yf, yt) and torch.equal(sf, st), opts
+        assert ot.abs().sum() > 0
+        if opts.get("multi_spike"):
+            assert ot.max() > 1  # several spikes in one step happen
+
+
+def _grad_case(name, per_neuron, inp, method, surrogate, detach_reset, backend):
+    g = torch.Generator().manual_seed(11)
+    n, B, T = 9, 3, 300
+    model = _models(n, per_neuron, g)[name]
+    leaves = {}
+    cfg = model.config()
+    for k, v in list(cfg.items()):
+        if isinstance(v, torch.Tensor) and k in model.params():
+            leaves[k] = v.detach().clone().requires_grad_(True)
+            cfg[k] = leaves[k]
+    if isinstance(model, ctsnn.Recurrent):
+        model2 = model  # wrapper: its inner parameters are not constructor keywords here
+    else:
+        model2 = type(model)(**cfg)
+    x = _input(name, inp, T, (B,), n, g, torch.float64).requires_grad_(True)
+    y0 = (0.2 * torch.rand(B, n, model.n_states, generator=g, dtype=torch.float64)).requires_grad_(True)
+    w_out = torch.randn(T, B, n, generator=g, dtype=torch.float64)
+    w_st = torch.randn(T, B, n, model.n_states, generator=g, dtype=torch.float64)
+    w_y = torch.randn(B, n, model.n_states, generator=g, dtype=torch.float64)
+    lay = discretize(model2, DT, method=method, input=inp, surrogate=surrogate, detach_reset=detach_reset,
+                     backend=backend)
+    out, y, st = lay.run(x, y0, record_states=True)
+    loss = (out * w_out).sum() + (st * w_st).sum() + (y * w_y).sum()
+    wrt = [x, y0] + list(leaves.values())
+    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
+    assert lay.last_backend == backend
+    return out, grads, list(leaves)
+
+
+@pytest.mark.parametrize("name,per_neuron,inp,method,surrogate,detach", [
+    ("LIF_subtract", False, "impulse", "exact", "atan", False),
+    ("LIF_to_value", True, "zoh", "exact", "fast_sigmoid", False),
+    ("LIF_to_value", True, "impulse_start", "euler", "sigmoid", True),
+    ("IF", True, "zoh", "euler", "superspike", False),
+    ("CubaLIF", True, "impulse", "exact", "atan", False),
+    ("CubaLIF", False, "zoh", "euler", "triangle", True),
+    ("ALIF_th", True, "impulse", "exact", "fast_sigmoid", False),
+    ("ALIF_cur", True, "impulse_start", "exact", "straight_through", False),
+    ("ALIF_syn", False, "zoh", "exact", "atan", False),
+    ("LIT", True, "impulse", "exact", "atan", False),
+])
+def test_gradients_match_torch(name, per_neuron, inp, method, surrogate, detach):
+    ot, gt, names = _grad_case(name, per_neuron, inp, method, surrogate, detach, "torch")
+    of, gf, _ = _grad_case(name, per_neuron, inp, method, surrogate, detach, "fused")
+    assert torch.equal(of, ot) and ot.abs().sum() > 0
+    assert len(names) > 0 or not per_neuron
+    for label, a, b in zip(["x", "y0"] + names, gt, gf):
+        assert (a is None) == (b is None), label
+        if a is None:
+            continue
+        scale = a.abs().max().clamp_min(1e-30)
+        assert float((a - b).abs().max() / scale) < 1e-10, (label, float((a - b).abs().max()), float(scale))
+        assert float(scale) > 0 or label == "y0"
+
+
+def test_gradients_float32_and_learn_decay():
+    """float32 gradients close to the float64 torch path's, and learned decay factors."""
+    g = torch.Generator().manual_seed(5)
+    model = ctsnn.LIF(tau_mem=0.01, v_th=1.0, reset="subtract")
+    x64 = (torch.rand(300, 4, 16, generator=g, dtype=torch.float64) * 0.4)
+    res = {}
+    for backend in ("torch", "fused"):
+        for dtype in (torch.float64, torch.float32):
+            lay = discretize(model, DT, learn_decay=True, backend=backend)
+            if dtype == torch.float32:
+                lay = lay.float()
+            x = x64.to(dtype).detach().clone().requires_grad_(True)
+            out, _ = lay.run(x)
+            (out * torch.linspace(-1, 1, 16, dtype=dtype)).sum().backward()
+            res[backend, dtype] = (out.detach(), x.grad, lay.decay.grad)
+            assert lay.last_backend == backend
+    for k in range(3):
+        assert torch.allclose(res["fused", torch.float64][k], res["torch", torch.float64][k], rtol=1e-10, atol=1e-12)
+        assert torch.allclose(res["fused", torch.float32][k], res["torch", torch.float32][k], rtol=1e-4, atol=1e-5)
+
+
+def test_fallbacks_and_reasons(monkeypatch):
+    """What the kernel does not cover runs the torch loop; backend='fused' says why not."""
+    x = torch.rand(20, 2, 3)
+    lif = ctsnn.LIF(tau_mem=0.01, reset="subtract")
+    cases = [discretize(lif, DT, reset_delay=True),
+             discretize(lif, DT, surrogate=lambda g: (g > 0).float()),  # untagged callable
+             discretize(ctsnn.DualLIT(tau_pos=0.01, tau_neg=0.02), DT),
+             discretize(lif, DT, state_map=lambda y: y)]
+    for lay in cases:
+        lay.run(x)
+        assert lay.last_backend == "torch"
+        lay.backend = "fused"
+        with pytest.raises(ValueError, match="backend='fused' cannot run this layer"):
+            lay.run(x)
+    # gradients through an option the backward does not cover: the torch loop
+    lay = discretize(ctsnn.ALIF(tau_mem=0.01, tau_adapt=0.1, adapt_jump=0.1), DT, multi_spike=True)
+    lay.run(x.requires_grad_(True))
+    assert lay.last_backend == "torch"
+    with torch.no_grad():
+        lay.run(x)
+    assert lay.last_backend == "fused"
+    # disabled by the environment
+    monkeypatch.setenv("CTSNN_KERNELS", "0")
+    lay = discretize(lif, DT)
+    lay.run(x)
+    assert lay.last_backend == "torch"
+    with pytest.raises(ValueError, match="backend must be"):
+        discretize(lif, DT, backend="cuda")
+
+
+def test_compiler_failure_falls_back(monkeypatch, tmp_path):
+    """A compiler that fails gives one warning and the torch path, with the same results."""
+    bad = tmp_path / "badcxx"
+    bad.write_text("#!/bin/sh\necho 'no compiler here' >&2\nexit 1\n")
+    bad.chmod(0o755)
+    monkeypatch.setenv("CXX", str(bad))
+    monkeypatch.setenv("CTSNN_CACHE", str(tmp_path / "cache"))
+    lay = discretize(ctsnn.LIF(tau_mem=0.0123, reset="subtract"), DT)
+    x = torch.rand(30, 2, 5) * 0.5
+    with pytest.warns(RuntimeWarning, match="could not compile"):
+        out, _ = lay.run(x)
+    assert lay.last_backend == "torch"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lay.run(x)  # not retried, no second warning
+    assert torch.equal(out, discretize(lay.model, DT, backend="torch").run(x)[0])
+
+
+def test_cache_is_reused(monkeypatch, tmp_path):
+    monkeypatch.setenv("CTSNN_CACHE", str(tmp_path))
+    defines = {"SCALAR": "double", "NS": 1, "NE": 1, "MODE": 0, "EULER": 0, "AT_ZERO": 1, "SIMUL": 0,
+               "SPLIT": 0, "MULTI": 0, "HASMIN": 0, "IV": 0, "PSHARED": 1, "TESTKEY": 7}
+    assert build.load(defines) is not None
+    files = list(tmp_path.glob("*.so"))
+    assert len(files) == 1
+    build._LIBS.clear()
+    assert build.load(defines) is not None
+    assert list(tmp_path.glob("*.so")) == files  # loaded from the cache, not rebuilt
