@@ -365,22 +365,30 @@ class DiscreteLayer(nn.Module):
         return self.step(x, state, self._constants(x.dtype, x.device), prev_out)
 
     def run(self, x: Tensor, state: Tensor | None = None, record_states: bool = False,
-            prev_out: Tensor | None = None):
+            prev_out: Tensor | None = None, out: Tensor | None = None):
         """Time-major sequence ``x [T, *batch, n]`` -> ``(out [T, ...], final state[, states [T, ..., S]])``;
         ``prev_out`` is the output of the step before ``x[0]`` (recurrent feedback; to continue a run
-        pass the last ``out``)."""
+        pass the last ``out``); ``out`` (optional, ``x``'s shape and dtype) receives the output, to
+        reuse one buffer over many calls (runs without gradients).
+
+        The whole loop runs in the fused kernel (``ctsnn.kernels``) when the layer and the call
+        allow it (``backend="auto"``, the default; ``last_backend`` says which ran), else in
+        torch step by step; both give the same results."""
         if state is None:
             state = self.model.init_state(x.shape[1:], x.dtype, x.device)
         mats = self._constants(x.dtype, x.device)
+        grad = torch.is_grad_enabled() and (
+            x.requires_grad or state.requires_grad
+            or any(t.requires_grad for t in list(self.parameters()) + list(self.model.params().values())))
+        if out is not None and grad:
+            raise ValueError("run(out=...) is for runs without gradients (torch.no_grad(), or no input or "
+                             "parameter that requires grad)")
         if self.backend != "torch":
             from .kernels import fused
-            grad = torch.is_grad_enabled() and (
-                x.requires_grad or state.requires_grad
-                or any(t.requires_grad for t in list(self.parameters()) + list(self.model.params().values())))
             why = fused.plan(self, x, grad, mats)
             if why is None:
                 self.last_backend = "fused"
-                return fused.run(self, x, state, mats, record_states)
+                return fused.run(self, x, state, mats, record_states, out)
             if self.backend == "fused":
                 raise ValueError(f"backend='fused' cannot run this layer: {why}")
         self.last_backend = "torch"
@@ -391,7 +399,7 @@ class DiscreteLayer(nn.Module):
             outs.append(o)
             if record_states:
                 states.append(state)
-        res = (torch.stack(outs), state)
+        res = (torch.stack(outs) if out is None else torch.stack(outs, out=out), state)
         return res + (torch.stack(states),) if record_states else res
 
 

@@ -122,6 +122,8 @@ def test_initial_state_and_continuation():
 
 
 @pytest.mark.parametrize("opts", [
+    dict(reset_delay=True, reset_order="after_decay"),
+    dict(reset_delay=True, reset_order="before_decay", detach_reset=True),
     dict(simultaneous_events=True),
     dict(threshold_grad=False),
     dict(multi_spike=True, threshold_grad=False),
@@ -223,8 +225,7 @@ def test_fallbacks_and_reasons(monkeypatch):
     """What the kernel does not cover runs the torch loop; backend='fused' says why not."""
     x = torch.rand(20, 2, 3)
     lif = ctsnn.LIF(tau_mem=0.01, reset="subtract")
-    cases = [discretize(lif, DT, reset_delay=True),
-             discretize(lif, DT, surrogate=lambda g: (g > 0).float()),  # untagged callable
+    cases = [discretize(lif, DT, surrogate=lambda g: (g > 0).float()),  # untagged callable
              discretize(ctsnn.DualLIT(tau_pos=0.01, tau_neg=0.02), DT),
              discretize(lif, DT, state_map=lambda y: y)]
     for lay in cases:
@@ -234,12 +235,13 @@ def test_fallbacks_and_reasons(monkeypatch):
         with pytest.raises(ValueError, match="backend='fused' cannot run this layer"):
             lay.run(x)
     # gradients through an option the backward does not cover: the torch loop
-    lay = discretize(ctsnn.ALIF(tau_mem=0.01, tau_adapt=0.1, adapt_jump=0.1), DT, multi_spike=True)
-    lay.run(x.requires_grad_(True))
-    assert lay.last_backend == "torch"
-    with torch.no_grad():
-        lay.run(x)
-    assert lay.last_backend == "fused"
+    for lay in (discretize(ctsnn.ALIF(tau_mem=0.01, tau_adapt=0.1, adapt_jump=0.1), DT, multi_spike=True),
+                discretize(lif, DT, reset_delay=True)):
+        lay.run(x.clone().requires_grad_(True))
+        assert lay.last_backend == "torch"
+        with torch.no_grad():
+            lay.run(x)
+        assert lay.last_backend == "fused"
     # disabled by the environment
     monkeypatch.setenv("CTSNN_KERNELS", "0")
     lay = discretize(lif, DT)
@@ -277,3 +279,18 @@ def test_cache_is_reused(monkeypatch, tmp_path):
     build._LIBS.clear()
     assert build.load(defines) is not None
     assert list(tmp_path.glob("*.so")) == files  # loaded from the cache, not rebuilt
+
+
+@pytest.mark.parametrize("backend", ["fused", "torch"])
+def test_out_buffer(backend):
+    """run(out=buf) writes into buf (both paths); refused where gradients are needed."""
+    x = torch.rand(100, 3, 7) * 0.5
+    lay = discretize(ctsnn.LIF(tau_mem=0.01, reset="subtract"), DT, backend=backend)
+    buf = torch.empty_like(x)
+    o, _ = lay.run(x, out=buf)
+    assert o.data_ptr() == buf.data_ptr() and torch.equal(o, lay.run(x)[0]) and lay.last_backend == backend
+    with pytest.raises(ValueError, match="without gradients"):
+        lay.run(x.clone().requires_grad_(True), out=buf)
+    if backend == "fused":
+        with pytest.raises(ValueError, match="out: needs a contiguous"):
+            lay.run(x, out=torch.empty(100, 3, 8))

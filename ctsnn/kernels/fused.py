@@ -11,13 +11,13 @@ What the fused path covers (everything else runs the torch loop):
   ``input`` impulse, zoh or impulse_start, with the model's default single input channel;
 * a surrogate whose forward is a Heaviside step (every named surrogate of ``ctsnn.surrogate``;
   a callable tagged with ``heaviside = "gt" | "ge"``);
-* without gradients: also ``simultaneous_events``, ``threshold_grad=False`` / level surrogates,
-  ``multi_spike``, ``state_min`` and per-state ``detach_reset`` (their forward values);
+* without gradients: also ``reset_delay`` (snntorch), ``simultaneous_events``,
+  ``threshold_grad=False`` / level surrogates, ``multi_spike``, ``state_min`` and per-state ``detach_reset`` (their forward values);
 * with gradients (input, initial state and every parameter that ``step_constants`` depends on):
   sequential events, ``detach_reset`` True or False.  The surrogate's ds/dg is evaluated by the
   surrogate itself, vectorised over the whole sequence, and handed to the kernel.
 
-Not fused: ``reset_delay``, recurrent ``feedback``, ``state_map``, models with their own
+Not fused: gradients with ``reset_delay``, recurrent ``feedback``, ``state_map``, models with their own
 ``input_channels`` / ``spike_input`` (``DualLIT``), non-binary spike functions (tracetorch's
 soft spikes), CUDA tensors (the torch path runs there).
 """
@@ -48,8 +48,8 @@ def plan(layer, x: Tensor, grad: bool, mats) -> str | None:
         return f"dtype {x.dtype}"
     if not 1 <= m.n_states <= 3 or m.n_events > 2:
         return f"{m.n_states} states / {m.n_events} events (fused: 1-3 states, 1-2 events)"
-    if layer.reset_delay:
-        return "reset_delay"
+    if layer.reset_delay and grad:
+        return "gradients with reset_delay"
     if layer.feedback is not None:
         return "recurrent feedback"
     if layer.state_map is not None:
@@ -64,19 +64,21 @@ def plan(layer, x: Tensor, grad: bool, mats) -> str | None:
     if not build.available():
         return "no C++ compiler (or CTSNN_KERNELS=0)"
     shared = all(r.shape[0] == 1 for r in _params(layer, mats, x.dtype, x.device)[0])
-    if build.load(_defines(layer, x.dtype, shared)) is None:
+    if build.load(_defines(layer, x.dtype, shared, mats.dA is not None)) is None:
         return "the kernel could not be compiled (see the warning)"
     return None
 
 
-def _defines(layer, dtype, shared: bool):
+def _defines(layer, dtype, shared: bool, euler: bool):
+    """The kernel configuration; ``euler``: the step matrix is ``dt A`` (``y + (dt A) y``)."""
     m = layer.model
     return {"PSHARED": int(shared), "SCALAR": "float" if dtype == torch.float32 else "double", "NS": m.n_states,
-            "NE": m.n_events, "MODE": _MODES[layer.input], "EULER": int(layer.method == "euler"),
+            "NE": m.n_events, "MODE": _MODES[layer.input], "EULER": int(euler),
             "AT_ZERO": int(_heaviside_kind(layer.spike_fn) == "ge"),
             "SIMUL": int(layer.simultaneous_events), "SPLIT": int(layer._split),
             "MULTI": int(layer.multi_spike), "HASMIN": int(bool(layer.state_min)),
-            "IV": m.state_index(m.clamp_state)}
+            "IV": m.state_index(m.clamp_state),
+            "RDELAY": 0 if not layer.reset_delay else (1 if layer.reset_order == "before_decay" else 2)}
 
 
 def _params(layer, mats, dtype, device):
@@ -86,7 +88,7 @@ def _params(layer, mats, dtype, device):
     E, F, B, c, G, theta, jumps, scales = mats
     S = m.n_states
     lead = lambda t: t.reshape(t.shape[0], -1) if t.dim() > 1 else t.reshape(-1, 1)  # noqa: E731
-    Em = mats.dA if layer.method == "euler" else E
+    Em = E if mats.dA is None else mats.dA
     rows = [lead(Em)]
     if layer.input == "zoh":
         rows += [lead(F), lead(B[..., 0]), lead(c)]
@@ -124,22 +126,24 @@ def _xview(x: Tensor, n: int):
 
 class _Fused(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, layer, x, y0, record_states, nrows, *tensors):
+    def forward(ctx, layer, x, y0, record_states, euler, out_buf, nrows, *tensors):
         rows, (G, J, lo) = tensors[:nrows], tensors[nrows:nrows + 3]
         n = x.shape[-1]
         xb, T, sxt, sxb, Bn = _xview(x, n)
         S = layer.model.n_states
         dtype = x.dtype
         shared = all(r.shape[0] == 1 for r in rows)
-        lib = build.load(_defines(layer, dtype, shared))
+        lib = build.load(_defines(layer, dtype, shared, euler))
         P = _pack(rows, 1 if shared else n)
-        if Bn > 1 and n < _BLK and sxb == n:  # short rows: one long row (per-neuron parameters tiled)
+        if Bn > 1 and sxb == n and (shared or n < _BLK):  # one long row (per-neuron parameters tiled)
             P, n, Bn, sxb = (P if shared else P.repeat(1, Bn)), Bn * n, 1, 0
             xb = xb.reshape(T, 1, n)
         y = y0.reshape(Bn, n, S).to(dtype).contiguous().clone()
-        need = any(ctx.needs_input_grad[1:3]) or any(ctx.needs_input_grad[5:])
+        need = any(ctx.needs_input_grad[1:3]) or any(ctx.needs_input_grad[7:])
         yinit = y.clone() if need else None
-        out = torch.empty(T, Bn, n, dtype=dtype)
+        out = torch.empty(T, Bn, n, dtype=dtype) if out_buf is None else out_buf.view(T, Bn, n)
+        if out_buf is not None:
+            ctx.mark_dirty(out_buf)
         states = torch.empty(T, Bn, n, S, dtype=dtype) if record_states else None
         z0s = torch.empty(T, Bn, n, S, dtype=dtype) if need else None
         gs = torch.empty(T, Bn, n, layer.model.n_events, dtype=dtype) if need else None
@@ -148,9 +152,10 @@ class _Fused(torch.autograd.Function):
                           _ptr(out), _ptr(states), _ptr(z0s), _ptr(gs), ctypes.c_int(torch.get_num_threads()))
         batch, n0 = x.shape[1:-1], x.shape[-1]
         if need:
-            ctx.layer, ctx.nrows, ctx.geom = layer, nrows, (T, sxt, sxb, Bn, n, S, batch, n0, shared)
+            ctx.layer, ctx.nrows, ctx.geom = layer, nrows, (T, sxt, sxb, Bn, n, S, batch, n0, shared, euler)
             ctx.save_for_backward(xb, yinit, P, G, J, z0s, gs, *rows)
-        res = [out.reshape((T,) + tuple(batch) + (n0,)), y.reshape(tuple(batch) + (n0, S))]
+        res = [out.reshape((T,) + tuple(batch) + (n0,)) if out_buf is None else out_buf,
+               y.reshape(tuple(batch) + (n0, S))]
         if record_states:
             res.append(states.reshape((T,) + tuple(batch) + (n0, S)))
         return tuple(res)
@@ -158,7 +163,7 @@ class _Fused(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gout, gy, *rest):
         xb, yinit, P, G, J, z0s, gs, *rows = ctx.saved_tensors
-        T, sxt, sxb, Bn, n, S, batch, n0, shared = ctx.geom
+        T, sxt, sxb, Bn, n, S, batch, n0, shared, euler = ctx.geom
         layer = ctx.layer
         dtype = xb.dtype
         with torch.enable_grad():
@@ -172,7 +177,7 @@ class _Fused(torch.autograd.Function):
         gst = rest[0].reshape(T, Bn, n, S).contiguous() if rest and rest[0] is not None else None
         gx = torch.empty(T, Bn, n, dtype=dtype) if ctx.needs_input_grad[1] else None
         gP = torch.empty(P.shape[0], Bn, n, dtype=torch.float64)
-        lib = build.load(_defines(layer, dtype, shared))
+        lib = build.load(_defines(layer, dtype, shared, euler))
         lib.ctsnn_backward(_ptr(xb), ctypes.c_int64(T), ctypes.c_int64(sxt), ctypes.c_int64(sxb),
                            ctypes.c_int64(Bn), ctypes.c_int64(n), _ptr(yinit), _ptr(P), _ptr(G), _ptr(J),
                            _ptr(z0s), _ptr(dsdg), _ptr(gout), _ptr(gst), _ptr(lam), _ptr(gx), _ptr(gP),
@@ -184,19 +189,26 @@ class _Fused(torch.autograd.Function):
             g = gP[r0:r0 + w].t()
             if r.shape[0] == 1:
                 g = g.sum(0, keepdim=True)
-            grads.append(g.to(r.dtype) if ctx.needs_input_grad[5 + len(grads)] else None)
+            grads.append(g.to(r.dtype) if ctx.needs_input_grad[7 + len(grads)] else None)
             r0 += w
         gx_out = gx.reshape((T,) + tuple(batch) + (n0,)) if gx is not None else None
         gy0 = lam.reshape(tuple(batch) + (n0, S)) if ctx.needs_input_grad[2] else None
-        return (None, gx_out, gy0, None, None, *grads, None, None, None)
+        return (None, gx_out, gy0, None, None, None, None, *grads, None, None, None)
 
 
-def run(layer, x: Tensor, state: Tensor, mats, record_states: bool = False):
-    """Fused ``layer.run``: ``(out, final state[, states])``, as the torch loop returns them."""
+def run(layer, x: Tensor, state: Tensor, mats, record_states: bool = False, out: Tensor | None = None):
+    """Fused ``layer.run``: ``(out, final state[, states])``, as the torch loop returns them;
+    ``out`` (contiguous, ``x``'s shape and dtype) receives the output instead of a new tensor."""
     n = x.shape[-1]
     rows, G, J, lo = _params(layer, mats, x.dtype, x.device)
     if G.requires_grad or J.requires_grad:
         raise ValueError("fused kernel: event rows G and jump matrices J must not require grad")
     state = state.expand(tuple(x.shape[1:]) + (layer.model.n_states,))
-    res = _Fused.apply(layer, x, state, bool(record_states), len(rows), *rows, G, J, lo)
+    buf = None
+    if out is not None:
+        if out.shape != x.shape or out.dtype != x.dtype or not out.is_contiguous() or out.requires_grad:
+            raise ValueError(f"out: needs a contiguous {x.dtype} tensor of shape {tuple(x.shape)} that does "
+                             f"not require grad, got {out.dtype} {tuple(out.shape)}")
+        buf = out
+    res = _Fused.apply(layer, x, state, bool(record_states), mats.dA is not None, buf, len(rows), *rows, G, J, lo)
     return tuple(res)

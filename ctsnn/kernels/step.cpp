@@ -15,7 +15,9 @@
 //   SPLIT 1: g = m - L with m = z_iv G_iv, L = theta - sum_{j != iv} G_j z_j (sinabs);
 //   MULTI 1: n = trunc(m / L) [m > 0] spikes (translated states weighted by n);
 //   HASMIN 1: z = max(z, lo) after the jumps;  IV: index of the clamp state;
-//   PSHARED 1: one parameter column shared by all neurons (else one per neuron).
+//   PSHARED 1: one parameter column shared by all neurons (else one per neuron);
+//   RDELAY 1|2: delayed reset (the previous step's jumps applied before | after the decay;
+//   forward only).
 //
 // Parameters are per neuron, structure of arrays: P[p * n + j] (p as laid out by the offsets
 // below).  G [NE][NS], J [NE][NS][NS], lo [NS] are shared by all neurons.
@@ -50,7 +52,9 @@ typedef int64_t i64;
 
 // elements per block: the state of a block stays in cache while the time loop runs over it,
 // and each step streams BLK contiguous inputs and outputs
+#ifndef BLK
 #define BLK 4096
+#endif
 
 // parameter p of neuron j; PSHARED: every neuron shares the parameters (one column)
 #if PSHARED
@@ -209,11 +213,37 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
                 const i64 j = j0 + jj;
                 T a[NS], z[NS];
                 for (int i = 0; i < NS; ++i) a[i] = ys[i * BLK + jj];
-                input_map(a, xt[jj], P, n, j, z);
                 const i64 m = t * M + b * n + j;
+#if RDELAY
+                // delayed reset: the carried state is pre-reset; its spikes' jumps are applied now
+                T sp[NE];
+                for (int e = 0; e < NE; ++e) sp[e] = heav(event_g(a, G, e, P, n, j));
+#if RDELAY == 1
+                for (int e = 0; e < NE; ++e) {
+                    T u[NS];
+                    jump_inc(a, J, e, P, n, j, u);
+                    for (int i = 0; i < NS; ++i) a[i] = a[i] + sp[e] * u[i];
+                }
+#endif
+                input_map(a, xt[jj], P, n, j, z);
+#if RDELAY == 2
+                for (int e = 0; e < NE; ++e) {
+                    T u[NS];
+                    jump_inc(z, J, e, P, n, j, u);
+                    for (int i = 0; i < NS; ++i) z[i] = z[i] + sp[e] * u[i];
+                }
+#endif
+                {
+                    T o = (T)0;
+                    for (int e = 0; e < NE; ++e) o = o + heav(event_g(z, G, e, P, n, j)) * PV(P_SC + e);
+                    ot[jj] = o;
+                }
+#else
+                input_map(a, xt[jj], P, n, j, z);
                 if (z0s)
                     for (int i = 0; i < NS; ++i) z0s[m * NS + i] = z[i];
                 ot[jj] = events(z, G, J, lo, P, n, j, gs ? gs + m * NE : nullptr);
+#endif
                 if (states)
                     for (int i = 0; i < NS; ++i) states[m * NS + i] = z[i];
                 for (int i = 0; i < NS; ++i) ys[i * BLK + jj] = z[i];
@@ -224,7 +254,7 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
     }
 }
 
-#if !SPLIT && !SIMUL && !HASMIN
+#if !SPLIT && !SIMUL && !HASMIN && !RDELAY
 // Backward (reverse time) of the non-split, sequential-event step with soft jumps
 // y <- y + s_e (J_e y + k_e - y):
 //   dL/dz^(e) = lam + s_e (J_e^T lam - lam) + dg_e G_e,
