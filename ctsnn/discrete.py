@@ -73,6 +73,7 @@ for ``method="euler"``).  By default the continuous parameters are the learnable
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -80,6 +81,44 @@ from torch import Tensor, nn
 from . import surrogate as _surrogate
 from .models.base import NeuronModel
 from .solvers.propagator import propagator
+
+
+@dataclass
+class Spikes:
+    """Sparse output of a discrete run (``run(..., output="sparse")``, ``stream``): event ``k`` is the
+    nonzero output ``value[k]`` (1, a spike count, or a signed scale) of element ``index[k]`` (flat
+    over ``shape[1:]``) at grid step ``step[k]``, i.e. in ``(step dt, (step + 1) dt]``."""
+
+    step: Tensor
+    index: Tensor
+    value: Tensor
+    shape: tuple
+    dt: float
+
+    def __len__(self) -> int:
+        return int(self.step.numel())
+
+    @property
+    def times(self) -> Tensor:
+        """The end of each event's step, in seconds (where a grid layer reports its spikes)."""
+        return (self.step + 1).to(torch.float64) * self.dt
+
+    def dense(self) -> Tensor:
+        """The dense output ``[T, *shape[1:]]``."""
+        out = torch.zeros(self.shape[0], math.prod(self.shape[1:]), dtype=self.value.dtype)
+        out[self.step.long(), self.index.long()] = self.value
+        return out.reshape(self.shape)
+
+    @staticmethod
+    def from_dense(out: Tensor, dt: float, offset: int = 0) -> "Spikes":
+        flat = out.reshape(out.shape[0], -1)
+        step, index = torch.nonzero(flat, as_tuple=True)
+        return Spikes(step + offset, index, flat[step, index], tuple(out.shape), dt)
+
+    @staticmethod
+    def cat(parts, shape, dt) -> "Spikes":
+        return Spikes(torch.cat([p.step for p in parts]), torch.cat([p.index for p in parts]),
+                      torch.cat([p.value for p in parts]), tuple(shape), dt)
 
 
 class StepMatrices(tuple):
@@ -365,15 +404,19 @@ class DiscreteLayer(nn.Module):
         return self.step(x, state, self._constants(x.dtype, x.device), prev_out)
 
     def run(self, x: Tensor, state: Tensor | None = None, record_states: bool = False,
-            prev_out: Tensor | None = None, out: Tensor | None = None):
+            prev_out: Tensor | None = None, out: Tensor | None = None, output: str = "dense"):
         """Time-major sequence ``x [T, *batch, n]`` -> ``(out [T, ...], final state[, states [T, ..., S]])``;
         ``prev_out`` is the output of the step before ``x[0]`` (recurrent feedback; to continue a run
         pass the last ``out``); ``out`` (optional, ``x``'s shape and dtype) receives the output, to
-        reuse one buffer over many calls (runs without gradients).
+        reuse one buffer over many calls (runs without gradients).  ``output="sparse"`` returns
+        ``(Spikes, final state)`` instead: only the nonzero outputs (no gradient; no dense
+        ``[T, ...]`` tensor is made on the fused path).
 
         The whole loop runs in the fused kernel (``ctsnn.kernels``) when the layer and the call
         allow it (``backend="auto"``, the default; ``last_backend`` says which ran), else in
         torch step by step; both give the same results."""
+        if output not in ("dense", "sparse"):
+            raise ValueError(f"output must be 'dense' or 'sparse', got {output!r}")
         if state is None:
             state = self.model.init_state(x.shape[1:], x.dtype, x.device)
         mats = self._constants(x.dtype, x.device)
@@ -383,11 +426,18 @@ class DiscreteLayer(nn.Module):
         if out is not None and grad:
             raise ValueError("run(out=...) is for runs without gradients (torch.no_grad(), or no input or "
                              "parameter that requires grad)")
+        if output == "sparse":
+            if record_states or out is not None:
+                raise ValueError("output='sparse' records no states and takes no out= buffer")
+            grad = False
         if self.backend != "torch":
             from .kernels import fused
             why = fused.plan(self, x, grad, mats)
             if why is None:
                 self.last_backend = "fused"
+                if output == "sparse":
+                    step, index, value, y = fused.run_sparse(self, x, state, mats)
+                    return Spikes(step, index, value, tuple(x.shape), self.dt), y
                 return fused.run(self, x, state, mats, record_states, out)
             if self.backend == "fused":
                 raise ValueError(f"backend='fused' cannot run this layer: {why}")
@@ -399,8 +449,79 @@ class DiscreteLayer(nn.Module):
             outs.append(o)
             if record_states:
                 states.append(state)
+        if output == "sparse":
+            with torch.no_grad():
+                return Spikes.from_dense(torch.stack(outs), self.dt), state.detach()
         res = (torch.stack(outs) if out is None else torch.stack(outs, out=out), state)
         return res + (torch.stack(states),) if record_states else res
+
+    def stream(self, source, steps: int | None = None, chunk: int = 1000, state: Tensor | None = None,
+               progress: bool = False, callback=None) -> tuple[Spikes, Tensor]:
+        """Run a long simulation in bounded memory: the input is taken ``chunk`` steps at a time and
+        only the sparse spikes and the state are kept -> ``(Spikes, final state)`` (no gradient;
+        steps and indices stored as int32 where they fit: 12 bytes per spike in float32).
+
+        ``source``: a tensor ``[T, *batch, n]`` (read chunk by chunk; a first axis of 1 is held
+        for ``steps`` steps), or a callable ``source(t0, t1) -> x [t1 - t0, *batch, n]`` (then
+        ``steps`` is required).  ``callback(spikes)``, if given, receives each chunk's ``Spikes``
+        (steps counted from the start) and nothing is kept: memory stays bounded by the chunk
+        whatever the number of spikes (the returned ``Spikes`` is then empty).  ``progress``
+        prints a progress line to stderr."""
+        import sys
+        import time
+        if not (isinstance(chunk, int) and chunk > 0):
+            raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+        if isinstance(source, Tensor):
+            if source.dim() < 2:
+                raise ValueError(f"source: needs [T, *batch, n], got shape {tuple(source.shape)}")
+            held = source.shape[0] == 1
+            total = int(steps) if steps is not None else source.shape[0]
+            if not held and total > source.shape[0]:
+                raise ValueError(f"steps = {total} but the source has {source.shape[0]} steps")
+
+            def get(t0, t1):
+                return source.expand((t1 - t0,) + tuple(source.shape[1:])) if held else source[t0:t1]
+        elif callable(source):
+            if steps is None:
+                raise ValueError("steps is required when source is a callable")
+            total, get = int(steps), source
+        else:
+            raise ValueError(f"source must be a tensor or a callable (t0, t1) -> x, got {type(source).__name__}")
+        if total < 0:
+            raise ValueError(f"steps must be >= 0, got {total}")
+        parts, shape, t0, n_events, started = [], None, 0, 0, time.perf_counter()
+        with torch.no_grad():
+            while t0 < total:
+                t1 = min(total, t0 + chunk)
+                x = get(t0, t1)
+                if x.shape[0] != t1 - t0:
+                    raise ValueError(f"source({t0}, {t1}) returned {x.shape[0]} steps, expected {t1 - t0}")
+                if shape is None:
+                    shape = tuple(x.shape[1:])
+                elif tuple(x.shape[1:]) != shape:
+                    raise ValueError(f"source({t0}, {t1}) returned shape {tuple(x.shape[1:])}, expected {shape}")
+                sp, state = self.run(x, state, output="sparse")
+                small = total < 2**31 and math.prod(shape) < 2**31
+                itype = torch.int32 if small else torch.int64
+                part = Spikes((sp.step + t0).to(itype), sp.index.to(itype), sp.value, (total,) + shape, self.dt)
+                n_events += len(part)
+                if callback is not None:
+                    callback(part)
+                else:
+                    parts.append(part)
+                t0 = t1
+                if progress:
+                    el = time.perf_counter() - started
+                    print(f"\rstream: step {t0}/{total} ({100 * t0 / max(total, 1):.0f}%), "
+                          f"{n_events} events, {el:.1f} s", end="", file=sys.stderr)
+        if progress:
+            print(file=sys.stderr)
+        if shape is None:
+            raise ValueError("stream: no steps to run")
+        if not parts:
+            e = torch.zeros(0, dtype=torch.int64)
+            return Spikes(e, e, torch.zeros(0, dtype=state.dtype), (total,) + shape, self.dt), state
+        return Spikes.cat(parts, (total,) + shape, self.dt), state
 
 
 def discretize(model: NeuronModel, dt: float, method: str = "exact", input: str = "impulse",

@@ -106,3 +106,20 @@ def test_bad_arguments_name_the_parameter():
         cj.IFNode(alpha=0.0)
     with pytest.raises(ValueError, match="step_mode"):
         cj.MultiStepLIFNode(step_mode="s")
+
+
+@pytest.mark.parametrize("name", ["ATan", "Sigmoid"])
+def test_named_surrogate_takes_spikingjellys_default_alpha(name):
+    """A surrogate given by name without alpha is spikingjelly's default object (ATan 2, Sigmoid 4),
+    on the fused multi-step path and the single-step one."""
+    torch.manual_seed(7)
+    x = (torch.rand(300, 2, 6, dtype=torch.float64) * 1.5).requires_grad_(True)
+    w = torch.randn(300, 2, 6, dtype=torch.float64)
+    peer = sj.LIFNode(tau=3.0, v_reset=None, surrogate_function=getattr(sur, name)(), step_mode="m")
+    ours = cj.MultiStepLIFNode(tau=3.0, v_reset=None, surrogate_function=name)
+    sp, so = peer(x), ours(x)
+    assert torch.equal(sp, so) and sp.sum() > 0
+    assert ours.layer.last_backend == "fused"
+    gp, = torch.autograd.grad((sp * w).sum(), x)
+    go, = torch.autograd.grad((so * w).sum(), x)
+    assert torch.allclose(go, gp, rtol=1e-10, atol=1e-12)

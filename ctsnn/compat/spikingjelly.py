@@ -24,16 +24,21 @@ from ..discrete import discretize
 from ..models import IF, LIF
 
 
+_DEFAULT_ALPHA = {"sigmoid": 4.0, "atan": 2.0}  # spikingjelly's surrogate.Sigmoid() / surrogate.ATan()
+
+
 def _surrogate(surrogate_function, alpha):
-    """(name, alpha) from "ATan"/"Sigmoid" (any case) or a spikingjelly surrogate object."""
+    """(name, alpha) from "ATan"/"Sigmoid" (any case) or a spikingjelly surrogate object; ``alpha``
+    None: the object's alpha, or spikingjelly's default for the name (Sigmoid 4, ATan 2)."""
     if not isinstance(surrogate_function, str):
         name = type(surrogate_function).__name__
-        alpha = float(getattr(surrogate_function, "alpha", alpha))
+        alpha = getattr(surrogate_function, "alpha", alpha)
     else:
         name = surrogate_function
     key = name.lower()
     if key not in ("sigmoid", "atan"):
         raise ValueError(f"surrogate_function must be 'ATan' or 'Sigmoid', got {surrogate_function!r}")
+    alpha = _DEFAULT_ALPHA[key] if alpha is None else float(alpha)
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
     return key, float(alpha)
@@ -72,11 +77,12 @@ class _Node(nn.Module):
 
 class LIFNode(_Node):
     """``LIFNode(tau=2., decay_input=True, v_threshold=1., v_reset=0., surrogate_function='Sigmoid',
-    alpha=4., detach_reset=False, step_mode='s', detach_input=False)``; ``tau`` in steps (> 1 for a
-    stable Euler step is not required by spikingjelly; tau <= 0 is an error)."""
+    alpha=None, detach_reset=False, step_mode='s', detach_input=False)``; ``tau`` in steps (> 1 for a
+    stable Euler step is not required by spikingjelly; tau <= 0 is an error); ``alpha`` None: the
+    surrogate object's, or spikingjelly's default for a name (Sigmoid 4, ATan 2)."""
 
     def __init__(self, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
-                 v_reset: float | None = 0.0, surrogate_function="Sigmoid", alpha: float = 4.0,
+                 v_reset: float | None = 0.0, surrogate_function="Sigmoid", alpha: float | None = None,
                  detach_reset: bool = False, step_mode: str = "s", detach_input: bool = False) -> None:
         if not float(tau) > 0:
             raise ValueError(f"tau must be > 0 (steps), got {tau}")
@@ -88,11 +94,11 @@ class LIFNode(_Node):
 
 
 class IFNode(_Node):
-    """``IFNode(v_threshold=1., v_reset=0., surrogate_function='Sigmoid', alpha=4., detach_reset=False,
+    """``IFNode(v_threshold=1., v_reset=0., surrogate_function='Sigmoid', alpha=None, detach_reset=False,
     step_mode='s', detach_input=False)``."""
 
     def __init__(self, v_threshold: float = 1.0, v_reset: float | None = 0.0, surrogate_function="Sigmoid",
-                 alpha: float = 4.0, detach_reset: bool = False, step_mode: str = "s",
+                 alpha: float | None = None, detach_reset: bool = False, step_mode: str = "s",
                  detach_input: bool = False) -> None:
         vl = 0.0 if v_reset is None else float(v_reset)
         model = IF(v_th=v_threshold, v_reset=vl, reset="subtract" if v_reset is None else "to_value")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -124,21 +125,43 @@ def _xview(x: Tensor, n: int):
     return xb, T, xb.stride(0), xb.stride(1), xb.shape[1]
 
 
+class _Sparse(ctypes.Structure):
+    _fields_ = [("n", ctypes.c_int64), ("step", ctypes.c_void_p), ("index", ctypes.c_void_p),
+                ("value", ctypes.c_void_p)]
+
+
+def _prepare(layer, x, y0, rows, euler, sparse=False):
+    """Kernel geometry, packed parameters and library for one call (see step.cpp)."""
+    n = x.shape[-1]
+    xb, T, sxt, sxb, Bn = _xview(x, n)
+    S = layer.model.n_states
+    shared = all(r.shape[0] == 1 for r in rows)
+    defines = _defines(layer, x.dtype, shared, euler)
+    if sparse:
+        defines["SPARSE"] = 1
+    lib = build.load(defines)
+    P = _pack(rows, 1 if shared else n)
+    if Bn > 1 and sxb == n and (shared or n < _BLK):  # one long row (per-neuron parameters tiled)
+        P, n, Bn, sxb = (P if shared else P.repeat(1, Bn)), Bn * n, 1, 0
+        xb = xb.reshape(T, 1, n)
+    y = y0.reshape(Bn, n, S).to(x.dtype).contiguous().clone()
+    return dict(xb=xb, T=T, sxt=sxt, sxb=sxb, Bn=Bn, n=n, S=S, P=P, shared=shared, lib=lib, y=y)
+
+
+def _forward(g, G, J, lo, out=None, states=None, z0s=None, gs=None, sp=None):
+    i64 = ctypes.c_int64
+    g["lib"].ctsnn_forward(_ptr(g["xb"]), i64(g["T"]), i64(g["sxt"]), i64(g["sxb"]), i64(g["Bn"]), i64(g["n"]),
+                           _ptr(g["y"]), _ptr(g["P"]), _ptr(G), _ptr(J), _ptr(lo), _ptr(out), _ptr(states),
+                           _ptr(z0s), _ptr(gs), ctypes.c_int(torch.get_num_threads()),
+                           ctypes.byref(sp) if sp is not None else ctypes.c_void_p(0))
+
+
 class _Fused(torch.autograd.Function):
     @staticmethod
     def forward(ctx, layer, x, y0, record_states, euler, out_buf, nrows, *tensors):
         rows, (G, J, lo) = tensors[:nrows], tensors[nrows:nrows + 3]
-        n = x.shape[-1]
-        xb, T, sxt, sxb, Bn = _xview(x, n)
-        S = layer.model.n_states
-        dtype = x.dtype
-        shared = all(r.shape[0] == 1 for r in rows)
-        lib = build.load(_defines(layer, dtype, shared, euler))
-        P = _pack(rows, 1 if shared else n)
-        if Bn > 1 and sxb == n and (shared or n < _BLK):  # one long row (per-neuron parameters tiled)
-            P, n, Bn, sxb = (P if shared else P.repeat(1, Bn)), Bn * n, 1, 0
-            xb = xb.reshape(T, 1, n)
-        y = y0.reshape(Bn, n, S).to(dtype).contiguous().clone()
+        g = _prepare(layer, x, y0, rows, euler)
+        T, Bn, n, S, y, dtype = g["T"], g["Bn"], g["n"], g["S"], g["y"], x.dtype
         need = any(ctx.needs_input_grad[1:3]) or any(ctx.needs_input_grad[7:])
         yinit = y.clone() if need else None
         out = torch.empty(T, Bn, n, dtype=dtype) if out_buf is None else out_buf.view(T, Bn, n)
@@ -147,13 +170,12 @@ class _Fused(torch.autograd.Function):
         states = torch.empty(T, Bn, n, S, dtype=dtype) if record_states else None
         z0s = torch.empty(T, Bn, n, S, dtype=dtype) if need else None
         gs = torch.empty(T, Bn, n, layer.model.n_events, dtype=dtype) if need else None
-        lib.ctsnn_forward(_ptr(xb), ctypes.c_int64(T), ctypes.c_int64(sxt), ctypes.c_int64(sxb),
-                          ctypes.c_int64(Bn), ctypes.c_int64(n), _ptr(y), _ptr(P), _ptr(G), _ptr(J), _ptr(lo),
-                          _ptr(out), _ptr(states), _ptr(z0s), _ptr(gs), ctypes.c_int(torch.get_num_threads()))
+        _forward(g, G, J, lo, out, states, z0s, gs)
         batch, n0 = x.shape[1:-1], x.shape[-1]
         if need:
-            ctx.layer, ctx.nrows, ctx.geom = layer, nrows, (T, sxt, sxb, Bn, n, S, batch, n0, shared, euler)
-            ctx.save_for_backward(xb, yinit, P, G, J, z0s, gs, *rows)
+            ctx.layer, ctx.nrows = layer, nrows
+            ctx.geom = (T, g["sxt"], g["sxb"], Bn, n, S, batch, n0, g["shared"], euler)
+            ctx.save_for_backward(g["xb"], yinit, g["P"], G, J, z0s, gs, *rows)
         res = [out.reshape((T,) + tuple(batch) + (n0,)) if out_buf is None else out_buf,
                y.reshape(tuple(batch) + (n0, S))]
         if record_states:
@@ -194,6 +216,31 @@ class _Fused(torch.autograd.Function):
         gx_out = gx.reshape((T,) + tuple(batch) + (n0,)) if gx is not None else None
         gy0 = lam.reshape(tuple(batch) + (n0, S)) if ctx.needs_input_grad[2] else None
         return (None, gx_out, gy0, None, None, None, None, *grads, None, None, None)
+
+
+def run_sparse(layer, x: Tensor, state: Tensor, mats):
+    """Fused run with sparse output and no gradient: ``(step, index, value, final state)`` of
+    every nonzero output (``index`` flat over ``x.shape[1:]``), sorted by step then index."""
+    rows, G, J, lo = _params(layer, mats, x.dtype, x.device)
+    state = state.expand(tuple(x.shape[1:]) + (layer.model.n_states,))
+    with torch.no_grad():
+        g = _prepare(layer, x, state, [r.detach() for r in rows], mats.dA is not None, sparse=True)
+        sp = _Sparse()
+        _forward(g, G.detach(), J.detach(), lo, sp=sp)
+    k = sp.n
+    vt = np.float32 if x.dtype == torch.float32 else np.float64
+    try:
+        arrays = [torch.from_numpy(np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ct)), shape=(max(k, 1),))
+                                   [:k].astype(dt, copy=True))
+                  for ptr, ct, dt in ((sp.step, ctypes.c_int64, np.int64), (sp.index, ctypes.c_int64, np.int64),
+                                      (sp.value, ctypes.c_float if vt is np.float32 else ctypes.c_double, vt))]
+    finally:
+        for ptr in (sp.step, sp.index, sp.value):
+            g["lib"].ctsnn_free(ctypes.c_void_p(ptr))
+    step, index, value = arrays
+    order = torch.argsort(step * g["Bn"] * g["n"] + index, stable=True)
+    y = g["y"].reshape(tuple(x.shape[1:-1]) + (x.shape[-1], layer.model.n_states))
+    return step[order], index[order], value[order], y
 
 
 def run(layer, x: Tensor, state: Tensor, mats, record_states: bool = False, out: Tensor | None = None):

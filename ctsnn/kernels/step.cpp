@@ -17,7 +17,7 @@
 //   HASMIN 1: z = max(z, lo) after the jumps;  IV: index of the clamp state;
 //   PSHARED 1: one parameter column shared by all neurons (else one per neuron);
 //   RDELAY 1|2: delayed reset (the previous step's jumps applied before | after the decay;
-//   forward only).
+//   forward only);  SPARSE 1: the output as a list of nonzero events, not a dense [T, B, n].
 //
 // Parameters are per neuron, structure of arrays: P[p * n + j] (p as laid out by the offsets
 // below).  G [NE][NS], J [NE][NS][NS], lo [NS] are shared by all neurons.
@@ -48,7 +48,21 @@ typedef int64_t i64;
 #define P_SC (P_K + NE * NS)
 #define NP (P_SC + NE)
 
+#include <cstdlib>
 #include <vector>
+
+// sparse output (SPARSE 1): the nonzero outputs as (step, flat element index, value), malloc'd
+// here, copied and freed (ctsnn_free) by the caller; in block order, each block in time order
+struct Event {
+    i64 t, m;
+    T v;
+};
+struct Sparse {
+    i64 n;
+    i64* step;
+    i64* index;
+    T* value;
+};
 
 // elements per block: the state of a block stays in cache while the time loop runs over it,
 // and each step streams BLK contiguous inputs and outputs
@@ -194,11 +208,19 @@ static inline T events(T* z, const T* G, const T* J, const T* lo, const T* P, i6
 // z0 [T, B, n, NS] (state after the input, before the events) and g [T, B, n, NE] for backward.
 extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n, T* y, const T* P,
                               const T* G, const T* J, const T* lo, T* out, T* states, T* z0s, T* gs,
-                              int nthreads) {
+                              int nthreads, Sparse* sp) {
     const i64 nblk = (n + BLK - 1) / BLK;
     const i64 M = B * n;
+#if SPARSE
+    std::vector<std::vector<Event>> blocks(B * nblk);
+#else
+    (void)sp;
+#endif
 #pragma omp parallel for schedule(static) num_threads(nthreads)
     for (i64 bb = 0; bb < B * nblk; ++bb) {
+#if SPARSE
+        std::vector<Event>& evs = blocks[bb];
+#endif
         const i64 b = bb / nblk, j0 = (bb % nblk) * BLK;
         const i64 len = (j0 + BLK <= n) ? BLK : n - j0;
         std::vector<T> ysv(NS * BLK);
@@ -207,7 +229,9 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
             for (int i = 0; i < NS; ++i) ys[i * BLK + jj] = y[(b * n + j0 + jj) * NS + i];
         for (i64 t = 0; t < Tn; ++t) {
             const T* xt = x + t * sxt + b * sxb + j0;
+#if !SPARSE
             T* ot = out + t * M + b * n + j0;
+#endif
 #pragma GCC ivdep
             for (i64 jj = 0; jj < len; ++jj) {
                 const i64 j = j0 + jj;
@@ -233,16 +257,18 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
                     for (int i = 0; i < NS; ++i) z[i] = z[i] + sp[e] * u[i];
                 }
 #endif
-                {
-                    T o = (T)0;
-                    for (int e = 0; e < NE; ++e) o = o + heav(event_g(z, G, e, P, n, j)) * PV(P_SC + e);
-                    ot[jj] = o;
-                }
+                T o = (T)0;
+                for (int e = 0; e < NE; ++e) o = o + heav(event_g(z, G, e, P, n, j)) * PV(P_SC + e);
 #else
                 input_map(a, xt[jj], P, n, j, z);
                 if (z0s)
                     for (int i = 0; i < NS; ++i) z0s[m * NS + i] = z[i];
-                ot[jj] = events(z, G, J, lo, P, n, j, gs ? gs + m * NE : nullptr);
+                T o = events(z, G, J, lo, P, n, j, gs ? gs + m * NE : nullptr);
+#endif
+#if SPARSE
+                if (o != (T)0) evs.push_back(Event{t, b * n + j, o});
+#else
+                ot[jj] = o;
 #endif
                 if (states)
                     for (int i = 0; i < NS; ++i) states[m * NS + i] = z[i];
@@ -252,7 +278,25 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
         for (i64 jj = 0; jj < len; ++jj)
             for (int i = 0; i < NS; ++i) y[(b * n + j0 + jj) * NS + i] = ys[i * BLK + jj];
     }
+#if SPARSE
+    i64 total = 0;
+    for (auto& v : blocks) total += (i64)v.size();
+    sp->n = total;
+    sp->step = (i64*)std::malloc(sizeof(i64) * (total ? total : 1));
+    sp->index = (i64*)std::malloc(sizeof(i64) * (total ? total : 1));
+    sp->value = (T*)std::malloc(sizeof(T) * (total ? total : 1));
+    i64 k = 0;
+    for (auto& v : blocks)
+        for (auto& e : v) {
+            sp->step[k] = e.t;
+            sp->index[k] = e.m;
+            sp->value[k] = e.v;
+            ++k;
+        }
+#endif
 }
+
+extern "C" void ctsnn_free(void* p) { std::free(p); }
 
 #if !SPLIT && !SIMUL && !HASMIN && !RDELAY
 // Backward (reverse time) of the non-split, sequential-event step with soft jumps
