@@ -94,19 +94,23 @@ class Spikes:
     value: Tensor
     shape: tuple
     dt: float
+    offset: Tensor | None = None  # in-step time of each event (``events="in_step"``), else None
 
     def __len__(self) -> int:
         return int(self.step.numel())
 
     @property
     def times(self) -> Tensor:
-        """The end of each event's step, in seconds (where a grid layer reports its spikes)."""
+        """Event times in seconds: ``step dt + offset`` for in-step events, else the end of the
+        event's step (where a grid layer reports its spikes)."""
+        if self.offset is not None:
+            return self.step.to(torch.float64) * self.dt + self.offset.to(torch.float64)
         return (self.step + 1).to(torch.float64) * self.dt
 
     def dense(self) -> Tensor:
-        """The dense output ``[T, *shape[1:]]``."""
+        """The dense output ``[T, *shape[1:]]`` (events of one element in one step summed)."""
         out = torch.zeros(self.shape[0], math.prod(self.shape[1:]), dtype=self.value.dtype)
-        out[self.step.long(), self.index.long()] = self.value
+        out.index_put_((self.step.long(), self.index.long()), self.value, accumulate=True)  # in-step: several
         return out.reshape(self.shape)
 
     @staticmethod
@@ -117,15 +121,17 @@ class Spikes:
 
     @staticmethod
     def cat(parts, shape, dt) -> "Spikes":
+        off = None if parts[0].offset is None else torch.cat([p.offset for p in parts])
         return Spikes(torch.cat([p.step for p in parts]), torch.cat([p.index for p in parts]),
-                      torch.cat([p.value for p in parts]), tuple(shape), dt)
+                      torch.cat([p.value for p in parts]), tuple(shape), dt, off)
 
 
 class StepMatrices(tuple):
     """``(E, F, B, c)`` of one step (``step_constants`` appends the event constants);
-    ``dA = dt A`` for ``method="euler"`` (else None)."""
+    ``dA = dt A`` for ``method="euler"`` (else None); ``A`` the continuous matrix (``events="in_step"``)."""
 
     dA: Tensor | None = None
+    A: Tensor | None = None
 
 
 class DiscreteLayer(nn.Module):
@@ -136,8 +142,11 @@ class DiscreteLayer(nn.Module):
                  reset_order: str = "before_decay", detach_reset=False, multi_spike: bool = False,
                  threshold_grad: bool = True, state_min: dict | None = None, state_map=None,
                  learn_decay: bool = False, simultaneous_events: bool = False,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", events: str = "grid") -> None:
         super().__init__()
+        if events not in ("grid", "in_step"):
+            raise ValueError(f"events must be 'grid' or 'in_step', got {events!r}")
+        self.events = events
         if backend not in ("auto", "torch", "fused"):
             raise ValueError(f"backend must be 'auto', 'torch' or 'fused', got {backend!r}")
         self.backend = backend
@@ -195,6 +204,19 @@ class DiscreteLayer(nn.Module):
             raise ValueError("reset_delay=True does not support multi_spike, threshold_grad=False, "
                              "level surrogates, per-state detach_reset or state_min")
         self.learn_decay = bool(learn_decay)
+        if events == "in_step":
+            bad = [name for name, on in (("method='euler'", method != "exact"), ("input != 'zoh'", input != "zoh"),
+                                          ("reset_delay", reset_delay), ("multi_spike", multi_spike),
+                                          ("threshold_grad=False", not threshold_grad),
+                                          ("simultaneous_events", simultaneous_events), ("state_min", state_min),
+                                          ("state_map", state_map is not None), ("learn_decay", learn_decay),
+                                          ("recurrent feedback", self.feedback is not None)) if on]
+            if model.n_states != 1 or model.n_events != 1:
+                bad.append(f"{type(model).__name__} ({model.n_states} states, {model.n_events} events; "
+                           "in-step events need one of each: LIF, IF)")
+            if bad:
+                raise ValueError("events='in_step' (spikes located inside the step on the exact solution of a "
+                                 "held current) does not support: " + ", ".join(bad))
         if self.learn_decay:
             with torch.no_grad():
                 E = self._model_matrices(torch.float64)[0]
@@ -257,6 +279,8 @@ class DiscreteLayer(nn.Module):
         """One grid step: ``x [*batch, n]``, ``y [*batch, n, S]`` -> ``(out, y)``; ``mats`` from
         ``step_constants``; ``prev_out`` is the previous step's output (recurrent feedback; None =
         no spikes)."""
+        if self.events == "in_step":
+            return self._step_in_step(x, y, mats)
         E, F, B, c, G, theta, jumps, scales = mats
         dA = getattr(mats, "dA", None)
         m = self.model
@@ -321,6 +345,50 @@ class DiscreteLayer(nn.Module):
             y = torch.clamp(y, min=lo)
         return out, y
 
+    def _step_in_step(self, x: Tensor, y: Tensor, mats, sink: list | None = None) -> tuple[Tensor, Tensor]:
+        """One step with ``events="in_step"`` (one state, one event, held current ``x``): the grid
+        step ``z = E y + F (B x + c)``; while ``z`` is at or above threshold, the crossing time
+        ``tau`` is located in closed form on ``v(s) = v_inf + (v0 - v_inf) e^{A s}``
+        (``tau = t0 + log1p((v_th - v0) / (v0 - v_inf)) / A``, ``(v_th - v0) / d`` for ``A = 0``), the
+        jump is applied at ``tau`` and the rest of the step propagated from there.  ``sink``
+        collects ``(flat element index, tau, value)`` of each event.  Same arithmetic as the fused
+        kernel (step.cpp, ``in_step``) up to the rounding of exp/log1p/expm1."""
+        from .simulate import SimulationError
+        E, F, B, c, G, theta, jumps, scales = mats
+        m = self.model
+        drive = (B @ m.input_channels(x).unsqueeze(-1)).squeeze(-1) + c
+        z = (E @ y.unsqueeze(-1)).squeeze(-1) + (F @ drive.unsqueeze(-1)).squeeze(-1)
+        d, a, g0, th = drive[..., 0], mats.A[..., 0, 0], G[0, 0], theta[..., 0]
+        J, k = jumps[0]
+        sc, k0, dt = scales[0], k[..., 0], self.dt
+        vth = th / g0
+        vs, ze = y[..., 0], z[..., 0]
+        ts = torch.zeros_like(ze)
+        out = torch.zeros_like(ze)
+        active = ze * g0 - th >= 0
+        count = 0
+        while bool(active.any()):
+            lin = torch.where(a != 0, ts + torch.log1p((vth - vs) / (vs + d / a)) / a, ts + (vth - vs) / d)
+            tau = torch.where(vs * g0 - th >= 0, ts, lin)
+            tau = torch.where(tau >= ts, tau, ts)
+            tau = torch.where(tau <= dt, tau, torch.full_like(tau, dt))
+            out = out + torch.where(active, sc, torch.zeros_like(out))
+            if sink is not None:
+                idx = torch.nonzero(active.reshape(-1), as_tuple=True)[0]
+                sink.append((idx, tau.reshape(-1)[idx], torch.broadcast_to(sc, active.shape).reshape(-1)[idx]))
+            count += 1
+            if count >= 1000:
+                raise SimulationError("events='in_step': more than 1000 events of one neuron in one step "
+                                      "(a reset at or above threshold?)")
+            v_new = vth + ((vth * J[0, 0] - vth) + k0)
+            L = dt - tau
+            ze_new = torch.exp(a * L) * v_new + torch.where(a != 0, torch.expm1(a * L) / a, L) * d
+            vs = torch.where(active, v_new, vs)
+            ts = torch.where(active, tau, ts)
+            ze = torch.where(active, ze_new, ze)
+            active = active & (ze * g0 - th >= 0)
+        return out, ze.unsqueeze(-1)
+
     def _fire(self, y: Tensor, Ge: Tensor, theta_e: Tensor) -> tuple[Tensor, Tensor]:
         """``(s, n)`` of one event with the membrane / level split (module docstring):
         ``g = m - L``; ``s = H(g)`` with the surrogate gradient; ``n`` the spike count
@@ -377,6 +445,8 @@ class DiscreteLayer(nn.Module):
             G, m.event_offset(dtype, device), [m.jump_map(e, dtype, device) for e in range(G.shape[0])],
             [float(m.event_signs[e]) * m.output_scale(e, dtype, device) for e in range(G.shape[0])]))
         out.dA = getattr(mats, "dA", None)
+        if self.events == "in_step":
+            out.A = m.linear_part(dtype, device)[0]
         return out
 
     def _constants(self, dtype, device):
@@ -426,6 +496,9 @@ class DiscreteLayer(nn.Module):
         if out is not None and grad:
             raise ValueError("run(out=...) is for runs without gradients (torch.no_grad(), or no input or "
                              "parameter that requires grad)")
+        if self.events == "in_step" and grad and output == "dense":
+            raise ValueError("events='in_step' runs without gradients (its spikes have no surrogate); for "
+                             "gradients through in-step spike times use ctsnn.simulate(method='exact')")
         if output == "sparse":
             if record_states or out is not None:
                 raise ValueError("output='sparse' records no states and takes no out= buffer")
@@ -436,12 +509,15 @@ class DiscreteLayer(nn.Module):
             if why is None:
                 self.last_backend = "fused"
                 if output == "sparse":
-                    step, index, value, y = fused.run_sparse(self, x, state, mats)
-                    return Spikes(step, index, value, tuple(x.shape), self.dt), y
+                    step, index, value, offset, y = fused.run_sparse(self, x, state, mats)
+                    return Spikes(step, index, value, tuple(x.shape), self.dt,
+                                  offset if self.events == "in_step" else None), y
                 return fused.run(self, x, state, mats, record_states, out)
             if self.backend == "fused":
                 raise ValueError(f"backend='fused' cannot run this layer: {why}")
         self.last_backend = "torch"
+        if self.events == "in_step":
+            return self._run_in_step(x, state, mats, record_states, out, output)
         outs, states = [], []
         o = prev_out
         for t in range(x.shape[0]):
@@ -452,6 +528,29 @@ class DiscreteLayer(nn.Module):
         if output == "sparse":
             with torch.no_grad():
                 return Spikes.from_dense(torch.stack(outs), self.dt), state.detach()
+        res = (torch.stack(outs) if out is None else torch.stack(outs, out=out), state)
+        return res + (torch.stack(states),) if record_states else res
+
+    @torch.no_grad()
+    def _run_in_step(self, x, state, mats, record_states, out, output):
+        """The torch loop of ``events="in_step"`` (see ``_step_in_step``)."""
+        outs, states, events = [], [], []
+        for t in range(x.shape[0]):
+            sink = [] if output == "sparse" else None
+            o, state = self._step_in_step(x[t], state, mats, sink)
+            outs.append(o)
+            if record_states:
+                states.append(state)
+            for idx, tau, val in sink or ():
+                events.append((torch.full_like(idx, t), idx, val, tau))
+        if output == "sparse":
+            if not events:
+                e = torch.zeros(0, dtype=torch.int64)
+                return Spikes(e, e, torch.zeros(0, dtype=x.dtype), tuple(x.shape), self.dt,
+                              torch.zeros(0, dtype=x.dtype)), state
+            step, index, value, tau = (torch.cat(v) for v in zip(*events))
+            order = torch.argsort(step * math.prod(x.shape[1:]) + index, stable=True)
+            return Spikes(step[order], index[order], value[order], tuple(x.shape), self.dt, tau[order]), state
         res = (torch.stack(outs) if out is None else torch.stack(outs, out=out), state)
         return res + (torch.stack(states),) if record_states else res
 
@@ -503,7 +602,8 @@ class DiscreteLayer(nn.Module):
                 sp, state = self.run(x, state, output="sparse")
                 small = total < 2**31 and math.prod(shape) < 2**31
                 itype = torch.int32 if small else torch.int64
-                part = Spikes((sp.step + t0).to(itype), sp.index.to(itype), sp.value, (total,) + shape, self.dt)
+                part = Spikes((sp.step + t0).to(itype), sp.index.to(itype), sp.value, (total,) + shape, self.dt,
+                              sp.offset)
                 n_events += len(part)
                 if callback is not None:
                     callback(part)
@@ -528,7 +628,7 @@ def discretize(model: NeuronModel, dt: float, method: str = "exact", input: str 
                surrogate="atan", reset_delay: bool = False, reset_order: str = "before_decay",
                detach_reset=False, multi_spike: bool = False, threshold_grad: bool = True,
                state_min: dict | None = None, state_map=None, learn_decay: bool = False,
-               simultaneous_events: bool = False, backend: str = "auto",
+               simultaneous_events: bool = False, backend: str = "auto", events: str = "grid",
                **surrogate_kw) -> DiscreteLayer:
     """``DiscreteLayer`` stepping ``model`` on a ``dt`` grid (seconds); see module docstring."""
     return DiscreteLayer(model, dt, method=method, input=input, surrogate=surrogate,
@@ -536,4 +636,4 @@ def discretize(model: NeuronModel, dt: float, method: str = "exact", input: str 
                          reset_order=reset_order, detach_reset=detach_reset,
                          multi_spike=multi_spike, threshold_grad=threshold_grad,
                          state_min=state_min, state_map=state_map, learn_decay=learn_decay,
-                         simultaneous_events=simultaneous_events, backend=backend)
+                         simultaneous_events=simultaneous_events, backend=backend, events=events)

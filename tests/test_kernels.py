@@ -350,3 +350,69 @@ print(sum(counts), len(sp), (mid - base) / 1024, (peak - mid) / 1024)
     assert 1e5 < n_cb < 2e7 and 1e5 < n_kept < 1e7  # it spiked, sparsely (a few % of the steps)
     assert grown_cb < 40, grown_cb  # 5% of the dense output (allocator noise; measured 0-15 MB)
     assert grown_kept < 20 + 3 * 12 * n_kept / 2**20, (grown_kept, n_kept)
+
+
+def _spike_list(times, neurons):
+    return sorted(zip(neurons.tolist(), times.tolist()))
+
+
+@pytest.mark.parametrize("name,dt", [("LIF", 1e-3), ("LIF_subtract", 5e-3), ("IF", 1e-3), ("LIF_leak", 2e-3)])
+def test_in_step_events_equal_simulate_exact(name, dt):
+    """events='in_step': spike times located inside the step equal simulate(method='exact') to
+    1e-12 s (float64), on both paths, with several spikes per step where the drive is strong."""
+    g = torch.Generator().manual_seed(21)
+    n, T = 16, int(round(0.3 / dt))
+    model = {"LIF": ctsnn.LIF(tau_mem=_rand(n, 0.01, 0.03, g), v_th=1.0, v_reset=_rand(n, -0.2, 0.3, g)),
+             "LIF_subtract": ctsnn.LIF(tau_mem=0.02, v_th=_rand(n, 0.5, 1.0, g), reset="subtract"),
+             "IF": ctsnn.IF(r=_rand(n, 20.0, 60.0, g), v_th=1.0),
+             "LIF_leak": ctsnn.LIF(tau_mem=0.015, v_leak=-0.3, r=_rand(n, 0.8, 1.2, g), v_th=0.5,
+                                   v_reset=-0.3)}[name]
+    x = (0.6 + 3.0 * torch.rand(T, n, generator=g, dtype=torch.float64))
+    ref = ctsnn.simulate(model, current=x, t_end=T * dt, dt=dt, method="exact", dtype=torch.float64)
+    want = _spike_list(ref.spike_times, ref.spike_neurons)
+    for backend in ("fused", "torch"):
+        lay = discretize(model, dt, input="zoh", events="in_step", backend=backend)
+        sp, y = lay.run(x, output="sparse")
+        assert lay.last_backend == backend
+        got = _spike_list(sp.times, sp.index)
+        assert len(got) == len(want) > 3 * n
+        assert [a[0] for a in got] == [b[0] for b in want]
+        assert max(abs(a[1] - b[1]) for a, b in zip(got, want)) < 1e-12
+        with torch.no_grad():
+            counts, _ = lay.run(x)
+        assert torch.equal(sp.dense(), counts)
+        if dt == 5e-3:
+            assert counts.max() >= 2  # several spikes inside one step
+        assert torch.allclose(y[..., 0], ref["v"][-1], rtol=0, atol=1e-12)
+
+
+def test_in_step_fused_equals_torch_and_float32():
+    g = torch.Generator().manual_seed(22)
+    model = ctsnn.LIF(tau_mem=0.02, v_th=1.0, v_reset=0.1)
+    x = 0.5 + 1.5 * torch.rand(400, 3, 33, generator=g, dtype=torch.float64)
+    for dtype, tol in ((torch.float64, 1e-14), (torch.float32, 2e-6)):
+        res = {}
+        for backend in ("fused", "torch"):
+            lay = discretize(model, 1e-3, input="zoh", events="in_step", backend=backend)
+            with torch.no_grad():
+                res[backend] = lay.run(x.to(dtype), record_states=True), lay.run(x.to(dtype), output="sparse")[0]
+        (of, yf, sf), spf = res["fused"]
+        (ot, yt, st), spt = res["torch"]
+        assert torch.equal(of, ot) and of.sum() > 100
+        assert float((sf - st).abs().max()) < tol and float((spf.offset - spt.offset).abs().max()) < tol * 1e-3
+        assert torch.equal(spf.step, spt.step) and torch.equal(spf.index, spt.index)
+
+
+def test_in_step_refuses_what_it_cannot_do():
+    lif = ctsnn.LIF(tau_mem=0.02)
+    for kw, match in ((dict(input="impulse"), "input"), (dict(method="euler"), "euler"),
+                      (dict(reset_delay=True), "reset_delay")):
+        with pytest.raises(ValueError, match=match):
+            discretize(lif, 1e-3, events="in_step", **{"input": "zoh", **kw})
+    with pytest.raises(ValueError, match="CubaLIF"):
+        discretize(ctsnn.CubaLIF(tau_syn=0.005, tau_mem=0.02), 1e-3, input="zoh", events="in_step")
+    with pytest.raises(ValueError, match="events must be"):
+        discretize(lif, 1e-3, events="exact")
+    lay = discretize(lif, 1e-3, input="zoh", events="in_step")
+    with pytest.raises(ValueError, match="simulate"):
+        lay.run(torch.rand(10, 3, requires_grad=True))

@@ -49,6 +49,8 @@ def plan(layer, x: Tensor, grad: bool, mats) -> str | None:
         return f"dtype {x.dtype}"
     if not 1 <= m.n_states <= 3 or m.n_events > 2:
         return f"{m.n_states} states / {m.n_events} events (fused: 1-3 states, 1-2 events)"
+    if layer.events == "in_step" and grad:
+        return "gradients with events='in_step'"
     if layer.reset_delay and grad:
         return "gradients with reset_delay"
     if layer.feedback is not None:
@@ -79,7 +81,8 @@ def _defines(layer, dtype, shared: bool, euler: bool):
             "SIMUL": int(layer.simultaneous_events), "SPLIT": int(layer._split),
             "MULTI": int(layer.multi_spike), "HASMIN": int(bool(layer.state_min)),
             "IV": m.state_index(m.clamp_state),
-            "RDELAY": 0 if not layer.reset_delay else (1 if layer.reset_order == "before_decay" else 2)}
+            "RDELAY": 0 if not layer.reset_delay else (1 if layer.reset_order == "before_decay" else 2),
+            "INSTEP": int(layer.events == "in_step")}
 
 
 def _params(layer, mats, dtype, device):
@@ -100,6 +103,8 @@ def _params(layer, mats, dtype, device):
     rows.append(lead(theta))
     rows += [lead(k) for _, k in jumps]
     rows += [lead(sc) for sc in scales]
+    if layer.events == "in_step":
+        rows += [lead(mats.A), torch.full((1, 1), layer.dt, dtype=dtype, device=device)]
     J = torch.stack([Jm for Jm, _ in jumps]).to(dtype).contiguous()
     lo = torch.full((S,), -float("inf"), dtype=dtype, device=device)
     for nm, val in layer.state_min.items():
@@ -127,7 +132,7 @@ def _xview(x: Tensor, n: int):
 
 class _Sparse(ctypes.Structure):
     _fields_ = [("n", ctypes.c_int64), ("step", ctypes.c_void_p), ("index", ctypes.c_void_p),
-                ("value", ctypes.c_void_p)]
+                ("value", ctypes.c_void_p), ("offset", ctypes.c_void_p)]
 
 
 def _prepare(layer, x, y0, rows, euler, sparse=False):
@@ -150,10 +155,15 @@ def _prepare(layer, x, y0, rows, euler, sparse=False):
 
 def _forward(g, G, J, lo, out=None, states=None, z0s=None, gs=None, sp=None):
     i64 = ctypes.c_int64
+    flags = ctypes.c_int(0)
     g["lib"].ctsnn_forward(_ptr(g["xb"]), i64(g["T"]), i64(g["sxt"]), i64(g["sxb"]), i64(g["Bn"]), i64(g["n"]),
                            _ptr(g["y"]), _ptr(g["P"]), _ptr(G), _ptr(J), _ptr(lo), _ptr(out), _ptr(states),
                            _ptr(z0s), _ptr(gs), ctypes.c_int(torch.get_num_threads()),
-                           ctypes.byref(sp) if sp is not None else ctypes.c_void_p(0))
+                           ctypes.byref(sp) if sp is not None else ctypes.c_void_p(0), ctypes.byref(flags))
+    if flags.value:
+        from ..simulate import SimulationError
+        raise SimulationError("events='in_step': more than 1000 events of one neuron in one step "
+                              "(a reset at or above threshold?)")
 
 
 class _Fused(torch.autograd.Function):
@@ -219,8 +229,9 @@ class _Fused(torch.autograd.Function):
 
 
 def run_sparse(layer, x: Tensor, state: Tensor, mats):
-    """Fused run with sparse output and no gradient: ``(step, index, value, final state)`` of
-    every nonzero output (``index`` flat over ``x.shape[1:]``), sorted by step then index."""
+    """Fused run with sparse output and no gradient: ``(step, index, value, offset, final state)``
+    of every nonzero output (``index`` flat over ``x.shape[1:]``; ``offset`` the in-step time of an
+    ``events="in_step"`` event, else -1), sorted by step then index."""
     rows, G, J, lo = _params(layer, mats, x.dtype, x.device)
     state = state.expand(tuple(x.shape[1:]) + (layer.model.n_states,))
     with torch.no_grad():
@@ -229,18 +240,18 @@ def run_sparse(layer, x: Tensor, state: Tensor, mats):
         _forward(g, G.detach(), J.detach(), lo, sp=sp)
     k = sp.n
     vt = np.float32 if x.dtype == torch.float32 else np.float64
+    fields = ((sp.step, ctypes.c_int64, np.int64), (sp.index, ctypes.c_int64, np.int64),
+              (sp.value, np.ctypeslib.as_ctypes_type(vt), vt), (sp.offset, np.ctypeslib.as_ctypes_type(vt), vt))
     try:
         arrays = [torch.from_numpy(np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ct)), shape=(max(k, 1),))
-                                   [:k].astype(dt, copy=True))
-                  for ptr, ct, dt in ((sp.step, ctypes.c_int64, np.int64), (sp.index, ctypes.c_int64, np.int64),
-                                      (sp.value, ctypes.c_float if vt is np.float32 else ctypes.c_double, vt))]
+                                   [:k].astype(dt, copy=True)) for ptr, ct, dt in fields]
     finally:
-        for ptr in (sp.step, sp.index, sp.value):
+        for ptr in (sp.step, sp.index, sp.value, sp.offset):
             g["lib"].ctsnn_free(ctypes.c_void_p(ptr))
-    step, index, value = arrays
+    step, index, value, offset = arrays
     order = torch.argsort(step * g["Bn"] * g["n"] + index, stable=True)
     y = g["y"].reshape(tuple(x.shape[1:-1]) + (x.shape[-1], layer.model.n_states))
-    return step[order], index[order], value[order], y
+    return step[order], index[order], value[order], offset[order], y
 
 
 def run(layer, x: Tensor, state: Tensor, mats, record_states: bool = False, out: Tensor | None = None):

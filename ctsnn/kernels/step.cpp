@@ -17,7 +17,10 @@
 //   HASMIN 1: z = max(z, lo) after the jumps;  IV: index of the clamp state;
 //   PSHARED 1: one parameter column shared by all neurons (else one per neuron);
 //   RDELAY 1|2: delayed reset (the previous step's jumps applied before | after the decay;
-//   forward only);  SPARSE 1: the output as a list of nonzero events, not a dense [T, B, n].
+//   forward only);  SPARSE 1: the output as a list of nonzero events, not a dense [T, B, n];
+//   INSTEP 1 (NS = NE = 1, MODE 1, exact): threshold crossings located inside the step in closed
+//   form on the exact solution v(s) = v_inf + (v0 - v_inf) e^{A s} of the held drive, the jump
+//   applied there and the rest of the step propagated from it (several events per step).
 //
 // Parameters are per neuron, structure of arrays: P[p * n + j] (p as laid out by the offsets
 // below).  G [NE][NS], J [NE][NS][NS], lo [NS] are shared by all neurons.
@@ -46,7 +49,14 @@ typedef int64_t i64;
 #define P_TH P_EV
 #define P_K (P_TH + NE)
 #define P_SC (P_K + NE * NS)
+#if INSTEP
+#define P_A (P_SC + NE)
+#define P_DT (P_A + 1)
+#define NP (P_DT + 1)
+#else
 #define NP (P_SC + NE)
+#endif
+#define MAXEV 1000
 
 #include <cstdlib>
 #include <vector>
@@ -55,13 +65,14 @@ typedef int64_t i64;
 // here, copied and freed (ctsnn_free) by the caller; in block order, each block in time order
 struct Event {
     i64 t, m;
-    T v;
+    T v, off;  // off: the in-step time of an INSTEP event (else -1: the end of the step)
 };
 struct Sparse {
     i64 n;
     i64* step;
     i64* index;
     T* value;
+    T* offset;
 };
 
 // elements per block: the state of a block stays in cache while the time loop runs over it,
@@ -203,12 +214,49 @@ static inline T events(T* z, const T* G, const T* J, const T* lo, const T* P, i6
     return out;
 }
 
+#if INSTEP
+// One step with in-step events: z holds the grid step's end state E a + F d (from input_map);
+// vs = a[0] is the state at the step start.  Returns the output; events to evs (if not null).
+static inline T in_step(T vs, T* z, T x, const T* P, i64 n, i64 j, const T* G, const T* J, i64 t, i64 mm,
+                        std::vector<Event>* evs, int* overflow) {
+    const T d = PV(P_B) * x + PV(P_C);
+    const T A = PV(P_A), dt = PV(P_DT), th = PV(P_TH), g0 = G[0];
+    const T vth = th / g0;
+    T ts = (T)0, o = (T)0;
+    int cnt = 0;
+    while (z[0] * g0 - th >= (T)0) {
+        T tau;
+        if (vs * g0 - th >= (T)0)
+            tau = ts;  // at or above threshold already (a jump that does not bring it below)
+        else if (A != (T)0)
+            tau = ts + std::log1p((vth - vs) / (vs + d / A)) / A;  // v_inf = -d / A
+        else
+            tau = ts + (vth - vs) / d;
+        if (!(tau >= ts)) tau = ts;
+        if (!(tau <= dt)) tau = dt;
+        o = o + PV(P_SC);
+        if (evs) evs->push_back(Event{t, mm, PV(P_SC), tau});
+        if (++cnt >= MAXEV) {
+            *overflow = 1;
+            break;
+        }
+        vs = vth + ((vth * J[0] - vth) + PV(P_K));  // the jump, applied at the crossing
+        ts = tau;
+        const T L = dt - tau;
+        const T EL = std::exp(A * L);
+        const T FL = A != (T)0 ? std::expm1(A * L) / A : L;
+        z[0] = EL * vs + FL * d;
+    }
+    return o;
+}
+#endif
+
 // Forward over T steps.  x[t, b, j] at x[t * sxt + b * sxb + j] (sxt may be 0: held input);
 // y [B, n, NS] in/out; out [T, B, n]; optional: states [T, B, n, NS] (state after each step),
 // z0 [T, B, n, NS] (state after the input, before the events) and g [T, B, n, NE] for backward.
 extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n, T* y, const T* P,
                               const T* G, const T* J, const T* lo, T* out, T* states, T* z0s, T* gs,
-                              int nthreads, Sparse* sp) {
+                              int nthreads, Sparse* sp, int* flags) {
     const i64 nblk = (n + BLK - 1) / BLK;
     const i64 M = B * n;
 #if SPARSE
@@ -259,15 +307,22 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
 #endif
                 T o = (T)0;
                 for (int e = 0; e < NE; ++e) o = o + heav(event_g(z, G, e, P, n, j)) * PV(P_SC + e);
+#elif INSTEP
+                input_map(a, xt[jj], P, n, j, z);
+#if SPARSE
+                T o = in_step(a[0], z, xt[jj], P, n, j, G, J, t, b * n + j, &evs, flags);
+#else
+                T o = in_step(a[0], z, xt[jj], P, n, j, G, J, t, b * n + j, nullptr, flags);
+#endif
 #else
                 input_map(a, xt[jj], P, n, j, z);
                 if (z0s)
                     for (int i = 0; i < NS; ++i) z0s[m * NS + i] = z[i];
                 T o = events(z, G, J, lo, P, n, j, gs ? gs + m * NE : nullptr);
 #endif
-#if SPARSE
-                if (o != (T)0) evs.push_back(Event{t, b * n + j, o});
-#else
+#if SPARSE && !INSTEP
+                if (o != (T)0) evs.push_back(Event{t, b * n + j, o, (T)-1});
+#elif !SPARSE
                 ot[jj] = o;
 #endif
                 if (states)
@@ -285,12 +340,14 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
     sp->step = (i64*)std::malloc(sizeof(i64) * (total ? total : 1));
     sp->index = (i64*)std::malloc(sizeof(i64) * (total ? total : 1));
     sp->value = (T*)std::malloc(sizeof(T) * (total ? total : 1));
+    sp->offset = (T*)std::malloc(sizeof(T) * (total ? total : 1));
     i64 k = 0;
     for (auto& v : blocks)
         for (auto& e : v) {
             sp->step[k] = e.t;
             sp->index[k] = e.m;
             sp->value[k] = e.v;
+            sp->offset[k] = e.off;
             ++k;
         }
 #endif
@@ -298,7 +355,7 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
 
 extern "C" void ctsnn_free(void* p) { std::free(p); }
 
-#if !SPLIT && !SIMUL && !HASMIN && !RDELAY
+#if !SPLIT && !SIMUL && !HASMIN && !RDELAY && !INSTEP
 // Backward (reverse time) of the non-split, sequential-event step with soft jumps
 // y <- y + s_e (J_e y + k_e - y):
 //   dL/dz^(e) = lam + s_e (J_e^T lam - lam) + dg_e G_e,
