@@ -126,12 +126,40 @@ class Spikes:
                       torch.cat([p.value for p in parts]), tuple(shape), dt, off)
 
 
+class _Growing:
+    """Spike events appended chunk by chunk into buffers that double when full (few, large
+    allocations: the memory kept is the events', not the allocator's fragments)."""
+
+    def __init__(self):
+        self.n, self.bufs = 0, None
+
+    def __len__(self):
+        return self.n
+
+    def append(self, sp: Spikes) -> None:
+        cols = [sp.step, sp.index, sp.value] + ([] if sp.offset is None else [sp.offset])
+        k = cols[0].numel()
+        if self.bufs is None:
+            self.bufs = [torch.empty(max(k, 1 << 16), dtype=c.dtype) for c in cols]
+        if self.n + k > self.bufs[0].numel():
+            cap = max(2 * self.bufs[0].numel(), self.n + k)
+            self.bufs = [torch.cat([b[:self.n], b.new_empty(cap - self.n)]) for b in self.bufs]
+        for b, c in zip(self.bufs, cols):
+            b[self.n:self.n + k] = c
+        self.n += k
+
+    def spikes(self, shape, dt) -> Spikes:
+        cols = [b[:self.n].clone() for b in self.bufs]
+        return Spikes(cols[0], cols[1], cols[2], tuple(shape), dt, cols[3] if len(cols) > 3 else None)
+
+
 class StepMatrices(tuple):
     """``(E, F, B, c)`` of one step (``step_constants`` appends the event constants);
     ``dA = dt A`` for ``method="euler"`` (else None); ``A`` the continuous matrix (``events="in_step"``)."""
 
     dA: Tensor | None = None
     A: Tensor | None = None
+    nia: Tensor | None = None
 
 
 class DiscreteLayer(nn.Module):
@@ -347,12 +375,14 @@ class DiscreteLayer(nn.Module):
 
     def _step_in_step(self, x: Tensor, y: Tensor, mats, sink: list | None = None) -> tuple[Tensor, Tensor]:
         """One step with ``events="in_step"`` (one state, one event, held current ``x``): the grid
-        step ``z = E y + F (B x + c)``; while ``z`` is at or above threshold, the crossing time
-        ``tau`` is located in closed form on ``v(s) = v_inf + (v0 - v_inf) e^{A s}``
-        (``tau = t0 + log1p((v_th - v0) / (v0 - v_inf)) / A``, ``(v_th - v0) / d`` for ``A = 0``), the
-        jump is applied at ``tau`` and the rest of the step propagated from there.  ``sink``
-        collects ``(flat element index, tau, value)`` of each event.  Same arithmetic as the fused
-        kernel (step.cpp, ``in_step``) up to the rounding of exp/log1p/expm1."""
+        step ``z = E y + F (B x + c)``; while ``z`` is at or above threshold, the crossing is located
+        in closed form on ``v(s) = v_inf + (v0 - v_inf) e^{A s}`` (``v_inf = -d/A``, ``d = B x + c``):
+        from ``v0`` at ``t0``, ``tau = t0 + log1p(q) / A`` with ``q = (v_th - v0) / (v0 - v_inf)``
+        (``t0 + (v_th - v0) / d`` for ``A = 0``); the jump is applied at ``tau`` and the rest of the
+        step propagated with ``e^{A (dt - tau)} = e^{A (dt - t0)} (v0 - v_inf) / (v_th - v_inf)`` (no
+        exponential is evaluated).  ``sink`` collects ``(flat element index, tau, value)`` of each
+        event.  The same arithmetic as the fused kernel (step.cpp, ``in_step``), up to the rounding
+        of log1p."""
         from .simulate import SimulationError
         E, F, B, c, G, theta, jumps, scales = mats
         m = self.model
@@ -362,14 +392,20 @@ class DiscreteLayer(nn.Module):
         J, k = jumps[0]
         sc, k0, dt = scales[0], k[..., 0], self.dt
         vth = th / g0
+        lin = a != 0
+        vinf = d * mats.nia[..., 0, 0]
+        one = torch.ones_like(a)
         vs, ze = y[..., 0], z[..., 0]
         ts = torch.zeros_like(ze)
+        rest = E[..., 0, 0] * torch.ones_like(ze)
         out = torch.zeros_like(ze)
         active = ze * g0 - th >= 0
         count = 0
         while bool(active.any()):
-            lin = torch.where(a != 0, ts + torch.log1p((vth - vs) / (vs + d / a)) / a, ts + (vth - vs) / d)
-            tau = torch.where(vs * g0 - th >= 0, ts, lin)
+            above = vs * g0 - th >= 0
+            q = (vth - vs) / (vs - vinf)
+            tau = torch.where(above, ts, torch.where(lin, ts + torch.log1p(q) / torch.where(lin, a, one),
+                                                     ts + (vth - vs) / d))
             tau = torch.where(tau >= ts, tau, ts)
             tau = torch.where(tau <= dt, tau, torch.full_like(tau, dt))
             out = out + torch.where(active, sc, torch.zeros_like(out))
@@ -381,9 +417,11 @@ class DiscreteLayer(nn.Module):
                 raise SimulationError("events='in_step': more than 1000 events of one neuron in one step "
                                       "(a reset at or above threshold?)")
             v_new = vth + ((vth * J[0, 0] - vth) + k0)
-            L = dt - tau
-            ze_new = torch.exp(a * L) * v_new + torch.where(a != 0, torch.expm1(a * L) / a, L) * d
+            rest_new = torch.clamp(rest * torch.where(above, torch.ones_like(vs), (vs - vinf) / (vth - vinf)),
+                                   max=1.0)
+            ze_new = torch.where(lin, vinf + (v_new - vinf) * rest_new, v_new + d * (dt - tau))
             vs = torch.where(active, v_new, vs)
+            rest = torch.where(active, rest_new, rest)
             ts = torch.where(active, tau, ts)
             ze = torch.where(active, ze_new, ze)
             active = active & (ze * g0 - th >= 0)
@@ -447,6 +485,9 @@ class DiscreteLayer(nn.Module):
         out.dA = getattr(mats, "dA", None)
         if self.events == "in_step":
             out.A = m.linear_part(dtype, device)[0]
+            A64 = m.linear_part(torch.float64, device)[0]
+            out.nia = torch.where(A64 != 0, -1.0 / torch.where(A64 != 0, A64, torch.ones_like(A64)),
+                                  torch.zeros_like(A64)).to(dtype)  # -1/A, rounded once
         return out
 
     def _constants(self, dtype, device):
@@ -588,7 +629,7 @@ class DiscreteLayer(nn.Module):
             raise ValueError(f"source must be a tensor or a callable (t0, t1) -> x, got {type(source).__name__}")
         if total < 0:
             raise ValueError(f"steps must be >= 0, got {total}")
-        parts, shape, t0, n_events, started = [], None, 0, 0, time.perf_counter()
+        kept, shape, t0, n_events, started = _Growing(), None, 0, 0, time.perf_counter()
         with torch.no_grad():
             while t0 < total:
                 t1 = min(total, t0 + chunk)
@@ -608,7 +649,7 @@ class DiscreteLayer(nn.Module):
                 if callback is not None:
                     callback(part)
                 else:
-                    parts.append(part)
+                    kept.append(part)
                 t0 = t1
                 if progress:
                     el = time.perf_counter() - started
@@ -618,10 +659,10 @@ class DiscreteLayer(nn.Module):
             print(file=sys.stderr)
         if shape is None:
             raise ValueError("stream: no steps to run")
-        if not parts:
+        if not len(kept):
             e = torch.zeros(0, dtype=torch.int64)
             return Spikes(e, e, torch.zeros(0, dtype=state.dtype), (total,) + shape, self.dt), state
-        return Spikes.cat(parts, (total,) + shape, self.dt), state
+        return kept.spikes((total,) + shape, self.dt), state
 
 
 def discretize(model: NeuronModel, dt: float, method: str = "exact", input: str = "impulse",

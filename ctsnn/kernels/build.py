@@ -28,7 +28,7 @@ _FAILED: dict[tuple, str] = {}  # configurations that did not compile (not retri
 #: seconds spent compiling, per configuration key (cold start), for benchmarks and docs
 compile_seconds: dict[tuple, float] = {}
 
-_FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared", "-fopenmp", "-std=c++17"]
+_FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-fopenmp", "-std=c++17"]
 
 
 def _compiler() -> str | None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ctypes
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -51,6 +50,10 @@ def plan(layer, x: Tensor, grad: bool, mats) -> str | None:
         return f"{m.n_states} states / {m.n_events} events (fused: 1-3 states, 1-2 events)"
     if layer.events == "in_step" and grad:
         return "gradients with events='in_step'"
+    if layer.events == "in_step":
+        A = m.linear_part(torch.float64)[0]
+        if not (bool((A != 0).all()) or bool((A == 0).all())):
+            return "events='in_step' with leaky and non-leaky neurons mixed"
     if layer.reset_delay and grad:
         return "gradients with reset_delay"
     if layer.feedback is not None:
@@ -82,7 +85,8 @@ def _defines(layer, dtype, shared: bool, euler: bool):
             "MULTI": int(layer.multi_spike), "HASMIN": int(bool(layer.state_min)),
             "IV": m.state_index(m.clamp_state),
             "RDELAY": 0 if not layer.reset_delay else (1 if layer.reset_order == "before_decay" else 2),
-            "INSTEP": int(layer.events == "in_step")}
+            "INSTEP": int(layer.events == "in_step"),
+            "LINA": int(layer.events == "in_step" and bool((layer.model.linear_part(torch.float64)[0] != 0).all()))}
 
 
 def _params(layer, mats, dtype, device):
@@ -104,7 +108,7 @@ def _params(layer, mats, dtype, device):
     rows += [lead(k) for _, k in jumps]
     rows += [lead(sc) for sc in scales]
     if layer.events == "in_step":
-        rows += [lead(mats.A), torch.full((1, 1), layer.dt, dtype=dtype, device=device)]
+        rows += [lead(mats.A), torch.full((1, 1), layer.dt, dtype=dtype, device=device), lead(mats.nia)]
     J = torch.stack([Jm for Jm, _ in jumps]).to(dtype).contiguous()
     lo = torch.full((S,), -float("inf"), dtype=dtype, device=device)
     for nm, val in layer.state_min.items():
@@ -239,19 +243,20 @@ def run_sparse(layer, x: Tensor, state: Tensor, mats):
         sp = _Sparse()
         _forward(g, G.detach(), J.detach(), lo, sp=sp)
     k = sp.n
-    vt = np.float32 if x.dtype == torch.float32 else np.float64
-    fields = ((sp.step, ctypes.c_int64, np.int64), (sp.index, ctypes.c_int64, np.int64),
-              (sp.value, np.ctypeslib.as_ctypes_type(vt), vt), (sp.offset, np.ctypeslib.as_ctypes_type(vt), vt))
+    fields = ((sp.step, torch.int64), (sp.index, torch.int64), (sp.value, x.dtype), (sp.offset, x.dtype))
     try:
-        arrays = [torch.from_numpy(np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ct)), shape=(max(k, 1),))
-                                   [:k].astype(dt, copy=True)) for ptr, ct, dt in fields]
+        arrays = []
+        for ptr, dt in fields:  # one copy, straight into the tensor
+            t = torch.empty(k, dtype=dt)
+            if k:
+                ctypes.memmove(t.data_ptr(), ptr, k * t.element_size())
+            arrays.append(t)
     finally:
-        for ptr in (sp.step, sp.index, sp.value, sp.offset):
+        for ptr, _ in fields:
             g["lib"].ctsnn_free(ctypes.c_void_p(ptr))
     step, index, value, offset = arrays
-    order = torch.argsort(step * g["Bn"] * g["n"] + index, stable=True)
     y = g["y"].reshape(tuple(x.shape[1:-1]) + (x.shape[-1], layer.model.n_states))
-    return step[order], index[order], value[order], offset[order], y
+    return step, index, value, offset, y  # the kernel sorts by step, then element
 
 
 def run(layer, x: Tensor, state: Tensor, mats, record_states: bool = False, out: Tensor | None = None):

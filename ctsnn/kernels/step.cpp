@@ -20,7 +20,8 @@
 //   forward only);  SPARSE 1: the output as a list of nonzero events, not a dense [T, B, n];
 //   INSTEP 1 (NS = NE = 1, MODE 1, exact): threshold crossings located inside the step in closed
 //   form on the exact solution v(s) = v_inf + (v0 - v_inf) e^{A s} of the held drive, the jump
-//   applied there and the rest of the step propagated from it (several events per step).
+//   applied there and the rest of the step propagated from it (several events per step);
+//   LINA 1: A != 0 for every neuron (LIF), 0: A = 0 for every neuron (IF).
 //
 // Parameters are per neuron, structure of arrays: P[p * n + j] (p as laid out by the offsets
 // below).  G [NE][NS], J [NE][NS][NS], lo [NS] are shared by all neurons.
@@ -52,7 +53,8 @@ typedef int64_t i64;
 #if INSTEP
 #define P_A (P_SC + NE)
 #define P_DT (P_A + 1)
-#define NP (P_DT + 1)
+#define P_NIA (P_DT + 1)  // -1/A (0 where A = 0), rounded once from float64
+#define NP (P_NIA + 1)
 #else
 #define NP (P_SC + NE)
 #endif
@@ -62,7 +64,7 @@ typedef int64_t i64;
 #include <vector>
 
 // sparse output (SPARSE 1): the nonzero outputs as (step, flat element index, value), malloc'd
-// here, copied and freed (ctsnn_free) by the caller; in block order, each block in time order
+// here, copied and freed (ctsnn_free) by the caller; sorted by step, then element
 struct Event {
     i64 t, m;
     T v, off;  // off: the in-step time of an INSTEP event (else -1: the end of the step)
@@ -216,22 +218,30 @@ static inline T events(T* z, const T* G, const T* J, const T* lo, const T* P, i6
 
 #if INSTEP
 // One step with in-step events: z holds the grid step's end state E a + F d (from input_map);
-// vs = a[0] is the state at the step start.  Returns the output; events to evs (if not null).
+// vs = a[0] is the state at the step start.  With v(s) = v_inf + (v0 - v_inf) e^{A s}
+// (v_inf = -d / A), a crossing of v_th from v0 at time ts is at tau = ts + log1p(q) / A,
+// q = (v_th - v0) / (v0 - v_inf), and e^{A (tau - ts)} = (v_th - v_inf) / (v0 - v_inf): the
+// propagator over the rest of the step is e^{A (dt - ts)} (v0 - v_inf) / (v_th - v_inf), so no
+// exponential is evaluated (tau itself, a log1p, only where it is recorded).  A = 0 (IF):
+// tau = ts + (v_th - v0) / d.  Returns the output.
 static inline T in_step(T vs, T* z, T x, const T* P, i64 n, i64 j, const T* G, const T* J, i64 t, i64 mm,
-                        std::vector<Event>* evs, int* overflow) {
+                        std::vector<Event>* evs, int* overflow, T ts, T rest, int cnt) {
+    // (ts, rest = e^{A (dt - ts)}, cnt): where a previous call or pass stopped (0, E, 0 at the start)
     const T d = PV(P_B) * x + PV(P_C);
     const T A = PV(P_A), dt = PV(P_DT), th = PV(P_TH), g0 = G[0];
     const T vth = th / g0;
-    T ts = (T)0, o = (T)0;
-    int cnt = 0;
+    const T vinf = d * PV(P_NIA);  // -d / A
+    T o = (T)0;
     while (z[0] * g0 - th >= (T)0) {
-        T tau;
-        if (vs * g0 - th >= (T)0)
-            tau = ts;  // at or above threshold already (a jump that does not bring it below)
-        else if (A != (T)0)
-            tau = ts + std::log1p((vth - vs) / (vs + d / A)) / A;  // v_inf = -d / A
-        else
-            tau = ts + (vth - vs) / d;
+        T tau = ts;
+        const bool above = vs * g0 - th >= (T)0;  // at or above threshold already: tau = ts
+        if (!above) {
+            if (A != (T)0) {
+                if (evs) tau = ts + std::log1p((vth - vs) / (vs - vinf)) / A;
+            } else {
+                tau = ts + (vth - vs) / d;
+            }
+        }
         if (!(tau >= ts)) tau = ts;
         if (!(tau <= dt)) tau = dt;
         o = o + PV(P_SC);
@@ -240,12 +250,17 @@ static inline T in_step(T vs, T* z, T x, const T* P, i64 n, i64 j, const T* G, c
             *overflow = 1;
             break;
         }
+        const T vprev = vs;
         vs = vth + ((vth * J[0] - vth) + PV(P_K));  // the jump, applied at the crossing
+        if (A != (T)0) {
+            rest = rest * (above ? (T)1 : (vprev - vinf) / (vth - vinf));
+            if (rest > (T)1) rest = (T)1;
+            z[0] = vinf + (vs - vinf) * rest;
+        } else {
+            ts = tau;
+            z[0] = vs + d * (dt - tau);
+        }
         ts = tau;
-        const T L = dt - tau;
-        const T EL = std::exp(A * L);
-        const T FL = A != (T)0 ? std::expm1(A * L) / A : L;
-        z[0] = EL * vs + FL * d;
     }
     return o;
 }
@@ -273,6 +288,17 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
         const i64 len = (j0 + BLK <= n) ? BLK : n - j0;
         std::vector<T> ysv(NS * BLK);
         T* ys = ysv.data();
+#if INSTEP && SPARSE
+        std::vector<i64> clv(BLK);  // elements at threshold after the grid step, and their start states
+        std::vector<T> cav(BLK);
+        i64* cl = clv.data();
+        T* ca = cav.data();
+#elif INSTEP
+        std::vector<T> crv(BLK), ctv(BLK), cqv(BLK);  // q; after the first event e^{A (dt - tau)}, tau (A = 0)
+        T* cr = crv.data();
+        T* ct = ctv.data();
+        T* cq = cqv.data();
+#endif
         for (i64 jj = 0; jj < len; ++jj)
             for (int i = 0; i < NS; ++i) ys[i * BLK + jj] = y[(b * n + j0 + jj) * NS + i];
         for (i64 t = 0; t < Tn; ++t) {
@@ -280,6 +306,97 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
 #if !SPARSE
             T* ot = out + t * M + b * n + j0;
 #endif
+#if INSTEP
+#if SPARSE
+            // the grid step of every element, a branch-free list of those that reach threshold, then
+            // their in-step events (NS = NE = 1)
+            const T g0 = G[0];
+            i64 nc = 0;
+            for (i64 jj = 0; jj < len; ++jj) {
+                const i64 j = j0 + jj;
+                T a[1] = {ys[jj]}, z[1];
+                input_map(a, xt[jj], P, n, j, z);
+                ys[jj] = z[0];
+                cl[nc] = jj;
+                ca[nc] = a[0];
+                nc += (z[0] * g0 - PV(P_TH) >= (T)0) ? 1 : 0;
+            }
+            for (i64 c = 0; c < nc; ++c) {
+                const i64 jj = cl[c], j = j0 + jj;
+                T z[1] = {ys[jj]};
+                in_step(ca[c], z, xt[jj], P, n, j, G, J, t, b * n + j, &evs, flags, (T)0, PV(P_E), 0);
+                ys[jj] = z[0];
+            }
+#else
+            // dense output: the grid step and the first in-step event of every element in simple
+            // vectorised loops (no spike time is needed: see in_step); the rare elements still at
+            // threshold after it continue in in_step
+            const T g0 = G[0], J00 = J[0];
+            int again = 0;
+            T* __restrict zq = cq;
+            T* __restrict zr = cr;
+            T* __restrict zt = ct;
+            T* __restrict yv = ys;
+            const T* __restrict xv = xt;
+            T* __restrict ov = ot;
+            // parameter rows of this block (one column if shared): R(p)[jj * PS]
+#if PSHARED
+#define PS 0
+#define R(p) (P + (p))
+#else
+#define PS 1
+#define R(p) (P + (p) * n + j0)
+#endif
+            const T* __restrict rTH = R(P_TH);
+            const T* __restrict rNIA = R(P_NIA);
+            const T* __restrict rDT = R(P_DT);
+            const T* __restrict rB = R(P_B);
+            const T* __restrict rC = R(P_C);
+            const T* __restrict rE = R(P_E);
+            const T* __restrict rF = R(P_F);
+            const T* __restrict rK = R(P_K);
+            const T* __restrict rSC = R(P_SC);
+#undef R
+            for (i64 jj = 0; jj < len; ++jj) {  // the grid step and the first event
+                const i64 k = jj * PS;
+                const T a0 = yv[jj], th = rTH[k], vth = th / g0;
+                const T d = rB[k] * xv[jj] + rC[k];
+                const T z0 = rE[k] * a0 + rF[k] * d;  // input_map (NS = 1, MODE 1, exact)
+                const T ga = a0 * g0 - th, gz = z0 * g0 - th;
+                const T vp = vth + ((vth * J00 - vth) + rK[k]);
+#if LINA
+                const T vinf = d * rNIA[k];
+                const T ratio = (a0 - vinf) / (vth - vinf);  // e^{-A tau} of the first crossing
+                const T rl = rE[k] * (ga >= (T)0 ? (T)1 : ratio);
+                const T rest = rl > (T)1 ? (T)1 : rl;
+                const T zn = vinf + (vp - vinf) * rest;
+                zr[jj] = rest;
+#else
+                const T ql = (vth - a0) / d;  // A = 0: the crossing time
+                const T q = ga >= (T)0 ? (T)0 : ql;
+                const T zn = vp + d * (rDT[k] - q);
+                zt[jj] = q;
+#endif
+                const T zf = gz >= (T)0 ? zn : z0;
+                yv[jj] = zf;
+                ov[jj] = (gz >= (T)0 ? (T)1 : (T)0) * rSC[k];  // = sc or 0, exactly
+                again += (gz >= (T)0 && zf * g0 - th >= (T)0) ? 1 : 0;
+            }
+#undef PS
+            if (again)
+                for (i64 jj = 0; jj < len; ++jj) {
+                    const i64 j = j0 + jj;
+                    if (!(ot[jj] != (T)0 && ys[jj] * g0 - PV(P_TH) >= (T)0)) continue;
+                    T z[1] = {ys[jj]};
+                    const T vp = PV(P_TH) / g0 + ((PV(P_TH) / g0 * J00 - PV(P_TH) / g0) + PV(P_K));
+                    ot[jj] = ot[jj] + in_step(vp, z, xt[jj], P, n, j, G, J, t, b * n + j, nullptr, flags, ct[jj],
+                                              cr[jj], 1);  // (tau, e^{A (dt - tau)}) of the first event
+                    ys[jj] = z[0];
+                }
+#endif
+            if (states)
+                for (i64 jj = 0; jj < len; ++jj) states[t * M + b * n + j0 + jj] = ys[jj];
+#else
 #pragma GCC ivdep
             for (i64 jj = 0; jj < len; ++jj) {
                 const i64 j = j0 + jj;
@@ -307,28 +424,22 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
 #endif
                 T o = (T)0;
                 for (int e = 0; e < NE; ++e) o = o + heav(event_g(z, G, e, P, n, j)) * PV(P_SC + e);
-#elif INSTEP
-                input_map(a, xt[jj], P, n, j, z);
-#if SPARSE
-                T o = in_step(a[0], z, xt[jj], P, n, j, G, J, t, b * n + j, &evs, flags);
-#else
-                T o = in_step(a[0], z, xt[jj], P, n, j, G, J, t, b * n + j, nullptr, flags);
-#endif
 #else
                 input_map(a, xt[jj], P, n, j, z);
                 if (z0s)
                     for (int i = 0; i < NS; ++i) z0s[m * NS + i] = z[i];
                 T o = events(z, G, J, lo, P, n, j, gs ? gs + m * NE : nullptr);
 #endif
-#if SPARSE && !INSTEP
+#if SPARSE
                 if (o != (T)0) evs.push_back(Event{t, b * n + j, o, (T)-1});
-#elif !SPARSE
+#else
                 ot[jj] = o;
 #endif
                 if (states)
                     for (int i = 0; i < NS; ++i) states[m * NS + i] = z[i];
                 for (int i = 0; i < NS; ++i) ys[i * BLK + jj] = z[i];
             }
+#endif
         }
         for (i64 jj = 0; jj < len; ++jj)
             for (int i = 0; i < NS; ++i) y[(b * n + j0 + jj) * NS + i] = ys[i * BLK + jj];
@@ -341,14 +452,19 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
     sp->index = (i64*)std::malloc(sizeof(i64) * (total ? total : 1));
     sp->value = (T*)std::malloc(sizeof(T) * (total ? total : 1));
     sp->offset = (T*)std::malloc(sizeof(T) * (total ? total : 1));
-    i64 k = 0;
+    // counting sort by step; blocks are in element order, so each step's events come out sorted by
+    // element (and one element's events in one step in time order)
+    std::vector<i64> pos(Tn + 1, 0);
+    for (auto& v : blocks)
+        for (auto& e : v) ++pos[e.t + 1];
+    for (i64 t = 0; t < Tn; ++t) pos[t + 1] += pos[t];
     for (auto& v : blocks)
         for (auto& e : v) {
+            const i64 k = pos[e.t]++;
             sp->step[k] = e.t;
             sp->index[k] = e.m;
             sp->value[k] = e.v;
             sp->offset[k] = e.off;
-            ++k;
         }
 #endif
 }
