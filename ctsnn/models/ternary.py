@@ -30,6 +30,14 @@ from .base import NeuronModel
 __all__ = ["LIT", "DualLIT", "Traced"]
 
 
+def _split_sign(u):
+    """``[u]_+`` and ``[u]_-`` stacked on a new last axis; at ``u = 0`` both pass the gradient
+    (a subgradient 1 each, tracetorch's ``where(u >= 0, u, 0)`` / ``where(u <= 0, u, 0)``;
+    ``clamp`` would pass none, which matters where ``u`` is exactly 0, e.g. a silent output)."""
+    zero = torch.zeros((), dtype=u.dtype, device=u.device)
+    return torch.stack([torch.where(u >= 0, u, zero), torch.where(u <= 0, u, zero)], dim=-1)
+
+
 class _Ternary(NeuronModel):
     event_names = ("positive", "negative")
     event_signs = (1, -1)
@@ -138,10 +146,10 @@ class DualLIT(_Ternary):
         return 2
 
     def input_channels(self, u):
-        return torch.stack([u.clamp(min=0), u.clamp(max=0)], dim=-1)
+        return _split_sign(u)
 
     def spike_input(self, w):
-        return torch.stack([w.clamp(min=0), w.clamp(max=0)], dim=-1)
+        return _split_sign(w)
 
     def linear_part(self, dtype=None, device=None):
         dtype = dtype or self.param_dtype()
@@ -373,7 +381,7 @@ class Traced(NeuronModel):
         k = [k0[:, j] for j in range(S0)] + [torch.zeros_like(k0[:, 0]) for _ in self.trace_states]
         if self.has_rec:
             s = self.event_signs[e] * self.output_scale(e, dtype, device)
-            parts = (s,) if len(self._v) == 1 else (s.clamp(min=0), s.clamp(max=0))
+            parts = (s,) if len(self._v) == 1 else _split_sign(s).unbind(-1)
             for c, sk in zip(self.channels, parts):
                 k[self.state_index("r" + c)] = sk / self.p("tau_rec" + c, dtype, device)
         m = max(t.shape[0] for t in k)
