@@ -141,3 +141,75 @@ def test_bad_input():
         ct.DLITS(N)(torch.zeros(2, N + 1))
     with pytest.raises(ValueError, match="num_neurons"):
         ct.LITS(0)
+
+
+def test_recurrent_dim_learn_flags_and_reset():
+    torch.manual_seed(2)
+    kw = dict(dim=1, learn_pos_gamma=False, learn_bias=False, pos_rec_weight=0.7, neg_rec_weight=-0.4,
+              pos_alpha_rank=0, neg_rec_weight_rank=0)
+    ref, ours = tt.snn.DSRLITS(N, **kw).double(), ct.DSRLITS(N, **kw).double()
+    assert set(dict(ref.named_parameters())) == set(dict(ours.named_parameters()))
+    assert ours.prev_output is None and ours.pos_syn is None
+    x = 2 * torch.randn(50, B, N, 4, dtype=torch.float64)
+    states = ["pos_mem", "neg_mem", "pos_syn", "neg_syn", "pos_rec", "neg_rec", "prev_output"]
+    ya, sa = _run(ref, x, states)
+    yb, sb = _run(ours, x, states)
+    assert (ya - yb).abs().max() <= 1e-9 and (sa - sb).abs().max() <= 1e-9
+    assert ours.prev_output.shape == (B, N, 4)
+    ours.zero_states()
+    assert ours.prev_output is None and ours.pos_mem is None
+
+
+@pytest.mark.parametrize("cls,kw,name", [
+    ("SLITS", dict(alpha=1.0), "alpha"), ("SLITS", dict(alpha=-0.1), "alpha"),
+    ("RLITS", dict(gamma=1.5), "gamma"), ("RLITS", dict(rec_weight=torch.ones(3)), "rec_weight"),
+    ("RLITS", dict(rec_weight=float("inf")), "rec_weight"),
+    ("SRLITS", dict(pos_threshold=0.0), "pos_threshold"), ("SRLITS", dict(gamma_rank=3), "gamma_rank"),
+    ("DSLITS", dict(neg_alpha=0.0), "neg_alpha"), ("DSLITS", dict(pos_alpha=torch.full((N + 1,), 0.5)),
+                                                    "pos_alpha"),
+    ("DRLITS", dict(pos_gamma=1.0), "pos_gamma"), ("DRLITS", dict(neg_rec_weight=torch.ones(2)), "neg_rec_weight"),
+    ("DSRLITS", dict(neg_gamma=2.0), "neg_gamma"), ("DSRLITS", dict(neg_threshold=-1.0), "neg_threshold"),
+    ("DSRLITS", dict(pos_rec_weight_rank=-1), "pos_rec_weight_rank")])
+def test_bad_params_traced(cls, kw, name):
+    with pytest.raises(ValueError, match=name):
+        getattr(ct, cls)(N, **kw)
+
+
+@pytest.mark.parametrize("cls", ["SLITS", "RLITS", "SRLITS", "DSLITS", "DRLITS", "DSRLITS"])
+def test_bad_input_traced(cls):
+    with pytest.raises(ValueError, match="num_neurons"):
+        getattr(ct, cls)(N)(torch.zeros(2, N - 1))
+
+
+def test_cascade_needs_traced_model_and_traced_checks():
+    import ctsnn
+    from ctsnn.models import LIT, DualLIT, Traced
+    with pytest.raises(ValueError, match="cascade"):
+        ctsnn.discretize(LIT(tau_mem=5.0), 1.0, cascade=True)
+    with pytest.raises(ValueError, match="tau_syn and/or tau_rec"):
+        Traced(LIT(tau_mem=5.0))
+    with pytest.raises(ValueError, match="rec_weight"):
+        Traced(LIT(tau_mem=5.0), tau_syn=2.0, rec_weight=1.0)
+    with pytest.raises(ValueError, match="tau_syn"):
+        Traced(DualLIT(5.0, 4.0), tau_syn=(1.0, 2.0, 3.0))
+    with pytest.raises(ValueError, match="tau_rec"):
+        Traced(LIT(tau_mem=5.0), tau_rec=-1.0)
+
+
+def test_traced_continuous_model_is_consistent():
+    """The LIT-based Traced model's linear part and drift agree, and the DualLIT-based drift
+    rectifies the summed traces (the continuous model the cascade step approximates)."""
+    from ctsnn.models import LIT, DualLIT, Traced
+    torch.manual_seed(3)
+    m = Traced(LIT(tau_mem=5.0, n=N), tau_syn=2.0, tau_rec=torch.full((N,), 3.0), rec_weight=0.5)
+    A, Bm, c = m.linear_part(torch.float64)
+    y, u = torch.randn(B, N, 3, dtype=torch.float64), torch.randn(B, N, 1, dtype=torch.float64)
+    lin = torch.einsum("nij,bnj->bni", A, y) + torch.einsum("niu,bnu->bni", Bm, u) + c
+    assert torch.allclose(m.drift(0.0, y, u), lin, atol=1e-12)
+    d = Traced(DualLIT(5.0, 4.0, n=N), tau_syn=(2.0, 1.0), tau_rec=3.0, rec_weight=(0.5, 0.25))
+    assert d.linear_part() is None and d.state_names == ("v_pos", "v_neg", "i_pos", "i_neg", "r_pos", "r_neg")
+    y = torch.randn(B, N, 6, dtype=torch.float64)
+    f = d.drift(0.0, y, torch.zeros(B, N, 2, dtype=torch.float64))
+    isum, rsum = y[..., 2] + y[..., 3], y[..., 4] + y[..., 5]
+    assert torch.allclose(f[..., 0], -y[..., 0] / 5.0 + isum.clamp(min=0) + 0.5 * rsum.clamp(min=0))
+    assert torch.allclose(f[..., 1], -y[..., 1] / 4.0 + isum.clamp(max=0) + 0.25 * rsum.clamp(max=0))
