@@ -1,4 +1,5 @@
-"""tracetorch dialect: the LITS family as ``discretize(LIT | DualLIT, 1.0, "exact", "impulse")``.
+"""tracetorch dialect: the LITS family (LITS, DLITS, SLITS, RLITS, SRLITS, DSLITS, DRLITS, DSRLITS)
+as ``discretize(LIT | DualLIT | Traced(...), 1.0, "exact", "impulse")``.
 
 tracetorch 0.19.2 ``LITS`` (time counted in steps, dt = 1)::
 
@@ -19,9 +20,28 @@ and the layer is a smoothed relaxation of the model (see docs/derivations.md, tr
 ``neg_mem = neg_beta*neg_mem + [x]_-``, events on ``pos_mem + neg_mem``, each reset split
 half/half between the traces.
 
+The synaptic / recurrent variants are ``discretize(Traced(LIT | DualLIT, tau_syn, tau_rec,
+rec_weight), 1.0, "exact", "impulse", cascade=True)`` (:class:`ctsnn.models.Traced`; decays
+``alpha``, ``gamma`` mapped to ``tau = -1/ln(decay)`` like ``beta``)::
+
+    syn = alpha * syn + (1 - alpha) * x                 # SLITS, SRLITS: exact zoh of the synapse
+    rec = gamma * rec + (1 - gamma) * prev_output       # RLITS, SRLITS: zoh of the last output
+    mem = beta * mem + syn + rec_weight * rec           # (x instead of syn without a synapse)
+    ... events, resets and output as in LITS; prev_output = out
+
+The traces are advanced first and the membrane receives the UPDATED traces as an impulse at the
+end of the step: a sequential splitting of the ``Traced`` ODE (right-endpoint rule for the
+trace -> membrane coupling), not its exact propagator; see docs/derivations.md.  ``DSLITS``,
+``DRLITS``, ``DSRLITS``: sign-specific traces ``pos_syn``/``neg_syn`` of ``[x]_+``/``[x]_-`` and
+``pos_rec``/``neg_rec`` of ``[prev_output]_+``/``[prev_output]_-``; the membranes get the sign split
+of the SUMMED traces, ``pos_mem = pos_beta*pos_mem + [syn]_+ + pos_rec_weight*[rec]_+`` (and
+``[.]_-``, ``neg_rec_weight`` for ``neg_mem``), ``syn = pos_syn + neg_syn``, ``rec = pos_rec + neg_rec``.
+
 Parameters are stored as tracetorch does (raw values through an activation): decay
 ``beta = sigmoid(raw)``, threshold ``softplus(raw)``, bias ``arcsinh(raw)``, scales raw; the
 continuous model is rebuilt from them on every forward, so gradients reach the raw parameters.
+State attributes as tracetorch's (``mem``, ``syn``, ``rec``, ``prev_output``, ``pos_*``/``neg_*``;
+None before the first step); ``zero_states()`` resets them.
 """
 from __future__ import annotations
 
