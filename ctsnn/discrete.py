@@ -62,6 +62,21 @@ inside one step, so zero delay is delivered one step later too (snntorch's ``RLe
 bias is added every step (``prev_out=None`` counts as no spikes).  (A one-to-one ``Recurrent``
 without delay has no ``feedback``: its ``V s`` is part of the jump map, applied with the reset.)
 
+Cascade step (``cascade=True``; models with low-pass traces in front of the membrane,
+``ctsnn.models.Traced``): the traces (synaptic ``i``, recurrent ``r``) are advanced first, each
+exactly with its input held over the step (zero-order hold): ``i <- a i + (1 - a) [x]`` and
+``r <- g r + (1 - g) [o_{t-1}]`` for ``dt = 1`` (``a = exp(-dt/tau_syn)``, ``g = exp(-dt/tau_rec)``,
+``o_{t-1}`` the previous step's output, passed as ``prev_out``).  Then the membrane decays
+exactly and receives, as an impulse at the end of the step, ``dt`` times the drive of the
+UPDATED traces (``model.cascade_drive``: e.g. ``dt (i + rec_weight r)``), plus ``x`` itself when
+there is no synapse (``input="impulse"``).  This is not the exact propagator of the coupled
+ODE (whose membrane sees the trace's whole path over the step, through the off-diagonal block
+of ``exp(A dt)``): it is a sequential operator splitting, traces then membrane, with the
+convolution ``int e^{-(t1-s)/tau_mem} i(s) ds`` over the step replaced by its right-endpoint
+rectangle ``dt i(t1)``, first order in ``dt/tau``; it is tracetorch's ``S*``/``R*`` order.  The
+events' jumps act on the membrane only (the output reaches the recurrent traces through the
+next step's ``prev_out``, delivered one step later as with ``Recurrent``).
+
 ``state_map`` (optional callable on ``y [*batch, n, S]``) is applied after the subthreshold
 update (and delayed jumps) and before the threshold test, e.g. snntorch's ``state_quant``.
 
@@ -170,7 +185,7 @@ class DiscreteLayer(nn.Module):
                  reset_order: str = "before_decay", detach_reset=False, multi_spike: bool = False,
                  threshold_grad: bool = True, state_min: dict | None = None, state_map=None,
                  learn_decay: bool = False, simultaneous_events: bool = False,
-                 backend: str = "auto", events: str = "grid") -> None:
+                 cascade: bool = False, backend: str = "auto", events: str = "grid") -> None:
         super().__init__()
         if events not in ("grid", "in_step"):
             raise ValueError(f"events must be 'grid' or 'in_step', got {events!r}")
@@ -180,6 +195,15 @@ class DiscreteLayer(nn.Module):
         self.backend = backend
         self.last_backend: str | None = None
         self.simultaneous_events = bool(simultaneous_events)
+        self.cascade = bool(cascade)
+        if self.cascade:
+            if not all(hasattr(model, a) for a in ("cascade_linear_part", "cascade_inputs", "cascade_drive",
+                                                   "trace_states")):
+                raise ValueError(f"cascade=True needs a model with traces in front of the membrane "
+                                 f"(ctsnn.models.Traced), got {type(model).__name__}")
+            if input != "impulse" or reset_delay or learn_decay:
+                raise ValueError("cascade=True needs input='impulse' and does not support reset_delay "
+                                 "or learn_decay")
         if reset_order not in ("before_decay", "after_decay"):
             raise ValueError(f"reset_order must be 'before_decay' or 'after_decay', got {reset_order!r}")
         self.reset_delay, self.reset_order = bool(reset_delay), reset_order
@@ -192,7 +216,7 @@ class DiscreteLayer(nn.Module):
             raise ValueError(f"method must be 'exact' or 'euler', got {method!r}")
         if input not in ("impulse", "zoh", "impulse_start"):
             raise ValueError(f"input must be 'impulse', 'impulse_start' or 'zoh', got {input!r}")
-        if model.linear_part() is None:
+        if not self.cascade and model.linear_part() is None:
             raise ValueError(f"discretize needs a model with a linear part; {type(model).__name__} is nonlinear")
         self.feedback = getattr(model, "feedback", None)
         if self.feedback is not None and not (self.feedback.delay == 0
@@ -238,7 +262,8 @@ class DiscreteLayer(nn.Module):
                                           ("threshold_grad=False", not threshold_grad),
                                           ("simultaneous_events", simultaneous_events), ("state_min", state_min),
                                           ("state_map", state_map is not None), ("learn_decay", learn_decay),
-                                          ("recurrent feedback", self.feedback is not None)) if on]
+                                          ("recurrent feedback", self.feedback is not None),
+                                          ("cascade", self.cascade)) if on]
             if model.n_states != 1 or model.n_events != 1:
                 bad.append(f"{type(model).__name__} ({model.n_states} states, {model.n_events} events; "
                            "in-step events need one of each: LIF, IF)")
@@ -287,7 +312,8 @@ class DiscreteLayer(nn.Module):
         # built in float64 and rounded once to ``dtype`` (so a float32 E = exp(-dt/tau) is
         # the correctly rounded decay, e.g. exactly a peer's float32 beta)
         wide = torch.float64 if dtype in (torch.float32, torch.float16, torch.bfloat16) else dtype
-        A, B, c = self.model.linear_part(wide, device)
+        A, B, c = (self.model.cascade_linear_part(wide, device) if self.cascade
+                   else self.model.linear_part(wide, device))
         dA = None
         if self.method == "exact":
             E, F = propagator(A, self.dt)
@@ -312,6 +338,11 @@ class DiscreteLayer(nn.Module):
         E, F, B, c, G, theta, jumps, scales = mats
         dA = getattr(mats, "dA", None)
         m = self.model
+        if self.cascade:  # the events' jumps act on the membrane states only (module docstring)
+            mask = torch.ones(m.n_states, dtype=y.dtype, device=y.device)
+            for nm in m.trace_states:
+                mask[m.state_index(nm)] = 0.0
+            jumps = [(J, k * mask) for J, k in jumps]
         pending = []
         if self.reset_delay:  # spikes of the previous step, re-derived from the carried state
             for e in range(G.shape[0]):
@@ -321,7 +352,12 @@ class DiscreteLayer(nn.Module):
                 y = self._jumps(y, pending, jumps)
         # E y, or y + (dt A) y for Euler (see the module docstring)
         Ey = (E @ y.unsqueeze(-1)).squeeze(-1) if dA is None else y + (dA @ y.unsqueeze(-1)).squeeze(-1)
-        if self.input == "zoh":
+        if self.cascade:  # traces first (zoh), then the membrane driven by the updated traces
+            u, imp = m.cascade_inputs(x, prev_out)
+            drive = (B @ u.unsqueeze(-1)).squeeze(-1) + c
+            y = Ey + (F @ drive.unsqueeze(-1)).squeeze(-1) + imp
+            y = y + self.dt * m.cascade_drive(y)
+        elif self.input == "zoh":
             drive = (B @ m.input_channels(x).unsqueeze(-1)).squeeze(-1) + c
             y = Ey + (F @ drive.unsqueeze(-1)).squeeze(-1)
         elif self.input == "impulse_start":
@@ -669,7 +705,8 @@ def discretize(model: NeuronModel, dt: float, method: str = "exact", input: str 
                surrogate="atan", reset_delay: bool = False, reset_order: str = "before_decay",
                detach_reset=False, multi_spike: bool = False, threshold_grad: bool = True,
                state_min: dict | None = None, state_map=None, learn_decay: bool = False,
-               simultaneous_events: bool = False, backend: str = "auto", events: str = "grid",
+               simultaneous_events: bool = False, cascade: bool = False, backend: str = "auto",
+               events: str = "grid",
                **surrogate_kw) -> DiscreteLayer:
     """``DiscreteLayer`` stepping ``model`` on a ``dt`` grid (seconds); see module docstring."""
     return DiscreteLayer(model, dt, method=method, input=input, surrogate=surrogate,
@@ -677,4 +714,5 @@ def discretize(model: NeuronModel, dt: float, method: str = "exact", input: str 
                          reset_order=reset_order, detach_reset=detach_reset,
                          multi_spike=multi_spike, threshold_grad=threshold_grad,
                          state_min=state_min, state_map=state_map, learn_decay=learn_decay,
-                         simultaneous_events=simultaneous_events, backend=backend, events=events)
+                         simultaneous_events=simultaneous_events, cascade=cascade, backend=backend,
+                         events=events)

@@ -1,4 +1,5 @@
-"""tracetorch dialect: the LITS family as ``discretize(LIT | DualLIT, 1.0, "exact", "impulse")``.
+"""tracetorch dialect: the LITS family (LITS, DLITS, SLITS, RLITS, SRLITS, DSLITS, DRLITS, DSRLITS)
+as ``discretize(LIT | DualLIT | Traced(...), 1.0, "exact", "impulse")``.
 
 tracetorch 0.19.2 ``LITS`` (time counted in steps, dt = 1)::
 
@@ -19,9 +20,28 @@ and the layer is a smoothed relaxation of the model (see docs/derivations.md, tr
 ``neg_mem = neg_beta*neg_mem + [x]_-``, events on ``pos_mem + neg_mem``, each reset split
 half/half between the traces.
 
+The synaptic / recurrent variants are ``discretize(Traced(LIT | DualLIT, tau_syn, tau_rec,
+rec_weight), 1.0, "exact", "impulse", cascade=True)`` (:class:`ctsnn.models.Traced`; decays
+``alpha``, ``gamma`` mapped to ``tau = -1/ln(decay)`` like ``beta``)::
+
+    syn = alpha * syn + (1 - alpha) * x                 # SLITS, SRLITS: exact zoh of the synapse
+    rec = gamma * rec + (1 - gamma) * prev_output       # RLITS, SRLITS: zoh of the last output
+    mem = beta * mem + syn + rec_weight * rec           # (x instead of syn without a synapse)
+    ... events, resets and output as in LITS; prev_output = out
+
+The traces are advanced first and the membrane receives the UPDATED traces as an impulse at the
+end of the step: a sequential splitting of the ``Traced`` ODE (right-endpoint rule for the
+trace -> membrane coupling), not its exact propagator; see docs/derivations.md.  ``DSLITS``,
+``DRLITS``, ``DSRLITS``: sign-specific traces ``pos_syn``/``neg_syn`` of ``[x]_+``/``[x]_-`` and
+``pos_rec``/``neg_rec`` of ``[prev_output]_+``/``[prev_output]_-``; the membranes get the sign split
+of the SUMMED traces, ``pos_mem = pos_beta*pos_mem + [syn]_+ + pos_rec_weight*[rec]_+`` (and
+``[.]_-``, ``neg_rec_weight`` for ``neg_mem``), ``syn = pos_syn + neg_syn``, ``rec = pos_rec + neg_rec``.
+
 Parameters are stored as tracetorch does (raw values through an activation): decay
 ``beta = sigmoid(raw)``, threshold ``softplus(raw)``, bias ``arcsinh(raw)``, scales raw; the
 continuous model is rebuilt from them on every forward, so gradients reach the raw parameters.
+State attributes as tracetorch's (``mem``, ``syn``, ``rec``, ``prev_output``, ``pos_*``/``neg_*``;
+None before the first step); ``zero_states()`` resets them.
 """
 from __future__ import annotations
 
@@ -33,9 +53,9 @@ from torch import Tensor, nn
 
 from .. import surrogate as _surrogate
 from ..discrete import discretize
-from ..models import LIT, DualLIT
+from ..models import LIT, DualLIT, Traced
 
-__all__ = ["LITS", "DLITS"]
+__all__ = ["LITS", "DLITS", "SLITS", "RLITS", "SRLITS", "DSLITS", "DRLITS", "DSRLITS"]
 
 _ACT = {
     "decay": (lambda v: torch.log(v) - torch.log1p(-v), torch.sigmoid),
@@ -50,7 +70,10 @@ def _tt_sigmoid4x(x):
 
 
 class _TTLayer(nn.Module):
-    _states: tuple[str, ...] = ()
+    #: tracetorch state attribute -> state of the ctsnn model
+    _states: dict[str, str] = {}
+    _cascade = False      # traces in front of the membrane (discretize(cascade=True))
+    _recurrent = False    # feeds its previous output back (prev_output)
 
     def __init__(self, num_neurons: int, dim: int, spike_fn, quant_fn) -> None:
         super().__init__()
@@ -66,6 +89,7 @@ class _TTLayer(nn.Module):
         self.spike_fn, self.quant_fn = spike_fn, quant_fn
         self._kinds: dict[str, str] = {}
         self.state: Tensor | None = None
+        self._prev: Tensor | None = None
 
     def _reg(self, name, value, rank, learn, kind):
         if rank not in (0, 1):
@@ -101,10 +125,11 @@ class _TTLayer(nn.Module):
 
     def _layer(self):
         return discretize(self._model(), 1.0, method="exact", input="impulse", surrogate=self._spike,
-                          simultaneous_events=True)
+                          simultaneous_events=True, cascade=self._cascade)
 
     def zero_states(self):
         self.state = None
+        self._prev = None
 
     def forward(self, x: Tensor) -> Tensor:
         xw = x.movedim(self.dim, -1)
@@ -113,11 +138,36 @@ class _TTLayer(nn.Module):
         state = self.state
         if state is not None and state.shape[:-1] != xw.shape:
             state = None
-        out, self.state = self._layer()(xw, state)
+        prev = self._prev if state is not None else None
+        out, self.state = self._layer()(xw, state, prev)
+        if self._recurrent:
+            self._prev = out
         return out.movedim(-1, self.dim)
 
     def _get(self, i):
         return None if self.state is None else self.state[..., i].movedim(-1, self.dim)
+
+    def __getattr__(self, name):
+        states = type(self)._states
+        if name in states:
+            if self.state is None:
+                return None
+            return self._get(self._model_state_names().index(states[name]))
+        if name == "prev_output" and type(self)._recurrent:
+            p = self.__dict__.get("_prev")
+            return None if p is None else p.movedim(-1, self.dim)
+        return super().__getattr__(name)
+
+    def _model_state_names(self):
+        names = self.__dict__.get("_names")
+        if names is None:
+            names = self.__dict__["_names"] = self._model().state_names
+        return names
+
+    def _reg_all(self, specs):
+        """Register ``(name, value, rank, learn, kind)`` for each entry."""
+        for name, value, rank, learn, kind in specs:
+            self._reg(name, value, rank, learn, kind)
 
 
     def _reg_ternary(self, pos_threshold, neg_threshold, bias, pos_scale, neg_scale, ranks, learn):
@@ -185,3 +235,200 @@ class DLITS(_TTLayer):
     @property
     def neg_mem(self):
         return self._get(1)
+
+
+def _lit(layer, beta="beta"):
+    v = layer.value
+    return LIT(tau_mem=layer._tau(beta), pos_th=v("pos_threshold"), neg_th=v("neg_threshold"),
+               bias=v("bias"), pos_scale=v("pos_scale"), neg_scale=v("neg_scale"), n=layer.num_neurons)
+
+
+def _dual(layer):
+    v = layer.value
+    return DualLIT(tau_pos=layer._tau("pos_beta"), tau_neg=layer._tau("neg_beta"),
+                   pos_th=v("pos_threshold"), neg_th=v("neg_threshold"), bias=v("bias"),
+                   pos_scale=v("pos_scale"), neg_scale=v("neg_scale"), n=layer.num_neurons)
+
+
+class SLITS(_TTLayer):
+    """tracetorch ``SLITS`` as ``discretize(Traced(LIT(tau_mem), tau_syn), 1, 'exact', 'impulse',
+    cascade=True)`` with ``tau = -1/ln(decay)``: ``syn = alpha*syn + (1-alpha)*x`` (exact zoh of the
+    synapse), then ``mem = beta*mem + syn`` (the updated synaptic current as an impulse); see the
+    module docstring."""
+
+    _states = {"mem": "v", "syn": "i"}
+    _cascade = True
+
+    def __init__(self, num_neurons: int, alpha=0.5, beta=0.9, pos_threshold=1.0, neg_threshold=1.0, bias=0.0,
+                 pos_scale=1.0, neg_scale=1.0, dim: int = -1, alpha_rank=1, beta_rank=1, pos_threshold_rank=1,
+                 neg_threshold_rank=1, pos_scale_rank=1, neg_scale_rank=1, bias_rank=1, learn_alpha=True,
+                 learn_beta=True, learn_pos_threshold=True, learn_neg_threshold=True, learn_pos_scale=True,
+                 learn_neg_scale=True, learn_bias=True, spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
+        super().__init__(num_neurons, dim, spike_fn, quant_fn)
+        self._reg_all([("alpha", alpha, alpha_rank, learn_alpha, "decay"),
+                       ("beta", beta, beta_rank, learn_beta, "decay")])
+        self._reg_ternary(pos_threshold, neg_threshold, bias, pos_scale, neg_scale,
+                          (pos_threshold_rank, neg_threshold_rank, bias_rank, pos_scale_rank, neg_scale_rank),
+                          (learn_pos_threshold, learn_neg_threshold, learn_bias, learn_pos_scale, learn_neg_scale))
+
+    def _model(self):
+        return Traced(_lit(self), tau_syn=self._tau("alpha"))
+
+
+class RLITS(_TTLayer):
+    """tracetorch ``RLITS`` as ``discretize(Traced(LIT(tau_mem), tau_rec, rec_weight), ...,
+    cascade=True)``: ``rec = gamma*rec + (1-gamma)*prev_output`` (exact zoh of the previous output),
+    then ``mem = beta*mem + x + rec_weight*rec``; see the module docstring."""
+
+    _states = {"mem": "v", "rec": "r"}
+    _cascade = True
+    _recurrent = True
+
+    def __init__(self, num_neurons: int, beta=0.9, gamma=0.9, pos_threshold=1.0, neg_threshold=1.0, bias=0.0,
+                 pos_scale=1.0, neg_scale=1.0, rec_weight=0.0, dim: int = -1, beta_rank=1, gamma_rank=1,
+                 pos_threshold_rank=1, neg_threshold_rank=1, pos_scale_rank=1, neg_scale_rank=1, bias_rank=1,
+                 rec_weight_rank=1, learn_beta=True, learn_gamma=True, learn_pos_threshold=True,
+                 learn_neg_threshold=True, learn_pos_scale=True, learn_neg_scale=True, learn_bias=True,
+                 learn_rec_weight=True, spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
+        super().__init__(num_neurons, dim, spike_fn, quant_fn)
+        self._reg_all([("beta", beta, beta_rank, learn_beta, "decay"),
+                       ("gamma", gamma, gamma_rank, learn_gamma, "decay")])
+        self._reg_ternary(pos_threshold, neg_threshold, bias, pos_scale, neg_scale,
+                          (pos_threshold_rank, neg_threshold_rank, bias_rank, pos_scale_rank, neg_scale_rank),
+                          (learn_pos_threshold, learn_neg_threshold, learn_bias, learn_pos_scale, learn_neg_scale))
+        self._reg("rec_weight", rec_weight, rec_weight_rank, learn_rec_weight, "plain")
+
+    def _model(self):
+        return Traced(_lit(self), tau_rec=self._tau("gamma"), rec_weight=self.value("rec_weight"))
+
+
+class SRLITS(_TTLayer):
+    """tracetorch ``SRLITS``: both traces, ``Traced(LIT, tau_syn, tau_rec, rec_weight)`` with
+    ``cascade=True``: ``syn``, ``rec`` updated first, then ``mem = beta*mem + syn + rec_weight*rec``."""
+
+    _states = {"mem": "v", "syn": "i", "rec": "r"}
+    _cascade = True
+    _recurrent = True
+
+    def __init__(self, num_neurons: int, alpha=0.5, beta=0.9, gamma=0.9, pos_threshold=1.0, neg_threshold=1.0,
+                 bias=0.0, pos_scale=1.0, neg_scale=1.0, rec_weight=0.0, dim: int = -1, alpha_rank=1, beta_rank=1,
+                 gamma_rank=1, pos_threshold_rank=1, neg_threshold_rank=1, pos_scale_rank=1, neg_scale_rank=1,
+                 bias_rank=1, rec_weight_rank=1, learn_alpha=True, learn_beta=True, learn_gamma=True,
+                 learn_pos_threshold=True, learn_neg_threshold=True, learn_pos_scale=True, learn_neg_scale=True,
+                 learn_bias=True, learn_rec_weight=True, spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
+        super().__init__(num_neurons, dim, spike_fn, quant_fn)
+        self._reg_all([("alpha", alpha, alpha_rank, learn_alpha, "decay"),
+                       ("beta", beta, beta_rank, learn_beta, "decay"),
+                       ("gamma", gamma, gamma_rank, learn_gamma, "decay")])
+        self._reg_ternary(pos_threshold, neg_threshold, bias, pos_scale, neg_scale,
+                          (pos_threshold_rank, neg_threshold_rank, bias_rank, pos_scale_rank, neg_scale_rank),
+                          (learn_pos_threshold, learn_neg_threshold, learn_bias, learn_pos_scale, learn_neg_scale))
+        self._reg("rec_weight", rec_weight, rec_weight_rank, learn_rec_weight, "plain")
+
+    def _model(self):
+        return Traced(_lit(self), tau_syn=self._tau("alpha"), tau_rec=self._tau("gamma"),
+                      rec_weight=self.value("rec_weight"))
+
+
+class DSLITS(_TTLayer):
+    """tracetorch ``DSLITS``: ``Traced(DualLIT, tau_syn=(pos, neg))`` with ``cascade=True``:
+    ``pos_syn``/``neg_syn`` filter ``[x]_+``/``[x]_-``; their SUM ``syn`` is routed again by sign,
+    ``pos_mem = pos_beta*pos_mem + [syn]_+``, ``neg_mem = neg_beta*neg_mem + [syn]_-``."""
+
+    _states = {"pos_mem": "v_pos", "neg_mem": "v_neg", "pos_syn": "i_pos", "neg_syn": "i_neg"}
+    _cascade = True
+
+    def __init__(self, num_neurons: int, pos_alpha=0.5, neg_alpha=0.5, pos_beta=0.9, neg_beta=0.9,
+                 pos_threshold=1.0, neg_threshold=1.0, bias=0.0, pos_scale=1.0, neg_scale=1.0, dim: int = -1,
+                 pos_alpha_rank=1, neg_alpha_rank=1, pos_beta_rank=1, neg_beta_rank=1, pos_threshold_rank=1,
+                 neg_threshold_rank=1, pos_scale_rank=1, neg_scale_rank=1, bias_rank=1, learn_pos_alpha=True,
+                 learn_neg_alpha=True, learn_pos_beta=True, learn_neg_beta=True, learn_pos_threshold=True,
+                 learn_neg_threshold=True, learn_pos_scale=True, learn_neg_scale=True, learn_bias=True,
+                 spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
+        super().__init__(num_neurons, dim, spike_fn, quant_fn)
+        self._reg_all([("pos_alpha", pos_alpha, pos_alpha_rank, learn_pos_alpha, "decay"),
+                       ("neg_alpha", neg_alpha, neg_alpha_rank, learn_neg_alpha, "decay"),
+                       ("pos_beta", pos_beta, pos_beta_rank, learn_pos_beta, "decay"),
+                       ("neg_beta", neg_beta, neg_beta_rank, learn_neg_beta, "decay")])
+        self._reg_ternary(pos_threshold, neg_threshold, bias, pos_scale, neg_scale,
+                          (pos_threshold_rank, neg_threshold_rank, bias_rank, pos_scale_rank, neg_scale_rank),
+                          (learn_pos_threshold, learn_neg_threshold, learn_bias, learn_pos_scale, learn_neg_scale))
+
+    def _model(self):
+        return Traced(_dual(self), tau_syn=(self._tau("pos_alpha"), self._tau("neg_alpha")))
+
+
+class DRLITS(_TTLayer):
+    """tracetorch ``DRLITS``: ``Traced(DualLIT, tau_rec=(pos, neg), rec_weight=(pos, neg))`` with
+    ``cascade=True``: ``pos_rec``/``neg_rec`` filter ``[prev_output]_+``/``[prev_output]_-``; their
+    sum ``rec`` is routed by sign with its own weights,
+    ``pos_mem = pos_beta*pos_mem + [x]_+ + pos_rec_weight*[rec]_+`` (and the negative one)."""
+
+    _states = {"pos_mem": "v_pos", "neg_mem": "v_neg", "pos_rec": "r_pos", "neg_rec": "r_neg"}
+    _cascade = True
+    _recurrent = True
+
+    def __init__(self, num_neurons: int, pos_beta=0.9, neg_beta=0.9, pos_gamma=0.9, neg_gamma=0.9,
+                 pos_threshold=1.0, neg_threshold=1.0, bias=0.0, pos_scale=1.0, neg_scale=1.0,
+                 pos_rec_weight=0.0, neg_rec_weight=0.0, dim: int = -1, pos_beta_rank=1, neg_beta_rank=1,
+                 pos_gamma_rank=1, neg_gamma_rank=1, pos_threshold_rank=1, neg_threshold_rank=1,
+                 pos_scale_rank=1, neg_scale_rank=1, bias_rank=1, pos_rec_weight_rank=1, neg_rec_weight_rank=1,
+                 learn_pos_beta=True, learn_neg_beta=True, learn_pos_gamma=True, learn_neg_gamma=True,
+                 learn_pos_threshold=True, learn_neg_threshold=True, learn_pos_scale=True, learn_neg_scale=True,
+                 learn_bias=True, learn_pos_rec_weight=True, learn_neg_rec_weight=True,
+                 spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
+        super().__init__(num_neurons, dim, spike_fn, quant_fn)
+        self._reg_all([("pos_beta", pos_beta, pos_beta_rank, learn_pos_beta, "decay"),
+                       ("neg_beta", neg_beta, neg_beta_rank, learn_neg_beta, "decay"),
+                       ("pos_gamma", pos_gamma, pos_gamma_rank, learn_pos_gamma, "decay"),
+                       ("neg_gamma", neg_gamma, neg_gamma_rank, learn_neg_gamma, "decay")])
+        self._reg_ternary(pos_threshold, neg_threshold, bias, pos_scale, neg_scale,
+                          (pos_threshold_rank, neg_threshold_rank, bias_rank, pos_scale_rank, neg_scale_rank),
+                          (learn_pos_threshold, learn_neg_threshold, learn_bias, learn_pos_scale, learn_neg_scale))
+        self._reg_all([("pos_rec_weight", pos_rec_weight, pos_rec_weight_rank, learn_pos_rec_weight, "plain"),
+                       ("neg_rec_weight", neg_rec_weight, neg_rec_weight_rank, learn_neg_rec_weight, "plain")])
+
+    def _model(self):
+        v = self.value
+        return Traced(_dual(self), tau_rec=(self._tau("pos_gamma"), self._tau("neg_gamma")),
+                      rec_weight=(v("pos_rec_weight"), v("neg_rec_weight")))
+
+
+class DSRLITS(_TTLayer):
+    """tracetorch ``DSRLITS``: ``Traced(DualLIT, tau_syn=(pos, neg), tau_rec=(pos, neg),
+    rec_weight=(pos, neg))`` with ``cascade=True``; the DSLITS and DRLITS drives added,
+    ``pos_mem = pos_beta*pos_mem + [syn]_+ + pos_rec_weight*[rec]_+``."""
+
+    _states = {"pos_mem": "v_pos", "neg_mem": "v_neg", "pos_syn": "i_pos", "neg_syn": "i_neg",
+               "pos_rec": "r_pos", "neg_rec": "r_neg"}
+    _cascade = True
+    _recurrent = True
+
+    def __init__(self, num_neurons: int, pos_alpha=0.5, neg_alpha=0.5, pos_beta=0.9, neg_beta=0.9,
+                 pos_gamma=0.9, neg_gamma=0.9, pos_threshold=1.0, neg_threshold=1.0, bias=0.0, pos_scale=1.0,
+                 neg_scale=1.0, pos_rec_weight=0.0, neg_rec_weight=0.0, dim: int = -1, pos_alpha_rank=1,
+                 neg_alpha_rank=1, pos_beta_rank=1, neg_beta_rank=1, pos_gamma_rank=1, neg_gamma_rank=1,
+                 pos_threshold_rank=1, neg_threshold_rank=1, pos_scale_rank=1, neg_scale_rank=1, bias_rank=1,
+                 pos_rec_weight_rank=1, neg_rec_weight_rank=1, learn_pos_alpha=True, learn_neg_alpha=True,
+                 learn_pos_beta=True, learn_neg_beta=True, learn_pos_gamma=True, learn_neg_gamma=True,
+                 learn_pos_threshold=True, learn_neg_threshold=True, learn_pos_scale=True, learn_neg_scale=True,
+                 learn_bias=True, learn_pos_rec_weight=True, learn_neg_rec_weight=True,
+                 spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
+        super().__init__(num_neurons, dim, spike_fn, quant_fn)
+        self._reg_all([("pos_alpha", pos_alpha, pos_alpha_rank, learn_pos_alpha, "decay"),
+                       ("neg_alpha", neg_alpha, neg_alpha_rank, learn_neg_alpha, "decay"),
+                       ("pos_beta", pos_beta, pos_beta_rank, learn_pos_beta, "decay"),
+                       ("neg_beta", neg_beta, neg_beta_rank, learn_neg_beta, "decay"),
+                       ("pos_gamma", pos_gamma, pos_gamma_rank, learn_pos_gamma, "decay"),
+                       ("neg_gamma", neg_gamma, neg_gamma_rank, learn_neg_gamma, "decay")])
+        self._reg_ternary(pos_threshold, neg_threshold, bias, pos_scale, neg_scale,
+                          (pos_threshold_rank, neg_threshold_rank, bias_rank, pos_scale_rank, neg_scale_rank),
+                          (learn_pos_threshold, learn_neg_threshold, learn_bias, learn_pos_scale, learn_neg_scale))
+        self._reg_all([("pos_rec_weight", pos_rec_weight, pos_rec_weight_rank, learn_pos_rec_weight, "plain"),
+                       ("neg_rec_weight", neg_rec_weight, neg_rec_weight_rank, learn_neg_rec_weight, "plain")])
+
+    def _model(self):
+        v = self.value
+        return Traced(_dual(self), tau_syn=(self._tau("pos_alpha"), self._tau("neg_alpha")),
+                      tau_rec=(self._tau("pos_gamma"), self._tau("neg_gamma")),
+                      rec_weight=(v("pos_rec_weight"), v("neg_rec_weight")))

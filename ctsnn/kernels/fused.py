@@ -54,6 +54,8 @@ def plan(layer, x: Tensor, grad: bool, mats) -> str | None:
         A = m.linear_part(torch.float64)[0]
         if not (bool((A != 0).all()) or bool((A == 0).all())):
             return "events='in_step' with leaky and non-leaky neurons mixed"
+    if getattr(layer, "cascade", False):
+        return "the cascade step (tracetorch's traced layers)"
     if layer.reset_delay and grad:
         return "gradients with reset_delay"
     if layer.feedback is not None:

@@ -3,7 +3,7 @@ from .base import NeuronModel, check_param
 from .lif import ALIF, IF, LIF, CubaLIF
 from .nonlinear import QIF, AdEx, Izhikevich
 from .recurrent import Feedback, Recurrent
-from .ternary import LIT, DualLIT
+from .ternary import LIT, DualLIT, Traced
 
-__all__ = ["NeuronModel", "check_param", "LIF", "IF", "CubaLIF", "ALIF", "LIT", "DualLIT",
+__all__ = ["NeuronModel", "check_param", "LIF", "IF", "CubaLIF", "ALIF", "LIT", "DualLIT", "Traced",
            "Recurrent", "Feedback", "AdEx", "QIF", "Izhikevich"]
