@@ -548,7 +548,30 @@ class DiscreteLayer(nn.Module):
             raise ValueError(f"x: last axis {x.shape[-1]} does not match model.n = {self.model.n}")
         if state is None:
             state = self.model.init_state(x.shape, x.dtype, x.device)
-        return self.step(x, state, self._constants(x.dtype, x.device), prev_out)
+        mats = self._constants(x.dtype, x.device)
+        if self.backend != "torch" and self.feedback is None and not self._needs_grad(x, state):
+            from .kernels import fused  # one step through the fused kernel (no gradient)
+            xs = x.unsqueeze(0)
+            why = fused.plan(self, xs, False, mats)
+            if why is None:
+                self.last_backend = "fused"
+                out, y = fused.run(self, xs, state, mats)
+                return out[0], y
+            if self.backend == "fused":
+                raise ValueError(f"backend='fused' cannot run this layer: {why}")
+        self.last_backend = "torch"
+        if self.events == "in_step":
+            if self._needs_grad(x, state):
+                raise ValueError("events='in_step' runs without gradients (its spikes have no surrogate); for "
+                                 "gradients through in-step spike times use ctsnn.simulate(method='exact')")
+            with torch.no_grad():
+                return self._step_in_step(x, state, mats)
+        return self.step(x, state, mats, prev_out)
+
+    def _needs_grad(self, x: Tensor, state: Tensor) -> bool:
+        return torch.is_grad_enabled() and (
+            x.requires_grad or state.requires_grad
+            or any(t.requires_grad for t in list(self.parameters()) + list(self.model.params().values())))
 
     def run(self, x: Tensor, state: Tensor | None = None, record_states: bool = False,
             prev_out: Tensor | None = None, out: Tensor | None = None, output: str = "dense"):
@@ -567,9 +590,7 @@ class DiscreteLayer(nn.Module):
         if state is None:
             state = self.model.init_state(x.shape[1:], x.dtype, x.device)
         mats = self._constants(x.dtype, x.device)
-        grad = torch.is_grad_enabled() and (
-            x.requires_grad or state.requires_grad
-            or any(t.requires_grad for t in list(self.parameters()) + list(self.model.params().values())))
+        grad = self._needs_grad(x, state)
         if out is not None and grad:
             raise ValueError("run(out=...) is for runs without gradients (torch.no_grad(), or no input or "
                              "parameter that requires grad)")

@@ -24,3 +24,18 @@ def test_example_runs(script, tmp_path):
     assert pngs, f"{script.name} wrote no figure"
     for p in pngs:
         assert p.stat().st_size > 10_000, p
+
+
+def test_readme_speed_snippet_runs():
+    """The README's Speed section is code that runs, with the results it describes."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Speed", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    ns = {}
+    exec(compile(block, "README.md (Speed)", "exec"), ns)
+    torch = ns["torch"]
+    assert ns["spikes"].shape == (1000, 32, 512) and ns["spikes"].sum() > 0
+    assert ns["layer"].last_backend in ("fused", "torch")
+    events = ns["events"]  # the in-step run: 64 neurons under 1.5 (v_inf = 1.5 > v_th = 1)
+    assert len(events) > 0 and bool((events.offset >= 0).all()) and bool((events.offset <= 1e-3).all())
+    first = events.times[events.index == 0][0]
+    assert abs(float(first) - 10e-3 * float(torch.log(torch.tensor(3.0, dtype=torch.float64)))) < 1e-6

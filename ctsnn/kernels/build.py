@@ -10,6 +10,7 @@ uses its pure-torch path (same results).
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import platform
@@ -32,9 +33,14 @@ _FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "
 
 
 def _compiler() -> str | None:
-    for c in (os.environ.get("CXX"), "g++", "c++", "clang++"):
-        if c and shutil.which(c):
-            return shutil.which(c)
+    return _find_compiler(os.environ.get("CXX"), os.environ.get("PATH"))
+
+
+@functools.lru_cache(maxsize=8)
+def _find_compiler(cxx, path) -> str | None:
+    for c in (cxx, "g++", "c++", "clang++"):
+        if c and shutil.which(c, path=path):
+            return shutil.which(c, path=path)
     return None
 
 

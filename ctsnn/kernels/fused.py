@@ -93,7 +93,17 @@ def _defines(layer, dtype, shared: bool, euler: bool):
 
 def _params(layer, mats, dtype, device):
     """The per-neuron parameter tensors in the kernel's row order (see step.cpp), each
-    ``[n|1, r]``, and the shared G, J, lo."""
+    ``[n|1, r]``, and the shared G, J, lo (kept on ``mats``, which ``DiscreteLayer`` reuses
+    while no parameter changes)."""
+    cached = getattr(mats, "_fused_params", None)
+    if cached is not None and cached[0] == (dtype, str(device)):
+        return cached[1]
+    res = _build_params(layer, mats, dtype, device)
+    mats._fused_params = ((dtype, str(device)), res)
+    return res
+
+
+def _build_params(layer, mats, dtype, device):
     m = layer.model
     E, F, B, c, G, theta, jumps, scales = mats
     S = m.n_states

@@ -59,6 +59,8 @@ typedef int64_t i64;
 #define NP (P_SC + NE)
 #endif
 #define MAXEV 1000
+// below this many element-steps a call runs on one thread (waking a team costs more)
+#define PAR_MIN (1 << 18)
 
 #include <cstdlib>
 #include <vector>
@@ -279,7 +281,7 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
 #else
     (void)sp;
 #endif
-#pragma omp parallel for schedule(static) num_threads(nthreads)
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (B * nblk > 1 && M * Tn >= PAR_MIN)
     for (i64 bb = 0; bb < B * nblk; ++bb) {
 #if SPARSE
         std::vector<Event>& evs = blocks[bb];
@@ -486,7 +488,7 @@ extern "C" void ctsnn_backward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 
                                int nthreads) {
     const i64 M = B * n;
     const i64 nblk = (n + BLK - 1) / BLK;
-#pragma omp parallel for schedule(static) num_threads(nthreads)
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (B * nblk > 1 && M * Tn >= PAR_MIN)
     for (i64 bb = 0; bb < B * nblk; ++bb) {
         const i64 b = bb / nblk, j0 = (bb % nblk) * BLK;
         const i64 len = (j0 + BLK <= n) ? BLK : n - j0;
