@@ -151,7 +151,10 @@ class _SnnNeuron(nn.Module):
             mask = torch.zeros_like(spk)
             mask[torch.arange(g.shape[0]), torch.argmax(g, dim=1)] = 1
             return spk * mask
-        return spk * self.graded_spikes_factor
+        f = self.graded_spikes_factor
+        if not f.requires_grad and f.numel() == 1 and float(f) == 1.0:
+            return spk  # spk * 1 is spk: skip the copy
+        return spk * f
 
     def _state(self, input_: Tensor, mem: Tensor | None) -> Tensor:
         if mem is not None:
