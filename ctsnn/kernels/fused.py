@@ -71,8 +71,12 @@ def plan(layer, x: Tensor, grad: bool, mats) -> str | None:
         return "gradients through simultaneous events / split thresholds / state_min / per-state detach"
     if not build.available():
         return "no C++ compiler (or CTSNN_KERNELS=0)"
-    shared = all(r.shape[0] == 1 for r in _params(layer, mats, x.dtype, x.device)[0])
-    if build.load(_defines(layer, x.dtype, shared, mats.dA is not None)) is None:
+    key = (x.dtype, str(x.device))
+    known = mats.__dict__.setdefault("_fused_built", {})
+    if key not in known:
+        shared = all(r.shape[0] == 1 for r in _params(layer, mats, x.dtype, x.device)[0])
+        known[key] = build.load(_defines(layer, x.dtype, shared, mats.dA is not None)) is not None
+    if not known[key]:
         return "the kernel could not be compiled (see the warning)"
     return None
 
@@ -151,19 +155,29 @@ class _Sparse(ctypes.Structure):
                 ("value", ctypes.c_void_p), ("offset", ctypes.c_void_p)]
 
 
-def _prepare(layer, x, y0, rows, euler, sparse=False):
-    """Kernel geometry, packed parameters and library for one call (see step.cpp)."""
+def _prepare(layer, x, y0, rows, euler, sparse=False, cache: dict | None = None):
+    """Kernel geometry, packed parameters and library for one call (see step.cpp); ``cache``
+    (kept with the step constants) holds the library and packed parameters per geometry."""
     n = x.shape[-1]
     xb, T, sxt, sxb, Bn = _xview(x, n)
     S = layer.model.n_states
-    shared = all(r.shape[0] == 1 for r in rows)
-    defines = _defines(layer, x.dtype, shared, euler)
-    if sparse:
-        defines["SPARSE"] = 1
-    lib = build.load(defines)
-    P = _pack(rows, 1 if shared else n)
-    if Bn > 1 and sxb == n and (shared or n < _BLK):  # one long row (per-neuron parameters tiled)
-        P, n, Bn, sxb = (P if shared else P.repeat(1, Bn)), Bn * n, 1, 0
+    flat = Bn > 1 and sxb == n
+    key = (x.dtype, n, Bn if flat else 1, flat, euler, sparse)
+    hit = cache.get(key) if cache is not None else None
+    if hit is None:
+        shared = all(r.shape[0] == 1 for r in rows)
+        defines = _defines(layer, x.dtype, shared, euler)
+        if sparse:
+            defines["SPARSE"] = 1
+        P = _pack(rows, 1 if shared else n)
+        if flat and (shared or n < _BLK):  # one long row (per-neuron parameters tiled)
+            P = P if shared else P.repeat(1, Bn)
+        hit = (build.load(defines), P, shared)
+        if cache is not None:
+            cache[key] = hit
+    lib, P, shared = hit
+    if flat and (shared or n < _BLK):
+        n, Bn, sxb = Bn * n, 1, 0
         xb = xb.reshape(T, 1, n)
     y = y0.reshape(Bn, n, S).to(x.dtype).contiguous().clone()
     return dict(xb=xb, T=T, sxt=sxt, sxb=sxb, Bn=Bn, n=n, S=S, P=P, shared=shared, lib=lib, y=y)
@@ -285,5 +299,22 @@ def run(layer, x: Tensor, state: Tensor, mats, record_states: bool = False, out:
             raise ValueError(f"out: needs a contiguous {x.dtype} tensor of shape {tuple(x.shape)} that does "
                              f"not require grad, got {out.dtype} {tuple(out.shape)}")
         buf = out
-    res = _Fused.apply(layer, x, state, bool(record_states), mats.dA is not None, buf, len(rows), *rows, G, J, lo)
+    euler = mats.dA is not None
+    if not (torch.is_grad_enabled() and (x.requires_grad or state.requires_grad
+                                         or any(r.requires_grad for r in rows))):
+        return _run_nograd(layer, x, state, rows, G, J, lo, euler, bool(record_states), buf,
+                           mats.__dict__.setdefault("_fused_geom", {}))
+    res = _Fused.apply(layer, x, state, bool(record_states), euler, buf, len(rows), *rows, G, J, lo)
     return tuple(res)
+
+
+def _run_nograd(layer, x, state, rows, G, J, lo, euler, record_states, out_buf, cache):
+    """``_Fused.forward`` without autograd bookkeeping (nothing needs a gradient)."""
+    g = _prepare(layer, x, state, rows, euler, cache=cache)
+    T, Bn, n, S = g["T"], g["Bn"], g["n"], g["S"]
+    out = torch.empty(T, Bn, n, dtype=x.dtype) if out_buf is None else out_buf.view(T, Bn, n)
+    states = torch.empty(T, Bn, n, S, dtype=x.dtype) if record_states else None
+    _forward(g, G, J, lo, out, states)
+    batch, n0 = tuple(x.shape[1:-1]), x.shape[-1]
+    res = (out.reshape((T,) + batch + (n0,)) if out_buf is None else out_buf, g["y"].reshape(batch + (n0, S)))
+    return res + (states.reshape((T,) + batch + (n0, S)),) if record_states else res
