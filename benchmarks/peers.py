@@ -253,13 +253,20 @@ def verify(make_pairs, T, B, N, grad, name_filter):
         need64 = [n for n, (nd, gd) in first.items() if nd or (gd is not None and gd > 1e-4)]
         second = {}
         if need64:
-            x64 = inputs(T, B, N, torch.float64)
-            for pair in make_pairs(x64):
-                if pair[0] in need64:
-                    second[pair[0]] = _same(pair[1](), pair[2](), grad)
-                del pair
-                gc.collect()
-            del x64
+            # float64 all through: the peers build some constants in the default dtype (sinabs'
+            # spike_threshold, for one), which .double() leaves in float32
+            old_default = torch.get_default_dtype()
+            torch.set_default_dtype(torch.float64)
+            try:
+                x64 = inputs(T, B, N, torch.float64)
+                for pair in make_pairs(x64):
+                    if pair[0] in need64:
+                        second[pair[0]] = _same(pair[1](), pair[2](), grad)
+                    del pair
+                    gc.collect()
+                del x64
+            finally:
+                torch.set_default_dtype(old_default)
         gc.collect()
     total = T * B * N
     for name, (nd, gd) in first.items():
@@ -331,10 +338,20 @@ def bandwidth_and_reuse(T, B, N, repeats, rows):
 
 
 # ------------------------------------------------------------------------------------- memory
+def _hwm_kb() -> int:
+    """This process's peak resident memory (VmHWM: per address space, so not inherited from the
+    parent the way ru_maxrss is across fork and exec)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def mem_child(which, T, B, N):
     x = inputs(T, B, N, torch.float32)
     pairs = {p[0]: p for p in pairs_w1(x)}
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _hwm_kb()
     with torch.no_grad():
         if which == "ctsnn-spikes":
             discretize(ctsnn.LIF(tau_mem=10e-3, v_th=1.0, reset="subtract"), 1e-3).run(x)
@@ -342,7 +359,7 @@ def mem_child(which, T, B, N):
             name, side = which.rsplit(":", 1)
             p = pairs[name]
             (p[1] if side == "peer" else p[2])()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _hwm_kb()
     print(json.dumps({"which": which, "peak_over_input_MB": (peak - base) / 1024}))
 
 

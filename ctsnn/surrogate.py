@@ -52,39 +52,45 @@ class _Surrogate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         (g,) = ctx.saved_tensors
-        a = ctx.param
-        if ctx.kind == "atan":
-            d = (a / 2) / (1 + (math.pi / 2 * a * g) ** 2)
-        elif ctx.kind == "fast_sigmoid":
-            d = 1.0 / (a * g.abs() + 1.0) ** 2
-        elif ctx.kind == "sigmoid":
-            sg = torch.sigmoid(a * g)
-            d = a * sg * (1 - sg)
-        elif ctx.kind == "gaussian":
-            mu, sigma, scale = a
-            d = scale * torch.exp(-((g - mu) ** 2) / (2 * sigma ** 2)) / (sigma * math.sqrt(2 * math.pi))
-        elif ctx.kind == "triangular":
-            d = torch.where(g >= 0, -a, a) * torch.ones_like(g)
-        elif ctx.kind == "spike_rate_escape":
-            b, k = a
-            d = k * torch.exp(-b * (g - 1).abs())
-        elif ctx.kind == "superspike":
-            d = 1.0 / (a * g.abs() + 1.0).pow(2)
-        elif ctx.kind == "triangle":
-            d = a * torch.relu(1 - g.abs())
-        elif ctx.kind == "heavi_tanh":
-            d = 1 - (g * a).tanh().pow(2)
-        elif ctx.kind == "heavi_erfc":
-            # norse divides by torch.as_tensor(np.pi).sqrt(), a default-dtype (float32) constant
-            d = 2 * torch.exp(-(a * g).pow(2)) / float(torch.as_tensor(math.pi).sqrt())
-        elif ctx.kind == "heavi_circ":
-            r2 = a ** 2 + g.pow(2)
-            d = (-(g.pow(2) / (2 * r2.pow(1.5))) + 1 / (2 * r2.sqrt())) * 2 * a
-        elif ctx.kind == "straight_through":
-            d = torch.ones_like(g)
-        else:  # heaviside
-            d = torch.zeros_like(g)
-        return grad_out * d, None, None, None
+        return grad_out * derivative(ctx.kind, ctx.param, g), None, None, None
+
+
+def derivative(kind: str, a, g: Tensor) -> Tensor:
+    """``ds/dg`` of the surrogate ``kind`` with parameter ``a`` at ``g`` (the formulas of the module
+    docstring; the common kinds computed in place, in one new tensor)."""
+    if kind == "atan":  # (a/2) / (1 + (pi/2 a g)^2)
+        d = g * (math.pi / 2 * a)
+        d.mul_(d).add_(1).reciprocal_().mul_(a / 2)
+    elif kind in ("fast_sigmoid", "superspike"):  # 1 / (a |g| + 1)^2
+        d = g.abs().mul_(a).add_(1.0)
+        d.mul_(d).reciprocal_()
+    elif kind == "sigmoid":  # a sig(a g) (1 - sig(a g))
+        sg = (g * a).sigmoid_()
+        d = sg * a
+        d.mul_(sg.neg_().add_(1))
+    elif kind == "gaussian":
+        mu, sigma, scale = a
+        d = scale * torch.exp(-((g - mu) ** 2) / (2 * sigma ** 2)) / (sigma * math.sqrt(2 * math.pi))
+    elif kind == "triangular":
+        d = torch.where(g >= 0, -a, a) * torch.ones_like(g)
+    elif kind == "spike_rate_escape":
+        b, k = a
+        d = k * torch.exp(-b * (g - 1).abs())
+    elif kind == "triangle":
+        d = a * torch.relu(1 - g.abs())
+    elif kind == "heavi_tanh":
+        d = 1 - (g * a).tanh().pow(2)
+    elif kind == "heavi_erfc":
+        # norse divides by torch.as_tensor(np.pi).sqrt(), a default-dtype (float32) constant
+        d = 2 * torch.exp(-(a * g).pow(2)) / float(torch.as_tensor(math.pi).sqrt())
+    elif kind == "heavi_circ":
+        r2 = a ** 2 + g.pow(2)
+        d = (-(g.pow(2) / (2 * r2.pow(1.5))) + 1 / (2 * r2.sqrt())) * 2 * a
+    elif kind == "straight_through":
+        d = torch.ones_like(g)
+    else:  # heaviside
+        d = torch.zeros_like(g)
+    return d
 
 
 class _LevelSurrogate(torch.autograd.Function):
@@ -121,6 +127,7 @@ def _step(kind: str, param, fire_at_zero: bool):
     def f(g: Tensor) -> Tensor:
         return _Surrogate.apply(g, kind, param, fire_at_zero)
     f.heaviside = "ge" if fire_at_zero else "gt"
+    f.derivative = lambda g: derivative(kind, param, g)  # ds/dg, without autograd
     return f
 
 

@@ -228,11 +228,15 @@ class _Fused(torch.autograd.Function):
         T, sxt, sxb, Bn, n, S, batch, n0, shared, euler = ctx.geom
         layer = ctx.layer
         dtype = xb.dtype
-        with torch.enable_grad():
-            gg = gs.detach().requires_grad_(True)
-            s = layer.spike_fn(gg)
-            (dsdg,) = torch.autograd.grad(s, gg, torch.ones_like(s), allow_unused=True)
-        dsdg = torch.zeros_like(gs) if dsdg is None else dsdg.contiguous()
+        direct = getattr(layer.spike_fn, "derivative", None)
+        if direct is not None:  # ctsnn's own surrogates: ds/dg straight from the formula
+            dsdg = direct(gs).contiguous()
+        else:  # any other elementwise surrogate: through its own backward
+            with torch.enable_grad():
+                gg = gs.detach().requires_grad_(True)
+                s = layer.spike_fn(gg)
+                (dsdg,) = torch.autograd.grad(s, gg, torch.ones_like(s), allow_unused=True)
+            dsdg = torch.zeros_like(gs) if dsdg is None else dsdg.contiguous()
         gout = torch.zeros(T, Bn, n, dtype=dtype) if gout is None else gout.reshape(T, Bn, n).contiguous()
         lam = (torch.zeros(Bn, n, S, dtype=dtype) if gy is None
                else gy.reshape(Bn, n, S).to(dtype).contiguous().clone())

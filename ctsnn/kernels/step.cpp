@@ -500,6 +500,105 @@ extern "C" void ctsnn_backward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 
             for (i64 jj = 0; jj < len; ++jj) acc[p * BLK + jj] = 0.0;
         for (i64 jj = 0; jj < len; ++jj)
             for (int i = 0; i < NS; ++i) ls[(i) * BLK + jj] = lam[(b * n + j0 + jj) * NS + i];
+#if NS == 1 && NE == 1
+        // one state, one event (LIF, IF): the same recursion as the general loop below, written
+        // so that it vectorises (row pointers, no per-element branch or conditional load)
+        std::vector<T> zero(BLK, (T)0), scratch(BLK);
+#if PSHARED
+#define PS 0
+#define R(p) (P + (p))
+#else
+#define PS 1
+#define R(p) (P + (p) * n + j0)
+#endif
+        const T* __restrict rE = R(P_E);
+        const T* __restrict rTH = R(P_TH);
+        const T* __restrict rK = R(P_K);
+        const T* __restrict rSC = R(P_SC);
+#if MODE == 1
+        const T* __restrict rF = R(P_F);
+        const T* __restrict rB = R(P_B);
+        const T* __restrict rC = R(P_C);
+#else
+        const T* __restrict rW = R(P_W);
+#endif
+#undef R
+        const T G0 = G[0], J00 = J[0];
+        double* __restrict aTH = acc + P_TH * BLK;
+        double* __restrict aSC = acc + P_SC * BLK;
+        double* __restrict aK = acc + P_K * BLK;
+        double* __restrict aE = acc + P_E * BLK;
+#if MODE == 1
+        double* __restrict aF = acc + P_F * BLK;
+        double* __restrict aB = acc + P_B * BLK;
+        double* __restrict aC = acc + P_C * BLK;
+#else
+        double* __restrict aFC = acc + P_FC * BLK;
+#endif
+        T* __restrict lv = ls;
+        for (i64 t = Tn - 1; t >= 0; --t) {
+            const i64 mt0 = t * M + b * n + j0;
+            const T* __restrict xr = x + t * sxt + b * sxb + j0;
+            const T* __restrict zr = z0s + mt0;
+            const T* __restrict zp = t > 0 ? z0s + mt0 - M : zero.data();
+            const T* __restrict yi = yinit + b * n + j0;
+            const T* __restrict dr = dsdg + mt0;
+            const T* __restrict gr = gout + mt0;
+            const T* __restrict sr = gst ? gst + mt0 : zero.data();
+            T* __restrict gxr = gx ? gx + mt0 : scratch.data();
+            const T keep = t > 0 ? (T)1 : (T)0;  // the pre-step state: previous post-event state, or yinit
+            for (i64 jj = 0; jj < len; ++jj) {
+                const i64 k = jj * PS;
+                const T th = rTH[k], kk = rK[k], xv = xr[jj], go = gr[jj];
+                const T l = lv[jj] + sr[jj];
+                const T z0 = zr[jj];
+                const T s = heav(z0 * G0 - th);
+                const T u = (z0 * J00 - z0) + kk;
+                const T ds0 = go * rSC[k];
+                const T ds = detach ? ds0 : ds0 + l * u;
+                const T dg = ds * dr[jj];
+                aTH[jj] -= (double)dg;
+                aSC[jj] += (double)(go * s);
+                aK[jj] += (double)(s * l);
+                const T l1 = (l + s * (J00 * l - l)) + dg * G0;
+                const T zq = zp[jj];
+                const T sq = heav(zq * G0 - th);
+                const T aprev = zq + sq * ((zq * J00 - zq) + kk);
+                const T a = keep != (T)0 ? aprev : yi[jj];
+#if MODE == 2
+                const T src = a + rW[k] * xv;
+#else
+                const T src = a;
+#endif
+#if MODE == 0
+                aFC[jj] += (double)l1;
+                T gxv = rW[k] * l1;
+#elif MODE == 1
+                const T dd = rF[k] * l1;
+                const T dk = rB[k] * xv + rC[k];
+                aF[jj] += (double)(l1 * dk);
+                aB[jj] += (double)(dd * xv);
+                aC[jj] += (double)dd;
+                T gxv = rB[k] * dd;
+#else
+                aFC[jj] += (double)l1;
+                T gxv = (T)0;
+#endif
+                aE[jj] += (double)(l1 * src);
+#if EULER
+                const T nl = l1 + rE[k] * l1;
+#else
+                const T nl = rE[k] * l1;
+#endif
+#if MODE == 2
+                gxv = rW[k] * nl;
+#endif
+                gxr[jj] = gxv;
+                lv[jj] = nl;
+            }
+        }
+#undef PS
+#else
         for (i64 t = Tn - 1; t >= 0; --t) {
             for (i64 jj = 0; jj < len; ++jj) {
                 const i64 j = j0 + jj, m = b * n + j, mt = t * M + m;
@@ -590,6 +689,7 @@ extern "C" void ctsnn_backward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 
                 for (int k = 0; k < NS; ++k) ls[(k) * BLK + jj] = nl[k];
             }
         }
+#endif
         for (i64 jj = 0; jj < len; ++jj) {
             const i64 m = b * n + j0 + jj;
             for (int i = 0; i < NS; ++i) lam[m * NS + i] = ls[(i) * BLK + jj];
