@@ -212,8 +212,11 @@ def pairs_w3(x):
         import sinabs.layers as sl
         from ctsnn.compat import sinabs as csb
         xb = (2.5 * x / (1 - BETA)).transpose(0, 1).contiguous()  # batch-first; norm_input gain 1 - alpha
-        sb = sl.ALIF(tau_mem=10.0, tau_adapt=100.0, adapt_scale=1.8).to(x.dtype)
-        sb_ours = csb.ALIF(tau_mem=10.0, tau_adapt=100.0, adapt_scale=1.8)
+        # time constants as tensors of the run's dtype (as numbers, sinabs keeps float32 decays)
+        kw = dict(tau_mem=torch.tensor([10.0], dtype=x.dtype), tau_adapt=torch.tensor([100.0], dtype=x.dtype),
+                  adapt_scale=1.8)
+        sb = sl.ALIF(**kw).to(x.dtype)
+        sb_ours = csb.ALIF(**kw)
 
         def run(layer):
             def f():

@@ -399,6 +399,22 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
             if (states)
                 for (i64 jj = 0; jj < len; ++jj) states[t * M + b * n + j0 + jj] = ys[jj];
 #else
+#if !RDELAY && !SPARSE
+            if (!z0s && !gs && !states) {  // nothing stored per step: a loop the compiler vectorises
+                T* __restrict ysr = ys;
+                const T* __restrict xr = xt;
+                T* __restrict orow = ot;
+                for (i64 jj = 0; jj < len; ++jj) {
+                    const i64 j = j0 + jj;
+                    T a[NS], z[NS];
+                    for (int i = 0; i < NS; ++i) a[i] = ysr[i * BLK + jj];
+                    input_map(a, xr[jj], P, n, j, z);
+                    orow[jj] = events(z, G, J, lo, P, n, j, nullptr);
+                    for (int i = 0; i < NS; ++i) ysr[i * BLK + jj] = z[i];
+                }
+                continue;
+            }
+#endif
 #pragma GCC ivdep
             for (i64 jj = 0; jj < len; ++jj) {
                 const i64 j = j0 + jj;
