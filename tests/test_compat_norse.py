@@ -13,7 +13,7 @@ pytestmark = pytest.mark.peers
 
 T = 300
 TOL = {torch.float64: dict(rtol=1e-6, atol=1e-6), torch.float32: dict(rtol=1e-5, atol=1e-5)}
-GTOL = {torch.float64: dict(rtol=1e-5, atol=1e-5), torch.float32: dict(rtol=1e-4, atol=1e-4)}
+GTOL = {torch.float64: dict(rtol=1e-5, atol=1e-5), torch.float32: dict(rtol=1e-5, atol=1e-5)}
 
 
 def _params(n, dtype, per_neuron, grad=True, **over):

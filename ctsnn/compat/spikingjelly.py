@@ -63,12 +63,13 @@ class _Node(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.detach_input:
             x = x.detach()
+        lead = x.shape[1:] if self.step_mode == "m" else x.shape  # the state of one step
         if self.v is None:
-            state = torch.full(x.shape + (1,), self.v0, dtype=x.dtype, device=x.device)
+            state = torch.full(lead + (1,), self.v0, dtype=x.dtype, device=x.device)
         else:
             state = self.v.unsqueeze(-1)
         if self.step_mode == "m":  # x [T, ...]: the whole sequence through DiscreteLayer.run
-            s, y = self.layer.run(x, state[0] if self.v is None else state)
+            s, y = self.layer.run(x, state)
         else:
             s, y = self.layer(x, state)
         self.v = y[..., 0]

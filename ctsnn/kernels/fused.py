@@ -1,9 +1,10 @@
-"""``DiscreteLayer.run`` as one compiled time loop (``step.cpp``), forward and backward.
+"""``DiscreteLayer.run`` (and ``forward`` without gradients) as one compiled time loop
+(``step.cpp``), forward and backward.
 
 The kernel executes the step constants of ``DiscreteLayer.step_constants`` (derived from the
 model by ``discretize``); it does the same arithmetic in the same order as ``DiscreteLayer.step``,
-so both paths agree bit for bit (tests/test_kernels.py).  ``plan(layer, x, grad)`` says whether a
-call can take the fused path (and why not); ``run(layer, x, state, record_states)`` runs it.
+so both paths agree bit for bit (tests/test_kernels.py).  ``plan(layer, x, grad, mats)`` says
+whether a call can take the fused path (and why not); ``run`` and ``run_sparse`` run it.
 
 What the fused path covers (everything else runs the torch loop):
 
@@ -12,14 +13,16 @@ What the fused path covers (everything else runs the torch loop):
 * a surrogate whose forward is a Heaviside step (every named surrogate of ``ctsnn.surrogate``;
   a callable tagged with ``heaviside = "gt" | "ge"``);
 * without gradients: also ``reset_delay`` (snntorch), ``simultaneous_events``,
-  ``threshold_grad=False`` / level surrogates, ``multi_spike``, ``state_min`` and per-state ``detach_reset`` (their forward values);
+  ``threshold_grad=False`` / level surrogates, ``multi_spike``, ``state_min``, per-state
+  ``detach_reset`` (their forward values), ``events="in_step"`` and sparse output;
 * with gradients (input, initial state and every parameter that ``step_constants`` depends on):
-  sequential events, ``detach_reset`` True or False.  The surrogate's ds/dg is evaluated by the
-  surrogate itself, vectorised over the whole sequence, and handed to the kernel.
+  sequential events, ``detach_reset`` True or False.  The surrogate's ds/dg comes from
+  ``ctsnn.surrogate.derivative`` (or the surrogate's own backward), vectorised over the whole
+  sequence, and is handed to the kernel.
 
-Not fused: gradients with ``reset_delay``, recurrent ``feedback``, ``state_map``, models with their own
-``input_channels`` / ``spike_input`` (``DualLIT``), non-binary spike functions (tracetorch's
-soft spikes), CUDA tensors (the torch path runs there).
+Not fused: gradients with the options above, recurrent ``feedback``, ``state_map``, the cascade
+step, models with their own ``input_channels`` / ``spike_input`` (``DualLIT``), non-binary spike
+functions (tracetorch's soft spikes), CUDA tensors (the torch path runs there).
 """
 from __future__ import annotations
 
@@ -198,15 +201,13 @@ def _forward(g, G, J, lo, out=None, states=None, z0s=None, gs=None, sp=None):
 
 class _Fused(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, layer, x, y0, record_states, euler, out_buf, nrows, *tensors):
+    def forward(ctx, layer, x, y0, record_states, euler, nrows, *tensors):
         rows, (G, J, lo) = tensors[:nrows], tensors[nrows:nrows + 3]
         g = _prepare(layer, x, y0, rows, euler)
         T, Bn, n, S, y, dtype = g["T"], g["Bn"], g["n"], g["S"], g["y"], x.dtype
-        need = any(ctx.needs_input_grad[1:3]) or any(ctx.needs_input_grad[7:])
+        need = any(ctx.needs_input_grad[1:3]) or any(ctx.needs_input_grad[6:])
         yinit = y.clone() if need else None
-        out = torch.empty(T, Bn, n, dtype=dtype) if out_buf is None else out_buf.view(T, Bn, n)
-        if out_buf is not None:
-            ctx.mark_dirty(out_buf)
+        out = torch.empty(T, Bn, n, dtype=dtype)
         states = torch.empty(T, Bn, n, S, dtype=dtype) if record_states else None
         z0s = torch.empty(T, Bn, n, S, dtype=dtype) if need else None
         gs = torch.empty(T, Bn, n, layer.model.n_events, dtype=dtype) if need else None
@@ -216,8 +217,7 @@ class _Fused(torch.autograd.Function):
             ctx.layer, ctx.nrows = layer, nrows
             ctx.geom = (T, g["sxt"], g["sxb"], Bn, n, S, batch, n0, g["shared"], euler)
             ctx.save_for_backward(g["xb"], yinit, g["P"], G, J, z0s, gs, *rows)
-        res = [out.reshape((T,) + tuple(batch) + (n0,)) if out_buf is None else out_buf,
-               y.reshape(tuple(batch) + (n0, S))]
+        res = [out.reshape((T,) + tuple(batch) + (n0,)), y.reshape(tuple(batch) + (n0, S))]
         if record_states:
             res.append(states.reshape((T,) + tuple(batch) + (n0, S)))
         return tuple(res)
@@ -255,11 +255,11 @@ class _Fused(torch.autograd.Function):
             g = gP[r0:r0 + w].t()
             if r.shape[0] == 1:
                 g = g.sum(0, keepdim=True)
-            grads.append(g.to(r.dtype) if ctx.needs_input_grad[7 + len(grads)] else None)
+            grads.append(g.to(r.dtype) if ctx.needs_input_grad[6 + len(grads)] else None)
             r0 += w
         gx_out = gx.reshape((T,) + tuple(batch) + (n0,)) if gx is not None else None
         gy0 = lam.reshape(tuple(batch) + (n0, S)) if ctx.needs_input_grad[2] else None
-        return (None, gx_out, gy0, None, None, None, None, *grads, None, None, None)
+        return (None, gx_out, gy0, None, None, None, *grads, None, None, None)
 
 
 def run_sparse(layer, x: Tensor, state: Tensor, mats):
@@ -308,7 +308,9 @@ def run(layer, x: Tensor, state: Tensor, mats, record_states: bool = False, out:
                                          or any(r.requires_grad for r in rows))):
         return _run_nograd(layer, x, state, rows, G, J, lo, euler, bool(record_states), buf,
                            mats.__dict__.setdefault("_fused_geom", {}))
-    res = _Fused.apply(layer, x, state, bool(record_states), euler, buf, len(rows), *rows, G, J, lo)
+    if buf is not None:
+        raise ValueError("out= is for runs without gradients")
+    res = _Fused.apply(layer, x, state, bool(record_states), euler, len(rows), *rows, G, J, lo)
     return tuple(res)
 
 
