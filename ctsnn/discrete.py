@@ -80,6 +80,15 @@ next step's ``prev_out``, delivered one step later as with ``Recurrent``).
 ``state_map`` (optional callable on ``y [*batch, n, S]``) is applied after the subthreshold
 update (and delayed jumps) and before the threshold test, e.g. snntorch's ``state_quant``.
 
+``events="in_step"`` (one-state models, ``input="zoh"``, exact; no gradient): instead of testing the
+threshold at the grid points, each crossing is located inside its step in closed form on the exact
+solution of the held current, the jump applied there and the rest of the step propagated from it
+(``DiscreteLayer._step_in_step``); the spike times equal ``simulate(method="exact")``.
+
+Execution: ``run`` takes the fused kernel (``ctsnn.kernels``, the same arithmetic compiled; see
+docs/performance.md) where it applies, else the torch loop over ``step`` (``backend="torch"``
+forces it); ``run(output="sparse")`` and ``stream`` return ``Spikes`` (only the nonzero outputs).
+
 ``learn_decay=True``: the learnable parameter is the per-step decay ``d = diag(E)`` itself
 (``nn.Parameter`` ``decay`` ``[n|1, S]``, clamped to [0, 1] in use; needs a diagonal ``A``), with
 ``E = diag(d)`` and ``F = diag(dt (1 - d) / (-ln d))`` (``dt`` where ``d = 1``; ``F = dt I``
