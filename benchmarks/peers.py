@@ -96,29 +96,23 @@ def pairs_w1(x):
         import snntorch
         from ctsnn.compat import snntorch as cs
         sn = snntorch.Leaky(beta=BETA, threshold=1.0, reset_mechanism="subtract")
+        sn_dialect = cs.Leaky(beta=BETA, threshold=1.0, reset_mechanism="subtract")
         sn_ours = cs.Leaky(beta=BETA, threshold=1.0, reset_mechanism="subtract").layer
 
-        def snn_peer():
-            mem = sn.init_leaky()
-            spk = []
-            for t in range(x.shape[0]):
-                s, mem = sn(x[t], mem)
-                spk.append(s)
-            return torch.stack(spk)
+        def step_loop(layer):  # snntorch's usage, and the drop-in: the same per-step loop
+            def run():
+                mem = layer.init_leaky()
+                spk = []
+                for t in range(x.shape[0]):
+                    s, mem = layer(x[t], mem)
+                    spk.append(s)
+                return torch.stack(spk)
+            return run
 
-        sn_dialect = cs.Leaky(beta=BETA, threshold=1.0, reset_mechanism="subtract")
-
-        def snn_dialect():  # the drop-in use: the same per-step loop with ctsnn's Leaky
-            mem = sn_dialect.init_leaky()
-            spk = []
-            for t in range(x.shape[0]):
-                s, mem = sn_dialect(x[t], mem)
-                spk.append(s)
-            return torch.stack(spk)
-
-        out.append((f"snntorch {snntorch.__version__} Leaky (step loop)", snn_peer, snn_dialect,
+        out.append((f"snntorch {snntorch.__version__} Leaky (step loop)", step_loop(sn), step_loop(sn_dialect),
                     sn_dialect.layer, x))
-        out.append((f"snntorch {snntorch.__version__} Leaky (run)", snn_peer, lambda: sn_ours.run(x)[0], sn_ours, x))
+        out.append((f"snntorch {snntorch.__version__} Leaky (run)", step_loop(sn), lambda: sn_ours.run(x)[0],
+                    sn_ours, x))
     except ImportError:
         print("snntorch not installed")
     try:

@@ -138,16 +138,10 @@ class Spikes:
         return out.reshape(self.shape)
 
     @staticmethod
-    def from_dense(out: Tensor, dt: float, offset: int = 0) -> "Spikes":
+    def from_dense(out: Tensor, dt: float) -> "Spikes":
         flat = out.reshape(out.shape[0], -1)
         step, index = torch.nonzero(flat, as_tuple=True)
-        return Spikes(step + offset, index, flat[step, index], tuple(out.shape), dt)
-
-    @staticmethod
-    def cat(parts, shape, dt) -> "Spikes":
-        off = None if parts[0].offset is None else torch.cat([p.offset for p in parts])
-        return Spikes(torch.cat([p.step for p in parts]), torch.cat([p.index for p in parts]),
-                      torch.cat([p.value for p in parts]), tuple(shape), dt, off)
+        return Spikes(step, index, flat[step, index], tuple(out.shape), dt)
 
 
 class _Growing:
@@ -558,7 +552,8 @@ class DiscreteLayer(nn.Module):
         if state is None:
             state = self.model.init_state(x.shape, x.dtype, x.device)
         mats = self._constants(x.dtype, x.device)
-        if self.backend != "torch" and self.feedback is None and not self._needs_grad(x, state):
+        grad = self._needs_grad(x, state)
+        if self.backend != "torch" and self.feedback is None and not grad:
             from .kernels import fused  # one step through the fused kernel (no gradient)
             xs = x.unsqueeze(0)
             why = fused.plan(self, xs, False, mats)
@@ -570,7 +565,7 @@ class DiscreteLayer(nn.Module):
                 raise ValueError(f"backend='fused' cannot run this layer: {why}")
         self.last_backend = "torch"
         if self.events == "in_step":
-            if self._needs_grad(x, state):
+            if grad:
                 raise ValueError("events='in_step' runs without gradients (its spikes have no surrogate); for "
                                  "gradients through in-step spike times use ctsnn.simulate(method='exact')")
             with torch.no_grad():

@@ -157,10 +157,7 @@ def _grad_case(name, per_neuron, inp, method, surrogate, detach_reset, backend):
         if isinstance(v, torch.Tensor) and k in model.params():
             leaves[k] = v.detach().clone().requires_grad_(True)
             cfg[k] = leaves[k]
-    if isinstance(model, ctsnn.Recurrent):
-        model2 = model  # wrapper: its inner parameters are not constructor keywords here
-    else:
-        model2 = type(model)(**cfg)
+    model2 = type(model)(**cfg)
     x = _input(name, inp, T, (B,), n, g, torch.float64).requires_grad_(True)
     y0 = (0.2 * torch.rand(B, n, model.n_states, generator=g, dtype=torch.float64)).requires_grad_(True)
     w_out = torch.randn(T, B, n, generator=g, dtype=torch.float64)

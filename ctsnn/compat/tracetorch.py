@@ -65,6 +65,11 @@ _ACT = {
 }
 
 
+#: the thresholds, bias and output scales every LITS-family layer has
+_TERNARY = (("pos_threshold", "threshold"), ("neg_threshold", "threshold"), ("bias", "bias"),
+            ("pos_scale", "plain"), ("neg_scale", "plain"))
+
+
 def _tt_sigmoid4x(x):
     return torch.sigmoid(4.0 * x)
 
@@ -164,19 +169,12 @@ class _TTLayer(nn.Module):
             names = self.__dict__["_names"] = self._model().state_names
         return names
 
-    def _reg_all(self, specs):
-        """Register ``(name, value, rank, learn, kind)`` for each entry."""
-        for name, value, rank, learn, kind in specs:
-            self._reg(name, value, rank, learn, kind)
+    def _reg_named(self, kw, *specs):
+        """Register each ``(name, kind)`` from the constructor's arguments ``kw``: the value
+        ``kw[name]``, its ``kw[name + "_rank"]`` and ``kw["learn_" + name]``, in the given order."""
+        for name, kind in specs:
+            self._reg(name, kw[name], kw[name + "_rank"], kw["learn_" + name], kind)
 
-
-    def _reg_ternary(self, pos_threshold, neg_threshold, bias, pos_scale, neg_scale, ranks, learn):
-        """The thresholds, bias and output scales every LITS-family layer has."""
-        for (name, kind), value, rank, lrn in zip(
-                (("pos_threshold", "threshold"), ("neg_threshold", "threshold"), ("bias", "bias"),
-                 ("pos_scale", "plain"), ("neg_scale", "plain")),
-                (pos_threshold, neg_threshold, bias, pos_scale, neg_scale), ranks, learn):
-            self._reg(name, value, rank, lrn, kind)
 
 
 class LITS(_TTLayer):
@@ -190,10 +188,7 @@ class LITS(_TTLayer):
                  learn_pos_scale=True, learn_neg_scale=True, learn_bias=True,
                  spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
         super().__init__(num_neurons, dim, spike_fn, quant_fn)
-        self._reg("beta", beta, beta_rank, learn_beta, "decay")
-        self._reg_ternary(pos_threshold, neg_threshold, bias, pos_scale, neg_scale,
-                          (pos_threshold_rank, neg_threshold_rank, bias_rank, pos_scale_rank, neg_scale_rank),
-                          (learn_pos_threshold, learn_neg_threshold, learn_bias, learn_pos_scale, learn_neg_scale))
+        self._reg_named(locals(), ("beta", "decay"), *_TERNARY)
 
     def _model(self):
         v = self.value
@@ -216,11 +211,7 @@ class DLITS(_TTLayer):
                  learn_pos_scale=True, learn_neg_scale=True, learn_bias=True,
                  spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
         super().__init__(num_neurons, dim, spike_fn, quant_fn)
-        self._reg("pos_beta", pos_beta, pos_beta_rank, learn_pos_beta, "decay")
-        self._reg("neg_beta", neg_beta, neg_beta_rank, learn_neg_beta, "decay")
-        self._reg_ternary(pos_threshold, neg_threshold, bias, pos_scale, neg_scale,
-                          (pos_threshold_rank, neg_threshold_rank, bias_rank, pos_scale_rank, neg_scale_rank),
-                          (learn_pos_threshold, learn_neg_threshold, learn_bias, learn_pos_scale, learn_neg_scale))
+        self._reg_named(locals(), ("pos_beta", "decay"), ("neg_beta", "decay"), *_TERNARY)
 
     def _model(self):
         v = self.value
@@ -265,11 +256,7 @@ class SLITS(_TTLayer):
                  learn_beta=True, learn_pos_threshold=True, learn_neg_threshold=True, learn_pos_scale=True,
                  learn_neg_scale=True, learn_bias=True, spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
         super().__init__(num_neurons, dim, spike_fn, quant_fn)
-        self._reg_all([("alpha", alpha, alpha_rank, learn_alpha, "decay"),
-                       ("beta", beta, beta_rank, learn_beta, "decay")])
-        self._reg_ternary(pos_threshold, neg_threshold, bias, pos_scale, neg_scale,
-                          (pos_threshold_rank, neg_threshold_rank, bias_rank, pos_scale_rank, neg_scale_rank),
-                          (learn_pos_threshold, learn_neg_threshold, learn_bias, learn_pos_scale, learn_neg_scale))
+        self._reg_named(locals(), ("alpha", "decay"), ("beta", "decay"), *_TERNARY)
 
     def _model(self):
         return Traced(_lit(self), tau_syn=self._tau("alpha"))
@@ -291,12 +278,7 @@ class RLITS(_TTLayer):
                  learn_neg_threshold=True, learn_pos_scale=True, learn_neg_scale=True, learn_bias=True,
                  learn_rec_weight=True, spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
         super().__init__(num_neurons, dim, spike_fn, quant_fn)
-        self._reg_all([("beta", beta, beta_rank, learn_beta, "decay"),
-                       ("gamma", gamma, gamma_rank, learn_gamma, "decay")])
-        self._reg_ternary(pos_threshold, neg_threshold, bias, pos_scale, neg_scale,
-                          (pos_threshold_rank, neg_threshold_rank, bias_rank, pos_scale_rank, neg_scale_rank),
-                          (learn_pos_threshold, learn_neg_threshold, learn_bias, learn_pos_scale, learn_neg_scale))
-        self._reg("rec_weight", rec_weight, rec_weight_rank, learn_rec_weight, "plain")
+        self._reg_named(locals(), ("beta", "decay"), ("gamma", "decay"), *_TERNARY, ("rec_weight", "plain"))
 
     def _model(self):
         return Traced(_lit(self), tau_rec=self._tau("gamma"), rec_weight=self.value("rec_weight"))
@@ -317,13 +299,8 @@ class SRLITS(_TTLayer):
                  learn_pos_threshold=True, learn_neg_threshold=True, learn_pos_scale=True, learn_neg_scale=True,
                  learn_bias=True, learn_rec_weight=True, spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
         super().__init__(num_neurons, dim, spike_fn, quant_fn)
-        self._reg_all([("alpha", alpha, alpha_rank, learn_alpha, "decay"),
-                       ("beta", beta, beta_rank, learn_beta, "decay"),
-                       ("gamma", gamma, gamma_rank, learn_gamma, "decay")])
-        self._reg_ternary(pos_threshold, neg_threshold, bias, pos_scale, neg_scale,
-                          (pos_threshold_rank, neg_threshold_rank, bias_rank, pos_scale_rank, neg_scale_rank),
-                          (learn_pos_threshold, learn_neg_threshold, learn_bias, learn_pos_scale, learn_neg_scale))
-        self._reg("rec_weight", rec_weight, rec_weight_rank, learn_rec_weight, "plain")
+        self._reg_named(locals(), ("alpha", "decay"), ("beta", "decay"), ("gamma", "decay"), *_TERNARY,
+                        ("rec_weight", "plain"))
 
     def _model(self):
         return Traced(_lit(self), tau_syn=self._tau("alpha"), tau_rec=self._tau("gamma"),
@@ -346,13 +323,8 @@ class DSLITS(_TTLayer):
                  learn_neg_threshold=True, learn_pos_scale=True, learn_neg_scale=True, learn_bias=True,
                  spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
         super().__init__(num_neurons, dim, spike_fn, quant_fn)
-        self._reg_all([("pos_alpha", pos_alpha, pos_alpha_rank, learn_pos_alpha, "decay"),
-                       ("neg_alpha", neg_alpha, neg_alpha_rank, learn_neg_alpha, "decay"),
-                       ("pos_beta", pos_beta, pos_beta_rank, learn_pos_beta, "decay"),
-                       ("neg_beta", neg_beta, neg_beta_rank, learn_neg_beta, "decay")])
-        self._reg_ternary(pos_threshold, neg_threshold, bias, pos_scale, neg_scale,
-                          (pos_threshold_rank, neg_threshold_rank, bias_rank, pos_scale_rank, neg_scale_rank),
-                          (learn_pos_threshold, learn_neg_threshold, learn_bias, learn_pos_scale, learn_neg_scale))
+        self._reg_named(locals(), ("pos_alpha", "decay"), ("neg_alpha", "decay"), ("pos_beta", "decay"),
+                        ("neg_beta", "decay"), *_TERNARY)
 
     def _model(self):
         return Traced(_dual(self), tau_syn=(self._tau("pos_alpha"), self._tau("neg_alpha")))
@@ -378,15 +350,9 @@ class DRLITS(_TTLayer):
                  learn_bias=True, learn_pos_rec_weight=True, learn_neg_rec_weight=True,
                  spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
         super().__init__(num_neurons, dim, spike_fn, quant_fn)
-        self._reg_all([("pos_beta", pos_beta, pos_beta_rank, learn_pos_beta, "decay"),
-                       ("neg_beta", neg_beta, neg_beta_rank, learn_neg_beta, "decay"),
-                       ("pos_gamma", pos_gamma, pos_gamma_rank, learn_pos_gamma, "decay"),
-                       ("neg_gamma", neg_gamma, neg_gamma_rank, learn_neg_gamma, "decay")])
-        self._reg_ternary(pos_threshold, neg_threshold, bias, pos_scale, neg_scale,
-                          (pos_threshold_rank, neg_threshold_rank, bias_rank, pos_scale_rank, neg_scale_rank),
-                          (learn_pos_threshold, learn_neg_threshold, learn_bias, learn_pos_scale, learn_neg_scale))
-        self._reg_all([("pos_rec_weight", pos_rec_weight, pos_rec_weight_rank, learn_pos_rec_weight, "plain"),
-                       ("neg_rec_weight", neg_rec_weight, neg_rec_weight_rank, learn_neg_rec_weight, "plain")])
+        self._reg_named(locals(), ("pos_beta", "decay"), ("neg_beta", "decay"), ("pos_gamma", "decay"),
+                        ("neg_gamma", "decay"), *_TERNARY, ("pos_rec_weight", "plain"),
+                        ("neg_rec_weight", "plain"))
 
     def _model(self):
         v = self.value
@@ -415,17 +381,9 @@ class DSRLITS(_TTLayer):
                  learn_bias=True, learn_pos_rec_weight=True, learn_neg_rec_weight=True,
                  spike_fn=_tt_sigmoid4x, quant_fn=nn.Identity()) -> None:
         super().__init__(num_neurons, dim, spike_fn, quant_fn)
-        self._reg_all([("pos_alpha", pos_alpha, pos_alpha_rank, learn_pos_alpha, "decay"),
-                       ("neg_alpha", neg_alpha, neg_alpha_rank, learn_neg_alpha, "decay"),
-                       ("pos_beta", pos_beta, pos_beta_rank, learn_pos_beta, "decay"),
-                       ("neg_beta", neg_beta, neg_beta_rank, learn_neg_beta, "decay"),
-                       ("pos_gamma", pos_gamma, pos_gamma_rank, learn_pos_gamma, "decay"),
-                       ("neg_gamma", neg_gamma, neg_gamma_rank, learn_neg_gamma, "decay")])
-        self._reg_ternary(pos_threshold, neg_threshold, bias, pos_scale, neg_scale,
-                          (pos_threshold_rank, neg_threshold_rank, bias_rank, pos_scale_rank, neg_scale_rank),
-                          (learn_pos_threshold, learn_neg_threshold, learn_bias, learn_pos_scale, learn_neg_scale))
-        self._reg_all([("pos_rec_weight", pos_rec_weight, pos_rec_weight_rank, learn_pos_rec_weight, "plain"),
-                       ("neg_rec_weight", neg_rec_weight, neg_rec_weight_rank, learn_neg_rec_weight, "plain")])
+        self._reg_named(locals(), ("pos_alpha", "decay"), ("neg_alpha", "decay"), ("pos_beta", "decay"),
+                        ("neg_beta", "decay"), ("pos_gamma", "decay"), ("neg_gamma", "decay"), *_TERNARY,
+                        ("pos_rec_weight", "plain"), ("neg_rec_weight", "plain"))
 
     def _model(self):
         v = self.value

@@ -91,6 +91,15 @@ struct Sparse {
 #else
 #define PV(p) P[(p) * n + j]
 #endif
+// the row of parameter p for the block starting at neuron j0, read as R(p)[jj * PS] (one column,
+// PS = 0, when every neuron shares the parameters)
+#if PSHARED
+#define PS 0
+#define R(p) (P + (p))
+#else
+#define PS 1
+#define R(p) (P + (p) * n + j0)
+#endif
 
 extern "C" int ctsnn_nparams() { return NP; }
 
@@ -296,10 +305,9 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
         i64* cl = clv.data();
         T* ca = cav.data();
 #elif INSTEP
-        std::vector<T> crv(BLK), ctv(BLK), cqv(BLK);  // q; after the first event e^{A (dt - tau)}, tau (A = 0)
+        std::vector<T> crv(BLK), ctv(BLK);  // after the first event: e^{A (dt - tau)}, and tau (A = 0)
         T* cr = crv.data();
         T* ct = ctv.data();
-        T* cq = cqv.data();
 #endif
         for (i64 jj = 0; jj < len; ++jj)
             for (int i = 0; i < NS; ++i) ys[i * BLK + jj] = y[(b * n + j0 + jj) * NS + i];
@@ -335,30 +343,23 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
             // threshold after it continue in in_step
             const T g0 = G[0], J00 = J[0];
             int again = 0;
-            T* __restrict zq = cq;
+#if LINA
             T* __restrict zr = cr;
+            const T* __restrict rNIA = R(P_NIA);
+#else
             T* __restrict zt = ct;
+            const T* __restrict rDT = R(P_DT);
+#endif
             T* __restrict yv = ys;
             const T* __restrict xv = xt;
             T* __restrict ov = ot;
-            // parameter rows of this block (one column if shared): R(p)[jj * PS]
-#if PSHARED
-#define PS 0
-#define R(p) (P + (p))
-#else
-#define PS 1
-#define R(p) (P + (p) * n + j0)
-#endif
             const T* __restrict rTH = R(P_TH);
-            const T* __restrict rNIA = R(P_NIA);
-            const T* __restrict rDT = R(P_DT);
             const T* __restrict rB = R(P_B);
             const T* __restrict rC = R(P_C);
             const T* __restrict rE = R(P_E);
             const T* __restrict rF = R(P_F);
             const T* __restrict rK = R(P_K);
             const T* __restrict rSC = R(P_SC);
-#undef R
             for (i64 jj = 0; jj < len; ++jj) {  // the grid step and the first event
                 const i64 k = jj * PS;
                 const T a0 = yv[jj], th = rTH[k], vth = th / g0;
@@ -384,7 +385,6 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
                 ov[jj] = (gz >= (T)0 ? (T)1 : (T)0) * rSC[k];  // = sc or 0, exactly
                 again += (gz >= (T)0 && zf * g0 - th >= (T)0) ? 1 : 0;
             }
-#undef PS
             if (again)
                 for (i64 jj = 0; jj < len; ++jj) {
                     const i64 j = j0 + jj;
@@ -520,13 +520,6 @@ extern "C" void ctsnn_backward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 
         // one state, one event (LIF, IF): the same recursion as the general loop below, written
         // so that it vectorises (row pointers, no per-element branch or conditional load)
         std::vector<T> zero(BLK, (T)0), scratch(BLK);
-#if PSHARED
-#define PS 0
-#define R(p) (P + (p))
-#else
-#define PS 1
-#define R(p) (P + (p) * n + j0)
-#endif
         const T* __restrict rE = R(P_E);
         const T* __restrict rTH = R(P_TH);
         const T* __restrict rK = R(P_K);
@@ -538,7 +531,6 @@ extern "C" void ctsnn_backward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 
 #else
         const T* __restrict rW = R(P_W);
 #endif
-#undef R
         const T G0 = G[0], J00 = J[0];
         double* __restrict aTH = acc + P_TH * BLK;
         double* __restrict aSC = acc + P_SC * BLK;
@@ -613,12 +605,12 @@ extern "C" void ctsnn_backward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 
                 lv[jj] = nl;
             }
         }
-#undef PS
 #else
         for (i64 t = Tn - 1; t >= 0; --t) {
             for (i64 jj = 0; jj < len; ++jj) {
                 const i64 j = j0 + jj, m = b * n + j, mt = t * M + m;
                 const T xv = x[t * sxt + b * sxb + j];
+                (void)xv;  // MODE 0 does not need it
                 const T go = gout[mt];
                 T l[NS];
                 for (int i = 0; i < NS; ++i) l[i] = gst ? ls[(i) * BLK + jj] + gst[mt * NS + i] : ls[(i) * BLK + jj];
