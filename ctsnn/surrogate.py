@@ -55,17 +55,18 @@ class _Surrogate(torch.autograd.Function):
         return grad_out * derivative(ctx.kind, ctx.param, g), None, None, None
 
 
-def derivative(kind: str, a, g: Tensor) -> Tensor:
+def derivative(kind: str, a, g: Tensor, overwrite: bool = False) -> Tensor:
     """``ds/dg`` of the surrogate ``kind`` with parameter ``a`` at ``g`` (the formulas of the module
-    docstring; the common kinds computed in place, in one new tensor)."""
+    docstring; the common kinds computed in place, in one new tensor).  ``overwrite=True``: ``g``
+    is scratch, and the common kinds (atan, fast_sigmoid, superspike) return it, overwritten."""
     if kind == "atan":  # (a/2) / (1 + (pi/2 a g)^2)
-        d = g * (math.pi / 2 * a)
+        d = g.mul_(math.pi / 2 * a) if overwrite else g * (math.pi / 2 * a)
         d.mul_(d).add_(1).reciprocal_().mul_(a / 2)
     elif kind in ("fast_sigmoid", "superspike"):  # 1 / (a |g| + 1)^2
-        d = g.abs().mul_(a).add_(1.0)
+        d = (g.abs_() if overwrite else g.abs()).mul_(a).add_(1.0)
         d.mul_(d).reciprocal_()
     elif kind == "sigmoid":  # a sig(a g) (1 - sig(a g))
-        sg = (g * a).sigmoid_()
+        sg = (g.mul_(a) if overwrite else g * a).sigmoid_()
         d = sg * a
         d.mul_(sg.neg_().add_(1))
     elif kind == "gaussian":
@@ -127,7 +128,7 @@ def _step(kind: str, param, fire_at_zero: bool):
     def f(g: Tensor) -> Tensor:
         return _Surrogate.apply(g, kind, param, fire_at_zero)
     f.heaviside = "ge" if fire_at_zero else "gt"
-    f.derivative = lambda g: derivative(kind, param, g)  # ds/dg, without autograd
+    f.derivative = lambda g, overwrite=False: derivative(kind, param, g, overwrite)  # ds/dg, no autograd
     return f
 
 

@@ -31,7 +31,7 @@ import ctypes
 import torch
 from torch import Tensor
 
-from . import build
+from . import build, pool
 
 _MODES = {"impulse": 0, "zoh": 1, "impulse_start": 2}
 _BLK = 4096  # elements per block in step.cpp
@@ -199,6 +199,18 @@ def _forward(g, G, J, lo, out=None, states=None, z0s=None, gs=None, sp=None):
                               "(a reset at or above threshold?)")
 
 
+def _dsdg(layer, gs: Tensor) -> Tensor:
+    """ds/dg of the layer's surrogate at ``gs`` (which it may overwrite)."""
+    direct = getattr(layer.spike_fn, "derivative", None)
+    if direct is not None:  # ctsnn's own surrogates: ds/dg straight from the formula
+        return direct(gs, overwrite=True).contiguous()
+    with torch.enable_grad():  # any other elementwise surrogate: through its own backward
+        gg = gs.detach().requires_grad_(True)
+        s = layer.spike_fn(gg)
+        (d,) = torch.autograd.grad(s, gg, torch.ones_like(s), allow_unused=True)
+    return torch.zeros_like(gs) if d is None else d.contiguous()
+
+
 class _Fused(torch.autograd.Function):
     @staticmethod
     def forward(ctx, layer, x, y0, record_states, euler, nrows, *tensors):
@@ -207,16 +219,17 @@ class _Fused(torch.autograd.Function):
         T, Bn, n, S, y, dtype = g["T"], g["Bn"], g["n"], g["S"], g["y"], x.dtype
         need = any(ctx.needs_input_grad[1:3]) or any(ctx.needs_input_grad[6:])
         yinit = y.clone() if need else None
-        out = torch.empty(T, Bn, n, dtype=dtype)
-        states = torch.empty(T, Bn, n, S, dtype=dtype) if record_states else None
-        z0s = torch.empty(T, Bn, n, S, dtype=dtype) if need else None
-        gs = torch.empty(T, Bn, n, layer.model.n_events, dtype=dtype) if need else None
+        out = pool.empty((T, Bn, n), dtype)
+        states = pool.empty((T, Bn, n, S), dtype) if record_states else None
+        z0s = pool.empty((T, Bn, n, S), dtype) if need else None
+        gs = pool.empty((T, Bn, n, layer.model.n_events), dtype) if need else None
         _forward(g, G, J, lo, out, states, z0s, gs)
         batch, n0 = x.shape[1:-1], x.shape[-1]
         if need:
+            dsdg = _dsdg(layer, gs)  # now, so that the graph holds ds/dg in the place of gs
             ctx.layer, ctx.nrows = layer, nrows
             ctx.geom = (T, g["sxt"], g["sxb"], Bn, n, S, batch, n0, g["shared"], euler)
-            ctx.save_for_backward(g["xb"], yinit, g["P"], G, J, z0s, gs, *rows)
+            ctx.save_for_backward(g["xb"], yinit, g["P"], G, J, z0s, dsdg, *rows)
         res = [out.reshape((T,) + tuple(batch) + (n0,)), y.reshape(tuple(batch) + (n0, S))]
         if record_states:
             res.append(states.reshape((T,) + tuple(batch) + (n0, S)))
@@ -224,24 +237,15 @@ class _Fused(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gout, gy, *rest):
-        xb, yinit, P, G, J, z0s, gs, *rows = ctx.saved_tensors
+        xb, yinit, P, G, J, z0s, dsdg, *rows = ctx.saved_tensors
         T, sxt, sxb, Bn, n, S, batch, n0, shared, euler = ctx.geom
         layer = ctx.layer
         dtype = xb.dtype
-        direct = getattr(layer.spike_fn, "derivative", None)
-        if direct is not None:  # ctsnn's own surrogates: ds/dg straight from the formula
-            dsdg = direct(gs).contiguous()
-        else:  # any other elementwise surrogate: through its own backward
-            with torch.enable_grad():
-                gg = gs.detach().requires_grad_(True)
-                s = layer.spike_fn(gg)
-                (dsdg,) = torch.autograd.grad(s, gg, torch.ones_like(s), allow_unused=True)
-            dsdg = torch.zeros_like(gs) if dsdg is None else dsdg.contiguous()
         gout = torch.zeros(T, Bn, n, dtype=dtype) if gout is None else gout.reshape(T, Bn, n).contiguous()
         lam = (torch.zeros(Bn, n, S, dtype=dtype) if gy is None
                else gy.reshape(Bn, n, S).to(dtype).contiguous().clone())
         gst = rest[0].reshape(T, Bn, n, S).contiguous() if rest and rest[0] is not None else None
-        gx = torch.empty(T, Bn, n, dtype=dtype) if ctx.needs_input_grad[1] else None
+        gx = pool.empty((T, Bn, n), dtype) if ctx.needs_input_grad[1] else None
         gP = torch.empty(P.shape[0], Bn, n, dtype=torch.float64)
         lib = build.load(_defines(layer, dtype, shared, euler))
         lib.ctsnn_backward(_ptr(xb), ctypes.c_int64(T), ctypes.c_int64(sxt), ctypes.c_int64(sxb),
@@ -318,8 +322,8 @@ def _run_nograd(layer, x, state, rows, G, J, lo, euler, record_states, out_buf, 
     """``_Fused.forward`` without autograd bookkeeping (nothing needs a gradient)."""
     g = _prepare(layer, x, state, rows, euler, cache=cache)
     T, Bn, n, S = g["T"], g["Bn"], g["n"], g["S"]
-    out = torch.empty(T, Bn, n, dtype=x.dtype) if out_buf is None else out_buf.view(T, Bn, n)
-    states = torch.empty(T, Bn, n, S, dtype=x.dtype) if record_states else None
+    out = pool.empty((T, Bn, n), x.dtype) if out_buf is None else out_buf.view(T, Bn, n)
+    states = pool.empty((T, Bn, n, S), x.dtype) if record_states else None
     _forward(g, G, J, lo, out, states)
     batch, n0 = tuple(x.shape[1:-1]), x.shape[-1]
     res = (out.reshape((T,) + batch + (n0,)) if out_buf is None else out_buf, g["y"].reshape(batch + (n0, S)))
