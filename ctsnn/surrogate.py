@@ -58,7 +58,7 @@ class _Surrogate(torch.autograd.Function):
 def derivative(kind: str, a, g: Tensor, overwrite: bool = False) -> Tensor:
     """``ds/dg`` of the surrogate ``kind`` with parameter ``a`` at ``g`` (the formulas of the module
     docstring; the common kinds computed in place, in one new tensor).  ``overwrite=True``: ``g``
-    is scratch, and the common kinds (atan, fast_sigmoid, superspike) return it, overwritten."""
+    is scratch, and the common kinds (atan, fast_sigmoid, superspike, gaussian) return it, overwritten."""
     if kind == "atan":  # (a/2) / (1 + (pi/2 a g)^2)
         d = g.mul_(math.pi / 2 * a) if overwrite else g * (math.pi / 2 * a)
         d.mul_(d).add_(1).reciprocal_().mul_(a / 2)
@@ -71,7 +71,9 @@ def derivative(kind: str, a, g: Tensor, overwrite: bool = False) -> Tensor:
         d.mul_(sg.neg_().add_(1))
     elif kind == "gaussian":
         mu, sigma, scale = a
-        d = scale * torch.exp(-((g - mu) ** 2) / (2 * sigma ** 2)) / (sigma * math.sqrt(2 * math.pi))
+        # scale exp(-(g - mu)^2 / (2 sigma^2)) / (sigma sqrt(2 pi)), one rounded operation at a time
+        d = (g.sub_(mu) if overwrite else g - mu).pow_(2).neg_().div_(2 * sigma ** 2).exp_()
+        d.mul_(scale).div_(sigma * math.sqrt(2 * math.pi))
     elif kind == "triangular":
         d = torch.where(g >= 0, -a, a) * torch.ones_like(g)
     elif kind == "spike_rate_escape":

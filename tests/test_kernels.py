@@ -199,6 +199,29 @@ def test_gradients_match_torch(name, per_neuron, inp, method, surrogate, detach)
         assert float(scale) > 0 or label == "y0"
 
 
+@pytest.mark.parametrize("name,inp", [("LIF_subtract", "impulse"), ("LIF_to_value", "zoh"),
+                                      ("CubaLIF", "impulse_start"), ("ALIF_th", "zoh")])
+def test_gradients_without_parameter_gradients(name, inp):
+    """No parameter requires grad (the kernel then accumulates none): the input and initial-state
+    gradients are those of the torch loop."""
+    g = torch.Generator().manual_seed(13)
+    model = _models(9, True, g)[name]
+    x0 = _input(name, inp, 300, (3,), 9, g, torch.float64)
+    y00 = 0.2 * torch.rand(3, 9, model.n_states, generator=g, dtype=torch.float64)
+    w = torch.randn(300, 3, 9, generator=g, dtype=torch.float64)
+    res = {}
+    for backend in ("torch", "fused"):
+        x, y0 = x0.clone().requires_grad_(True), y00.clone().requires_grad_(True)
+        lay = discretize(model, DT, input=inp, surrogate="atan", backend=backend)
+        assert not any(p.requires_grad for p in lay.parameters())
+        out, y = lay.run(x, y0)
+        res[backend] = torch.autograd.grad((out * w).sum() + y.sum(), [x, y0])
+        assert lay.last_backend == backend
+    for a, b in zip(res["torch"], res["fused"]):
+        assert float(a.abs().max()) > 0
+        assert float((a - b).abs().max() / a.abs().max()) < 1e-10
+
+
 def test_gradients_float32_and_learn_decay():
     """float32 gradients close to the float64 torch path's, and learned decay factors."""
     g = torch.Generator().manual_seed(5)

@@ -45,3 +45,20 @@ def test_superspike_and_norse_kinds():
         surrogate.heavi_circ(alpha=-1.0)
     with pytest.raises(ValueError, match="unknown argument"):
         surrogate.get("heavi_tanh", alpha=1.0)
+
+
+@pytest.mark.parametrize("name,kw", [("atan", {"alpha": 2.0}), ("fast_sigmoid", {"slope": 25.0}),
+                                     ("superspike", {"beta": 3.0}), ("sigmoid", {"slope": 4.0}),
+                                     ("gaussian", {"mu": 0.1, "sigma": 0.4, "grad_scale": 1.3}),
+                                     ("triangle", {"alpha": 0.7})])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_derivative_tag_equals_autograd_and_overwrite(name, kw, dtype):
+    """The ``derivative`` tag (used by the fused kernel) is the surrogate's autograd derivative bit
+    for bit, whether it may overwrite its argument or not (it does for the common kinds)."""
+    fn = surrogate.get(name, **kw)
+    g = torch.randn(5000, generator=torch.Generator().manual_seed(3), dtype=dtype) * 2
+    x = g.clone().requires_grad_(True)
+    fn(x).sum().backward()
+    assert torch.equal(fn.derivative(g), x.grad)
+    scratch = g.clone()
+    assert torch.equal(fn.derivative(scratch, overwrite=True), x.grad)

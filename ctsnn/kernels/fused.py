@@ -182,15 +182,16 @@ def _prepare(layer, x, y0, rows, euler, sparse=False, cache: dict | None = None)
     if flat and (shared or n < _BLK):
         n, Bn, sxb = Bn * n, 1, 0
         xb = xb.reshape(T, 1, n)
-    y = y0.reshape(Bn, n, S).to(x.dtype).contiguous().clone()
-    return dict(xb=xb, T=T, sxt=sxt, sxb=sxb, Bn=Bn, n=n, S=S, P=P, shared=shared, lib=lib, y=y)
+    yin = y0.reshape(Bn, n, S).to(x.dtype).contiguous()  # read by the kernel, not written
+    y = pool.empty((Bn, n, S), x.dtype)  # the final state
+    return dict(xb=xb, T=T, sxt=sxt, sxb=sxb, Bn=Bn, n=n, S=S, P=P, shared=shared, lib=lib, yin=yin, y=y)
 
 
 def _forward(g, G, J, lo, out=None, states=None, z0s=None, gs=None, sp=None):
     i64 = ctypes.c_int64
     flags = ctypes.c_int(0)
     g["lib"].ctsnn_forward(_ptr(g["xb"]), i64(g["T"]), i64(g["sxt"]), i64(g["sxb"]), i64(g["Bn"]), i64(g["n"]),
-                           _ptr(g["y"]), _ptr(g["P"]), _ptr(G), _ptr(J), _ptr(lo), _ptr(out), _ptr(states),
+                           _ptr(g["yin"]), _ptr(g["y"]), _ptr(g["P"]), _ptr(G), _ptr(J), _ptr(lo), _ptr(out), _ptr(states),
                            _ptr(z0s), _ptr(gs), ctypes.c_int(torch.get_num_threads()),
                            ctypes.byref(sp) if sp is not None else ctypes.c_void_p(0), ctypes.byref(flags))
     if flags.value:
@@ -218,7 +219,7 @@ class _Fused(torch.autograd.Function):
         g = _prepare(layer, x, y0, rows, euler)
         T, Bn, n, S, y, dtype = g["T"], g["Bn"], g["n"], g["S"], g["y"], x.dtype
         need = any(ctx.needs_input_grad[1:3]) or any(ctx.needs_input_grad[6:])
-        yinit = y.clone() if need else None
+        yinit = g["yin"] if need else None
         out = pool.empty((T, Bn, n), dtype)
         states = pool.empty((T, Bn, n, S), dtype) if record_states else None
         z0s = pool.empty((T, Bn, n, S), dtype) if need else None
@@ -246,21 +247,23 @@ class _Fused(torch.autograd.Function):
                else gy.reshape(Bn, n, S).to(dtype).contiguous().clone())
         gst = rest[0].reshape(T, Bn, n, S).contiguous() if rest and rest[0] is not None else None
         gx = pool.empty((T, Bn, n), dtype) if ctx.needs_input_grad[1] else None
-        gP = torch.empty(P.shape[0], Bn, n, dtype=torch.float64)
-        lib = build.load(_defines(layer, dtype, shared, euler))
+        pgrad = any(ctx.needs_input_grad[6:])  # else the kernel accumulates no parameter gradient
+        gP = pool.empty((P.shape[0], Bn, n), torch.float64) if pgrad else None
+        lib = build.load(dict(_defines(layer, dtype, shared, euler), PGRAD=int(pgrad)))
         lib.ctsnn_backward(_ptr(xb), ctypes.c_int64(T), ctypes.c_int64(sxt), ctypes.c_int64(sxb),
                            ctypes.c_int64(Bn), ctypes.c_int64(n), _ptr(yinit), _ptr(P), _ptr(G), _ptr(J),
                            _ptr(z0s), _ptr(dsdg), _ptr(gout), _ptr(gst), _ptr(lam), _ptr(gx), _ptr(gP),
                            ctypes.c_int(int(layer.detach_reset)), ctypes.c_int(torch.get_num_threads()))
-        gP = gP.reshape(gP.shape[0], -1, n0).sum(1)  # over the batch: [NP, n0]
-        grads, r0 = [], 0
-        for r in rows:
-            w = r.shape[1]
-            g = gP[r0:r0 + w].t()
-            if r.shape[0] == 1:
-                g = g.sum(0, keepdim=True)
-            grads.append(g.to(r.dtype) if ctx.needs_input_grad[6 + len(grads)] else None)
-            r0 += w
+        grads, r0 = [None] * len(rows), 0
+        if pgrad:
+            gP = gP.reshape(gP.shape[0], -1, n0).sum(1)  # over the batch: [NP, n0]
+            for i, r in enumerate(rows):
+                w = r.shape[1]
+                g = gP[r0:r0 + w].t()
+                if r.shape[0] == 1:
+                    g = g.sum(0, keepdim=True)
+                grads[i] = g.to(r.dtype) if ctx.needs_input_grad[6 + i] else None
+                r0 += w
         gx_out = gx.reshape((T,) + tuple(batch) + (n0,)) if gx is not None else None
         gy0 = lam.reshape(tuple(batch) + (n0, S)) if ctx.needs_input_grad[2] else None
         return (None, gx_out, gy0, None, None, None, *grads, None, None, None)

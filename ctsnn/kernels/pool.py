@@ -9,7 +9,7 @@ gone (a graph's saved buffers: once its backward has run, or the graph is droppe
 the next request of the same size and dtype, as PyTorch's caching allocator does on GPUs.  A
 handed-out tensor is never shared with anything alive.
 
-Only tensors of at least ``MIN_BYTES`` are pooled (glibc reuses smaller blocks itself).  At most
+Only tensors of at least ``MIN_BYTES`` (256 kB) are pooled.  At most
 ``CTSNN_POOL_MB`` megabytes (environment, default 2048) of free memory are kept, the oldest
 dropped first; ``CTSNN_POOL_MB=0`` turns the pool off, and ``empty_cache()`` frees what it holds.
 A pooled tensor is an ordinary CPU tensor, except that its storage cannot be resized
@@ -21,14 +21,17 @@ import math
 import os
 import threading
 import weakref
+from collections import OrderedDict
 
 import torch
 from torch import Tensor
 
-MIN_BYTES = 8 << 20
+MIN_BYTES = 256 << 10
 _DTYPES = (torch.float32, torch.float64, torch.bool, torch.uint8, torch.int32, torch.int64)
 _lock = threading.Lock()
-_free: list[Tensor] = []  # flat tensors not handed out, oldest first
+_free: "OrderedDict[int, tuple[tuple, Tensor]]" = OrderedDict()  # id -> (key, flat tensor), oldest first
+_by_key: dict[tuple, dict[int, Tensor]] = {}  # (dtype, numel) -> {id: flat tensor}
+_held = 0  # bytes in _free
 
 
 def limit_bytes() -> int:
@@ -44,40 +47,55 @@ def limit_bytes() -> int:
 def empty(shape, dtype: torch.dtype) -> Tensor:
     """An uninitialised contiguous CPU tensor, like ``torch.empty(shape, dtype=dtype)``, on memory
     reused from an earlier tensor of the same size and dtype when one has been freed."""
+    global _held
     numel = math.prod(shape)
-    nbytes = numel * torch.empty((), dtype=dtype).element_size()
+    nbytes = numel * _itemsize(dtype)
     if nbytes < MIN_BYTES or dtype not in _DTYPES or limit_bytes() == 0:
         return torch.empty(shape, dtype=dtype)
-    base = None
+    key, base = (dtype, numel), None
     with _lock:
-        for i, b in enumerate(_free):
-            if b.dtype == dtype and b.numel() == numel:
-                base = _free.pop(i)
-                break
+        same = _by_key.get(key)
+        if same:
+            i, base = same.popitem()  # the most recently freed: likeliest still in cache
+            del _free[i]
+            _held -= nbytes
     if base is None:
         base = torch.empty(numel, dtype=dtype)
     arr = base.numpy()  # the handed-out tensor holds arr; when it and its views die, arr dies
-    weakref.finalize(arr, _give, base)
+    weakref.finalize(arr, _give, key, base, nbytes).atexit = False
     return torch.from_numpy(arr).view(shape)
 
 
-def _give(base: Tensor):
+def _itemsize(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size() if dtype not in _SIZES else _SIZES[dtype]
+
+
+_SIZES = {torch.float32: 4, torch.float64: 8, torch.bool: 1, torch.uint8: 1, torch.int32: 4, torch.int64: 8}
+
+
+def _give(key, base: Tensor, nbytes: int):
+    global _held
     cap = limit_bytes()
     with _lock:
-        _free.append(base)
-        total = sum(b.numel() * b.element_size() for b in _free)
-        while _free and total > cap:
-            old = _free.pop(0)
-            total -= old.numel() * old.element_size()
+        i = id(base)
+        _free[i] = (key, base)
+        _by_key.setdefault(key, {})[i] = base
+        _held += nbytes
+        while _free and _held > cap:
+            j, (k, old) = _free.popitem(last=False)
+            del _by_key[k][j]
+            _held -= old.numel() * old.element_size()
 
 
 def held_bytes() -> int:
     """Free memory the pool holds now."""
-    with _lock:
-        return sum(b.numel() * b.element_size() for b in _free)
+    return _held
 
 
 def empty_cache():
     """Free the memory the pool holds (tensors handed out are not affected)."""
+    global _held
     with _lock:
         _free.clear()
+        _by_key.clear()
+        _held = 0

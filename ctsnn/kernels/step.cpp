@@ -60,7 +60,17 @@ typedef int64_t i64;
 #endif
 #define MAXEV 1000
 // below this many element-steps a call runs on one thread (waking a team costs more)
-#define PAR_MIN (1 << 18)
+#define PAR_MIN (1 << 16)
+// PGRAD 0: no parameter needs a gradient, so backward accumulates none (the input and initial-state
+// gradients are unchanged)
+#ifndef PGRAD
+#define PGRAD 1
+#endif
+#if PGRAD
+#define ACC(a, v) ((a) += (double)(v))
+#else
+#define ACC(a, v) ((void)(a), (void)(v))  // no effect (and no unused-variable warning)
+#endif
 
 #include <cstdlib>
 #include <vector>
@@ -278,9 +288,9 @@ static inline T in_step(T vs, T* z, T x, const T* P, i64 n, i64 j, const T* G, c
 #endif
 
 // Forward over T steps.  x[t, b, j] at x[t * sxt + b * sxb + j] (sxt may be 0: held input);
-// y [B, n, NS] in/out; out [T, B, n]; optional: states [T, B, n, NS] (state after each step),
+// y0 [B, n, NS] the initial state, y [B, n, NS] gets the final one (y0 may be y); out [T, B, n]; optional: states [T, B, n, NS] (state after each step),
 // z0 [T, B, n, NS] (state after the input, before the events) and g [T, B, n, NE] for backward.
-extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n, T* y, const T* P,
+extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n, const T* y0, T* y, const T* P,
                               const T* G, const T* J, const T* lo, T* out, T* states, T* z0s, T* gs,
                               int nthreads, Sparse* sp, int* flags) {
     const i64 nblk = (n + BLK - 1) / BLK;
@@ -310,7 +320,7 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
         T* ct = ctv.data();
 #endif
         for (i64 jj = 0; jj < len; ++jj)
-            for (int i = 0; i < NS; ++i) ys[i * BLK + jj] = y[(b * n + j0 + jj) * NS + i];
+            for (int i = 0; i < NS; ++i) ys[i * BLK + jj] = y0[(b * n + j0 + jj) * NS + i];
         for (i64 t = 0; t < Tn; ++t) {
             const T* xt = x + t * sxt + b * sxb + j0;
 #if !SPARSE
@@ -565,9 +575,9 @@ extern "C" void ctsnn_backward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 
                 const T ds0 = go * rSC[k];
                 const T ds = detach ? ds0 : ds0 + l * u;
                 const T dg = ds * dr[jj];
-                aTH[jj] -= (double)dg;
-                aSC[jj] += (double)(go * s);
-                aK[jj] += (double)(s * l);
+                ACC(aTH[jj], -dg);
+                ACC(aSC[jj], go * s);
+                ACC(aK[jj], s * l);
                 const T l1 = (l + s * (J00 * l - l)) + dg * G0;
                 const T zq = zp[jj];
                 const T sq = heav(zq * G0 - th);
@@ -579,20 +589,20 @@ extern "C" void ctsnn_backward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 
                 const T src = a;
 #endif
 #if MODE == 0
-                aFC[jj] += (double)l1;
+                ACC(aFC[jj], l1);
                 T gxv = rW[k] * l1;
 #elif MODE == 1
                 const T dd = rF[k] * l1;
                 const T dk = rB[k] * xv + rC[k];
-                aF[jj] += (double)(l1 * dk);
-                aB[jj] += (double)(dd * xv);
-                aC[jj] += (double)dd;
+                ACC(aF[jj], l1 * dk);
+                ACC(aB[jj], dd * xv);
+                ACC(aC[jj], dd);
                 T gxv = rB[k] * dd;
 #else
-                aFC[jj] += (double)l1;
+                ACC(aFC[jj], l1);
                 T gxv = (T)0;
 #endif
-                aE[jj] += (double)(l1 * src);
+                ACC(aE[jj], l1 * src);
 #if EULER
                 const T nl = l1 + rE[k] * l1;
 #else
@@ -630,9 +640,9 @@ extern "C" void ctsnn_backward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 
                         ds = ds + dot;
                     }
                     const T dg = ds * dsdg[mt * NE + e];
-                    acc[(P_TH + e) * BLK + jj] -= (double)dg;
-                    acc[(P_SC + e) * BLK + jj] += (double)(go * s[e]);
-                    for (int i = 0; i < NS; ++i) acc[(P_K + e * NS + i) * BLK + jj] += (double)(s[e] * l[i]);
+                    ACC(acc[(P_TH + e) * BLK + jj], -dg);
+                    ACC(acc[(P_SC + e) * BLK + jj], go * s[e]);
+                    for (int i = 0; i < NS; ++i) ACC(acc[(P_K + e * NS + i) * BLK + jj], s[e] * l[i]);
                     T nl[NS];
                     for (int i = 0; i < NS; ++i) {
                         T jt = (T)0;
@@ -663,7 +673,7 @@ extern "C" void ctsnn_backward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 
                 T gxv = (T)0;
 #if MODE == 0
                 for (int i = 0; i < NS; ++i) {
-                    acc[(P_FC + i) * BLK + jj] += (double)l[i];
+                    ACC(acc[(P_FC + i) * BLK + jj], l[i]);
                     gxv = gxv + PV(P_W + i) * l[i];
                 }
 #elif MODE == 1
@@ -671,16 +681,16 @@ extern "C" void ctsnn_backward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 
                     T dd = (T)0;
                     for (int i = 0; i < NS; ++i) dd = dd + PV(P_F + i * NS + k) * l[i];
                     const T dk = PV(P_B + k) * xv + PV(P_C + k);
-                    for (int i = 0; i < NS; ++i) acc[(P_F + i * NS + k) * BLK + jj] += (double)(l[i] * dk);
-                    acc[(P_B + k) * BLK + jj] += (double)(dd * xv);
-                    acc[(P_C + k) * BLK + jj] += (double)dd;
+                    for (int i = 0; i < NS; ++i) ACC(acc[(P_F + i * NS + k) * BLK + jj], l[i] * dk);
+                    ACC(acc[(P_B + k) * BLK + jj], dd * xv);
+                    ACC(acc[(P_C + k) * BLK + jj], dd);
                     gxv = gxv + PV(P_B + k) * dd;
                 }
 #else
-                for (int i = 0; i < NS; ++i) acc[(P_FC + i) * BLK + jj] += (double)l[i];
+                for (int i = 0; i < NS; ++i) ACC(acc[(P_FC + i) * BLK + jj], l[i]);
 #endif
                 for (int i = 0; i < NS; ++i)
-                    for (int k = 0; k < NS; ++k) acc[(P_E + i * NS + k) * BLK + jj] += (double)(l[i] * src[k]);
+                    for (int k = 0; k < NS; ++k) ACC(acc[(P_E + i * NS + k) * BLK + jj], l[i] * src[k]);
                 T nl[NS];
                 for (int k = 0; k < NS; ++k) {
                     T v = (T)0;
@@ -701,7 +711,8 @@ extern "C" void ctsnn_backward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 
         for (i64 jj = 0; jj < len; ++jj) {
             const i64 m = b * n + j0 + jj;
             for (int i = 0; i < NS; ++i) lam[m * NS + i] = ls[(i) * BLK + jj];
-            for (int p = 0; p < NP; ++p) gP[p * M + m] = acc[(p) * BLK + jj];
+            if (gP)
+                for (int p = 0; p < NP; ++p) gP[p * M + m] = acc[(p) * BLK + jj];
         }
     }
 }
