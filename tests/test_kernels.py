@@ -109,6 +109,26 @@ def test_layouts_threads_and_held_input():
             assert ot.sum() > 0
 
 
+@pytest.mark.parametrize("blk", [7, 64])
+@pytest.mark.parametrize("name,inp", [("LIF_to_value", "zoh"), ("CubaLIF", "impulse"), ("LIT", "impulse_start")])
+def test_small_blocks_forward_and_gradients(monkeypatch, blk, name, inp):
+    """Blocks much shorter than a row, with a short last block (the kernel's block length is an
+    argument): forward bit-identical and gradients equal to the torch loop's."""
+    from ctsnn.kernels import fused
+    monkeypatch.setattr(fused, "_block", lambda M: blk)
+    (ot, yt, st), (of, yf, sf) = _both(_models(30, True, torch.Generator().manual_seed(4))[name], inp, "exact",
+                                       _input(name, inp, 200, (3,), 30, torch.Generator().manual_seed(5),
+                                              torch.float64))
+    assert torch.equal(of, ot) and torch.equal(yf, yt) and torch.equal(sf, st) and ot.abs().sum() > 0
+    ot, gt, names = _grad_case(name, True, inp, "exact", "atan", False, "torch")
+    of, gf, _ = _grad_case(name, True, inp, "exact", "atan", False, "fused")
+    assert torch.equal(of, ot)
+    for label, a, b in zip(["x", "y0"] + names, gt, gf):
+        assert (a is None) == (b is None), label
+        if a is not None:
+            assert float((a - b).abs().max() / a.abs().max().clamp_min(1e-30)) < 1e-10, label
+
+
 def test_initial_state_and_continuation():
     """A given initial state, and a run split in two, equal one whole run."""
     g = torch.Generator().manual_seed(2)

@@ -89,11 +89,9 @@ struct Sparse {
     T* offset;
 };
 
-// elements per block: the state of a block stays in cache while the time loop runs over it,
-// and each step streams BLK contiguous inputs and outputs
-#ifndef BLK
-#define BLK 4096
-#endif
+// elements per block (blk, an argument of both entry points): the state of a block stays in
+// cache while the time loop runs over it, and each step streams blk contiguous inputs and outputs
+#define BLK blk
 
 // parameter p of neuron j; PSHARED: every neuron shares the parameters (one column)
 #if PSHARED
@@ -290,7 +288,7 @@ static inline T in_step(T vs, T* z, T x, const T* P, i64 n, i64 j, const T* G, c
 // Forward over T steps.  x[t, b, j] at x[t * sxt + b * sxb + j] (sxt may be 0: held input);
 // y0 [B, n, NS] the initial state, y [B, n, NS] gets the final one (y0 may be y); out [T, B, n]; optional: states [T, B, n, NS] (state after each step),
 // z0 [T, B, n, NS] (state after the input, before the events) and g [T, B, n, NE] for backward.
-extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n, const T* y0, T* y, const T* P,
+extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n, i64 blk, const T* y0, T* y, const T* P,
                               const T* G, const T* J, const T* lo, T* out, T* states, T* z0s, T* gs,
                               int nthreads, Sparse* sp, int* flags) {
     const i64 nblk = (n + BLK - 1) / BLK;
@@ -508,7 +506,7 @@ extern "C" void ctsnn_free(void* p) { std::free(p); }
 // caller evaluates the surrogate).  Inputs: x, y_init [B, n, NS], z0 [T, B, n, NS], gout
 // [T, B, n] (dL/dout), gst [T, B, n, NS] (dL/dstates, may be null), lam [B, n, NS] in: dL/dy_T, out: dL/dy_init.  Outputs: gx [T, B, n] (may
 // be null), gP [NP, B, n] summed over time, in double.
-extern "C" void ctsnn_backward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n, const T* yinit,
+extern "C" void ctsnn_backward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n, i64 blk, const T* yinit,
                                const T* P, const T* G, const T* J, const T* z0s, const T* dsdg,
                                const T* gout, const T* gst, T* lam, T* gx, double* gP, int detach,
                                int nthreads) {
