@@ -199,9 +199,9 @@ def _forward(g, G, J, lo, out=None, states=None, z0s=None, gs=None, sp=None):
     i64 = ctypes.c_int64
     flags = ctypes.c_int(0)
     g["lib"].ctsnn_forward(_ptr(g["xb"]), i64(g["T"]), i64(g["sxt"]), i64(g["sxb"]), i64(g["Bn"]), i64(g["n"]),
-                           i64(_block(g["Bn"] * g["n"])),
-                           _ptr(g["yin"]), _ptr(g["y"]), _ptr(g["P"]), _ptr(G), _ptr(J), _ptr(lo), _ptr(out), _ptr(states),
-                           _ptr(z0s), _ptr(gs), ctypes.c_int(torch.get_num_threads()),
+                           i64(_block(g["Bn"] * g["n"])), _ptr(g["yin"]), _ptr(g["y"]), _ptr(g["P"]), _ptr(G),
+                           _ptr(J), _ptr(lo), _ptr(out), _ptr(states), _ptr(z0s), _ptr(gs),
+                           ctypes.c_int(torch.get_num_threads()),
                            ctypes.byref(sp) if sp is not None else ctypes.c_void_p(0), ctypes.byref(flags))
     if flags.value:
         from ..simulate import SimulationError

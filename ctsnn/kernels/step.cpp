@@ -286,10 +286,12 @@ static inline T in_step(T vs, T* z, T x, const T* P, i64 n, i64 j, const T* G, c
 #endif
 
 // Forward over T steps.  x[t, b, j] at x[t * sxt + b * sxb + j] (sxt may be 0: held input);
-// y0 [B, n, NS] the initial state, y [B, n, NS] gets the final one (y0 may be y); out [T, B, n]; optional: states [T, B, n, NS] (state after each step),
-// z0 [T, B, n, NS] (state after the input, before the events) and g [T, B, n, NE] for backward.
-extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n, i64 blk, const T* y0, T* y, const T* P,
-                              const T* G, const T* J, const T* lo, T* out, T* states, T* z0s, T* gs,
+// blk elements per block; y0 [B, n, NS] the initial state, y [B, n, NS] gets the final one (y0
+// may be y); out [T, B, n]; optional: states [T, B, n, NS] (state after each step), z0
+// [T, B, n, NS] (state after the input, before the events) and g [T, B, n, NE] for backward.
+extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n, i64 blk, const T* y0,
+                              T* y, const T* P, const T* G, const T* J, const T* lo, T* out, T* states,
+                              T* z0s, T* gs,
                               int nthreads, Sparse* sp, int* flags) {
     const i64 nblk = (n + BLK - 1) / BLK;
     const i64 M = B * n;
