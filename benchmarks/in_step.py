@@ -13,7 +13,6 @@ Also timed: in-step with sparse output (the spike times themselves).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -21,16 +20,14 @@ import time
 
 import torch
 
+import _sizes  # benchmarks/_sizes.py (scripts run with their folder on sys.path)
+
 import ctsnn
 from ctsnn import discretize
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--neurons", type=int, default=4096)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap = _sizes.parser()
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     N, B, T, dt = args.neurons, args.batch, args.steps, 1e-3

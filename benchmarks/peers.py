@@ -39,6 +39,8 @@ import time
 
 import torch
 
+import _sizes  # benchmarks/_sizes.py (scripts run with their folder on sys.path)
+
 import ctsnn
 from ctsnn import discretize
 
@@ -47,11 +49,7 @@ TIES = 1e-3  # float32: largest fraction of decisions allowed to differ when flo
 
 
 def _args(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--neurons", type=int, default=4096)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap = _sizes.parser()
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--workloads", default="W1,W2,W3,mem")
     ap.add_argument("--only", default="", help="run only the pairs whose name contains this")

@@ -5,7 +5,6 @@ training loop keeps them for the loss) or drops them; peers.py's W1 row also sta
 
     python benchmarks/step_loop.py [--neurons 4096 --batch 32 --steps 1000 --repeats 5]
 """
-import argparse
 import math
 import statistics
 import sys
@@ -13,15 +12,13 @@ import time
 
 import torch
 
+import _sizes  # benchmarks/_sizes.py (scripts run with their folder on sys.path)
+
 from ctsnn.compat import snntorch as cs
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--neurons", type=int, default=4096)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap = _sizes.parser()
     args = ap.parse_args(argv)
     try:
         import snntorch

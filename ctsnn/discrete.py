@@ -341,11 +341,6 @@ class DiscreteLayer(nn.Module):
         E, F, B, c, G, theta, jumps, scales = mats
         dA = getattr(mats, "dA", None)
         m = self.model
-        if self.cascade:  # the events' jumps act on the membrane states only (module docstring)
-            mask = torch.ones(m.n_states, dtype=y.dtype, device=y.device)
-            for nm in m.trace_states:
-                mask[m.state_index(nm)] = 0.0
-            jumps = [(J, k * mask) for J, k in jumps]
         pending = []
         if self.reset_delay:  # spikes of the previous step, re-derived from the carried state
             for e in range(G.shape[0]):
@@ -518,8 +513,14 @@ class DiscreteLayer(nn.Module):
         m = self.model
         G = m.event_matrix(dtype, device)
         mats = self.matrices(dtype, device)
+        jumps = [m.jump_map(e, dtype, device) for e in range(G.shape[0])]
+        if self.cascade:  # the events' jumps act on the membrane states only (module docstring)
+            mask = torch.ones(m.n_states, dtype=dtype, device=device)
+            for nm in m.trace_states:
+                mask[m.state_index(nm)] = 0.0
+            jumps = [(J, k * mask) for J, k in jumps]
         out = StepMatrices(tuple(mats) + (
-            G, m.event_offset(dtype, device), [m.jump_map(e, dtype, device) for e in range(G.shape[0])],
+            G, m.event_offset(dtype, device), jumps,
             [float(m.event_signs[e]) * m.output_scale(e, dtype, device) for e in range(G.shape[0])]))
         out.dA = getattr(mats, "dA", None)
         if self.events == "in_step":
@@ -529,10 +530,13 @@ class DiscreteLayer(nn.Module):
                                   torch.zeros_like(A64)).to(dtype)  # -1/A, rounded once
         return out
 
-    def _constants(self, dtype, device):
+    def _tensors(self) -> list[Tensor]:
+        """The tensors the step constants are made from (parameters, buffers, model parameters)."""
+        return list(self.parameters()) + list(self.buffers()) + list(self.model.params().values())
+
+    def _constants(self, dtype, device, ts: list[Tensor]):
         """``step_constants``, reused between calls while no parameter needs a gradient and none
-        changed (keyed by identity and in-place version counter)."""
-        ts = list(self.parameters()) + list(self.buffers()) + list(self.model.params().values())
+        changed (keyed by identity and in-place version counter); ``ts``: ``_tensors()``."""
         if any(t.requires_grad for t in ts):
             return self.step_constants(dtype, device)
         key = (dtype, str(device), tuple(t._version for t in ts))
@@ -551,8 +555,9 @@ class DiscreteLayer(nn.Module):
             raise ValueError(f"x: last axis {x.shape[-1]} does not match model.n = {self.model.n}")
         if state is None:
             state = self.model.init_state(x.shape, x.dtype, x.device)
-        mats = self._constants(x.dtype, x.device)
-        grad = self._needs_grad(x, state)
+        ts = self._tensors()  # once per call: the constants' cache key and the gradient test
+        mats = self._constants(x.dtype, x.device, ts)
+        grad = self._needs_grad(x, state, ts)
         if self.backend != "torch" and self.feedback is None and not grad:
             from .kernels import fused  # one step through the fused kernel (no gradient)
             xs = x.unsqueeze(0)
@@ -572,10 +577,10 @@ class DiscreteLayer(nn.Module):
                 return self._step_in_step(x, state, mats)
         return self.step(x, state, mats, prev_out)
 
-    def _needs_grad(self, x: Tensor, state: Tensor) -> bool:
-        return torch.is_grad_enabled() and (
-            x.requires_grad or state.requires_grad
-            or any(t.requires_grad for t in list(self.parameters()) + list(self.model.params().values())))
+    @staticmethod
+    def _needs_grad(x: Tensor, state: Tensor, ts: list[Tensor]) -> bool:
+        return torch.is_grad_enabled() and (x.requires_grad or state.requires_grad
+                                            or any(t.requires_grad for t in ts))
 
     def run(self, x: Tensor, state: Tensor | None = None, record_states: bool = False,
             prev_out: Tensor | None = None, out: Tensor | None = None, output: str = "dense"):
@@ -593,8 +598,9 @@ class DiscreteLayer(nn.Module):
             raise ValueError(f"output must be 'dense' or 'sparse', got {output!r}")
         if state is None:
             state = self.model.init_state(x.shape[1:], x.dtype, x.device)
-        mats = self._constants(x.dtype, x.device)
-        grad = self._needs_grad(x, state)
+        ts = self._tensors()  # once per call: the constants' cache key and the gradient test
+        mats = self._constants(x.dtype, x.device, ts)
+        grad = self._needs_grad(x, state, ts)
         if out is not None and grad:
             raise ValueError("run(out=...) is for runs without gradients (torch.no_grad(), or no input or "
                              "parameter that requires grad)")

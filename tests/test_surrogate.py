@@ -47,18 +47,34 @@ def test_superspike_and_norse_kinds():
         surrogate.get("heavi_tanh", alpha=1.0)
 
 
-@pytest.mark.parametrize("name,kw", [("atan", {"alpha": 2.0}), ("fast_sigmoid", {"slope": 25.0}),
-                                     ("superspike", {"beta": 3.0}), ("sigmoid", {"slope": 4.0}),
-                                     ("gaussian", {"mu": 0.1, "sigma": 0.4, "grad_scale": 1.3}),
-                                     ("triangle", {"alpha": 0.7})])
+_PI = 3.141592653589793
+CLOSED_FORM = {  # ds/dg written out from the module docstring, independently of the code
+    "atan": ({"alpha": 2.0}, lambda g: 1.0 / (1 + (_PI / 2 * 2.0 * g) ** 2)),
+    "fast_sigmoid": ({"slope": 25.0}, lambda g: 1 / (25.0 * g.abs() + 1) ** 2),
+    "superspike": ({"beta": 3.0}, lambda g: 1 / (3.0 * g.abs() + 1) ** 2),
+    "sigmoid": ({"slope": 4.0}, lambda g: 4.0 * torch.sigmoid(4.0 * g) * torch.sigmoid(-4.0 * g)),
+    "gaussian": ({"mu": 0.1, "sigma": 0.4, "grad_scale": 1.3},
+                 lambda g: 1.3 * torch.exp(-0.5 * ((g - 0.1) / 0.4) ** 2) / (0.4 * (2 * _PI) ** 0.5)),
+    "triangle": ({"alpha": 0.7}, lambda g: 0.7 * (1 - g.abs()).clamp_min(0)),
+}
+
+
+@pytest.mark.parametrize("name", list(CLOSED_FORM))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_derivative_tag_equals_autograd_and_overwrite(name, kw, dtype):
-    """The ``derivative`` tag (used by the fused kernel) is the surrogate's autograd derivative bit
-    for bit, whether it may overwrite its argument or not (it does for the common kinds)."""
+def test_derivative_closed_form_and_overwrite(name, dtype):
+    """The ``derivative`` tag (what the fused kernel's backward uses) against the closed form, and
+    bit for bit the same whether it may overwrite its argument or not (it does, for the common
+    kinds); the surrogate's autograd backward gives the same values."""
+    kw, ref = CLOSED_FORM[name]
     fn = surrogate.get(name, **kw)
-    g = torch.randn(5000, generator=torch.Generator().manual_seed(3), dtype=dtype) * 2
+    g = torch.randn(5000, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2
+    expect = ref(g)
+    assert float(expect.abs().max()) > 0.1
+    g = g.to(dtype)
+    d = fn.derivative(g)
+    tol = 1e-12 if dtype == torch.float64 else 2e-6
+    torch.testing.assert_close(d.double(), expect, rtol=tol * 10, atol=tol)
+    assert torch.equal(fn.derivative(g.clone(), overwrite=True), d)
     x = g.clone().requires_grad_(True)
     fn(x).sum().backward()
-    assert torch.equal(fn.derivative(g), x.grad)
-    scratch = g.clone()
-    assert torch.equal(fn.derivative(scratch, overwrite=True), x.grad)
+    assert torch.equal(x.grad, d)

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 MIN_BYTES = 256 << 10
-_DTYPES = (torch.float32, torch.float64, torch.bool, torch.uint8, torch.int32, torch.int64)
+_SIZES = {torch.float32: 4, torch.float64: 8, torch.bool: 1, torch.uint8: 1, torch.int32: 4, torch.int64: 8}
 _lock = threading.Lock()
 _free: "OrderedDict[int, tuple[tuple, Tensor]]" = OrderedDict()  # id -> (key, flat tensor), oldest first
 _by_key: dict[tuple, dict[int, Tensor]] = {}  # (dtype, numel) -> {id: flat tensor}
@@ -49,8 +49,8 @@ def empty(shape, dtype: torch.dtype) -> Tensor:
     reused from an earlier tensor of the same size and dtype when one has been freed."""
     global _held
     numel = math.prod(shape)
-    nbytes = numel * _itemsize(dtype)
-    if nbytes < MIN_BYTES or dtype not in _DTYPES or limit_bytes() == 0:
+    nbytes = numel * _SIZES.get(dtype, 0)  # 0: a dtype numpy cannot hold, never pooled
+    if nbytes < MIN_BYTES or limit_bytes() == 0:
         return torch.empty(shape, dtype=dtype)
     key, base = (dtype, numel), None
     with _lock:
@@ -66,13 +66,6 @@ def empty(shape, dtype: torch.dtype) -> Tensor:
     return torch.from_numpy(arr).view(shape)
 
 
-def _itemsize(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size() if dtype not in _SIZES else _SIZES[dtype]
-
-
-_SIZES = {torch.float32: 4, torch.float64: 8, torch.bool: 1, torch.uint8: 1, torch.int32: 4, torch.int64: 8}
-
-
 def _give(key, base: Tensor, nbytes: int):
     global _held
     cap = limit_bytes()
@@ -84,7 +77,7 @@ def _give(key, base: Tensor, nbytes: int):
         while _free and _held > cap:
             j, (k, old) = _free.popitem(last=False)
             del _by_key[k][j]
-            _held -= old.numel() * old.element_size()
+            _held -= k[1] * _SIZES[k[0]]
 
 
 def held_bytes() -> int:
