@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["parse_quantity", "parse_step", "UNITS", "DIMENSIONS"]
+__all__ = ["parse_quantity", "parse_step", "parse_unit", "format_quantity", "param_dimension",
+           "plausibility_warning", "display_unit", "UNITS", "SI_UNITS", "DIMENSIONS"]
 
 _PREFIX = {"G": 1e9, "M": 1e6, "k": 1e3, "": 1.0, "m": 1e-3, "u": 1e-6, "µ": 1e-6, "n": 1e-9, "p": 1e-12,
            "f": 1e-15}
@@ -24,6 +25,17 @@ DIMENSIONS = sorted(set(_BASE.values()))
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _QTY = re.compile(rf"^\s*({_NUM})\s*([^\d\s.+-][^\s]*)?\s*$")
+
+
+def parse_unit(text: str, dimension: str | None = None, *, name: str = "unit") -> float:
+    """The SI factor of a unit or a quantity: ``"mV"`` -> 1e-3, ``"A"`` -> 1, ``"10pA"`` -> 1e-11."""
+    unit = str(text).strip()
+    if unit in UNITS:
+        factor, dim = UNITS[unit]
+        if dimension is not None and dim != dimension:
+            raise ValueError(f"{name}: {text!r} is a unit of {dim}, expected a unit of {dimension}")
+        return factor
+    return parse_quantity(unit, dimension, name=name)
 
 
 def parse_quantity(text: str | float, dimension: str | None = None, *, name: str = "value") -> float:
@@ -67,3 +79,70 @@ def parse_step(text: str, *, name: str = "current") -> tuple[float, float, float
     if t1 <= t0:
         raise ValueError(f"{name}: the step must end after it starts, got {text!r}")
     return a, t0, t1
+
+
+# parameter name -> dimension, for the models the CLI builds (None: dimensionless)
+_PARAM_DIMENSIONS = {
+    **{k: "time" for k in ("tau_mem", "tau_syn", "tau_adapt", "tau_pos", "tau_neg", "tau_rec", "t_ref",
+                           "delay", "tau_w")},
+    **{k: "voltage" for k in ("v_leak", "v_th", "v_reset", "adapt_jump", "pos_th", "neg_th", "bias",
+                              "E_L", "V_T", "Delta_T", "v_peak", "v_rest", "v_c")},
+    "r": "resistance", "r_series": "resistance", "C": "capacitance", "g_L": "conductance",
+}
+
+
+def param_dimension(param: str, model: str | None = None) -> str | None:
+    """The dimension of model parameter ``param`` (``model``: the class name, for the few names
+    whose dimension depends on it), None when dimensionless."""
+    if model == "Izhikevich":          # his numbers: mV, per ms, dimensionless current
+        return None
+    if model == "AdEx" and param in ("a", "b"):
+        return {"a": "conductance", "b": "current"}[param]
+    return _PARAM_DIMENSIONS.get(param)
+
+
+# the unit a reader expects for each dimension (and its SI factor)
+_DISPLAY = {"time": ("ms", 1e-3), "voltage": ("mV", 1e-3), "current": ("pA", 1e-12),
+            "resistance": ("MOhm", 1e6), "capacitance": ("pF", 1e-12), "conductance": ("nS", 1e-9),
+            "frequency": ("Hz", 1.0)}
+
+
+def display_unit(dimension: str | None) -> tuple[str, float]:
+    """(unit, SI factor) in which values of ``dimension`` are shown: ms, mV, pA, MOhm, pF, nS."""
+    return _DISPLAY.get(dimension, ("", 1.0))
+
+
+def format_quantity(value: float, dimension: str | None, digits: int = 6) -> str:
+    """``0.01, "time"`` -> ``"10 ms"``; dimensionless values as plain numbers."""
+    unit, f = display_unit(dimension)
+    x = float(value) / f
+    return f"{x:.{digits}g} {unit}".rstrip()
+
+
+# plausible magnitudes of neuron-model parameters given as bare (SI) numbers
+_PLAUSIBLE = {"time": (1e-6, 2.0), "voltage": (0.0, 0.5), "resistance": (1e5, 1e11),
+              "current": (0.0, 1e-6), "capacitance": (1e-15, 1e-6), "conductance": (1e-12, 1e-5)}
+_SUGGEST = {"time": "ms", "voltage": "mV", "resistance": "Mohm", "current": "nA", "capacitance": "pF",
+            "conductance": "nS"}
+
+
+def plausibility_warning(name: str, text: str | float, dimension: str | None) -> str | None:
+    """A warning when ``text`` is a bare number (read as SI) whose magnitude is implausible for a
+    neuron-model parameter of ``dimension``, e.g. ``tau_mem=10`` (10 s); None otherwise."""
+    if dimension not in _PLAUSIBLE or isinstance(text, (int, float)):
+        return None
+    m = _QTY.match(str(text))
+    if not m or m.group(2):
+        return None
+    x = abs(float(m.group(1)))
+    lo, hi = _PLAUSIBLE[dimension]
+    if x == 0 or lo <= x <= hi:
+        return None
+    base = {"time": "s", "voltage": "V", "resistance": "ohm", "current": "A", "capacitance": "F",
+            "conductance": "S"}[dimension]
+    return (f"{name}={text} was read as {m.group(1)} {base} (a bare number is SI); "
+            f"did you mean {m.group(1)}{_SUGGEST[dimension]}?")
+
+# SI unit of each dimension (what the Python API and the JSON outputs use)
+SI_UNITS = {"time": "s", "voltage": "V", "current": "A", "resistance": "ohm", "capacitance": "F",
+            "conductance": "S", "frequency": "Hz"}

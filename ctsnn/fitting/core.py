@@ -24,6 +24,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -33,6 +34,7 @@ import torch
 from ..io import Recording
 from ..models.base import NeuronModel
 from ..simulate import simulate
+from ..units import SI_UNITS, format_quantity, param_dimension
 from .metrics import matched_spike_times, van_rossum
 from .transforms import Transform, transform_for
 
@@ -42,6 +44,43 @@ __all__ = ["fit", "FitResult"]
 # r_series (Ohm): the electrode's uncompensated series resistance; the amplifier records
 # v + r_series * I, an instantaneous step at every current step (a bridge-balance error).
 OBSERVATION = {"r_series": 0.0}
+
+# (upper, lower): parameters a model needs in this order (e.g. a reset below the threshold). While
+# an optimiser moves one of them, the fitted one is kept on its side of the other by a soft floor
+# (or ceiling) ``lower + s softplus((upper - lower) / s)`` with ``s`` a thousandth of the starting
+# gap: the identity to rounding unless the step would cross, a valid model always.
+ORDERED = (("v_th", "v_reset"), ("v_peak", "v_reset"), ("v_c", "v_rest"), ("v_peak", "c"))
+
+
+def _number(name: str, value, *, positive: bool = False, nonneg: bool = False) -> float:
+    """``value`` as a finite float, or a ValueError naming ``name`` (fit's own arguments)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if positive and not x > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    if nonneg and x < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return x
+
+
+def _names(name: str, value) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise ValueError(f"{name} must be a sequence of parameter names, e.g. ({value!r},), got the "
+                         f"string {value!r}")
+    try:
+        out = tuple(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of parameter names, got {value!r}") from None
+    for x in out:
+        if not isinstance(x, str):
+            raise ValueError(f"{name} must hold parameter names (strings), got {x!r}")
+    return out
 
 
 @dataclass
@@ -79,6 +118,7 @@ class FitResult:
                 "optimizer", "loss_kind", "success", "message", "wall_time_s")
         d = {k: getattr(self, k) for k in keys}
         d["model"] = type(self.model).__name__ if self.model is not None else None
+        d["units"] = {k: SI_UNITS.get(self._dimension(k), "") for k in self.values}
         d["recordings"] = [r.name for r in self.recordings]
         d["spike_counts"] = {"model": [int(tr.n_spikes) for tr in self.traces]}
         return json.loads(json.dumps(d, default=float))
@@ -90,14 +130,24 @@ class FitResult:
                 fh.write(text + "\n")
         return text
 
+    def _dimension(self, label: str) -> str | None:
+        return param_dimension(label.split("[")[0], type(self.model).__name__ if self.model is not None else None)
+
     def summary(self) -> str:
+        """The result as a reader wants it: values in ms, mV, MOhm, pA (``values`` stay SI)."""
         lines = [f"fit of {type(self.model).__name__} to {len(self.recordings)} sweep(s) "
                  f"({self.optimizer}, loss {self.loss_kind}): {self.n_iter} iterations, "
-                 f"{self.n_eval} evaluations, {self.wall_time_s:.2f} s, "
-                 f"{'converged' if self.success else 'NOT converged'} ({self.message})"]
+                 f"{self.n_eval} evaluations, {self.wall_time_s:.2f} s",
+                 f"  {'converged' if self.success else 'DID NOT CONVERGE'}: {self.message}"]
+        width = max([14] + [len(k) for k in self.values])
         for k, v in self.values.items():
+            dim = self._dimension(k)
             se = self.stderr.get(k, float("nan"))
-            lines.append(f"  {k:14s} = {v:.6g} ± {se:.2g}   (start {self.init[k]:.6g})")
+            val = format_quantity(v, dim, 5)
+            unit = val.split(" ")[1] if " " in val else ""
+            err = format_quantity(se, dim, 2).split(" ")[0] if math.isfinite(se) else "nan"
+            lines.append(f"  {k:{width}s} = {val.split(' ')[0]} ± {err} {unit}".rstrip()
+                         + f"   (start {format_quantity(self.init[k], dim, 5)})")
         lines.append(f"  residual RMSE = {self.rmse * 1e3:.4g} mV")
         return "\n".join(lines)
 
@@ -142,6 +192,7 @@ class _Problem:
                 self.slots += [(p, k, tr) for k in range(len(recordings))]
             else:
                 self.slots.append((p, None, tr))
+        self._orders(model, available, per_sweep, len(recordings))
         self.loss_kind = loss
         self.spike_weight, self.vr_tau = float(spike_weight), float(vr_tau)
         self.spike_metric, self.mse_weight = spike_metric, float(mse_weight)
@@ -172,12 +223,54 @@ class _Problem:
             raise ValueError(f"{self.N} data points for {len(self.slots)} parameters: not enough data")
         self.n_eval = 0
 
+    def _orders(self, model, available, per_sweep, n_sweeps) -> None:
+        """The ordered pairs (see ``ORDERED``) touched by the fit, per sweep, as
+        ``(slot of upper or None, slot of lower or None, fixed upper, fixed lower, scale)``."""
+        self.orders = []
+        if getattr(model, "reset", None) == "none":
+            return
+
+        def slot(p, k):
+            for j, (q, kk, _tr) in enumerate(self.slots):
+                if q == p and (kk is None or kk == k):
+                    return j
+            return None
+
+        seen = set()
+        for up, lo in ORDERED:
+            if up not in available or lo not in available:
+                continue
+            for k in range(n_sweeps):
+                ju, jl = slot(up, k), slot(lo, k)
+                if (ju is None and jl is None) or (ju, jl) in seen:
+                    continue
+                seen.add((ju, jl))
+                u0 = self.slots[ju][2].p0 if ju is not None else float(available[up])
+                l0 = self.slots[jl][2].p0 if jl is not None else float(available[lo])
+                if not u0 > l0:
+                    raise ValueError(f"{type(model).__name__} needs {lo} below {up}; the start has "
+                                     f"{up}={u0:g}, {lo}={l0:g}: change init or the model")
+                self.orders.append((ju, jl, float(available[up]), float(available[lo]), 1e-3 * (u0 - l0)))
+
+    def dimension(self, label: str) -> str | None:
+        return param_dimension(label.split("[")[0], type(self.model).__name__)
+
     @property
     def labels(self) -> list[str]:
         return [p if k is None else f"{p}[{k}]" for p, k, _ in self.slots]
 
     def natural(self, z: torch.Tensor) -> list[torch.Tensor]:
-        return [tr(z[j]) for j, (_p, _k, tr) in enumerate(self.slots)]
+        vals = [tr(z[j]) for j, (_p, _k, tr) in enumerate(self.slots)]
+        def sp(x):   # softplus, kept > 0 where it would underflow (the model stays valid)
+            return torch.clamp(torch.nn.functional.softplus(x), min=1e-3)
+        for ju, jl, u_fixed, l_fixed, s in self.orders:
+            u = vals[ju] if ju is not None else u_fixed
+            lo = vals[jl] if jl is not None else l_fixed
+            if ju is not None:          # the upper one moves: soft floor at the lower one
+                vals[ju] = lo + s * sp((u - lo) / s)
+            else:                       # only the lower one moves: soft ceiling at the upper one
+                vals[jl] = u - s * sp((u - lo) / s)
+        return vals
 
     def models(self, nat: Sequence[torch.Tensor]) -> list[NeuronModel]:
         out = []
@@ -284,31 +377,69 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
         if not isinstance(r, Recording):
             raise ValueError(f"recordings must be ctsnn.Recording objects, got {type(r).__name__}")
         r.dt  # uniform sampling is required  # noqa: B018
+    if not isinstance(model, NeuronModel):
+        raise ValueError(f"model must be a ctsnn NeuronModel, got {type(model).__name__}")
     if model.n != 1:
         raise ValueError(f"fit needs a one-neuron model, got n={model.n}")
+    # fit's own arguments, each checked here so that an error names it (not a model parameter)
+    params, per_sweep = _names("params", params), _names("per_sweep", per_sweep)
     if loss not in ("mse", "spikes"):
         raise ValueError(f"loss must be 'mse' or 'spikes', got {loss!r}")
     if spike_metric not in ("van_rossum", "matched"):
         raise ValueError(f"spike_metric must be 'van_rossum' or 'matched', got {spike_metric!r}")
     if optimizer not in ("lbfgs", "adam", "least_squares"):
         raise ValueError(f"optimizer must be 'lbfgs', 'adam' or 'least_squares', got {optimizer!r}")
-    if int(max_iter) < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
+    max_iter = int(max_iter)
+    lr = _number("lr", lr, positive=True)
+    tol = _number("tol", tol, nonneg=True)
+    spike_threshold = _number("spike_threshold", spike_threshold)
+    try:
+        before, after = spike_window
+    except (TypeError, ValueError):
+        raise ValueError(f"spike_window must be a pair (before, after) in s, got {spike_window!r}") from None
+    spike_window = (_number("spike_window[0]", before, nonneg=True), _number("spike_window[1]", after, nonneg=True))
+    spike_weight = _number("spike_weight", spike_weight, nonneg=True)
+    vr_tau = _number("vr_tau", vr_tau, positive=True)
+    mse_weight = _number("mse_weight", mse_weight, nonneg=True)
+    if loss == "spikes" and spike_weight == 0 and mse_weight == 0:
+        raise ValueError("spike_weight and mse_weight are both 0: the loss would be 0 everywhere")
+    if loss == "mse":
+        spiking = {r.name: int(r.spikes(spike_threshold).size) for r in recordings}
+        spiking = {k: n for k, n in spiking.items() if n}
+        if spiking:
+            warnings.warn(
+                f"loss='mse' on recordings that spike ({sum(spiking.values())} crossings of "
+                f"spike_threshold={spike_threshold * 1e3:g} mV in {', '.join(spiking)}): the model's "
+                f"membrane is compared with action potentials it does not draw, which bends every "
+                f"parameter; use loss='spikes', or a window or exclude that leaves the spikes out",
+                UserWarning, stacklevel=3)
     prob = _Problem(model, recordings, params, per_sweep, init, bounds, loss, spike_threshold,
                     spike_window, spike_weight, vr_tau, method, dtype, spike_metric, mse_weight)
     P = len(prob.slots)
     z = torch.zeros(P, dtype=dtype, requires_grad=True)
     history: list[float] = []
     it = [0]
+    # the most loss evaluations each optimiser may use (for the progress line's estimate)
+    max_eval = {"lbfgs": 3 * max_iter, "adam": max_iter,
+                "least_squares": max_iter * (2 * P + 1) * (2 * P + 1)}[optimizer]
+    last_print = [0.0]
 
     def report(value):
         history.append(value)
         if progress or callback:
             with torch.no_grad():
                 vals = {lab: float(v) for lab, v in zip(prob.labels, prob.natural(z.detach()))}
-            if progress:
-                shown = ", ".join(f"{k}={v:.5g}" for k, v in vals.items())
-                print(f"\rfit: eval {prob.n_eval:4d} loss {value:.6e}  {shown}", end="", file=sys.stderr,
+            now = time.perf_counter()
+            if progress and (now - last_print[0] > 0.25 or prob.n_eval == 1):
+                last_print[0] = now
+                elapsed = now - t_start
+                left = elapsed / max(prob.n_eval, 1) * max(max_eval - prob.n_eval, 0)
+                shown = ", ".join(f"{k}={format_quantity(v, prob.dimension(k), 5).replace(' ', '')}"
+                                  for k, v in vals.items())
+                print(f"\rfit: eval {prob.n_eval:4d} (at most {max_eval}), {elapsed:5.1f} s, at most "
+                      f"{_duration(left)} left; loss {value:.6e}  {shown}", end="", file=sys.stderr,
                       flush=True)
             if callback:
                 callback(it[0], value, vals)
@@ -324,19 +455,36 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
 
     success, message = True, ""
     if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([z], lr=1.0, max_iter=int(max_iter), max_eval=int(max_iter) * 3,
+        opt = torch.optim.LBFGS([z], lr=1.0, max_iter=max_iter, max_eval=max_eval,
                                 tolerance_grad=tol, tolerance_change=tol * 1e-3, history_size=20,
                                 line_search_fn="strong_wolfe")
         opt.step(closure)
-        it[0] = opt.state[opt._params[0]].get("n_iter", 0)
-        message = "L-BFGS stopped (gradient or change below tolerance, or max_iter)"
-        success = it[0] < max_iter
+        state = opt.state[opt._params[0]]
+        it[0] = int(state.get("n_iter", 0))
+        evals = int(state.get("func_evals", prob.n_eval))
+        if it[0] >= max_iter:
+            success, message = False, f"reached max_iter ({max_iter} iterations) before a tolerance was met"
+        elif evals >= max_eval:
+            success, message = False, f"reached the evaluation limit ({max_eval}) before a tolerance was met"
+        else:
+            message = None   # decided below, from the gradient at the result
     elif optimizer == "adam":
         opt = torch.optim.Adam([z], lr=lr)
-        for it[0] in range(1, int(max_iter) + 1):
-            closure()
+        best = (math.inf, z.detach().clone(), 0)
+        for it[0] in range(1, max_iter + 1):
+            L = float(closure().detach())
+            if L < best[0]:
+                best = (L, z.detach().clone(), it[0])
             opt.step()
-        message = f"Adam ran {max_iter} steps"
+        window = history[-min(10, len(history)):]
+        change = (max(window) - min(window)) / max(abs(window[-1]), 1e-300)
+        if best[2] != it[0]:   # the last step was not the best: return the best point seen
+            with torch.no_grad():
+                z.copy_(best[1])
+        success = change <= 1e-4
+        message = (f"Adam ran {max_iter} steps; the loss changed by {change:.2g} (relative) over the last "
+                   f"{len(window)}" + (" (below 1e-4)" if success else ", still moving: raise max_iter or lower lr")
+                   + (f"; the best point seen (step {best[2]}) is returned" if best[2] != it[0] else ""))
     else:
         from scipy.optimize import least_squares
 
@@ -348,19 +496,45 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
             return res.numpy()
 
         sol = least_squares(fun, np.zeros(P), jac="3-point", xtol=max(tol, 1e-15), ftol=max(tol, 1e-15),
-                            gtol=max(tol, 1e-15), max_nfev=int(max_iter) * (2 * P + 1), x_scale=1.0)
+                            gtol=max(tol, 1e-15), max_nfev=max_iter * (2 * P + 1), x_scale=1.0)
         with torch.no_grad():
             z.copy_(torch.as_tensor(sol.x, dtype=dtype))
-        it[0], success, message = int(sol.nfev), bool(sol.success), str(sol.message)
+        it[0], success = int(sol.nfev), bool(sol.status > 0)
+        message = {0: "reached the evaluation limit (max_iter) before a tolerance was met",
+                   1: "gradient below gtol", 2: "cost change below ftol", 3: "step below xtol",
+                   4: "cost change below ftol and step below xtol"}.get(sol.status, str(sol.message))
     if progress:
         print(file=sys.stderr)
 
+    # the result, and the gradient there (the honest test of convergence)
+    zf = z.detach().clone().requires_grad_(True)
+    nat = prob.natural(zf)
+    models = prob.models(nat)
+    traces = prob.simulate(models)
+    L = prob.loss(traces)
+    grad = torch.autograd.grad(L, zf, allow_unused=True)[0] if L.requires_grad else None
+    gmax = float(grad.abs().max()) if grad is not None else 0.0
+    final = float(L.detach())
+    nat = [v.detach() for v in nat]
+    models = prob.models(nat)
+    traces = [tr.detach() for tr in traces]
     with torch.no_grad():
-        nat = [v.detach() for v in prob.natural(z.detach())]
-        models = prob.models(nat)
-        traces = [tr.detach() for tr in prob.simulate(models)]
         res = torch.cat(prob.residuals(traces))
-        final = float(prob.loss(traces))
+    if message is None:                # L-BFGS stopped by a tolerance: which one
+        if gmax <= tol and final > 0 and gmax == 0:
+            success, message = False, (f"the gradient is exactly 0 at a loss of {final:.4g}: a flat region "
+                                       f"(for a spike loss: no simulated spike moves with these parameters); "
+                                       f"start elsewhere or use spike_metric='matched'")
+        elif gmax <= max(tol, 1e-12):
+            message = f"gradient below tolerance (max |dL/dz| = {gmax:.2g})"
+        else:
+            message = (f"the loss stopped changing (change below {tol * 1e-3:.2g}) with the gradient "
+                       f"at {gmax:.2g}: a minimum to working precision, or a kink of the loss")
+    start_loss = history[0] if history else final
+    if not math.isfinite(final):
+        success, message = False, f"the loss at the result is {final} ({message})"
+    elif final > start_loss * (1 + 1e-9) + 1e-300:
+        success, message = False, f"the loss rose from {start_loss:.6g} to {final:.6g} ({message})"
     rss = float((res ** 2).sum())
     values = {lab: float(v) for lab, v in zip(prob.labels, nat)}
     errors = _stderr(prob, nat, rss) if stderr else {lab: float("nan") for lab in prob.labels}
@@ -370,6 +544,14 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
                      n_eval=prob.n_eval, optimizer=optimizer, loss_kind=loss, success=success,
                      message=message, wall_time_s=time.perf_counter() - t_start, model=models[0],
                      models=models, traces=traces, recordings=recordings)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _stderr(prob: _Problem, nat: list[torch.Tensor], rss: float) -> dict[str, float]:
