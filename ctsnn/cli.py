@@ -2,20 +2,34 @@
 
 Quantities take units ("10ms", "0.1ms", "2nA", "-70mV", "100Mohm"); a bare number is SI.
 Each subcommand is a pair of functions, ``_add_NAME(subparsers)`` and ``_run_NAME(args)``,
-listed in ``COMMANDS``.
+listed in ``COMMANDS``. Reference: docs/cli.md.
+
+Rules every subcommand keeps:
+
+* nothing heavy is imported at module level (torch, numpy, matplotlib are imported inside the
+  subcommands), so ``ctsnn --help`` answers at once;
+* every output path is checked before any work starts: its directory must exist, an existing
+  file is replaced only with ``--force``, and no output may be one of the command's inputs;
+* every error is one line ``ctsnn COMMAND: error: ...`` on stderr with exit status 2 (set
+  ``CTSNN_DEBUG=1`` to see the traceback instead); warnings are one line ``... warning: ...``.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import re
 import sys
+import warnings
 from pathlib import Path
 
-from .units import parse_quantity, parse_step
+from .units import (format_quantity, param_dimension, parse_quantity, parse_step, parse_unit,
+                    plausibility_warning)
 
 __all__ = ["main", "build_parser", "build_model", "MODELS"]
 
-# model name -> (class name in ctsnn, default parameters in SI units for the CLI)
+# model name -> (class name in ctsnn, default parameters in SI units for the CLI). Izhikevich keeps
+# his own numbers (mV, a dimensionless current); every other model is in SI.
 MODELS = {
     "lif": ("LIF", {"tau_mem": 10e-3, "r": 100e6, "v_leak": -70e-3, "v_th": -50e-3, "v_reset": -70e-3}),
     "if": ("IF", {"r": 1 / 200e-12, "v_th": -50e-3, "v_reset": -70e-3}),
@@ -24,25 +38,35 @@ MODELS = {
     "alif": ("ALIF", {"tau_mem": 10e-3, "tau_adapt": 100e-3, "adapt_jump": 2e-3, "r": 100e6,
                       "v_leak": -70e-3, "v_th": -50e-3, "v_reset": -70e-3}),
     "lit": ("LIT", {"tau_mem": 10e-3, "r": 100e6, "pos_th": 20e-3, "neg_th": 20e-3}),
+    "duallit": ("DualLIT", {"tau_pos": 10e-3, "tau_neg": 10e-3, "r": 100e6, "pos_th": 20e-3,
+                            "neg_th": 20e-3}),
+    "traced": ("Traced", {"tau_mem": 10e-3, "r": 100e6, "pos_th": 20e-3, "neg_th": 20e-3, "tau_syn": 5e-3}),
     # nonlinear models (no exact propagator: use --method euler or a torchdiffeq method)
-    "adex": ("AdEx", {}),
+    "adex": ("AdEx", {"C": 281e-12, "g_L": 30e-9, "E_L": -70.6e-3, "V_T": -50.4e-3, "Delta_T": 2e-3,
+                      "tau_w": 144e-3, "a": 4e-9, "b": 80.5e-12, "v_reset": -70.6e-3, "v_peak": -40.4e-3}),
     "qif": ("QIF", {"tau_mem": 10e-3, "v_rest": -70e-3, "v_c": -50e-3, "r": 100e6, "v_reset": -70e-3,
                     "v_peak": 0.0}),
+    "izhikevich": ("Izhikevich", {"a": 0.02, "b": 0.2, "c": -65.0, "d": 8.0, "v_peak": 30.0}),
 }
-
-_TIME = ("tau_mem", "tau_syn", "tau_adapt", "tau_pos", "tau_neg", "tau_rec", "t_ref", "delay", "tau_w")
-_VOLT = ("v_leak", "v_th", "v_reset", "adapt_jump", "pos_th", "neg_th", "bias", "E_L", "V_T", "Delta_T",
-         "v_peak", "v_rest", "v_c")
+_NONLINEAR = ("adex", "qif", "izhikevich")
+_TRACED_OWN = ("tau_syn", "tau_rec", "rec_weight")   # Traced's own parameters; the rest go to its LIT
 
 
-def _dimension(param: str) -> str | None:
-    if param in _TIME:
-        return "time"
-    if param in _VOLT:
-        return "voltage"
-    if param == "r":
-        return "resistance"
-    return {"C": "capacitance", "g_L": "conductance", "a": "conductance", "b": "current"}.get(param)
+def _model_defaults_text() -> str:
+    lines = []
+    for name, (cls, defaults) in MODELS.items():
+        shown = " ".join(f"{k}={format_quantity(v, param_dimension(k, cls), 5).replace(' ', '')}"
+                         for k, v in defaults.items())
+        note = {"Izhikevich": " (his units: mV, rates per ms, a dimensionless current)",
+                "IF": " (r = 1/C in V/(A s))"}.get(cls, "")
+        lines.append(f"  {name:10s} {shown}{note}")
+    return "\n".join(lines)
+
+
+def _warn_implausible(name: str, text, dimension) -> None:
+    msg = plausibility_warning(name, text, dimension)
+    if msg:
+        warnings.warn(msg, UserWarning, stacklevel=2)
 
 
 def build_model(name: str, params: dict[str, str | float], *, reset: str | None = None, n: int | None = None):
@@ -54,29 +78,128 @@ def build_model(name: str, params: dict[str, str | float], *, reset: str | None 
     cls_name, defaults = MODELS[name]
     kw = dict(defaults)
     for k, v in params.items():
-        kw[k] = parse_quantity(v, _dimension(k), name=k)
+        dim = param_dimension(k, cls_name)
+        _warn_implausible(k, v, dim)
+        kw[k] = parse_quantity(v, dim, name=k)
     if reset is not None:
+        if cls_name not in ("LIF", "IF", "CubaLIF", "ALIF"):
+            raise ValueError(f"--reset applies to lif, if, cubalif and alif, not {name!r}")
         kw["reset"] = reset
-    if n is not None:
-        kw["n"] = n
-    cls = getattr(ctsnn, cls_name)
     try:
-        return cls(**kw)
+        if cls_name == "Traced":
+            own = {k: kw.pop(k) for k in _TRACED_OWN if k in kw}
+            base = ctsnn.LIT(n=n, **kw)
+            from .models import Traced
+            return Traced(base, **own)
+        if n is not None:
+            kw["n"] = n
+        return getattr(ctsnn, cls_name)(**kw)
     except TypeError as exc:
         raise ValueError(f"model {name!r}: {exc}") from None
 
 
-def _param_pairs(items: list[str]) -> dict[str, str]:
+def _param_pairs(items: list[str], option: str = "--param") -> dict[str, str]:
     out = {}
     for it in items or []:
         if "=" not in it:
-            raise ValueError(f"--param expects NAME=VALUE (e.g. tau_mem=10ms), got {it!r}")
+            raise ValueError(f"{option} expects NAME=VALUE (e.g. tau_mem=10ms), got {it!r}")
         k, _, v = it.partition("=")
         out[k.strip()] = v.strip()
     return out
 
 
-def _current(args, n_steps: int, dt: float, n: int):
+# ---------------------------------------------------------------- paths: inputs and outputs
+def _check_inputs(*pairs) -> None:
+    for option, path in pairs:
+        if path is None:
+            continue
+        p = Path(path)
+        if not p.exists():
+            raise ValueError(f"{option}: file {str(p)!r} does not exist")
+        if p.is_dir():
+            raise ValueError(f"{option}: {str(p)!r} is a directory, not a file")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def _check_outputs(outputs, inputs, force: bool) -> None:
+    """Refuse, before any work, every output path that cannot or must not be written.
+
+    ``outputs``: (option, path, allowed suffixes or None) for each file the command will write;
+    ``inputs``: the files it reads.
+    """
+    seen: list[tuple[str, Path]] = []
+    for option, path, suffixes in outputs:
+        if path is None:
+            continue
+        p = Path(path)
+        if suffixes is not None and p.suffix.lower() not in suffixes:
+            raise ValueError(f"{option}: {str(p)!r} must end in {' or '.join(sorted(suffixes))}")
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.exists():
+            raise ValueError(f"{option}: directory {str(parent)!r} does not exist (create it first)")
+        if not parent.is_dir():
+            raise ValueError(f"{option}: {str(parent)!r} is not a directory")
+        if p.is_dir():
+            raise ValueError(f"{option}: {str(p)!r} is a directory; give a file name")
+        for inp in inputs:
+            if inp is not None and _same_file(p, Path(inp)):
+                raise ValueError(f"{option}: {str(p)!r} is an input of this command ({str(inp)!r}); "
+                                 f"choose another output name")
+        for other_option, q in seen:
+            if _same_file(p, q):
+                raise ValueError(f"{option} and {other_option} name the same file {str(p)!r}")
+        if p.exists():
+            if not force:
+                raise ValueError(f"{option}: {str(p)!r} exists; pass --force to overwrite it")
+            if not os.access(p, os.W_OK):
+                raise ValueError(f"{option}: {str(p)!r} is not writable")
+        elif not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"{option}: directory {str(parent)!r} is not writable")
+        seen.append((option, p))
+
+
+def _image_suffixes() -> set[str]:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return {"." + k for k in FigureCanvasBase.get_supported_filetypes()}
+
+
+# ---------------------------------------------------------------- inputs: current, spikes
+def _read_table(path: Path, option: str) -> dict:
+    """Columns of a .npz (arrays by key) or .csv (header row, comma separated; a UTF-8 BOM and
+    quoted names are fine) as float arrays."""
+    import csv
+
+    import numpy as np
+
+    if path.suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            return {k: np.asarray(z[k]) for k in z.files}
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+        if len(rows) < 2:
+            raise ValueError(f"{option}: {path.name} needs a header row and at least one data row")
+        names = [h.strip() for h in rows[0]]
+        try:
+            data = np.array([[float(c) for c in r] for r in rows[1:]], dtype=np.float64)
+        except ValueError as exc:
+            raise ValueError(f"{option}: {path.name}: {exc} (every row after the header must be numbers)") from None
+        if data.shape[1] != len(names):
+            raise ValueError(f"{option}: {path.name} has {len(names)} column names but {data.shape[1]} values per row")
+        return {k: data[:, j] for j, k in enumerate(names)}
+    raise ValueError(f"{option}: unsupported file type {path.suffix!r} (use .npy, .npz or .csv)")
+
+
+def _current(args, n_steps: int, dt: float, current_dim: str | None):
     """The injected current from --current steps and/or --current-file, as a [T, n] tensor or float."""
     import numpy as np
     import torch
@@ -84,19 +207,26 @@ def _current(args, n_steps: int, dt: float, n: int):
     total = None
     if args.current_file:
         path = Path(args.current_file)
-        if path.suffix == ".npy":
-            arr = np.load(path)
-        elif path.suffix == ".npz":
-            with np.load(path) as z:
-                key = args.current_key or ("i" if "i" in z else z.files[0])
-                arr = z[key]
-        elif path.suffix == ".csv":
-            arr = np.genfromtxt(path, delimiter=",", names=True)
-            key = args.current_key or arr.dtype.names[-1]
-            arr = arr[key]
+        factor = parse_unit(args.current_unit, current_dim, name="--current-unit")
+        if path.suffix.lower() == ".npy":
+            arr = np.load(path, allow_pickle=False)
         else:
-            raise ValueError(f"--current-file: unsupported file type {path.suffix!r} (use .npy, .npz or .csv)")
-        arr = np.asarray(arr, dtype=np.float64) * parse_quantity(args.current_unit, "current", name="--current-unit")
+            table = _read_table(path, "--current-file")
+            if args.current_key is not None:
+                if args.current_key not in table:
+                    raise ValueError(f"--current-key {args.current_key!r} is not in {path.name}; it has "
+                                     f"{sorted(table)}")
+                arr = table[args.current_key]
+            elif path.suffix.lower() == ".npz":
+                arr = table["i"] if "i" in table else table[sorted(table)[0]]
+            else:
+                arr = table[list(table)[-1]]
+        if arr.dtype.kind not in "fiu" or arr.ndim not in (1, 2):
+            raise ValueError(f"--current-file: expected a 1-D or 2-D array of numbers, got {arr.dtype} "
+                             f"with shape {arr.shape}")
+        arr = np.asarray(arr, dtype=np.float64) * factor
+        if not np.isfinite(arr).all():
+            raise ValueError("--current-file holds NaN or infinite values")
         if arr.shape[0] != n_steps:
             raise ValueError(f"--current-file has {arr.shape[0]} samples but the simulation has {n_steps} "
                              f"steps (t_end/dt); one sample per step is needed")
@@ -105,70 +235,188 @@ def _current(args, n_steps: int, dt: float, n: int):
         t = torch.arange(n_steps, dtype=torch.float64) * dt
         steps = torch.zeros(n_steps, 1, dtype=torch.float64)
         for spec in args.current:
-            amp, t0, t1 = parse_step(spec, name="--current")
+            if current_dim is None and re.search(r"[A-Za-zµ]", spec.partition("@")[0].replace("e", "")):
+                raise ValueError(f"--current {spec!r}: this model takes a dimensionless current; give a "
+                                 f"bare number (e.g. 10@20ms..180ms)")
+            amp, t0, t1 = parse_step(spec, name="--current", dimension=current_dim)
             steps[(t >= t0 - 1e-12) & (t < t1 - 1e-12), 0] += amp
         total = steps if total is None else total + steps
     return 0.0 if total is None else total
 
 
-def _add_simulate(sub) -> None:
-    p = sub.add_parser(
-        "simulate", help="simulate a neuron and write its trace (.npz)",
-        description="Simulate a neuron model with a chosen dt and method; write the trace (.npz) and "
-                    "print a summary. Quantities accept units (10ms, -70mV, 2nA, 100Mohm); bare numbers are SI.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="lif", choices=sorted(MODELS), help="neuron model")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="model parameter, repeatable: tau_mem=10ms, r=100Mohm, v_leak=-70mV, v_th=-50mV, "
-                        "v_reset=-70mV, t_ref=2ms, tau_syn=5ms, tau_adapt=100ms, adapt_jump=2mV, ... "
-                        f"(defaults per model: {', '.join(f'{k}: {v[1]}' for k, v in MODELS.items())})")
-    p.add_argument("--reset", choices=["to_value", "subtract", "none"], default=None,
-                   help="reset rule (default: the model's, to_value)")
-    p.add_argument("--current", action="append", default=[], metavar="AMP[@START..STOP]",
-                   help="injected current: DC (2nA) or a step (1.5nA@20ms..120ms); repeatable, summed")
-    p.add_argument("--current-file", default=None, help="current samples, one per step (.npy, .npz, .csv)")
-    p.add_argument("--current-key", default=None, help="array key (.npz) or column name (.csv)")
-    p.add_argument("--current-unit", default="A", help="unit of the values in --current-file")
-    p.add_argument("--n", type=int, default=None, help="number of neurons (identical copies)")
-    p.add_argument("--dt", default="0.1ms", help="time step")
-    p.add_argument("--t-end", default="200ms", help="duration")
-    p.add_argument("--method", default="exact",
-                   help="exact, euler, or a torchdiffeq method (dopri5, dopri8, bosh3, fehlberg2, "
-                        "adaptive_heun; rk4, midpoint, heun2, heun3)")
-    p.add_argument("--rtol", default=None, type=float, help="relative tolerance (adaptive methods)")
-    p.add_argument("--atol", default=None, type=float, help="absolute tolerance (adaptive methods)")
-    p.add_argument("--step-size", default=None, help="step of the fixed-grid torchdiffeq methods (default: dt)")
-    p.add_argument("--record", default="all", help="states to record, comma separated, or 'all'")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
-    p.add_argument("-o", "--output", default="trace.npz", help="where to write the trace (.npz)")
-    p.add_argument("--plot", metavar="PNG", default=None,
-                   help="also draw the membrane (or a raster for more than 4 neurons) to this image")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
+def _spikes(args, n: int, t_end: float):
+    """Input spikes from --spikes-file: (times, neurons, weights) in SI, or None."""
+    import numpy as np
+    import torch
+
+    if not args.spikes_file:
+        return None
+    path = Path(args.spikes_file)
+    table = _read_table(path, "--spikes-file")
+    keys = {k.lower(): k for k in table}
+    tkey = next((keys[k] for k in ("times", "time", "t") if k in keys), None)
+    if tkey is None:
+        raise ValueError(f"--spikes-file: {path.name} needs a column or array 'times' (has {sorted(table)})")
+    times = np.asarray(table[tkey], dtype=np.float64).reshape(-1) * parse_unit(
+        args.spikes_time_unit, "time", name="--spikes-time-unit")
+    nkey = next((keys[k] for k in ("neurons", "neuron", "index") if k in keys), None)
+    wkey = next((keys[k] for k in ("weights", "weight", "w") if k in keys), None)
+    neurons = np.zeros(times.size) if nkey is None else np.asarray(table[nkey], dtype=np.float64).reshape(-1)
+    if wkey is None:
+        raise ValueError(f"--spikes-file: {path.name} needs a column or array 'weights' (the jump of the "
+                         f"input state per spike, in --spikes-weight-unit)")
+    weights = np.asarray(table[wkey], dtype=np.float64).reshape(-1) * parse_unit(
+        args.spikes_weight_unit, None, name="--spikes-weight-unit")
+    if not (times.size == neurons.size == weights.size):
+        raise ValueError(f"--spikes-file: times, neurons and weights differ in length "
+                         f"({times.size}, {neurons.size}, {weights.size})")
+    for what, x in (("times", times), ("weights", weights), ("neurons", neurons)):
+        if not np.isfinite(x).all():
+            raise ValueError(f"--spikes-file: {what} hold NaN or infinite values")
+    if times.size and (times.min() < 0 or times.max() > t_end):
+        raise ValueError(f"--spikes-file: spike times must lie in [0, t_end = {t_end:g} s], got "
+                         f"{times.min():g}..{times.max():g} s (set --spikes-time-unit if they are not in s)")
+    if np.any(neurons != np.round(neurons)) or (neurons.size and (neurons.min() < 0 or neurons.max() >= n)):
+        raise ValueError(f"--spikes-file: neuron indices must be integers in 0..{n - 1}")
+    return (torch.as_tensor(times), torch.as_tensor(neurons.astype(np.int64)), torch.as_tensor(weights))
 
 
-def _run_simulate(args) -> int:
+def _with_feedback(model, args):
+    """Wrap ``model`` in ``ctsnn.Recurrent`` for --feedback / --feedback-file."""
+    if args.feedback is None and args.feedback_file is None:
+        if args.feedback_delay is not None:
+            raise ValueError("--feedback-delay needs --feedback or --feedback-file")
+        return model
+    import numpy as np
     import torch
 
     import ctsnn
 
+    if args.feedback is not None and args.feedback_file is not None:
+        raise ValueError("give --feedback (each neuron onto itself) or --feedback-file (a matrix), not both")
+    delay = 0.0 if args.feedback_delay is None else parse_quantity(args.feedback_delay, "time",
+                                                                   name="--feedback-delay")
+    if args.feedback is not None:
+        weight = parse_quantity(args.feedback, None, name="--feedback")
+    else:
+        W = np.load(args.feedback_file, allow_pickle=False) if args.feedback_file.endswith(".npy") \
+            else None
+        if W is None:
+            raise ValueError("--feedback-file must be a .npy file holding an [n, n] matrix")
+        if W.ndim != 2 or W.shape[0] != W.shape[1] or not np.isfinite(W).all():
+            raise ValueError(f"--feedback-file: expected a finite square [n, n] matrix, got shape {W.shape}")
+        weight = torch.as_tensor(W * parse_unit(args.feedback_unit, None, name="--feedback-unit"),
+                                 dtype=torch.get_default_dtype())
+    return ctsnn.Recurrent(model, weight, delay=delay)
+
+
+# ---------------------------------------------------------------- simulate
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help with each default shown once: appended unless the help text states it already, and
+    left out where there is none (None, empty, a flag)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        d = action.default
+        if "default" in text or d is None or d is False or d == [] or d == "" or d is argparse.SUPPRESS:
+            return text
+        return f"{text} (default: {d})"
+
+
+def _add_simulate(sub) -> None:
+    p = sub.add_parser(
+        "simulate", help="simulate a neuron and write its trace (.npz)", formatter_class=_Formatter,
+        description="Simulate a neuron model with a chosen dt and method; write the trace (.npz) and "
+                    "print a summary. Quantities accept units (10ms, -70mV, 2nA, 100Mohm); bare numbers are SI.",
+        epilog="models and their defaults (override with -p NAME=VALUE):\n" + _model_defaults_text()
+               + "\n\nexample:\n  ctsnn simulate --model lif -p tau_mem=20ms --current 0.3nA@20ms..180ms "
+                 "--t-end 200ms -o lif.npz --plot lif.png")
+    p.add_argument("--model", default="lif", choices=list(MODELS), help="neuron model (defaults below)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="model parameter, repeatable: tau_mem=10ms, r=100Mohm, v_th=-50mV, t_ref=2ms, ...")
+    p.add_argument("--reset", choices=["to_value", "subtract", "none"], default=None,
+                   help="reset rule of lif, if, cubalif, alif (default: to_value)")
+    p.add_argument("--current", action="append", default=[], metavar="AMP[@START..STOP]",
+                   help="injected current: DC (2nA) or a step (1.5nA@20ms..120ms, -0.5nA@0..50ms); "
+                        "repeatable, summed")
+    p.add_argument("--current-file", default=None, metavar="FILE",
+                   help="current samples, one per step (.npy, .npz, .csv), added to --current")
+    p.add_argument("--current-key", default=None, help="array key (.npz, default 'i') or column name "
+                                                       "(.csv, default the last column)")
+    p.add_argument("--current-unit", default="A", help="unit of the values in --current-file (A, nA, pA, ...)")
+    p.add_argument("--spikes-file", default=None, metavar="FILE",
+                   help="input spikes (.npz arrays or .csv columns 'times', 'weights' and optionally "
+                        "'neurons'): each jumps the model's input state (v, or i with a synapse) by its weight")
+    p.add_argument("--spikes-time-unit", default="s", help="unit of the spike times in --spikes-file")
+    p.add_argument("--spikes-weight-unit", default="1",
+                   help="unit of the weights in --spikes-file (e.g. mV; default: SI, V or A)")
+    p.add_argument("--feedback", default=None, metavar="WEIGHT",
+                   help="recurrent self-feedback: each output spike jumps the neuron's own input state "
+                        "by WEIGHT (e.g. -2mV); wraps the model in ctsnn.Recurrent")
+    p.add_argument("--feedback-file", default=None, metavar="W.npy",
+                   help="recurrent all-to-all feedback: an [n, n] matrix, W[i, j] from neuron j onto i")
+    p.add_argument("--feedback-unit", default="1", help="unit of the values in --feedback-file (default: SI)")
+    p.add_argument("--feedback-delay", default=None, help="delay of the feedback (default: 0)")
+    p.add_argument("--n", type=int, default=None, help="number of neurons (identical copies)")
+    p.add_argument("--dt", default="0.1ms", help="time step")
+    p.add_argument("--t-end", default="200ms", help="duration")
+    p.add_argument("--method", default="exact",
+                   help="exact (linear models), euler, or a torchdiffeq method: dopri5, dopri8, bosh3, "
+                        "fehlberg2, adaptive_heun; fixed grid: rk4, midpoint, heun2, heun3")
+    p.add_argument("--rtol", default=None, type=float, help="relative tolerance (adaptive methods)")
+    p.add_argument("--atol", default=None, type=float, help="absolute tolerance (adaptive methods)")
+    p.add_argument("--step-size", default=None, help="step of the fixed-grid torchdiffeq methods (default: dt)")
+    p.add_argument("--record", default="all", help="states to record, comma separated, or 'all'")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float64",
+                   help="floating-point precision of the simulation (float64: reference accuracy)")
+    p.add_argument("-o", "--output", default="trace.npz", help="where to write the trace (.npz)")
+    p.add_argument("--plot", metavar="IMAGE", default=None,
+                   help="also draw the membrane (or a raster for more than 4 neurons) to this image (.png, .pdf, .svg)")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def _run_simulate(args) -> int:
     dt = parse_quantity(args.dt, "time", name="--dt")
     t_end = parse_quantity(args.t_end, "time", name="--t-end")
     if dt <= 0:
         raise ValueError(f"--dt must be > 0, got {args.dt!r}")
     if t_end < 0:
         raise ValueError(f"--t-end must be >= 0, got {args.t_end!r}")
+    if args.n is not None and args.n < 1:
+        raise ValueError(f"--n must be >= 1, got {args.n}")
+    inputs = [args.current_file, args.spikes_file, args.feedback_file]
+    _check_inputs(("--current-file", args.current_file), ("--spikes-file", args.spikes_file),
+                  ("--feedback-file", args.feedback_file))
+    _check_outputs([("-o", args.output, {".npz"}),
+                    ("--plot", args.plot, _image_suffixes() if args.plot else None)], inputs, args.force)
+
+    import torch
+
+    import ctsnn
+
     dtype = getattr(torch, args.dtype)
     with _default_dtype(dtype):
         model = build_model(args.model, _param_pairs(args.param), reset=args.reset, n=args.n)
+        model = _with_feedback(model, args)
     n_steps = max(0, math.ceil(t_end / dt - 1e-9))
-    current = _current(args, n_steps, dt, model.n)
-    if isinstance(current, torch.Tensor) and args.n and current.shape[1] == 1:
-        current = current.expand(-1, args.n)
-    record = tuple(model.state_names) if args.record == "all" else tuple(s for s in args.record.split(",") if s)
+    current_dim = None if MODELS[args.model][0] == "Izhikevich" else "current"
+    current = _current(args, n_steps, dt, current_dim)
+    if isinstance(current, torch.Tensor) and current.shape[1] == 1 and model.n > 1:
+        current = current.expand(-1, model.n)
+    spikes = _spikes(args, model.n, t_end)
+    if args.record == "all":
+        record = tuple(model.state_names)
+    else:
+        record = tuple(s.strip() for s in args.record.split(",") if s.strip())
+        unknown = [s for s in record if s not in model.state_names]
+        if unknown:
+            raise ValueError(f"--record: {args.model} has no state {unknown[0]!r}; its states are "
+                             f"{', '.join(model.state_names)}")
     opts = {k: v for k, v in (("rtol", args.rtol), ("atol", args.atol)) if v is not None}
     if args.step_size is not None:
         opts["step_size"] = parse_quantity(args.step_size, "time", name="--step-size")
-    trace = ctsnn.simulate(model, current, t_end=t_end, dt=dt, method=args.method, record=record,
+    trace = ctsnn.simulate(model, current, spikes, t_end=t_end, dt=dt, method=args.method, record=record,
                            dtype=dtype, progress=not args.quiet, **opts)
     path = trace.save(args.output)
     print(trace.summary())
@@ -179,30 +427,52 @@ def _run_simulate(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- plot
 def _add_plot(sub) -> None:
-    p = sub.add_parser("plot", help="draw a saved trace (membrane, raster or all states)",
+    p = sub.add_parser("plot", help="draw a saved trace (membrane, raster or all states)", formatter_class=_Formatter,
                        description="Draw a trace written by `ctsnn simulate` to an image file. The "
                                    "membrane plot reaches the pre-reset value at every exact spike "
                                    "time and shows the threshold and reset levels.")
     p.add_argument("trace", help="trace file (.npz) written by `ctsnn simulate`")
     p.add_argument("-o", "--output", default=None, help="image file (.png, .pdf, .svg); default: "
                                                          "the trace's name with .png")
-    p.add_argument("--kind", choices=("membrane", "raster", "states"), default="membrane")
+    p.add_argument("--kind", choices=("membrane", "raster", "states"), default="membrane", help="what to draw")
     p.add_argument("--neurons", default="0", help="flat neuron indices for the membrane, e.g. 0,3")
+    p.add_argument("--force", action="store_true", help="overwrite an existing image")
 
 
 def _run_plot(args) -> int:
-    import ctsnn
-
     path = Path(args.trace)
-    if not path.exists():
-        raise ValueError(f"trace file {str(path)!r} does not exist")
-    trace = ctsnn.Trace.load(path)
+    _check_inputs(("trace", args.trace))
+    out = args.output or str(path.with_suffix(".png"))
+    _check_outputs([("-o", out, _image_suffixes())], [args.trace], args.force)
     try:
         neurons = [int(x) for x in args.neurons.split(",") if x.strip()]
     except ValueError:
         raise ValueError(f"--neurons must be comma-separated integers, got {args.neurons!r}") from None
-    out = args.output or str(path.with_suffix(".png"))
+    import zipfile
+
+    import numpy as np
+
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("not an npz archive")
+        with z:
+            keys = set(z.files)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        raise ValueError(f"{str(path)!r} is not an .npz file written by `ctsnn simulate`") from None
+    if "spike_times" not in keys:
+        if {"t", "v"} <= keys:
+            raise ValueError(f"{str(path)!r} is a recording (arrays {', '.join(sorted(keys))}), not a trace "
+                             f"written by `ctsnn simulate`; fit it with `ctsnn fit` (its --plot draws it)")
+        raise ValueError(f"{str(path)!r} is not a trace written by `ctsnn simulate` (arrays {sorted(keys)})")
+    import ctsnn
+
+    trace = ctsnn.Trace.load(path)
+    bad = [k for k in neurons if not 0 <= k < trace.n_neurons]
+    if bad:
+        raise ValueError(f"--neurons: the trace has {trace.n_neurons} neuron(s) (0..{trace.n_neurons - 1}), got {bad[0]}")
     print(f"figure written to {_draw(trace, args.kind, out, neurons)}")
     return 0
 
@@ -216,35 +486,71 @@ def _draw(trace, kind: str, out: str, neurons) -> str:
         ax = plot.raster(trace, rate=True)
     else:
         ax = plot.states(trace)
-    plot.save(ax, out)
-    return out
+    fig = getattr(ax, "figure", None) or ax[0].figure
+    fig.savefig(out, dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return str(out)
 
 
+# ---------------------------------------------------------------- fit
 def _add_fit(sub) -> None:
     p = sub.add_parser(
-        "fit", help="fit model parameters to recorded sweeps (NPZ, CSV, NWB)",
+        "fit", help="fit model parameters to recorded sweeps (NPZ, CSV, NWB)", formatter_class=_Formatter,
         description="Fit the named parameters of a model to current-clamp recordings by gradients "
-                    "through the simulator; print them with standard errors and write a JSON result. "
-                    "Quantities accept units (0.7s, 10ms, -70mV, 100Mohm).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "through the simulator; print them (ms, mV, MOhm, pA) with standard errors and write a "
+                    "JSON result (SI units). Quantities accept units (0.7s, 10ms, -70mV, 100Mohm).",
+        epilog="examples:\n"
+               "  passive membrane:   ctsnn fit cell.npz --params tau_mem,r,v_leak -p v_th=0V -o fit.json\n"
+               "  spike threshold:    ctsnn fit cell.npz --loss spikes --params v_th --spike-metric matched \\\n"
+               "                        --mse-weight 0 --bounds v_th=-65mV..-20mV -o fit.json\n"
+               "see docs/fitting.md and docs/cli.md")
     p.add_argument("data", nargs="+", help="recording files: .npz (arrays t, v, i with units in meta), "
                                            ".csv (columns like t_s,v_V,i_A) or .nwb (current-clamp sweeps)")
-    p.add_argument("--model", default="lif", choices=sorted(MODELS), help="neuron model")
+    p.add_argument("--model", default="lif", choices=[m for m in MODELS if m != "traced"], help="neuron model")
     p.add_argument("--params", default="tau_mem,r,v_leak",
                    help="parameters to fit, comma separated (r_series: the electrode's series resistance)")
     p.add_argument("--per-sweep", default="", help="parameters fitted separately for each sweep, e.g. v_leak")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="starting / fixed model parameter, repeatable (tau_mem=20ms, v_th=-45mV, ...)")
+    p.add_argument("--bounds", action="append", default=[], metavar="NAME=LO..HI",
+                   help="keep a fitted parameter inside (LO, HI), e.g. v_th=-65mV..-20mV; repeatable")
     p.add_argument("--sweeps", default=None, help="NWB sweep numbers or names, comma separated (default: all)")
-    p.add_argument("--window", default=None, metavar="T0..T1", help="time window of every sweep (from its first sample), e.g. 0.7s..2.7s")
+    p.add_argument("--window", default=None, metavar="T0..T1",
+                   help="time window of every sweep (from its first sample), e.g. 0.7s..2.7s")
     p.add_argument("--exclude", action="append", default=[], metavar="T0..T1",
                    help="leave these times (from each sweep's first sample) out of the loss, e.g. an "
                         "electrode artefact; repeatable")
-    p.add_argument("--loss", choices=("mse", "spikes"), default="mse")
-    p.add_argument("--optimizer", choices=("lbfgs", "adam", "least_squares"), default="lbfgs")
-    p.add_argument("--max-iter", type=int, default=100)
-    p.add_argument("-o", "--output", default="fit.json", help="where to write the result (JSON)")
-    p.add_argument("--plot", metavar="PNG", default=None, help="also draw data, fitted model and residuals")
+    p.add_argument("--loss", choices=("mse", "spikes"), default="mse",
+                   help="mse: the membrane, for subthreshold data; spikes: spike times (--spike-metric) plus "
+                        "--mse-weight times the membrane outside spike windows, for spiking data")
+    p.add_argument("--spike-metric", choices=("van_rossum", "matched"), default="van_rossum",
+                   help="spike-train distance of --loss spikes: van_rossum (kernel --vr-tau) or matched "
+                        "(k-th spike against k-th; continuous as spikes enter the window: use it when the "
+                        "start fires at a rate far from the data's)")
+    p.add_argument("--spike-weight", default=1.0, type=float, help="weight of the spike distance")
+    p.add_argument("--mse-weight", default=1.0, type=float,
+                   help="weight of the membrane MSE in --loss spikes (0: spike times only)")
+    p.add_argument("--vr-tau", default="10ms", help="time scale of the spike distance")
+    p.add_argument("--spike-threshold", default="-20mV", help="recorded spikes are upward crossings of this")
+    p.add_argument("--spike-window", default="1ms,4ms", metavar="BEFORE,AFTER",
+                   help="membrane samples this long before and after each recorded spike are left out of "
+                        "--loss spikes")
+    p.add_argument("--optimizer", choices=("lbfgs", "adam", "least_squares"), default="lbfgs",
+                   help="lbfgs (strong-Wolfe line search), adam (--lr, fixed steps) or least_squares "
+                        "(scipy trust region on the membrane residuals; --loss mse only)")
+    p.add_argument("--max-iter", type=int, default=100,
+                   help="iterations (lbfgs; up to 3x as many evaluations), steps (adam), or evaluations "
+                        "per parameter (least_squares)")
+    p.add_argument("--lr", default=0.05, type=float, help="adam's step in the unconstrained coordinates")
+    p.add_argument("--tol", default=1e-12, type=float, help="tolerance on the gradient (and 1e-3 tol on the "
+                                                             "loss change) that stops lbfgs / least_squares")
+    p.add_argument("--method", default="exact", help="simulation method (exact, euler, or a torchdiffeq method "
+                                                     "for the nonlinear models)")
+    p.add_argument("-o", "--output", default="fit.json", help="where to write the result (JSON, SI units)")
+    p.add_argument("--plot", metavar="IMAGE", default=None, help="also draw data, fitted model and residuals")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -261,8 +567,6 @@ def _load_recordings(paths, sweeps):
     recs = []
     for path in paths:
         p = Path(path)
-        if not p.exists():
-            raise ValueError(f"data file {str(p)!r} does not exist")
         suffix = p.suffix.lower()
         if suffix == ".nwb":
             sel = None if sweeps is None else [int(x) if x.strip().isdigit() else x.strip()
@@ -279,7 +583,35 @@ def _load_recordings(paths, sweeps):
     return recs
 
 
+def _bounds(items, cls_name: str) -> dict[str, tuple[float, float]]:
+    out = {}
+    for k, v in _param_pairs(items, "--bounds").items():
+        lo, sep, hi = v.partition("..")
+        if not sep:
+            raise ValueError(f"--bounds expects NAME=LO..HI (e.g. v_th=-65mV..-20mV), got {k}={v!r}")
+        dim = param_dimension(k, cls_name)
+        out[k] = (parse_quantity(lo, dim, name=f"--bounds {k}"), parse_quantity(hi, dim, name=f"--bounds {k}"))
+    return out
+
+
 def _run_fit(args) -> int:
+    for f in args.data:
+        _check_inputs(("data", f))
+    _check_outputs([("-o", args.output, None),
+                    ("--plot", args.plot, _image_suffixes() if args.plot else None)], args.data, args.force)
+    params = tuple(x.strip() for x in args.params.split(",") if x.strip())
+    per_sweep = tuple(x.strip() for x in args.per_sweep.split(",") if x.strip())
+    cls_name = MODELS[args.model][0]
+    bounds = _bounds(args.bounds, cls_name)
+    before, sep, after = args.spike_window.partition(",")
+    if not sep:
+        raise ValueError(f"--spike-window expects BEFORE,AFTER (e.g. 1ms,4ms), got {args.spike_window!r}")
+    window = (parse_quantity(before, "time", name="--spike-window"), parse_quantity(after, "time", name="--spike-window"))
+    vr_tau = parse_quantity(args.vr_tau, "time", name="--vr-tau")
+    spike_threshold = parse_quantity(args.spike_threshold, "voltage", name="--spike-threshold")
+    init = _param_pairs(args.param)
+    model_kw = {k: v for k, v in init.items() if k != "r_series"}
+
     import ctsnn
 
     recs = _load_recordings(args.data, args.sweeps)
@@ -290,25 +622,35 @@ def _run_fit(args) -> int:
     if args.window:
         t0, t1 = _interval(args.window, "--window")
         recs = [r.window(r.t[0] + t0, r.t[0] + t1) for r in recs]
-    params = tuple(x.strip() for x in args.params.split(",") if x.strip())
-    per_sweep = tuple(x.strip() for x in args.per_sweep.split(",") if x.strip())
-    init = _param_pairs(args.param)
-    model_kw = {k: v for k, v in init.items() if k != "r_series"}
     model = build_model(args.model, model_kw)
     start = {"r_series": parse_quantity(init["r_series"], "resistance", name="r_series")} if "r_series" in init else None
-    print(f"fitting {', '.join(params + per_sweep)} of {args.model} to {len(recs)} sweep(s): "
-          + ", ".join(r.name for r in recs), file=sys.stderr)
-    res = ctsnn.fit(model, recs, params=params, per_sweep=per_sweep, init=start, loss=args.loss,
-                    optimizer=args.optimizer, max_iter=args.max_iter, progress=not args.quiet)
+    if args.optimizer == "least_squares" and args.loss != "mse":
+        raise ValueError("--optimizer least_squares fits the membrane residuals: use it with --loss mse")
+    n_samples = sum(len(r) for r in recs)
+    print(f"fitting {', '.join(params + per_sweep)} of {args.model} to {len(recs)} sweep(s) "
+          f"({n_samples} samples): " + ", ".join(r.name for r in recs), file=sys.stderr)
+    res = ctsnn.fit(model, recs, params=params, per_sweep=per_sweep, init=start, bounds=bounds, loss=args.loss,
+                    optimizer=args.optimizer, max_iter=args.max_iter, lr=args.lr, tol=args.tol,
+                    spike_threshold=spike_threshold, spike_window=window, spike_weight=args.spike_weight,
+                    vr_tau=vr_tau, spike_metric=args.spike_metric, mse_weight=args.mse_weight,
+                    method=args.method, progress=not args.quiet)
     print(res.summary())
-    res.to_json(args.output)
+    if args.loss == "spikes":
+        counts = ", ".join(f"{r.name} {int(r.spikes(spike_threshold).size)}/{int(tr.n_spikes)}"
+                           for r, tr in zip(recs, res.traces))
+        print(f"  spikes (recorded/model): {counts}")
+    text = res.to_json()
+    with open(args.output, "w") as fh:
+        fh.write(text + "\n")
     print(f"result written to {args.output}")
     if args.plot:
         from . import plot
 
-        plot.save(plot.fit(res)[0], args.plot)
+        fig = plot.fit(res)[0]
+        fig = getattr(fig, "figure", None) or fig
+        fig.savefig(args.plot, dpi=120)
         print(f"figure written to {args.plot}")
-    return 0
+    return 0 if res.success else 1
 
 
 class _default_dtype:
@@ -330,10 +672,15 @@ COMMANDS = {"simulate": (_add_simulate, _run_simulate), "plot": (_add_plot, _run
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ctsnn", description="Continuous-time spiking neuron simulator. Times in SI seconds; the "
-                                  "CLI accepts units (10ms, 0.1ms, 2nA, -70mV).")
     from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ctsnn", formatter_class=_Formatter,
+        description="Continuous-time spiking neuron simulator. The Python API takes SI units (s, V, A, "
+                    "ohm); the command line accepts units (10ms, 0.1ms, 2nA, -70mV, 100Mohm), and a bare "
+                    "number is SI.",
+        epilog="`ctsnn COMMAND --help` lists each command's options; reference: docs/cli.md.\n"
+               "Errors: one line on stderr, exit status 2 (CTSNN_DEBUG=1 shows the traceback).")
     parser.add_argument("--version", action="version", version=f"ctsnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -342,15 +689,70 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NEGATIVE = re.compile(r"^-(\d|\.\d)")
+
+
+def _attach_negative_values(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``--current -0.5nA@0..50ms`` as ``--current=-0.5nA@0..50ms``: argparse would take a value
+    that starts with '-' and is not a plain number for an option and stop with an error."""
+    takes_value = set()
+    stack = [parser]
+    while stack:
+        p = stack.pop()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+            elif action.option_strings and action.nargs != 0:
+                takes_value.update(s for s in action.option_strings if s.startswith("--"))
+    out, i = [], 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            out += argv[i:]
+            break
+        if tok in takes_value and i + 1 < len(argv) and _NEGATIVE.match(argv[i + 1]):
+            out.append(f"{tok}={argv[i + 1]}")
+            i += 2
+            continue
+        if tok in ("-p",) and i + 1 < len(argv) and _NEGATIVE.match(argv[i + 1]):
+            out.append(f"-p{argv[i + 1]}")
+            i += 2
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit status:
+    0 success, 1 a fit that did not converge, 2 an error (one line on stderr)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_negative_values(argv, parser))
     _add, run = COMMANDS[args.command]
-    try:
-        return run(args)
-    except ValueError as exc:
-        print(f"ctsnn {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    prefix = f"ctsnn {args.command}"
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"{prefix}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        try:
+            return run(args)
+        except KeyboardInterrupt:
+            print(f"{prefix}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:  # every error is one line, the traceback only on request
+            if os.environ.get("CTSNN_DEBUG"):
+                raise
+            print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

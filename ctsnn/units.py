@@ -62,18 +62,19 @@ def parse_quantity(text: str | float, dimension: str | None = None, *, name: str
     return x
 
 
-def parse_step(text: str, *, name: str = "current") -> tuple[float, float, float]:
+def parse_step(text: str, *, name: str = "current", dimension: str | None = "current") -> tuple[float, float, float]:
     """Parse a step ``"AMP@START..STOP"`` (e.g. "1.5nA@20ms..120ms") to SI (amp, start, stop).
 
-    A bare ``"AMP"`` is a step over the whole simulation: (amp, 0, inf).
+    A bare ``"AMP"`` is a step over the whole simulation: (amp, 0, inf). ``dimension``: that of
+    the amplitude (None for a model with a dimensionless current).
     """
     if "@" not in text:
-        return parse_quantity(text, "current", name=name), 0.0, math.inf
+        return parse_quantity(text, dimension, name=name), 0.0, math.inf
     amp, _, window = text.partition("@")
     if ".." not in window:
         raise ValueError(f"{name}: a step is AMP@START..STOP, e.g. 1.5nA@20ms..120ms; got {text!r}")
     start, _, stop = window.partition("..")
-    a = parse_quantity(amp, "current", name=name)
+    a = parse_quantity(amp, dimension, name=name)
     t0 = parse_quantity(start, "time", name=f"{name} start")
     t1 = parse_quantity(stop, "time", name=f"{name} stop") if stop.strip() else math.inf
     if t1 <= t0:
@@ -95,6 +96,8 @@ def param_dimension(param: str, model: str | None = None) -> str | None:
     """The dimension of model parameter ``param`` (``model``: the class name, for the few names
     whose dimension depends on it), None when dimensionless."""
     if model == "Izhikevich":          # his numbers: mV, per ms, dimensionless current
+        return None
+    if model == "IF" and param == "r":   # dv/dt = r I: r is 1/C, in V/(A s)
         return None
     if model == "AdEx" and param in ("a", "b"):
         return {"a": "conductance", "b": "current"}[param]

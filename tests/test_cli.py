@@ -73,6 +73,10 @@ def test_python_dash_m_help():
     res = subprocess.run([sys.executable, "-m", "ctsnn", "simulate", "--help"], capture_output=True,
                          text=True, check=True)
     assert "--current" in res.stdout and "--dt" in res.stdout and "units" in res.stdout
+    # every default shown once, model defaults in user units (adex's included)
+    assert res.stdout.count("(default: 0.1ms)") == 1
+    assert "(default: [])" not in res.stdout and "(default: None)" not in res.stdout
+    assert "tau_mem=10ms" in res.stdout and "C=281pF" in res.stdout and "{}" not in res.stdout
 
 
 def test_simulate_with_plot_and_plot_command(tmp_path):
@@ -130,7 +134,8 @@ def test_fit_command_writes_json_and_plot(tmp_path, capsys):
     assert png.stat().st_size > 10_000
 
 
-def test_fit_command_errors(tmp_path, capsys):
+def test_fit_command_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)          # the default -o fit.json lands here (it is never written)
     data = _synthetic_npz(tmp_path / "cell.npz")
     assert main(["fit", str(tmp_path / "missing.npz")]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -166,3 +171,203 @@ def test_simulate_nonlinear_with_tolerances(tmp_path, capsys):
     assert "nonlinear" in capsys.readouterr().err
     assert main(["simulate", "--model", "lif", "--method", "rk4", "--rtol", "1e-6", "-o", str(tmp_path / "y.npz")]) == 2
     assert "rtol" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- reliability of the command line
+def _run(args, tmp_path):
+    """The CLI in a subprocess (exit status and stderr as a user sees them)."""
+    import os
+    env = dict(os.environ, PYTHONPATH=str(__import__("pathlib").Path(__file__).resolve().parents[1]),
+               MPLBACKEND="Agg")
+    env.pop("CTSNN_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "ctsnn", *args], capture_output=True, text=True,
+                          cwd=tmp_path, env=env)
+
+
+def test_importing_the_cli_does_not_import_torch():
+    code = ("import sys, ctsnn, ctsnn.cli; ctsnn.cli.build_parser(); "
+            "print('torch' in sys.modules, 'numpy' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.split() == ["False", "False"]
+
+
+def test_lazy_package_keeps_the_public_names():
+    import importlib
+    import ctsnn.simulate  # noqa: F401  (importing the submodule must not hide the function)
+    assert callable(ctsnn.simulate) and ctsnn.simulate.__name__ == "simulate"
+    assert ctsnn.LIF.__name__ == "LIF" and ctsnn.io.Recording is ctsnn.Recording
+    assert importlib.import_module("ctsnn.simulate").SimulationError is ctsnn.SimulationError
+    assert set(ctsnn.__all__) <= set(dir(ctsnn))
+    with pytest.raises(AttributeError):
+        ctsnn.no_such_name  # noqa: B018
+
+
+def test_errors_are_one_line_with_status_2(tmp_path):
+    """Each bad invocation: exit 2, one 'error:' line naming the problem, no traceback."""
+    import numpy as np
+    np.save(tmp_path / "c.npy", np.zeros(10))
+    np.savez(tmp_path / "rec.npz", t=np.arange(10) * 1e-3, v=np.zeros(10), i=np.zeros(10))
+    cases = [
+        (["simulate", "--current-file", "missing.npy"], "missing.npy"),
+        (["simulate", "-o", "/missing_dir/x.npz"], "/missing_dir"),
+        (["simulate", "--plot", "x.nosuchformat"], "--plot"),
+        (["simulate", "--current-file", "rec.npz", "--current-key", "zz"], "--current-key"),
+        (["simulate", "--current-file", "c.npy"], "10 samples"),
+        (["plot", "rec.npz"], "recording"),
+        (["plot", "c.npy"], "not an .npz"),
+        (["fit", "rec.npz", "-o", "rec.npz"], "input"),
+        (["simulate", "-o", "c.npy"], ".npz"),
+    ]
+    for args, needle in cases:
+        res = _run(args, tmp_path)
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 2, (args, res.stderr)
+        assert len(lines) == 1 and lines[0].startswith(f"ctsnn {args[0]}: error:"), (args, res.stderr)
+        assert needle in lines[0], (args, lines[0])
+        assert "Traceback" not in res.stderr
+    assert not (tmp_path / "trace.npz").exists()          # nothing half-written
+    assert not __import__("pathlib").Path("/missing_dir").exists()
+    assert (tmp_path / "rec.npz").stat().st_size > 0 and np.load(tmp_path / "rec.npz")["v"].size == 10
+
+
+def test_unwritable_output_is_refused_before_running(tmp_path, capsys):
+    import os
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):   # running as root: permissions do not bind
+            pytest.skip("directory permissions are not enforced for this user")
+        assert main(["simulate", "-o", str(ro / "x.npz"), "--quiet"]) == 2
+        assert "not writable" in capsys.readouterr().err
+    finally:
+        ro.chmod(0o700)
+
+
+def test_no_overwrite_without_force_and_never_an_input(tmp_path, capsys):
+    out = tmp_path / "t.npz"
+    base = ["simulate", "--current", "0.3nA", "--t-end", "20ms", "--quiet", "-o", str(out)]
+    assert main(base) == 0
+    first = out.read_bytes()
+    capsys.readouterr()
+    assert main(base + ["-p", "tau_mem=20ms"]) == 2
+    assert "--force" in capsys.readouterr().err and out.read_bytes() == first
+    assert main(base + ["-p", "tau_mem=20ms", "--force"]) == 0
+    assert out.read_bytes() != first
+    # an output that is one of the inputs is refused even with --force (also through a link)
+    import numpy as np
+    cur = tmp_path / "c.npz"
+    np.savez(cur, i=np.full(200, 0.3e-9))
+    link = tmp_path / "link.npz"
+    link.symlink_to(cur)
+    capsys.readouterr()
+    assert main(["simulate", "--current-file", str(cur), "--t-end", "20ms", "-o", str(link), "--force",
+                 "--quiet"]) == 2
+    assert "input" in capsys.readouterr().err
+    assert np.load(cur)["i"].size == 200
+    # two outputs naming one file
+    assert main(["plot", str(out), "-o", str(out.with_suffix(".png"))]) == 0
+    capsys.readouterr()
+    assert main(["plot", str(out), "-o", str(out.with_suffix(".png"))]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_current_file_with_its_default_unit_and_others(tmp_path, capsys):
+    """--current-file with the default unit (A) and with nA: the same trace as --current."""
+    import numpy as np
+    ref = tmp_path / "ref.npz"
+    assert main(["simulate", "--current", "0.3nA", "--t-end", "50ms", "-o", str(ref), "--quiet"]) == 0
+    np.save(tmp_path / "amps.npy", np.full(500, 0.3e-9))
+    np.savetxt(tmp_path / "na.csv", np.full(500, 0.3), header="\ufeff\"i_nA\"", comments="", encoding="utf-8")
+    for extra in (["--current-file", str(tmp_path / "amps.npy")],
+                  ["--current-file", str(tmp_path / "na.csv"), "--current-unit", "nA"]):
+        out = tmp_path / "x.npz"
+        assert main(["simulate", *extra, "--t-end", "50ms", "-o", str(out), "--quiet", "--force"]) == 0
+        a, b = ctsnn.Trace.load(ref), ctsnn.Trace.load(out)
+        assert a.n_spikes == b.n_spikes == 4
+        torch.testing.assert_close(a.spike_times, b.spike_times, rtol=0, atol=1e-12)
+    capsys.readouterr()
+    assert main(["simulate", "--current-file", str(tmp_path / "amps.npy"), "--current-unit", "mV",
+                 "--t-end", "50ms", "-o", str(tmp_path / "y.npz"), "--quiet"]) == 2
+    assert "expected a unit of current" in capsys.readouterr().err
+
+
+def test_negative_values_without_equals_sign(tmp_path):
+    """--current -0.5nA@... (argparse would read it as an option): hyperpolarised by r I = -50 mV."""
+    out = tmp_path / "neg.npz"
+    assert main(["simulate", "--current", "-0.5nA@0ms..50ms", "--t-end", "50ms", "-o", str(out),
+                 "--quiet", "-p", "v_leak=-70mV"]) == 0
+    tr = ctsnn.Trace.load(out)
+    expected = -70e-3 - 0.5e-9 * 100e6 * (1 - math.exp(-5))     # tau = 10 ms, 50 ms of charging
+    assert float(tr["v"][-1, 0]) == pytest.approx(expected, rel=1e-9)
+
+
+def test_bare_time_number_warns_with_its_unit(tmp_path, capsys):
+    assert main(["simulate", "-p", "tau_mem=10", "--t-end", "10ms", "-o", str(tmp_path / "a.npz"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: tau_mem=10 was read as 10 s" in err and "10ms" in err
+    assert main(["simulate", "-p", "tau_mem=10ms", "--t-end", "10ms", "-o", str(tmp_path / "b.npz"), "--quiet"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model,extra", [
+    ("izhikevich", ["--method", "euler", "--dt", "0.05ms", "--current", "10"]),
+    ("duallit", ["--current", "0.3nA"]),
+    ("traced", ["--current", "0.3nA"]),
+    ("lit", ["--current", "-0.3nA"]),
+    ("cubalif", ["--current", "0.3nA"]),
+    ("if", ["--current", "0.1nA"]),
+])
+def test_every_model_is_reachable(model, extra, tmp_path):
+    """Each CLI model against the same model built in Python: identical spike times."""
+    from ctsnn.cli import build_model
+    out = tmp_path / f"{model}.npz"
+    assert main(["simulate", "--model", model, *extra, "--t-end", "100ms", "-o", str(out), "--quiet"]) == 0
+    tr = ctsnn.Trace.load(out)
+    with torch.no_grad():
+        m = build_model(model, {})
+    dt = 0.05e-3 if "0.05ms" in extra else 1e-4
+    amp = {"izhikevich": 10.0}.get(model, float(extra[extra.index("--current") + 1].replace("nA", "")) * 1e-9)
+    method = "euler" if "euler" in extra else "exact"
+    ref = ctsnn.simulate(m, amp, t_end=0.1, dt=dt, method=method, dtype=torch.float64)
+    assert tr.n_spikes == ref.n_spikes > 0
+    torch.testing.assert_close(tr.spike_times, ref.spike_times, rtol=0, atol=1e-12)
+
+
+def test_izhikevich_refuses_a_current_with_units(tmp_path, capsys):
+    assert main(["simulate", "--model", "izhikevich", "--method", "euler", "--current", "10nA",
+                 "-o", str(tmp_path / "x.npz")]) == 2
+    assert "dimensionless" in capsys.readouterr().err
+
+
+def test_adex_cli_defaults_are_the_class_defaults():
+    import inspect
+    from ctsnn.cli import MODELS
+    for name, (cls, defaults) in MODELS.items():
+        if name in ("adex", "izhikevich"):
+            sig = inspect.signature(getattr(ctsnn, cls).__init__).parameters
+            assert {k: sig[k].default for k in defaults} == pytest.approx(defaults), name
+
+
+def test_spikes_file_and_feedback(tmp_path):
+    """Input spikes from a file (npz and csv) equal the Python API's; a 5 mV input spike on a
+    LIF at rest decays as 5 mV e^{-t/tau}; self-feedback of -5 mV lowers the rate."""
+    import numpy as np
+    np.savez(tmp_path / "in.npz", times=np.array([0.01, 0.03]), weights=np.array([5e-3, 5e-3]))
+    with open(tmp_path / "in.csv", "w") as fh:
+        fh.write("times,weights,neurons\n10,5,0\n30,5,0\n")
+    for f, units in (("in.npz", []), ("in.csv", ["--spikes-time-unit", "ms", "--spikes-weight-unit", "mV"])):
+        out = tmp_path / f"{f}.out.npz"
+        assert main(["simulate", "--spikes-file", str(tmp_path / f), *units, "--t-end", "50ms", "-o", str(out),
+                     "--quiet"]) == 0
+        v = ctsnn.Trace.load(out)["v"][:, 0]
+        # at t = 20 ms: the first spike's jump decayed over 10 ms (tau_mem = 10 ms)
+        assert float(v[200]) == pytest.approx(-70e-3 + 5e-3 * math.exp(-1), rel=1e-12)
+    plain, fb = tmp_path / "plain.npz", tmp_path / "fb.npz"
+    assert main(["simulate", "--current", "0.3nA", "--t-end", "100ms", "-o", str(plain), "--quiet"]) == 0
+    assert main(["simulate", "--current", "0.3nA", "--feedback", "-5mV", "--t-end", "100ms", "-o", str(fb),
+                 "--quiet"]) == 0
+    ref = ctsnn.simulate(ctsnn.Recurrent(ctsnn.LIF(10e-3, 100e6, -70e-3, -50e-3, -70e-3), -5e-3), 0.3e-9,
+                         t_end=0.1, dt=1e-4, dtype=torch.float64)
+    a, b = ctsnn.Trace.load(plain), ctsnn.Trace.load(fb)
+    assert b.n_spikes == ref.n_spikes and 0 < b.n_spikes < a.n_spikes

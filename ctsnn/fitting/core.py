@@ -33,7 +33,7 @@ import torch
 
 from ..io import Recording
 from ..models.base import NeuronModel
-from ..simulate import simulate
+from ..simulate import SimulationError, simulate
 from ..units import SI_UNITS, format_quantity, param_dimension
 from .metrics import matched_spike_times, van_rossum
 from .transforms import Transform, transform_for
@@ -49,6 +49,10 @@ OBSERVATION = {"r_series": 0.0}
 # an optimiser moves one of them, the fitted one is kept on its side of the other by a soft floor
 # (or ceiling) ``lower + s softplus((upper - lower) / s)`` with ``s`` a thousandth of the starting
 # gap: the identity to rounding unless the step would cross, a valid model always.
+# a fit simulates on the recording's sampling grid, where no neuron fires more than once or twice a
+# step; far more events in one step means a parameter point with a runaway event loop, refused early
+FIT_MAX_EVENTS_PER_STEP = 50
+
 ORDERED = (("v_th", "v_reset"), ("v_peak", "v_reset"), ("v_c", "v_rest"), ("v_peak", "c"))
 
 
@@ -290,7 +294,8 @@ class _Problem:
             if "v_leak" in ps and "r" in ps:
                 initial = {"v": ps["v_leak"] + ps["r"] * d["current"][0, 0]}
             traces.append(simulate(m, d["current"], d["spikes"], t_end=(d["T"] - 1) * d["dt"], dt=d["dt"],
-                                   method=self.method, initial=initial, dtype=self.dtype))
+                                   method=self.method, initial=initial, dtype=self.dtype,
+                                   max_events_per_step=FIT_MAX_EVENTS_PER_STEP))
         self.n_eval += 1
         return traces
 
@@ -406,12 +411,13 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
     if loss == "spikes" and spike_weight == 0 and mse_weight == 0:
         raise ValueError("spike_weight and mse_weight are both 0: the loss would be 0 everywhere")
     if loss == "mse":
-        spiking = {r.name: int(r.spikes(spike_threshold).size) for r in recordings}
+        spiking = {r.name: _action_potentials(r, spike_threshold) for r in recordings}
         spiking = {k: n for k, n in spiking.items() if n}
         if spiking:
             warnings.warn(
-                f"loss='mse' on recordings that spike ({sum(spiking.values())} crossings of "
-                f"spike_threshold={spike_threshold * 1e3:g} mV in {', '.join(spiking)}): the model's "
+                f"loss='mse' on recordings that spike ({sum(spiking.values())} action potentials (crossings "
+                f"of spike_threshold={spike_threshold * 1e3:g} mV rising 20 mV within 2 ms) in "
+                f"{', '.join(spiking)}): the model's "
                 f"membrane is compared with action potentials it does not draw, which bends every "
                 f"parameter; use loss='spikes', or a window or exclude that leaves the spikes out",
                 UserWarning, stacklevel=3)
@@ -424,7 +430,7 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
     # the most loss evaluations each optimiser may use (for the progress line's estimate)
     max_eval = {"lbfgs": 3 * max_iter, "adam": max_iter,
                 "least_squares": max_iter * (2 * P + 1) * (2 * P + 1)}[optimizer]
-    last_print = [0.0]
+    last_print, t_first = [0.0], [0.0]
 
     def report(value):
         history.append(value)
@@ -435,7 +441,10 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
             if progress and (now - last_print[0] > 0.25 or prob.n_eval == 1):
                 last_print[0] = now
                 elapsed = now - t_start
-                left = elapsed / max(prob.n_eval, 1) * max(max_eval - prob.n_eval, 0)
+                if prob.n_eval == 1:
+                    t_first[0] = now
+                per_eval = (now - t_first[0]) / max(prob.n_eval - 1, 1) if prob.n_eval > 1 else elapsed
+                left = per_eval * max(max_eval - prob.n_eval, 0)
                 shown = ", ".join(f"{k}={format_quantity(v, prob.dimension(k), 5).replace(' ', '')}"
                                   for k, v in vals.items())
                 print(f"\rfit: eval {prob.n_eval:4d} (at most {max_eval}), {elapsed:5.1f} s, at most "
@@ -444,10 +453,23 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
             if callback:
                 callback(it[0], value, vals)
 
+    failed: list[str] = []
+
+    def penalty(exc) -> float:
+        """A point the model cannot be simulated at (a runaway event loop, an invalid parameter
+        combination) is, for the optimiser, a high loss: its line search steps back."""
+        if not history:
+            raise ValueError(f"the starting parameters cannot be simulated: {exc}") from None
+        failed.append(" ".join(str(exc).split())[:200])
+        return 10.0 * max(abs(h) for h in history[:1] if math.isfinite(h)) + 1.0
+
     def closure():
         if torch.is_grad_enabled():
             opt.zero_grad()
-        L = prob.loss(prob.simulate(prob.models(prob.natural(z))))
+        try:
+            L = prob.loss(prob.simulate(prob.models(prob.natural(z))))
+        except (SimulationError, ValueError) as exc:
+            L = torch.tensor(penalty(exc), dtype=dtype)
         if L.requires_grad:
             L.backward()
         report(float(L.detach()))
@@ -491,7 +513,10 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
         def fun(x):
             with torch.no_grad():
                 nat = prob.natural(torch.as_tensor(x, dtype=dtype))
-                res = torch.cat(prob.residuals(prob.simulate(prob.models(nat)))) / prob.sigma
+                try:
+                    res = torch.cat(prob.residuals(prob.simulate(prob.models(nat)))) / prob.sigma
+                except (SimulationError, ValueError) as exc:
+                    res = torch.full((prob.N,), math.sqrt(penalty(exc)), dtype=dtype)
             report(float((res ** 2).sum() / prob.N))
             return res.numpy()
 
@@ -530,6 +555,9 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
         else:
             message = (f"the loss stopped changing (change below {tol * 1e-3:.2g}) with the gradient "
                        f"at {gmax:.2g}: a minimum to working precision, or a kink of the loss")
+    if failed:
+        message += (f"; {len(failed)} evaluation(s) could not be simulated and counted as a high loss "
+                    f"(first: {failed[0]})")
     start_loss = history[0] if history else final
     if not math.isfinite(final):
         success, message = False, f"the loss at the result is {final} ({message})"
@@ -544,6 +572,22 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
                      n_eval=prob.n_eval, optimizer=optimizer, loss_kind=loss, success=success,
                      message=message, wall_time_s=time.perf_counter() - t_start, model=models[0],
                      models=models, traces=traces, recordings=recordings)
+
+
+def _action_potentials(rec: Recording, threshold: float) -> int:
+    """How many crossings of ``threshold`` in ``rec`` look like action potentials: the membrane
+    rises by at least 20 mV from its minimum over the 5 ms before the crossing to its maximum over
+    the 2 ms after (noise around a threshold near the baseline does not)."""
+    t, v = rec.t, np.where(rec.mask, rec.v, np.nan) if rec.mask is not None else rec.v
+    n = 0
+    with np.errstate(invalid="ignore", divide="ignore"):   # masked samples enter as -inf
+        crossings = rec.spikes(threshold)
+    for ts in crossings:
+        before = v[(t >= ts - 5e-3) & (t <= ts)]
+        after = v[(t >= ts) & (t <= ts + 2e-3)]
+        if before.size and after.size and np.nanmax(after) - np.nanmin(before) >= 0.02:
+            n += 1
+    return n
 
 
 def _duration(seconds: float) -> str:
