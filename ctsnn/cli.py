@@ -40,7 +40,6 @@ MODELS = {
     "lit": ("LIT", {"tau_mem": 10e-3, "r": 100e6, "pos_th": 20e-3, "neg_th": 20e-3}),
     "duallit": ("DualLIT", {"tau_pos": 10e-3, "tau_neg": 10e-3, "r": 100e6, "pos_th": 20e-3,
                             "neg_th": 20e-3}),
-    "traced": ("Traced", {"tau_mem": 10e-3, "r": 100e6, "pos_th": 20e-3, "neg_th": 20e-3, "tau_syn": 5e-3}),
     # nonlinear models (no exact propagator: use --method euler or a torchdiffeq method)
     "adex": ("AdEx", {"C": 281e-12, "g_L": 30e-9, "E_L": -70.6e-3, "V_T": -50.4e-3, "Delta_T": 2e-3,
                       "tau_w": 144e-3, "a": 4e-9, "b": 80.5e-12, "v_reset": -70.6e-3, "v_peak": -40.4e-3}),
@@ -49,7 +48,8 @@ MODELS = {
     "izhikevich": ("Izhikevich", {"a": 0.02, "b": 0.2, "c": -65.0, "d": 8.0, "v_peak": 30.0}),
 }
 _NONLINEAR = ("adex", "qif", "izhikevich")
-_TRACED_OWN = ("tau_syn", "tau_rec", "rec_weight")   # Traced's own parameters; the rest go to its LIT
+# not here: Traced (tracetorch's trace-driven LIT: its traces drive the membrane with unit gain per
+# unit time, a dimensionless convention that SI quantities from the shell do not fit)
 
 
 def _model_defaults_text() -> str:
@@ -86,11 +86,6 @@ def build_model(name: str, params: dict[str, str | float], *, reset: str | None 
             raise ValueError(f"--reset applies to lif, if, cubalif and alif, not {name!r}")
         kw["reset"] = reset
     try:
-        if cls_name == "Traced":
-            own = {k: kw.pop(k) for k in _TRACED_OWN if k in kw}
-            base = ctsnn.LIT(n=n, **kw)
-            from .models import Traced
-            return Traced(base, **own)
         if n is not None:
             kw["n"] = n
         return getattr(ctsnn, cls_name)(**kw)
@@ -508,7 +503,7 @@ def _add_fit(sub) -> None:
                "see docs/fitting.md and docs/cli.md")
     p.add_argument("data", nargs="+", help="recording files: .npz (arrays t, v, i with units in meta), "
                                            ".csv (columns like t_s,v_V,i_A) or .nwb (current-clamp sweeps)")
-    p.add_argument("--model", default="lif", choices=[m for m in MODELS if m != "traced"], help="neuron model")
+    p.add_argument("--model", default="lif", choices=list(MODELS), help="neuron model")
     p.add_argument("--params", default="tau_mem,r,v_leak",
                    help="parameters to fit, comma separated (r_series: the electrode's series resistance)")
     p.add_argument("--per-sweep", default="", help="parameters fitted separately for each sweep, e.g. v_leak")
