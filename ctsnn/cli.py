@@ -502,7 +502,8 @@ def _add_fit(sub) -> None:
                "                        --mse-weight 0 --bounds v_th=-65mV..-20mV -o fit.json\n"
                "see docs/fitting.md and docs/cli.md")
     p.add_argument("data", nargs="+", help="recording files: .npz (arrays t, v, i with units in meta), "
-                                           ".csv (columns like t_s,v_V,i_A) or .nwb (current-clamp sweeps)")
+                                           ".csv (columns like t_s,v_V,i_A) or .nwb (current-clamp sweeps); "
+                                           "dataset:NAME for a recording bundled with ctsnn")
     p.add_argument("--model", default="lif", choices=list(MODELS), help="neuron model")
     p.add_argument("--params", default="tau_mem,r,v_leak",
                    help="parameters to fit, comma separated (r_series: the electrode's series resistance)")
@@ -589,7 +590,19 @@ def _bounds(items, cls_name: str) -> dict[str, tuple[float, float]]:
     return out
 
 
+def _dataset_path(arg: str) -> str:
+    """``dataset:NAME`` names a recording bundled with ctsnn (``ctsnn.datasets.path(NAME)``)."""
+    if not arg.startswith("dataset:"):
+        return arg
+    try:
+        from . import datasets
+    except ImportError:
+        raise ValueError(f"{arg!r}: this installation of ctsnn has no bundled datasets") from None
+    return str(datasets.path(arg[len("dataset:"):]))
+
+
 def _run_fit(args) -> int:
+    args.data = [_dataset_path(f) for f in args.data]
     for f in args.data:
         _check_inputs(("data", f))
     _check_outputs([("-o", args.output, None),
