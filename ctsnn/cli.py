@@ -76,8 +76,14 @@ def build_model(name: str, params: dict[str, str | float], *, reset: str | None 
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
     cls_name, defaults = MODELS[name]
+    cls = getattr(ctsnn, cls_name)
+    import inspect
+
+    known = [k for k in inspect.signature(cls.__init__).parameters if k not in ("self", "n", "dtype", "reset")]
     kw = dict(defaults)
     for k, v in params.items():
+        if k not in known:
+            raise ValueError(f"model {name!r} has no parameter {k!r}; its parameters are {', '.join(known)}")
         dim = param_dimension(k, cls_name)
         _warn_implausible(k, v, dim)
         kw[k] = parse_quantity(v, dim, name=k)
@@ -88,7 +94,7 @@ def build_model(name: str, params: dict[str, str | float], *, reset: str | None 
     try:
         if n is not None:
             kw["n"] = n
-        return getattr(ctsnn, cls_name)(**kw)
+        return cls(**kw)
     except TypeError as exc:
         raise ValueError(f"model {name!r}: {exc}") from None
 
@@ -512,6 +518,9 @@ def _add_fit(sub) -> None:
                    help="starting / fixed model parameter, repeatable (tau_mem=20ms, v_th=-45mV, ...)")
     p.add_argument("--bounds", action="append", default=[], metavar="NAME=LO..HI",
                    help="keep a fitted parameter inside (LO, HI), e.g. v_th=-65mV..-20mV; repeatable")
+    p.add_argument("--units", action="append", default=[], metavar="ARRAY=UNIT",
+                   help="unit of an array of .npz / .csv recordings that do not state it: t=s, v=mV, i=pA; "
+                        "repeatable")
     p.add_argument("--sweeps", default=None, help="NWB sweep numbers or names, comma separated (default: all)")
     p.add_argument("--window", default=None, metavar="T0..T1",
                    help="time window of every sweep (from its first sample), e.g. 0.7s..2.7s")
@@ -557,7 +566,7 @@ def _interval(text: str, name: str) -> tuple[float, float]:
     return parse_quantity(a, "time", name=name), parse_quantity(b, "time", name=name)
 
 
-def _load_recordings(paths, sweeps):
+def _load_recordings(paths, sweeps, units=None):
     from . import io
 
     recs = []
@@ -571,9 +580,9 @@ def _load_recordings(paths, sweeps):
         elif sweeps is not None:
             raise ValueError(f"--sweeps selects sweeps of NWB files; {p.name} holds one sweep")
         elif suffix == ".npz":
-            recs.append(io.load_npz(p))
+            recs.append(io.load_npz(p, units=units or None))
         elif suffix == ".csv":
-            recs.append(io.load_csv(p))
+            recs.append(io.load_csv(p, units=units or None))
         else:
             raise ValueError(f"{p.name}: unknown data format {suffix!r} (use .npz, .csv or .nwb)")
     return recs
@@ -607,6 +616,8 @@ def _run_fit(args) -> int:
         _check_inputs(("data", f))
     _check_outputs([("-o", args.output, None),
                     ("--plot", args.plot, _image_suffixes() if args.plot else None)], args.data, args.force)
+    if args.max_iter < 1:
+        raise ValueError(f"--max-iter must be >= 1, got {args.max_iter}")
     params = tuple(x.strip() for x in args.params.split(",") if x.strip())
     per_sweep = tuple(x.strip() for x in args.per_sweep.split(",") if x.strip())
     cls_name = MODELS[args.model][0]
@@ -622,7 +633,8 @@ def _run_fit(args) -> int:
 
     import ctsnn
 
-    recs = _load_recordings(args.data, args.sweeps)
+    units = _param_pairs(args.units, "--units")
+    recs = _load_recordings(args.data, args.sweeps, units)
     # --exclude and --window are times from each sweep's first sample
     for ex in args.exclude:
         t0, t1 = _interval(ex, "--exclude")
@@ -635,8 +647,9 @@ def _run_fit(args) -> int:
     if args.optimizer == "least_squares" and args.loss != "mse":
         raise ValueError("--optimizer least_squares fits the membrane residuals: use it with --loss mse")
     n_samples = sum(len(r) for r in recs)
-    print(f"fitting {', '.join(params + per_sweep)} of {args.model} to {len(recs)} sweep(s) "
-          f"({n_samples} samples): " + ", ".join(r.name for r in recs), file=sys.stderr)
+    if not args.quiet:
+        print(f"fitting {', '.join(params + per_sweep)} of {args.model} to {len(recs)} sweep(s) "
+              f"({n_samples} samples): " + ", ".join(r.name for r in recs), file=sys.stderr)
     res = ctsnn.fit(model, recs, params=params, per_sweep=per_sweep, init=start, bounds=bounds, loss=args.loss,
                     optimizer=args.optimizer, max_iter=args.max_iter, lr=args.lr, tol=args.tol,
                     spike_threshold=spike_threshold, spike_window=window, spike_weight=args.spike_weight,

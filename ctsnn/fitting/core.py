@@ -180,7 +180,15 @@ class _Problem:
         unknown = set(init) - set(names)
         if unknown:
             raise ValueError(f"init has values for parameters that are not fitted: {sorted(unknown)}")
+        for k, v in init.items():
+            _number(f"init[{k!r}]", v)
         bounds = dict(bounds or {})
+        for k, b in bounds.items():
+            try:
+                lo, hi = b
+            except (TypeError, ValueError):
+                raise ValueError(f"bounds[{k!r}] must be a pair (lo, hi), got {b!r}") from None
+            bounds[k] = (_number(f"bounds[{k!r}] lo", lo), _number(f"bounds[{k!r}] hi", hi))
         unknown = set(bounds) - set(names)
         if unknown:
             raise ValueError(f"bounds given for parameters that are not fitted: {sorted(unknown)}")
@@ -208,7 +216,8 @@ class _Problem:
             dt = r.dt
             v = torch.tensor(np.nan_to_num(r.v), dtype=dtype)
             mask = torch.ones(len(r), dtype=torch.bool) if r.mask is None else torch.tensor(r.mask)
-            rec_spikes = r.spikes(spike_threshold) if loss == "spikes" else np.zeros(0)
+            with np.errstate(invalid="ignore", divide="ignore"):   # masked samples enter as -inf
+                rec_spikes = r.spikes(spike_threshold) if loss == "spikes" else np.zeros(0)
             if loss == "spikes":
                 t_rel = r.t - r.t[0]
                 for ts in rec_spikes - r.t[0]:
