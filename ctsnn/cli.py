@@ -692,10 +692,17 @@ COMMANDS = {"simulate": (_add_simulate, _run_simulate), "plot": (_add_plot, _run
             "fit": (_add_fit, _run_fit)}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one line too (and a pointer to --help)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ctsnn", formatter_class=_Formatter,
         description="Continuous-time spiking neuron simulator. The Python API takes SI units (s, V, A, "
                     "ohm); the command line accepts units (10ms, 0.1ms, 2nA, -70mV, 100Mohm), and a bare "

@@ -381,3 +381,13 @@ def test_spikes_file_and_feedback(tmp_path):
                          t_end=0.1, dt=1e-4, dtype=torch.float64)
     a, b = ctsnn.Trace.load(plain), ctsnn.Trace.load(fb)
     assert b.n_spikes == ref.n_spikes and 0 < b.n_spikes < a.n_spikes
+
+
+def test_usage_errors_are_one_line_too(capsys):
+    for argv, needle in ((["simulate", "--model", "nosuch"], "invalid choice"), ([], "COMMAND"),
+                         (["fit", "--loss", "l7", "x.npz"], "--loss")):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and "error:" in lines[0] and needle in lines[0] and "--help" in lines[0]
