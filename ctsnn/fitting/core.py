@@ -561,9 +561,13 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
                                        f"start elsewhere or use spike_metric='matched'")
         elif gmax <= max(tol, 1e-12):
             message = f"gradient below tolerance (max |dL/dz| = {gmax:.2g})"
+        elif gmax <= 1e-6 * max(1.0, abs(final)):
+            message = (f"the loss stopped changing (change below {tol * 1e-3:.2g}) with the gradient at "
+                       f"{gmax:.2g}: a minimum to working precision")
         else:
-            message = (f"the loss stopped changing (change below {tol * 1e-3:.2g}) with the gradient "
-                       f"at {gmax:.2g}: a minimum to working precision, or a kink of the loss")
+            message = (f"the loss stopped changing (change below {tol * 1e-3:.2g}) while the gradient is "
+                       f"{gmax:.2g}: a kink of the loss (e.g. a spike entering or leaving the window) or a "
+                       f"parameter at its bound; a local minimum of a non-smooth loss")
     if failed:
         message += (f"; {len(failed)} evaluation(s) could not be simulated and counted as a high loss "
                     f"(first: {failed[0]})")
