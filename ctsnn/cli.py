@@ -219,7 +219,7 @@ def _current(args, n_steps: int, dt: float, current_dim: str | None):
                                      f"{sorted(table)}")
                 arr = table[args.current_key]
             elif path.suffix.lower() == ".npz":
-                arr = table["i"] if "i" in table else table[sorted(table)[0]]
+                arr = table["i"] if "i" in table else table[list(table)[0]]
             else:
                 arr = table[list(table)[-1]]
         if arr.dtype.kind not in "fiu" or arr.ndim not in (1, 2):
@@ -239,6 +239,8 @@ def _current(args, n_steps: int, dt: float, current_dim: str | None):
             if current_dim is None and re.search(r"[A-Za-zµ]", spec.partition("@")[0].replace("e", "")):
                 raise ValueError(f"--current {spec!r}: this model takes a dimensionless current; give a "
                                  f"bare number (e.g. 10@20ms..180ms)")
+            if current_dim is not None:
+                _warn_implausible("--current", spec.partition("@")[0], current_dim)
             amp, t0, t1 = parse_step(spec, name="--current", dimension=current_dim)
             steps[(t >= t0 - 1e-12) & (t < t1 - 1e-12), 0] += amp
         total = steps if total is None else total + steps
@@ -740,10 +742,6 @@ def _attach_negative_values(argv: list[str], parser: argparse.ArgumentParser) ->
             break
         if tok in takes_value and i + 1 < len(argv) and _NEGATIVE.match(argv[i + 1]):
             out.append(f"{tok}={argv[i + 1]}")
-            i += 2
-            continue
-        if tok in ("-p",) and i + 1 < len(argv) and _NEGATIVE.match(argv[i + 1]):
-            out.append(f"-p{argv[i + 1]}")
             i += 2
             continue
         out.append(tok)

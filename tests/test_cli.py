@@ -149,6 +149,7 @@ def test_fit_command_errors(tmp_path, capsys, monkeypatch):
     assert "NWB" in capsys.readouterr().err
 
 
+@pytest.mark.slow   # the adaptive AdEx run: about 100 s on the loaded 2-core machine
 def test_simulate_nonlinear_with_tolerances(tmp_path, capsys):
     """--model adex with an adaptive method and its tolerances: the same spikes as the Python
     API with the same options; --step-size for the fixed-grid methods; exact refused clearly."""
@@ -391,3 +392,23 @@ def test_usage_errors_are_one_line_too(capsys):
         assert exc.value.code == 2
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and "error:" in lines[0] and needle in lines[0] and "--help" in lines[0]
+
+
+def test_unit_helpers():
+    from ctsnn.units import format_quantity, param_dimension, parse_unit, plausibility_warning
+    assert parse_unit("A", "current") == 1.0 and parse_unit("pA", "current") == pytest.approx(1e-12)
+    assert parse_unit("10pA") == pytest.approx(1e-11)
+    with pytest.raises(ValueError, match="unit of voltage"):
+        parse_unit("mV", "current", name="--current-unit")
+    assert format_quantity(0.0137325, "time", 4) == "13.73 ms"
+    assert format_quantity(-0.0669, "voltage") == "-66.9 mV"
+    assert format_quantity(2.34e8, "resistance") == "234 MOhm"
+    assert format_quantity(0.02, None) == "0.02"
+    assert param_dimension("tau_mem") == "time" and param_dimension("b", "AdEx") == "current"
+    assert param_dimension("c", "Izhikevich") is None
+    assert "did you mean 10ms" in plausibility_warning("tau_mem", "10", "time")
+    assert "did you mean -70mV" in plausibility_warning("v_th", "-70", "voltage")
+    assert "did you mean 0.3nA" in plausibility_warning("--current", "0.3", "current")
+    for ok in (("tau_mem", "0.01", "time"), ("tau_mem", "10ms", "time"), ("v_th", "-0.05", "voltage"),
+               ("v_th", "0", "voltage"), ("r", "1e8", "resistance")):
+        assert plausibility_warning(*ok) is None, ok
