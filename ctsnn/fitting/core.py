@@ -512,8 +512,10 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
         if best[2] != it[0]:   # the last step was not the best: return the best point seen
             with torch.no_grad():
                 z.copy_(best[1])
-        success = change <= 1e-4
-        message = (f"Adam ran {max_iter} steps; the loss changed by {change:.2g} (relative) over the last "
+        success = change <= 1e-4 and history[-1] <= history[0]
+        rose = (f"the loss rose from {history[0]:.4g} to {history[-1]:.4g} (lower lr); "
+                if history[-1] > history[0] else "")
+        message = rose + (f"Adam ran {max_iter} steps; the loss changed by {change:.2g} (relative) over the last "
                    f"{len(window)}" + (" (below 1e-4)" if success else ", still moving: raise max_iter or lower lr")
                    + (f"; the best point seen (step {best[2]}) is returned" if best[2] != it[0] else ""))
     else:
