@@ -79,11 +79,15 @@ def build_model(name: str, params: dict[str, str | float], *, reset: str | None 
     cls = getattr(ctsnn, cls_name)
     import inspect
 
-    known = [k for k in inspect.signature(cls.__init__).parameters if k not in ("self", "n", "dtype", "reset")]
+    sig = inspect.signature(cls.__init__).parameters
+    known = [k for k in sig if k not in ("self", "n", "dtype", "reset")]
     kw = dict(defaults)
     for k, v in params.items():
         if k not in known:
             raise ValueError(f"model {name!r} has no parameter {k!r}; its parameters are {', '.join(known)}")
+        if isinstance(sig[k].default, str):          # an option such as adaptation=current
+            kw[k] = v
+            continue
         dim = param_dimension(k, cls_name)
         _warn_implausible(k, v, dim)
         kw[k] = parse_quantity(v, dim, name=k)

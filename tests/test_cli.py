@@ -220,6 +220,7 @@ def test_errors_are_one_line_with_status_2(tmp_path, capsys, monkeypatch):
         (["simulate", "-o", "c.npy"], ".npz"),
         (["simulate", "-p", "tau_foo=1ms"], "no parameter 'tau_foo'"),
         (["simulate", "--record", "v,q"], "no state 'q'"),
+        (["simulate", "--model", "alif", "-p", "adaptation=foo"], "adaptation must be"),
         (["fit", "rec.npz", "-o", "f.json"], "unit of array 't' is missing"),
         (["fit", "rec.npz", "--units", "t=s", "--units", "v=V", "--units", "i=A", "--loss", "spikes",
           "--vr-tau", "-1ms", "-o", "f.json", "--quiet"], "vr_tau"),
