@@ -13,7 +13,9 @@ interval, the recorded current held over each sample interval, input spikes at t
   times are differentiable (implicit function theorem), so the gradient sees them move.
 
 Parameters are optimised in unconstrained coordinates (``transforms``); shared across sweeps
-unless listed in ``per_sweep``. Optimisers: L-BFGS (default, strong Wolfe line search), Adam,
+unless listed in ``per_sweep``. Pairs a model needs in order (``ORDERED``: v_reset below v_th,
+...) stay in order while the optimiser moves them, and a parameter point that cannot be
+simulated counts as a high loss, so line searches step back instead of failing. Optimisers: L-BFGS (default, strong Wolfe line search), Adam,
 or ``scipy.optimize.least_squares`` (trust region on the residual vector). Standard errors come
 from the Jacobian of the membrane residuals in the natural parameters at the optimum
 (central differences): :math:`\mathrm{cov} = s^2 (J^T J)^{-1}`, :math:`s^2 = RSS/(N - P)`.
@@ -117,7 +119,8 @@ class FitResult:
     recordings: list = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything but the model, traces and data, as plain Python (JSON-ready)."""
+        """Everything but the model, traces and data, as plain Python (JSON-ready), with the SI
+        unit of each value under ``units``."""
         keys = ("values", "stderr", "init", "rmse", "loss", "loss_history", "n_iter", "n_eval",
                 "optimizer", "loss_kind", "success", "message", "wall_time_s")
         d = {k: getattr(self, k) for k in keys}
