@@ -479,7 +479,8 @@ def _run_plot(args) -> int:
     trace = ctsnn.Trace.load(path)
     bad = [k for k in neurons if not 0 <= k < trace.n_neurons]
     if bad:
-        raise ValueError(f"--neurons: the trace has {trace.n_neurons} neuron(s) (0..{trace.n_neurons - 1}), got {bad[0]}")
+        raise ValueError(f"--neurons: the trace has {trace.n_neurons} neuron(s) "
+                         f"(0..{trace.n_neurons - 1}), got {bad[0]}")
     print(f"figure written to {_draw(trace, args.kind, out, neurons)}")
     return 0
 
@@ -631,7 +632,8 @@ def _run_fit(args) -> int:
     before, sep, after = args.spike_window.partition(",")
     if not sep:
         raise ValueError(f"--spike-window expects BEFORE,AFTER (e.g. 1ms,4ms), got {args.spike_window!r}")
-    window = (parse_quantity(before, "time", name="--spike-window"), parse_quantity(after, "time", name="--spike-window"))
+    window = (parse_quantity(before, "time", name="--spike-window"),
+              parse_quantity(after, "time", name="--spike-window"))
     vr_tau = parse_quantity(args.vr_tau, "time", name="--vr-tau")
     spike_threshold = parse_quantity(args.spike_threshold, "voltage", name="--spike-threshold")
     init = _param_pairs(args.param)
@@ -649,7 +651,9 @@ def _run_fit(args) -> int:
         t0, t1 = _interval(args.window, "--window")
         recs = [r.window(r.t[0] + t0, r.t[0] + t1) for r in recs]
     model = build_model(args.model, model_kw)
-    start = {"r_series": parse_quantity(init["r_series"], "resistance", name="r_series")} if "r_series" in init else None
+    start = None
+    if "r_series" in init:
+        start = {"r_series": parse_quantity(init["r_series"], "resistance", name="r_series")}
     if args.optimizer == "least_squares" and args.loss != "mse":
         raise ValueError("--optimizer least_squares fits the membrane residuals: use it with --loss mse")
     n_samples = sum(len(r) for r in recs)

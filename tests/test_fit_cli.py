@@ -132,7 +132,8 @@ def test_fit_arguments_are_checked_by_name():
              (dict(mse_weight=-1.0), "mse_weight"), (dict(lr=0.0, optimizer="adam"), "lr"),
              (dict(max_iter=2.5), "max_iter"), (dict(tol=float("inf")), "tol"),
              (dict(spike_window=(1e-3,)), "spike_window"), (dict(spike_threshold="high"), "spike_threshold"),
-             (dict(params="tau_mem"), "params"), (dict(params=("v_th",), bounds={"v_th": (-math.inf, 0.0)}), "bounds"), (dict(loss="spikes", spike_weight=0.0, mse_weight=0.0), "both 0")]
+             (dict(params="tau_mem"), "params"),
+             (dict(params=("v_th",), bounds={"v_th": (-math.inf, 0.0)}), "bounds"), (dict(loss="spikes", spike_weight=0.0, mse_weight=0.0), "both 0")]
     for kw, name in cases:
         with pytest.raises(ValueError, match=name):
             ctsnn.fit(m, rec, **kw)

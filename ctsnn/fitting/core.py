@@ -15,7 +15,8 @@ interval, the recorded current held over each sample interval, input spikes at t
 Parameters are optimised in unconstrained coordinates (``transforms``); shared across sweeps
 unless listed in ``per_sweep``. Pairs a model needs in order (``ORDERED``: v_reset below v_th,
 ...) stay in order while the optimiser moves them, and a parameter point that cannot be
-simulated counts as a high loss, so line searches step back instead of failing. Optimisers: L-BFGS (default, strong Wolfe line search), Adam,
+simulated counts as a high loss, so line searches step back instead of failing.
+Optimisers: L-BFGS (default, strong Wolfe line search), Adam,
 or ``scipy.optimize.least_squares`` (trust region on the residual vector). Standard errors come
 from the Jacobian of the membrane residuals in the natural parameters at the optimum
 (central differences): :math:`\mathrm{cov} = s^2 (J^T J)^{-1}`, :math:`s^2 = RSS/(N - P)`.
