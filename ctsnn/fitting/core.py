@@ -567,9 +567,9 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
                                        f"start elsewhere or use spike_metric='matched'")
         elif gmax <= max(tol, 1e-12):
             message = f"gradient below tolerance (max |dL/dz| = {gmax:.2g})"
-        elif gmax <= 1e-6 * max(1.0, abs(final)):
+        elif loss == "mse" or gmax <= 1e-6 * max(1.0, abs(final)):
             message = (f"the loss stopped changing (change below {tol * 1e-3:.2g}) with the gradient at "
-                       f"{gmax:.2g}: a minimum to working precision")
+                       f"{gmax:.2g}: a minimum to this tolerance")
         else:
             message = (f"the loss stopped changing (change below {tol * 1e-3:.2g}) while the gradient is "
                        f"{gmax:.2g}: a kink of the loss (e.g. a spike entering or leaving the window) or a "
