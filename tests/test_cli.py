@@ -188,7 +188,9 @@ def _run(args, tmp_path):
 def test_importing_the_cli_does_not_import_torch():
     code = ("import sys, ctsnn, ctsnn.cli; ctsnn.cli.build_parser(); "
             "print('torch' in sys.modules, 'numpy' in sys.modules)")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    import os
+    env = dict(os.environ, PYTHONPATH=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert res.stdout.split() == ["False", "False"]
 
 
