@@ -213,6 +213,7 @@ def test_errors_are_one_line_with_status_2(tmp_path, capsys, monkeypatch):
     cases = [
         (["simulate", "--current-file", "missing.npy"], "missing.npy"),
         (["simulate", "-o", "/missing_dir/x.npz"], "/missing_dir"),
+        (["simulate", "-o", "c.npy/x.npz"], "not a directory"),
         (["simulate", "--plot", "x.nosuchformat"], "--plot"),
         (["simulate", "--current-file", "rec.npz", "--current-key", "zz"], "--current-key"),
         (["simulate", "--current-file", "c.npy"], "10 samples"),
