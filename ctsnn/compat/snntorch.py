@@ -166,7 +166,9 @@ class _SnnNeuron(nn.Module):
         self.state_quant = state_quant
         self._spike_spec = spike_grad
         self._reset_mechanism = reset_mechanism
-        self.register_buffer("mem", torch.zeros(0), persistent=False)
+
+    def _finish(self) -> None:
+        """After the subclass registered its tensors (in snntorch's order: the optimiser's order)."""
         self._make_layer()
         self.register_load_state_dict_post_hook(_SnnNeuron._after_load)
         _register(self)
@@ -291,10 +293,13 @@ class _SnnNeuron(nn.Module):
         ``reset_delay``, post-reset without)."""
         layer = self._bind()
         y0 = mem.unsqueeze(-1)
-        s, y = layer(input_, y0, prev_out=prev_spk) if prev_spk is not None else layer(input_, y0)
-        if not self.reset_delay:  # snntorch's same-step reset, weight spk - reset (module docstring)
-            mats = layer.step_constants(y.dtype, y.device) if _compiling() else \
-                layer._constants(y.dtype, y.device, layer._tensors())
+        if self.reset_delay:
+            s, y = layer(input_, y0, prev_out=prev_spk) if prev_spk is not None else layer(input_, y0)
+        else:  # the layer's torch step, then snntorch's same-step reset, weight spk - reset (module docstring)
+            mats = layer.step_constants(input_.dtype, input_.device) if _compiling() else \
+                layer._constants(input_.dtype, input_.device, layer._tensors())
+            layer.last_backend = "torch"
+            s, y = layer.step(input_, y0, mats, prev_spk)
             G, theta, jumps = mats[4], mats[5], mats[6]
             r = layer.spike_fn(y0 @ G[0] - theta[..., 0]).detach()
             y = layer._jumps(y, [s - r], jumps)
@@ -346,8 +351,15 @@ class _SnnNeuron(nn.Module):
 
     # ------------------------------------------------------------------ copies
     def __getstate__(self):
+        """Copies (deepcopy, pickle) hold no graph: the state (``mem``, ``spk``) is detached, the
+        derived ``tau`` is re-derived on use, caches are dropped."""
         state = self.__dict__.copy()
+        state["_buffers"] = {k: (v.detach() if v is not None and v.grad_fn is not None else v)
+                             for k, v in self._buffers.items()}
         layer = state["_dl"]
+        with torch.no_grad():  # the model's slots point at leaves (rebound on every call anyway)
+            m = layer.model
+            _put(m.base if isinstance(m, Recurrent) else m, "tau_mem", _tau_of_beta(self.beta.detach()))
         inner = layer.__dict__.copy()
         inner.pop("_const_cache", None)  # holds compiled-kernel handles; rebuilt on use
         if self._spike_spec is None or isinstance(self._spike_spec, str) or self.surrogate_disable:
@@ -386,6 +398,8 @@ class Leaky(_SnnNeuron, _LeakyBase):
         self._build(beta, threshold, spike_grad, surrogate_disable, init_hidden, inhibition, learn_beta,
                     learn_threshold, reset_mechanism, state_quant, output, graded_spikes_factor,
                     learn_graded_spikes_factor, reset_delay)
+        self.register_buffer("mem", torch.zeros(0), persistent=False)
+        self._finish()
 
     def init_leaky(self):
         """Deprecated in snntorch; same as ``reset_mem``."""
@@ -435,6 +449,8 @@ class RLeaky(_SnnNeuron, _RLeakyBase):
         elif linear_features or conv or ks:
             raise TypeError("RLeaky: with all_to_all=False none of linear_features, conv2d_channels, "
                             "kernel_size may be given (V is the one-to-one weight)")
+        self._build(beta, threshold, spike_grad, surrogate_disable, init_hidden, inhibition, learn_beta,
+                    learn_threshold, reset_mechanism, state_quant, output, 1.0, False, reset_delay)
         self.all_to_all, self.learn_recurrent = bool(all_to_all), bool(learn_recurrent)
         self.linear_features, self.conv2d_channels, self.kernel_size = linear_features, conv2d_channels, kernel_size
         if all_to_all:
@@ -453,9 +469,9 @@ class RLeaky(_SnnNeuron, _RLeakyBase):
             else:
                 self.register_buffer("V", v)
             self.recurrent = _OneToOne(self.V)
-        self._build(beta, threshold, spike_grad, surrogate_disable, init_hidden, inhibition, learn_beta,
-                    learn_threshold, reset_mechanism, state_quant, output, 1.0, False, reset_delay)
         self.register_buffer("spk", torch.zeros(0), persistent=False)
+        self.register_buffer("mem", torch.zeros(0), persistent=False)
+        self._finish()
 
     def _recurrence(self):
         return self.recurrent if self.all_to_all else self.V
