@@ -150,7 +150,7 @@ class _Stepper:
     norse <-> ctsnn state maps.  The model is built once; ``bind(p)`` points its parameters at
     values derived from ``p`` (``tau = 1 / tau_inv``, gradients flow back to ``p``)."""
 
-    def __init__(self, p, dt, adaptation: str, detach: bool, dtype, device, shapes) -> None:
+    def __init__(self, p, dt, adaptation: str, detach: bool, shapes) -> None:
         name, key = _METHODS[p.method]
         kw = {} if key is None else {key: float(p.alpha)}
         self.threshold = adaptation == "threshold"
@@ -163,10 +163,10 @@ class _Stepper:
         self.layer = discretize(model, dt, method="euler", input="impulse", surrogate=name,
                                 detach_reset=detach, **kw)
         self.n = model.n
-        self.dtype, self.device = dtype, device
         self.bound = None
 
-    def bind(self, p, validate: bool) -> None:
+    def bind(self, p, validate: bool, dtype, device) -> None:
+        self.dtype, self.device = dtype, device
         q = {}
         for f in _FIELDS:
             v = getattr(p, f)
@@ -228,22 +228,24 @@ def _stepper(p, dt, adaptation: str, detach: bool, dtype, device) -> _Stepper:
     for f, sh in zip(_FIELDS, shapes):
         if len(sh) > 1:
             raise ValueError(f"parameter {f!r} must be a scalar or a 1-D per-neuron tensor, got shape {sh}")
-    skey = (p.method, float(p.alpha), float(dt), adaptation, detach, dtype, str(device), shapes)
+    skey = (p.method, float(p.alpha), float(dt), adaptation, detach, shapes)
     st = _STEPPERS.get(skey)
-    if st is None:
+    if st is None:  # (modules build theirs at construction: a compiled forward finds it here)
         if len(_STEPPERS) >= 16:
             _STEPPERS.clear()
-        st = _STEPPERS[skey] = _Stepper(p, dt, adaptation, detach, dtype, device, shapes)
+        st = _STEPPERS[skey] = _Stepper(p, dt, adaptation, detach, shapes)
+    if dtype is None:
+        return st
     if torch.compiler.is_compiling():
-        st.bind(p, validate=False)
+        st.bind(p, False, dtype, device)
         return st
     if any(isinstance(v, Tensor) and v.requires_grad for v in vals):
-        st.bind(p, validate=True)
+        st.bind(p, True, dtype, device)
         st.bound = None
         return st
-    vkey = tuple((id(v), v._version) if isinstance(v, Tensor) else v for v in vals)
+    vkey = (tuple((id(v), v._version) if isinstance(v, Tensor) else v for v in vals), dtype, str(device))
     if st.bound is None or st.bound[0] != vkey:
-        st.bind(p, validate=True)
+        st.bind(p, True, dtype, device)
         st.bound = (vkey, vals)  # the tensors kept alive so their ids stay theirs
     return st
 
@@ -323,11 +325,13 @@ class LSNNCell(_SNNCellBase):
     def __init__(self, p: LSNNParameters = LSNNParameters(), adjoint: bool = False, **kwargs) -> None:
         _no_adjoint(adjoint)
         super().__init__(activation=lsnn_feed_forward_step, state_fallback=self.initial_state, p=p, **kwargs)
+        _stepper(p, self.dt, "threshold", False, None, None)  # the model, built outside any trace
 
     def initial_state(self, input_tensor: Tensor) -> LSNNFeedForwardState:
         v = _full(input_tensor.shape, torch.as_tensor(self.p.v_leak), input_tensor)
         state = LSNNFeedForwardState(v=v, i=torch.zeros_like(input_tensor), b=torch.as_tensor(self.p.v_th).detach())
-        state.v.requires_grad = True
+        if not torch.compiler.is_compiling():  # (a traced graph cannot make a leaf)
+            state.v.requires_grad = True
         return state
 
 
@@ -362,6 +366,7 @@ class _RecurrentWeights:
                 self.recurrent_weights.fill_diagonal_(0.0)
             self.recurrent_weights.requires_grad = True
             self.recurrent_weights.register_hook(_zero_diagonal)
+        _stepper(p, dt, "threshold", True, None, None)  # the model, built outside any trace
 
     def extra_repr(self) -> str:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, p={self.p}, "
@@ -371,7 +376,8 @@ class _RecurrentWeights:
         v_th = torch.as_tensor(self.p.v_th)
         state = LSNNState(z=like.new_zeros(dims), v=_full(dims, torch.as_tensor(self.p.v_leak), like),
                           i=like.new_zeros(dims), b=_full(dims, v_th, like) if full_b else v_th.detach())
-        state.v.requires_grad = True
+        if not torch.compiler.is_compiling():  # (a traced graph cannot make a leaf)
+            state.v.requires_grad = True
         return state
 
 
@@ -418,6 +424,7 @@ class LSNN(_SNNBase):
         nn.Module.__init__(self)
         self.activation, self.activation_sparse = lsnn_feed_forward_step, activation_sparse
         self.state_fallback, self.p, self.dt, self.record_states = self.initial_state, p, dt, record_states
+        _stepper(p, dt, "threshold", False, None, None)  # the model, built outside any trace
 
     def extra_repr(self) -> str:
         return f"p={self.p}, dt={self.dt}"
@@ -427,7 +434,8 @@ class LSNN(_SNNBase):
         state = LSNNFeedForwardState(v=_full(dims, torch.as_tensor(self.p.v_leak), input_tensor),
                                      i=input_tensor.new_zeros(dims),
                                      b=_full(dims, torch.as_tensor(self.p.v_th), input_tensor))
-        state.v.requires_grad = True
+        if not torch.compiler.is_compiling():  # (a traced graph cannot make a leaf)
+            state.v.requires_grad = True
         return state
 
     def forward(self, input_tensor: Tensor, state=None):
