@@ -311,6 +311,11 @@ def _full(dims, value: Tensor, like: Tensor) -> Tensor:
     return value.detach().to(dtype=like.dtype, device=like.device).expand(dims).clone()
 
 
+def _zeros(dims, like: Tensor) -> Tensor:
+    """Dense zeros (also for a sparse input, as norse's initial states)."""
+    return torch.zeros(tuple(dims), dtype=like.dtype, device=like.device)
+
+
 def _zero_diagonal(grad: Tensor) -> Tensor:
     """norse's autapse hook: no gradient on the recurrent diagonal (a module-level function, so the
     weights stay picklable)."""
@@ -329,7 +334,8 @@ class LSNNCell(_SNNCellBase):
 
     def initial_state(self, input_tensor: Tensor) -> LSNNFeedForwardState:
         v = _full(input_tensor.shape, torch.as_tensor(self.p.v_leak), input_tensor)
-        state = LSNNFeedForwardState(v=v, i=torch.zeros_like(input_tensor), b=torch.as_tensor(self.p.v_th).detach())
+        state = LSNNFeedForwardState(v=v, i=_zeros(input_tensor.shape, input_tensor),
+                                      b=torch.as_tensor(self.p.v_th).detach())
         if not torch.compiler.is_compiling():  # (a traced graph cannot make a leaf)
             state.v.requires_grad = True
         return state
@@ -372,10 +378,18 @@ class _RecurrentWeights:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, p={self.p}, "
                 f"autapses={self.autapses}, dt={self.dt}")
 
+    def __setstate__(self, state) -> None:
+        """Copies (deepcopy, pickle) keep the autapse hook (torch does not copy tensor hooks)."""
+        super().__setstate__(state)
+        w = self.__dict__.get("_parameters", {}).get("recurrent_weights")
+        if not self.autapses and w is not None and w.requires_grad and \
+                _zero_diagonal not in (getattr(w, "_backward_hooks", None) or {}).values():
+            w.register_hook(_zero_diagonal)
+
     def _initial(self, dims, like: Tensor, full_b: bool) -> LSNNState:
         v_th = torch.as_tensor(self.p.v_th)
-        state = LSNNState(z=like.new_zeros(dims), v=_full(dims, torch.as_tensor(self.p.v_leak), like),
-                          i=like.new_zeros(dims), b=_full(dims, v_th, like) if full_b else v_th.detach())
+        state = LSNNState(z=_zeros(dims, like), v=_full(dims, torch.as_tensor(self.p.v_leak), like),
+                          i=_zeros(dims, like), b=_full(dims, v_th, like) if full_b else v_th.detach())
         if not torch.compiler.is_compiling():  # (a traced graph cannot make a leaf)
             state.v.requires_grad = True
         return state
@@ -432,7 +446,7 @@ class LSNN(_SNNBase):
     def initial_state(self, input_tensor: Tensor) -> LSNNFeedForwardState:
         dims = input_tensor.shape[1:]
         state = LSNNFeedForwardState(v=_full(dims, torch.as_tensor(self.p.v_leak), input_tensor),
-                                     i=input_tensor.new_zeros(dims),
+                                     i=_zeros(dims, input_tensor),
                                      b=_full(dims, torch.as_tensor(self.p.v_th), input_tensor))
         if not torch.compiler.is_compiling():  # (a traced graph cannot make a leaf)
             state.v.requires_grad = True
