@@ -109,10 +109,13 @@ def _train(net, p1, p2, xs):
         loss.backward()
         losses.append(loss.detach())
         grads.append([q.grad.clone() if q.grad is not None else None for q in params])
+        assert out.sum() > 0 and state[1].z.sum() > 0  # both LSNN layers spike
     return losses, grads
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-4)])
+# measured: float64 losses to 2e-16 and gradients to 8e-15 relative; float32 losses equal,
+# gradients to 1.7e-6 relative
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 def test_sequential_state_training_loop(dtype, tol):
     ours, q1, q2 = _net(C, dtype, True)
     theirs, r1, r2 = _net(NM, dtype, True)
