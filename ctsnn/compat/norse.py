@@ -53,7 +53,7 @@ __all__ = ["LSNNParameters", "LSNNState", "LSNNFeedForwardState", "lsnn_step", "
            "lsnn_feed_forward_step", "LSNNCell", "LSNNRecurrentCell", "LSNN", "LSNNRecurrent"]
 
 
-class LSNNParameters(NamedTuple):
+class _LSNNParameters(NamedTuple):
     """norse's LSNN parameters (same fields and defaults): inverse time constants in 1/s."""
 
     tau_syn_inv: torch.Tensor = torch.as_tensor(1.0 / 5e-3)
@@ -67,7 +67,7 @@ class LSNNParameters(NamedTuple):
     alpha: float = 100.0
 
 
-class LSNNState(NamedTuple):
+class _LSNNState(NamedTuple):
     """State of a recurrent LSNN neuron: spikes ``z``, membrane ``v``, current ``i``, threshold ``b``."""
 
     z: torch.Tensor
@@ -76,12 +76,54 @@ class LSNNState(NamedTuple):
     b: torch.Tensor
 
 
-class LSNNFeedForwardState(NamedTuple):
+class _LSNNFeedForwardState(NamedTuple):
     """State of a feed-forward LSNN neuron: membrane ``v``, current ``i``, threshold ``b``."""
 
     v: torch.Tensor
     i: torch.Tensor
     b: torch.Tensor
+
+
+class _SNNCell(nn.Module):
+    """norse's ``SNNCell`` (used when norse is not installed): ``activation(x, state, p, dt)``,
+    ``state_fallback(x)`` for a missing state, ``activation_sparse`` for sparse inputs."""
+
+    def __init__(self, activation, state_fallback, p, dt: float = 0.001, activation_sparse=None) -> None:
+        super().__init__()
+        self.activation, self.activation_sparse = activation, activation_sparse
+        self.state_fallback, self.p, self.dt = state_fallback, p, dt
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, dt={self.dt}"
+
+    def forward(self, input_tensor: Tensor, state=None):
+        state = state if state is not None else self.state_fallback(input_tensor)
+        act = self.activation_sparse if self.activation_sparse is not None and input_tensor.is_sparse \
+            else self.activation
+        return act(input_tensor, state, self.p, self.dt)
+
+
+class _SNNRecurrentCell(nn.Module):
+    """norse's ``SNNRecurrentCell`` (used when norse is not installed)."""
+
+    def forward(self, input_tensor: Tensor, state=None):
+        state = state if state is not None else self.state_fallback(input_tensor)
+        act = self.activation_sparse if self.activation_sparse is not None and input_tensor.is_sparse \
+            else self.activation
+        return act(input_tensor, state, self.input_weights, self.recurrent_weights, self.p, self.dt)
+
+
+_SNN = _SNNRecurrent = nn.Module  # the sequence modules define their own forward
+
+try:  # norse's own state types and base classes, so that isinstance checks against norse pass
+    from norse.torch.functional.lsnn import LSNNFeedForwardState, LSNNParameters, LSNNState
+    from norse.torch.module.snn import SNN as _SNNBase
+    from norse.torch.module.snn import SNNCell as _SNNCellBase
+    from norse.torch.module.snn import SNNRecurrent as _SNNRecurrentBase
+    from norse.torch.module.snn import SNNRecurrentCell as _SNNRecurrentCellBase
+except ImportError:  # the dialect runs without norse
+    LSNNParameters, LSNNState, LSNNFeedForwardState = _LSNNParameters, _LSNNState, _LSNNFeedForwardState
+    _SNNCellBase, _SNNRecurrentCellBase, _SNNBase, _SNNRecurrentBase = _SNNCell, _SNNRecurrentCell, _SNN, _SNNRecurrent
 
 
 # norse threshold method -> (ctsnn surrogate, name of its parameter fed with p.alpha)
@@ -97,33 +139,52 @@ def _dtype(*ts) -> torch.dtype:
     return reduce(torch.promote_types, ds) if ds else torch.get_default_dtype()
 
 
-class _Stepper:
-    """ctsnn layer for one norse parameter set, plus the norse <-> ctsnn state maps."""
+def _put(module: nn.Module, name: str, value: Tensor) -> None:
+    """Point the model's parameter slot ``name`` at ``value`` (no copy, no validation)."""
+    module._parameters.pop(name, None)
+    module._buffers[name] = value
 
-    def __init__(self, p, dt, adaptation: str, detach: bool, dtype, device) -> None:
-        for f in _FIELDS + ("method", "alpha"):
-            if not hasattr(p, f):
-                raise ValueError(f"p must be an LSNNParameters (missing field {f!r}), got {type(p).__name__}")
-        if p.method not in _METHODS:
-            raise ValueError(f"p.method: unknown threshold method {p.method!r}; known: {sorted(_METHODS)}")
+
+class _Stepper:
+    """ctsnn layer for one structure of norse parameters (method, shapes, dt, dtype), plus the
+    norse <-> ctsnn state maps.  The model is built once; ``bind(p)`` points its parameters at
+    values derived from ``p`` (``tau = 1 / tau_inv``, gradients flow back to ``p``)."""
+
+    def __init__(self, p, dt, adaptation: str, detach: bool, shapes) -> None:
+        name, key = _METHODS[p.method]
+        kw = {} if key is None else {key: float(p.alpha)}
+        self.threshold = adaptation == "threshold"
+        with torch.no_grad():
+            one = {f: torch.ones(sh, dtype=torch.float64) for f, sh in zip(_FIELDS, shapes)}
+            model = ALIF(tau_mem=one["tau_mem_inv"], tau_syn=one["tau_syn_inv"], tau_adapt=one["tau_adapt_inv"],
+                         adapt_jump=one["beta"], r=1.0, v_leak=one["v_leak"], v_th=one["v_th"],
+                         v_reset=one["v_reset"] - 1, reset="to_value" if self.threshold else "subtract",
+                         adaptation=adaptation)
+        self.layer = discretize(model, dt, method="euler", input="impulse", surrogate=name,
+                                detach_reset=detach, **kw)
+        self.n = model.n
+        self.bound = None
+
+    def bind(self, p, validate: bool, dtype, device) -> None:
+        self.dtype, self.device = dtype, device
         q = {}
         for f in _FIELDS:
             v = getattr(p, f)
             t = v if isinstance(v, Tensor) else torch.as_tensor(v, dtype=torch.float64)
-            q[f] = check_param(f, t.to(dtype=dtype, device=device), positive=f.endswith("_inv"))
-        name, key = _METHODS[p.method]
-        kw = {} if key is None else {key: float(p.alpha)}
-        self.threshold = adaptation == "threshold"
-        model = ALIF(tau_mem=1.0 / q["tau_mem_inv"], tau_syn=1.0 / q["tau_syn_inv"],
-                     tau_adapt=1.0 / q["tau_adapt_inv"], adapt_jump=q["beta"], r=1.0,
-                     v_leak=q["v_leak"], v_th=q["v_th"], v_reset=q["v_reset"],
-                     reset="to_value" if self.threshold else "subtract", adaptation=adaptation)
-        self.layer = discretize(model, dt, method="euler", input="impulse", surrogate=name,
-                                detach_reset=detach, **kw)
-        self.mats = self.layer.step_constants(dtype, device)
-        self.n = model.n
+            t = t.to(dtype=self.dtype, device=self.device)
+            q[f] = check_param(f, t, positive=f.endswith("_inv")) if validate else t
+        if validate:
+            with torch.no_grad():
+                if self.threshold and bool((q["v_reset"] >= q["v_th"]).any()):
+                    raise ValueError(f"v_reset must be below v_th (reset to a value), got v_reset={q['v_reset']}, "
+                                     f"v_th={q['v_th']}")
+        m = self.layer.model
+        for name, val in (("tau_mem", 1.0 / q["tau_mem_inv"]), ("tau_syn", 1.0 / q["tau_syn_inv"]),
+                          ("tau_adapt", 1.0 / q["tau_adapt_inv"]), ("adapt_jump", q["beta"]),
+                          ("v_leak", q["v_leak"]), ("v_th", q["v_th"]), ("v_reset", q["v_reset"])):
+            _put(m, name, val)
+        self.mats = self.layer.step_constants(self.dtype, self.device)
         self.offset = q["v_th"] if self.threshold else None  # norse b = ctsnn b + v_th
-        self.dtype, self.device = dtype, device
 
     def to_y(self, x: Tensor, v, i, b) -> tuple[Tensor, Tensor]:
         if self.n != 1 and x.shape[-1] != self.n:
@@ -148,21 +209,45 @@ class _Stepper:
         return self.layer.step(x, y, self.mats)
 
 
-_LAST: list = [None, None, None]  # key, _Stepper, and the tensors (kept alive so ids stay unique)
+_STEPPERS: dict = {}  # structure -> _Stepper (a few entries: one per parameter structure in use)
 
 
 def _stepper(p, dt, adaptation: str, detach: bool, dtype, device) -> _Stepper:
-    """``_Stepper`` for ``p``; reused from the previous call when the same parameter tensors (same
-    version, none requiring grad) come back, so per-step functional calls skip the model build."""
-    vals = [getattr(p, f, None) for f in _FIELDS]
+    """``_Stepper`` for ``p``, its model built once per structure; re-bound (and ``p`` validated)
+    when the parameter tensors changed (identity or in-place version) or need gradients.  Under
+    ``torch.compile`` it is bound on every call, without the value checks (data-dependent)."""
+    for f in _FIELDS + ("method", "alpha"):
+        if not hasattr(p, f):
+            raise ValueError(f"p must be an LSNNParameters (missing field {f!r}), got {type(p).__name__}")
+    if p.method not in _METHODS:
+        raise ValueError(f"p.method: unknown threshold method {p.method!r}; known: {sorted(_METHODS)}")
+    if not float(dt) > 0:
+        raise ValueError(f"dt must be > 0 (seconds), got {dt}")
+    vals = [getattr(p, f) for f in _FIELDS]
+    shapes = tuple(tuple(v.shape) if isinstance(v, Tensor) else () for v in vals)
+    for f, sh in zip(_FIELDS, shapes):
+        if len(sh) > 1:
+            raise ValueError(f"parameter {f!r} must be a scalar or a 1-D per-neuron tensor, got shape {sh}")
+    skey = (p.method, float(p.alpha), float(dt), adaptation, detach, shapes)
+    st = _STEPPERS.get(skey)
+    if st is None:  # (modules build theirs at construction: a compiled forward finds it here)
+        if len(_STEPPERS) >= 16:
+            _STEPPERS.clear()
+        st = _STEPPERS[skey] = _Stepper(p, dt, adaptation, detach, shapes)
+    if dtype is None:
+        return st
+    if torch.compiler.is_compiling():
+        st.bind(p, False, dtype, device)
+        return st
     if any(isinstance(v, Tensor) and v.requires_grad for v in vals):
-        return _Stepper(p, dt, adaptation, detach, dtype, device)
-    key = (tuple((id(v), v._version) if isinstance(v, Tensor) else v for v in vals),
-           getattr(p, "method", None), getattr(p, "alpha", None), float(dt), adaptation, detach, dtype,
-           str(device))
-    if _LAST[0] != key:
-        _LAST[:] = [key, _Stepper(p, dt, adaptation, detach, dtype, device), vals]
-    return _LAST[1]
+        st.bind(p, True, dtype, device)
+        st.bound = None
+        return st
+    vkey = (tuple((id(v), v._version) if isinstance(v, Tensor) else v for v in vals), dtype, str(device))
+    if st.bound is None or st.bound[0] != vkey:
+        st.bind(p, True, dtype, device)
+        st.bound = (vkey, vals)  # the tensors kept alive so their ids stay theirs
+    return st
 
 
 def _check_weights(input_tensor, state, input_weights, recurrent_weights):
@@ -217,52 +302,61 @@ def lsnn_feed_forward_step(input_tensor: Tensor, state: LSNNFeedForwardState,
 
 
 # ---------------------------------------------------------------------------------- modules
-def _no_extras(adjoint, activation_sparse):
+def _no_adjoint(adjoint):
     if adjoint:
         raise ValueError("adjoint=True is not supported by ctsnn.compat.norse (gradients are by autograd)")
-    if activation_sparse is not None:
-        raise ValueError("activation_sparse is not supported by ctsnn.compat.norse")
 
 
 def _full(dims, value: Tensor, like: Tensor) -> Tensor:
     return value.detach().to(dtype=like.dtype, device=like.device).expand(dims).clone()
 
 
-class LSNNCell(nn.Module):
-    """norse ``LSNNCell``: one ``lsnn_feed_forward_step`` per call; ``forward(x, state=None) ->
-    (z, LSNNFeedForwardState)``."""
+def _zeros(dims, like: Tensor) -> Tensor:
+    """Dense zeros (also for a sparse input, as norse's initial states)."""
+    return torch.zeros(tuple(dims), dtype=like.dtype, device=like.device)
 
-    def __init__(self, p: LSNNParameters = LSNNParameters(), adjoint: bool = False, dt: float = 0.001,
-                 activation_sparse=None) -> None:
-        super().__init__()
-        _no_extras(adjoint, activation_sparse)
-        self.p, self.dt = p, dt
 
-    def extra_repr(self) -> str:
-        return f"p={self.p}, dt={self.dt}"
+def _zero_diagonal(grad: Tensor) -> Tensor:
+    """norse's autapse hook: no gradient on the recurrent diagonal (a module-level function, so the
+    weights stay picklable)."""
+    return grad.clone().fill_diagonal_(0.0)
+
+
+class LSNNCell(_SNNCellBase):
+    """norse ``LSNNCell``: ``activation = lsnn_feed_forward_step`` per call; ``forward(x, state=None)
+    -> (z, LSNNFeedForwardState)`` (norse's ``SNNCell`` forward: ``state_fallback`` for a missing
+    state, ``activation_sparse`` for sparse inputs)."""
+
+    def __init__(self, p: LSNNParameters = LSNNParameters(), adjoint: bool = False, **kwargs) -> None:
+        _no_adjoint(adjoint)
+        super().__init__(activation=lsnn_feed_forward_step, state_fallback=self.initial_state, p=p, **kwargs)
+        _stepper(p, self.dt, "threshold", False, None, None)  # the model, built outside any trace
 
     def initial_state(self, input_tensor: Tensor) -> LSNNFeedForwardState:
         v = _full(input_tensor.shape, torch.as_tensor(self.p.v_leak), input_tensor)
-        state = LSNNFeedForwardState(v=v, i=torch.zeros_like(input_tensor), b=torch.as_tensor(self.p.v_th).detach())
-        state.v.requires_grad = True
+        state = LSNNFeedForwardState(v=v, i=_zeros(input_tensor.shape, input_tensor),
+                                      b=torch.as_tensor(self.p.v_th).detach())
+        if not torch.compiler.is_compiling():  # (a traced graph cannot make a leaf)
+            state.v.requires_grad = True
         return state
 
-    def forward(self, input_tensor: Tensor, state=None):
-        state = state if state is not None else self.initial_state(input_tensor)
-        return lsnn_feed_forward_step(input_tensor, state, self.p, self.dt)
 
+class _RecurrentWeights:
+    """norse's recurrent-module attributes and weight initialisation (same random-number order);
+    norse's constructor is not called (its autapse hook is a closure, which cannot be pickled)."""
 
-class _RecurrentBase(nn.Module):
-    def __init__(self, input_size, hidden_size, p, adjoint, input_weights, recurrent_weights, autapses,
-                 dt, activation_sparse, record_states=False) -> None:
-        super().__init__()
-        _no_extras(adjoint, activation_sparse)
+    def _setup(self, activation, input_size, hidden_size, p, input_weights, recurrent_weights, autapses,
+               dt, activation_sparse, record_states=None) -> None:
+        nn.Module.__init__(self)
         if int(input_size) < 1 or int(hidden_size) < 1:
             raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size}, {hidden_size}")
-        self.p, self.dt, self.autapses, self.record_states = p, dt, autapses, record_states
+        self.activation, self.activation_sparse = activation, activation_sparse
+        self.autapses, self.state_fallback = autapses, self.initial_state
+        self.p, self.dt = p, dt
         self.input_size = torch.as_tensor(input_size)
         self.hidden_size = torch.as_tensor(hidden_size)
-        # same initialisation (and random-number order) as norse
+        if record_states is not None:
+            self.record_states = record_states
         if input_weights is not None:
             self.input_weights = input_weights
         else:
@@ -277,50 +371,74 @@ class _RecurrentBase(nn.Module):
             with torch.no_grad():
                 self.recurrent_weights.fill_diagonal_(0.0)
             self.recurrent_weights.requires_grad = True
-            self.recurrent_weights.register_hook(lambda g: g.clone().fill_diagonal_(0.0))
+            self.recurrent_weights.register_hook(_zero_diagonal)
+        _stepper(p, dt, "threshold", True, None, None)  # the model, built outside any trace
 
     def extra_repr(self) -> str:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, p={self.p}, "
                 f"autapses={self.autapses}, dt={self.dt}")
 
+    def __setstate__(self, state) -> None:
+        """Copies (deepcopy, pickle) keep the autapse hook (torch does not copy tensor hooks)."""
+        super().__setstate__(state)
+        w = self.__dict__.get("_parameters", {}).get("recurrent_weights")
+        if not self.autapses and w is not None and w.requires_grad and \
+                _zero_diagonal not in (getattr(w, "_backward_hooks", None) or {}).values():
+            w.register_hook(_zero_diagonal)
+
     def _initial(self, dims, like: Tensor, full_b: bool) -> LSNNState:
         v_th = torch.as_tensor(self.p.v_th)
-        state = LSNNState(z=like.new_zeros(dims), v=_full(dims, torch.as_tensor(self.p.v_leak), like),
-                          i=like.new_zeros(dims), b=_full(dims, v_th, like) if full_b else v_th.detach())
-        state.v.requires_grad = True
+        state = LSNNState(z=_zeros(dims, like), v=_full(dims, torch.as_tensor(self.p.v_leak), like),
+                          i=_zeros(dims, like), b=_full(dims, v_th, like) if full_b else v_th.detach())
+        if not torch.compiler.is_compiling():  # (a traced graph cannot make a leaf)
+            state.v.requires_grad = True
         return state
 
 
-class LSNNRecurrentCell(_RecurrentBase):
-    """norse ``LSNNRecurrentCell``: one ``lsnn_step`` per call with its own weights."""
+class LSNNRecurrentCell(_RecurrentWeights, _SNNRecurrentCellBase):
+    """norse ``LSNNRecurrentCell``: ``activation = lsnn_step`` per call with its own weights."""
 
     def __init__(self, input_size: int, hidden_size: int, p: LSNNParameters = LSNNParameters(),
                  adjoint: bool = False, input_weights=None, recurrent_weights=None, autapses: bool = False,
                  dt: float = 0.001, activation_sparse=None) -> None:
-        super().__init__(input_size, hidden_size, p, adjoint, input_weights, recurrent_weights, autapses,
-                         dt, activation_sparse)
+        _no_adjoint(adjoint)
+        self._setup(lsnn_step, input_size, hidden_size, p, input_weights, recurrent_weights, autapses, dt,
+                    activation_sparse)
 
     def initial_state(self, input_tensor: Tensor) -> LSNNState:
         return self._initial((*input_tensor.shape[:-1], int(self.hidden_size)), input_tensor, False)
-
-    def forward(self, input_tensor: Tensor, state=None):
-        state = state if state is not None else self.initial_state(input_tensor)
-        return lsnn_step(input_tensor, state, self.input_weights, self.recurrent_weights, self.p, self.dt)
 
 
 def _stack_states(cls, states):
     return cls(*[torch.stack([getattr(s, f) for s in states]) for f in cls._fields])
 
 
-class LSNN(nn.Module):
+def _loop(mod, input_tensor, state, args):
+    """norse's ``SNN``/``SNNRecurrent`` forward: the activation step by step over the first axis."""
+    act = mod.activation_sparse if mod.activation_sparse is not None and input_tensor.is_sparse \
+        else mod.activation
+    outs, states = [], []
+    for t in range(input_tensor.shape[0]):
+        out, state = act(input_tensor[t], state, *args, mod.p, mod.dt)
+        outs.append(out)
+        if mod.record_states:
+            states.append(state)
+    return torch.stack(outs), (_stack_states(type(states[0]), states) if mod.record_states else state)
+
+
+class LSNN(_SNNBase):
     """norse ``LSNN``: ``lsnn_feed_forward_step`` over the leading time axis of ``x [T, ...]``;
-    returns ``(z [T, ...], final state)`` or, with ``record_states=True``, the stacked states."""
+    returns ``(z [T, ...], final state)`` or, with ``record_states=True``, the stacked states.
+    With the default ``activation`` one model is bound for the whole sequence; a replaced
+    ``activation`` (or a sparse input with ``activation_sparse``) runs step by step as norse."""
 
     def __init__(self, p: LSNNParameters = LSNNParameters(), adjoint: bool = False, dt: float = 0.001,
                  activation_sparse=None, record_states: bool = False) -> None:
-        super().__init__()
-        _no_extras(adjoint, activation_sparse)
-        self.p, self.dt, self.record_states = p, dt, record_states
+        _no_adjoint(adjoint)
+        nn.Module.__init__(self)
+        self.activation, self.activation_sparse = lsnn_feed_forward_step, activation_sparse
+        self.state_fallback, self.p, self.dt, self.record_states = self.initial_state, p, dt, record_states
+        _stepper(p, dt, "threshold", False, None, None)  # the model, built outside any trace
 
     def extra_repr(self) -> str:
         return f"p={self.p}, dt={self.dt}"
@@ -328,19 +446,23 @@ class LSNN(nn.Module):
     def initial_state(self, input_tensor: Tensor) -> LSNNFeedForwardState:
         dims = input_tensor.shape[1:]
         state = LSNNFeedForwardState(v=_full(dims, torch.as_tensor(self.p.v_leak), input_tensor),
-                                     i=input_tensor.new_zeros(dims),
+                                     i=_zeros(dims, input_tensor),
                                      b=_full(dims, torch.as_tensor(self.p.v_th), input_tensor))
-        state.v.requires_grad = True
+        if not torch.compiler.is_compiling():  # (a traced graph cannot make a leaf)
+            state.v.requires_grad = True
         return state
 
     def forward(self, input_tensor: Tensor, state=None):
         if input_tensor.dim() < 1:
             raise ValueError("input_tensor must have a leading time axis [T, ...]")
-        state = state if state is not None else self.initial_state(input_tensor)
+        state = state if state is not None else self.state_fallback(input_tensor)
+        if self.activation is not lsnn_feed_forward_step or (self.activation_sparse is not None
+                                                              and input_tensor.is_sparse):
+            return _loop(self, input_tensor, state, ())
         if not isinstance(state, tuple) or not all(hasattr(state, f) for f in ("v", "i", "b")):
             raise ValueError(f"state must be an LSNNFeedForwardState (v, i, b), got {type(state).__name__}")
         dtype = _dtype(input_tensor, state.v, state.i, state.b, *[getattr(self.p, f, None) for f in _FIELDS])
-        st = _Stepper(self.p, self.dt, "threshold", False, dtype, input_tensor.device)
+        st = _stepper(self.p, self.dt, "threshold", False, dtype, input_tensor.device)
         x, y = st.to_y(input_tensor, state.v, state.i, state.b)  # broadcasts the state over T
         y = y[0]
         outs, states = [], []
@@ -354,14 +476,16 @@ class LSNN(nn.Module):
         return torch.stack(outs), final
 
 
-class LSNNRecurrent(_RecurrentBase):
-    """norse ``LSNNRecurrent``: ``lsnn_step`` over the leading time axis with its own weights."""
+class LSNNRecurrent(_RecurrentWeights, _SNNRecurrentBase):
+    """norse ``LSNNRecurrent``: ``lsnn_step`` over the leading time axis with its own weights (one
+    model bound for the sequence with the default ``activation``, else step by step as norse)."""
 
     def __init__(self, input_size: int, hidden_size: int, p: LSNNParameters = LSNNParameters(),
                  adjoint: bool = False, input_weights=None, recurrent_weights=None, autapses: bool = False,
                  dt: float = 0.001, activation_sparse=None, record_states: bool = False) -> None:
-        super().__init__(input_size, hidden_size, p, adjoint, input_weights, recurrent_weights, autapses,
-                         dt, activation_sparse, record_states)
+        _no_adjoint(adjoint)
+        self._setup(lsnn_step, input_size, hidden_size, p, input_weights, recurrent_weights, autapses, dt,
+                    activation_sparse, record_states)
 
     def initial_state(self, input_tensor: Tensor) -> LSNNState:
         return self._initial((*input_tensor.shape[1:-1], int(self.hidden_size)), input_tensor, True)
@@ -369,12 +493,14 @@ class LSNNRecurrent(_RecurrentBase):
     def forward(self, input_tensor: Tensor, state=None):
         if input_tensor.dim() < 2:
             raise ValueError("input_tensor must be [T, ..., input_size]")
-        state = state if state is not None else self.initial_state(input_tensor)
+        state = state if state is not None else self.state_fallback(input_tensor)
+        if self.activation is not lsnn_step or (self.activation_sparse is not None and input_tensor.is_sparse):
+            return _loop(self, input_tensor, state, (self.input_weights, self.recurrent_weights))
         _check_weights(input_tensor, state, self.input_weights, self.recurrent_weights)
         W_in, W_rec = self.input_weights, self.recurrent_weights
         dtype = _dtype(input_tensor, W_in, state.v, state.i, state.b,
                        *[getattr(self.p, f, None) for f in _FIELDS])
-        st = _Stepper(self.p, self.dt, "threshold", True, dtype, input_tensor.device)
+        st = _stepper(self.p, self.dt, "threshold", True, dtype, input_tensor.device)
         z = state.z
         _, y = st.to_y(nn.functional.linear(input_tensor[0], W_in), state.v, state.i, state.b)
         outs, states = [], []
