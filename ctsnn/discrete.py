@@ -537,7 +537,7 @@ class DiscreteLayer(nn.Module):
     def _constants(self, dtype, device, ts: list[Tensor]):
         """``step_constants``, reused between calls while no parameter needs a gradient and none
         changed (keyed by identity and in-place version counter); ``ts``: ``_tensors()``."""
-        if any(t.requires_grad for t in ts):
+        if torch.compiler.is_compiling() or any(t.requires_grad for t in ts):  # no cache inside compile
             return self.step_constants(dtype, device)
         key = (dtype, str(device), tuple(t._version for t in ts))
         cache = self.__dict__.get("_const_cache")  # (key, tensors held so their ids stay theirs, consts)
@@ -558,7 +558,7 @@ class DiscreteLayer(nn.Module):
         ts = self._tensors()  # once per call: the constants' cache key and the gradient test
         mats = self._constants(x.dtype, x.device, ts)
         grad = self._needs_grad(x, state, ts)
-        if self.backend != "torch" and self.feedback is None and not grad:
+        if self.backend != "torch" and self.feedback is None and not grad and not torch.compiler.is_compiling():
             from .kernels import fused  # one step through the fused kernel (no gradient)
             xs = x.unsqueeze(0)
             why = fused.plan(self, xs, False, mats)
@@ -611,7 +611,7 @@ class DiscreteLayer(nn.Module):
             if record_states or out is not None:
                 raise ValueError("output='sparse' records no states and takes no out= buffer")
             grad = False
-        if self.backend != "torch":
+        if self.backend != "torch" and not torch.compiler.is_compiling():  # the kernel is opaque to compile
             from .kernels import fused
             why = fused.plan(self, x, grad, mats)
             if why is None:
