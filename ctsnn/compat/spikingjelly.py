@@ -232,14 +232,14 @@ class _Node(DetachedCopies, _NodeBase):
         if self.detach_input:
             x = x.detach()
         s, y = self.layer(x, v.unsqueeze(-1))
-        return (s,), (y[..., 0],) + tuple(states[1:])
+        return (s,), (y[..., 0].clone(),) + tuple(states[1:])  # own storage: spikingjelly detaches it in place
 
     def multi_step_functional_forward(self, inputs, states, **kwargs):
         x, v = inputs[0], states[0]
         if self.detach_input:
             x = x.detach()
         s, y = self.layer.run(x, v.unsqueeze(-1))
-        return (s,), (y[..., 0],) + tuple(states[1:])
+        return (s,), (y[..., 0].clone(),) + tuple(states[1:])
 
     def extra_repr(self) -> str:
         return (f"v_threshold={self.v_threshold}, v_reset={self.v_reset}, detach_reset={self.detach_reset}, "
