@@ -224,8 +224,12 @@ class _Node(DetachedCopies, _NodeBase):
 
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_layer_cache", None)  # its surrogate is a closure; made again on use
+        state.pop("_layer_cache", None)  # its surrogate is a closure: made again by __setstate__
         return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.layer  # ready before any torch.compile of the copy
 
     def single_step_functional_forward(self, inputs, states, **kwargs):
         x, v = inputs[0], states[0]
