@@ -178,3 +178,38 @@ def test_deepcopy_pickle_and_dtype_before_and_after_forward():
     f32 = copy.deepcopy(layer).to(torch.float32)
     assert f32.tau_mem.dtype == torch.float32 and f32.v_mem.dtype == torch.float32
     assert f32(x.detach().float()).dtype == torch.float32
+
+
+def without(module: str, code: str) -> str:
+    """Run ``code`` in a fresh interpreter where ``import <module>`` fails; its stdout."""
+    import os
+    import subprocess
+    import sys
+    src = f"import sys; sys.modules[{module!r}] = None\n" + code
+    res = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+CODE = """
+import copy, pickle, torch
+from ctsnn.compat import sinabs as cs
+layer = cs.ALIF(tau_mem=torch.tensor([4.0, 6.0], dtype=torch.float64), tau_adapt=20.0, tau_syn=2.0)
+x = torch.linspace(0, 8, 2 * 50 * 2, dtype=torch.float64).reshape(2, 50, 2)
+s = layer(x)
+copy.deepcopy(layer), pickle.dumps(layer)
+print(sorted(layer.state_dict()), layer.is_state_initialised(), int(s.sum()), repr(float(layer.v_mem.detach().sum())))
+layer.reset_states()
+print(float(layer.v_mem.abs().sum()), type(layer).__mro__[2].__module__)
+"""
+
+
+def test_without_sinabs_the_dialect_runs_the_same():
+    out = without("sinabs", CODE).splitlines()
+    assert out[1] == "0.0 ctsnn.compat.sinabs"  # the stand-in base, and the states zeroed
+    layer = cs.ALIF(tau_mem=torch.tensor([4.0, 6.0], dtype=DT), tau_adapt=20.0, tau_syn=2.0)
+    x = torch.linspace(0, 8, 2 * 50 * 2, dtype=DT).reshape(2, 50, 2)
+    s = layer(x)
+    assert s.sum() > 0
+    assert out[0] == f"{sorted(layer.state_dict())} True {int(s.sum())} {float(layer.v_mem.detach().sum())!r}"

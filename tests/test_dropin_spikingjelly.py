@@ -184,3 +184,38 @@ def test_compile_fullgraph_equals_eager():
     (se.sum() + eager.v.sum()).backward()
     (sc.sum() + compiled.v.sum()).backward()
     assert (xe.grad - xc.grad).abs().max() <= 1e-12
+
+
+def without(module: str, code: str) -> str:
+    """Run ``code`` in a fresh interpreter where ``import <module>`` fails; its stdout."""
+    import os
+    import subprocess
+    import sys
+    src = f"import sys; sys.modules[{module!r}] = None\n" + code
+    res = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+CODE = """
+import copy, pickle, torch
+from ctsnn.compat import spikingjelly as cj
+node = cj.LIFNode(tau=3.0, v_reset=-0.1, step_mode="m", store_v_seq=True)
+print(node.v, node.state_dict(), type(node).__mro__[3].__module__)
+x = torch.linspace(0, 3, 20 * 4, dtype=torch.float64).reshape(20, 4)
+s = node(x)
+copy.deepcopy(node), pickle.dumps(node)
+print(int(s.sum()), repr(float(node.v.sum())), tuple(node.v_seq.shape))
+node.reset()
+print(node.v, node.v_seq)
+"""
+
+
+def test_without_spikingjelly_the_nodes_run_the_same():
+    out = without("spikingjelly", CODE).splitlines()
+    assert out[0] == "-0.1 OrderedDict() ctsnn.compat.spikingjelly"  # the stand-in base
+    assert out[2] == "-0.1 None"
+    node = cj.LIFNode(tau=3.0, v_reset=-0.1, step_mode="m", store_v_seq=True)
+    s = node(torch.linspace(0, 3, 20 * 4, dtype=DT).reshape(20, 4))
+    assert s.sum() > 0 and out[1] == f"{int(s.sum())} {float(node.v.sum())!r} (20, 4)"

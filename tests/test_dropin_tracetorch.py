@@ -137,3 +137,40 @@ def test_deepcopy_pickle_and_dtype_before_and_after_forward():
     f32 = copy.deepcopy(net).to(torch.float32)
     f32.zero_states()
     assert f32(x[2].float()).dtype == torch.float32 and f32.lits.raw_pos_beta.dtype == torch.float32
+
+
+def without(module: str, code: str) -> str:
+    """Run ``code`` in a fresh interpreter where ``import <module>`` fails; its stdout."""
+    import os
+    import subprocess
+    import sys
+    src = f"import sys; sys.modules[{module!r}] = None\n" + code
+    res = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+CODE = """
+import copy, pickle, torch
+from ctsnn.compat import tracetorch as ct
+layer = ct.SRLITS(3, rec_weight=0.5).double()
+print(sorted(layer._state_names), layer.mem, type(layer).__mro__[3].__module__)
+x = torch.linspace(-2, 3, 8 * 3, dtype=torch.float64).reshape(8, 3)
+out = sum(layer(x[t]) for t in range(8))
+layer.detach_states()
+copy.deepcopy(layer), pickle.dumps(layer)
+print(repr(float(out.detach().sum())), repr(float(layer.mem.sum())), layer.mem.grad_fn)
+layer.zero_states()
+print(layer.mem, layer.prev_output)
+"""
+
+
+def test_without_tracetorch_the_layers_run_the_same():
+    out = without("tracetorch", CODE).splitlines()
+    assert out[0] == "['mem', 'prev_output', 'rec', 'syn'] None ctsnn.compat.tracetorch"  # the stand-in base
+    assert out[2] == "None None"
+    layer = ct.SRLITS(3, rec_weight=0.5).double()
+    x = torch.linspace(-2, 3, 8 * 3, dtype=DT).reshape(8, 3)
+    y = sum(layer(x[t]) for t in range(8))
+    assert out[1] == f"{float(y.detach().sum())!r} {float(layer.mem.detach().sum())!r} None"

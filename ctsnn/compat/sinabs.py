@@ -212,11 +212,13 @@ class ALIF(DetachedCopies, _StatefulBase):
             raise ValueError(f"reset_fn must be MembraneSubtract or MembraneReset, got {reset_fn!r}")
         self.reset_fn = reset_fn
         self.surrogate_grad_fn = SingleExponential() if surrogate_grad_fn is None else surrogate_grad_fn
-        _surrogate_from(self.surrogate_grad_fn)  # checked here; made again by build (a closure: not kept, so the layer pickles)
+        # checked here, made again by build: a closure, not kept, so that the layer pickles
+        _surrogate_from(self.surrogate_grad_fn)
         if min_v_mem is not None and not math.isfinite(float(min_v_mem)):
             raise ValueError(f"min_v_mem must be finite or None, got {min_v_mem}")
         self.min_v_mem = min_v_mem
-        self.train_alphas, self.norm_input, self.record_states = bool(train_alphas), bool(norm_input), bool(record_states)
+        self.train_alphas, self.norm_input = bool(train_alphas), bool(norm_input)
+        self.record_states = bool(record_states)
         self.has_syn = tau_syn is not None
         self.recordings: dict = {}
         if shape:

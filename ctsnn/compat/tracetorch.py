@@ -41,17 +41,19 @@ Parameters are stored as tracetorch does (raw values through an activation): dec
 ``beta = sigmoid(raw)``, threshold ``softplus(raw)``, bias ``arcsinh(raw)``, scales raw; the
 continuous model is rebuilt from them on every forward, so gradients reach the raw parameters.
 State attributes as tracetorch's (``mem``, ``syn``, ``rec``, ``prev_output``, ``pos_*``/``neg_*``;
-None before the first step); ``zero_states()`` resets them.
+None before the first step, listed in ``_state_names``); ``zero_states()`` sets them to None,
+``detach_states()`` cuts them from the graph.  With tracetorch installed the layers are its
+``core.Layer``, so ``tracetorch.Model``'s ``zero_states``/``detach_states``/``save_states``/
+``load_states`` reach them (docs/dropin.md).  The ``discretize`` layer is made once per parameter
+shape and run with the current values put in (``torch.func.functional_call``, see ``_cached``).
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import surrogate as _surrogate
 from ..discrete import discretize
 from ..models import LIT, DualLIT, Traced
 from ._copying import DetachedCopies
@@ -86,6 +88,18 @@ _TERNARY = (("pos_threshold", "threshold"), ("neg_threshold", "threshold"), ("bi
 
 def _tt_sigmoid4x(x):
     return torch.sigmoid(4.0 * x)
+
+
+class _SpikeOf:
+    """``quant_fn(spike_fn(g))`` of a layer (a small object, not a bound method: the cached
+    ``discretize`` layer holds it without holding the tracetorch layer as a module)."""
+
+    def __init__(self, owner) -> None:
+        self.__dict__["owner"] = owner
+
+    def __call__(self, g):
+        owner = self.__dict__["owner"]
+        return owner.quant_fn(owner.spike_fn(g))
 
 
 try:  # tracetorch's own base class: Model.save_states / load_states / detach_states / zero_states see the layer
@@ -173,19 +187,70 @@ class _TTLayer(DetachedCopies, _LayerBase):
 
     def value(self, name: str) -> Tensor:
         """Activated parameter ``name`` (``layer.<name>``)."""
+        probe = self.__dict__.get("_probe")
+        if probe is not None:  # while the cached layer is made: a stand-in that says where it went
+            return probe(("value", name), getattr(self, name))
         return getattr(self, name)
 
     def _tau(self, name: str) -> Tensor:
         """``tau = -1/ln(beta)`` in float64, so that ``exp(-1/tau)`` gives back ``beta`` to the
         last bit of the layer's dtype."""
-        return -1.0 / torch.log(self.value(name).double())
+        probe = self.__dict__.get("_probe")
+        if probe is not None:
+            return probe(("tau", name), -1.0 / torch.log(getattr(self, name).double()))
+        return -1.0 / torch.log(getattr(self, name).double())
 
     def _spike(self, g):
         return self.quant_fn(self.spike_fn(g))
 
     def _layer(self):
-        return discretize(self._model(), 1.0, method="exact", input="impulse", surrogate=self._spike,
+        return discretize(self._model(), 1.0, method="exact", input="impulse", surrogate=_SpikeOf(self),
                           simultaneous_events=True, cascade=self._cascade)
+
+    def _cached(self):
+        """``(layer, sources)``: ``discretize``'s layer made once per parameter shape, and for each of its
+        model's parameters (``"model.<path>"``) what it is made of (``("tau", "beta")``: ``-1/ln beta``;
+        ``("value", name)``: ``layer.<name>``).  ``forward`` runs the layer with the current values put in
+        (``torch.func.functional_call``): gradients reach the raw parameters, and the call has no model
+        construction in it (``torch.compile(fullgraph=True)`` traces it)."""
+        key = tuple((k, tuple(v.shape)) for k, v in self.named_parameters()) + \
+            tuple((k, tuple(v.shape)) for k, v in self.named_buffers())
+        cache = self.__dict__.get("_layer_cache")
+        if cache is not None and cache[0] == key:
+            return cache[1], cache[2]
+        made = {}
+
+        def probe(source, t):  # a leaf of its own, so the model keeps it as it is (identity)
+            leaf = t.detach().clone().requires_grad_()
+            made[id(leaf)] = (source, leaf)
+            return leaf
+
+        self.__dict__["_probe"] = probe
+        try:
+            with torch.enable_grad():
+                shown = self._model().params()
+        finally:
+            del self.__dict__["_probe"]
+        sources = {}
+        for path, t in shown.items():
+            if id(t) in made:
+                sources["model." + path] = made[id(t)][0]
+            elif t.requires_grad:  # made from the layer's values, but not one of them as it is
+                raise RuntimeError(f"{type(self).__name__}: model parameter {path} cannot be traced to the layer")
+            # else a constant of the model (e.g. LIT's r = 1): kept as the cached model has it
+        with torch.no_grad():
+            layer = self._layer()
+        self.__dict__["_layer_cache"] = (key, layer, sources)
+        return layer, sources
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_layer_cache", None)  # made again (its spike function refers back to this layer)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._cached()
 
     # ------------------------------------------------------------ states (tracetorch's Layer API)
     def _initialize_state(self, name: str) -> None:
@@ -208,7 +273,7 @@ class _TTLayer(DetachedCopies, _LayerBase):
         xw = x.movedim(self.dim, -1)
         if xw.shape[-1] != self.num_neurons:
             raise ValueError(f"x: axis dim={self.dim} has {xw.shape[-1]} entries, num_neurons={self.num_neurons}")
-        layer = self._layer()
+        layer, sources = self._cached()
         by_state = {v: k for k, v in self._states.items()}
         order = [by_state[nm] for nm in layer.model.state_names]  # tracetorch names in the model's order
         cols = []
@@ -225,7 +290,8 @@ class _TTLayer(DetachedCopies, _LayerBase):
         prev = None
         if self._recurrent and self.prev_output is not None:
             prev = self.prev_output.movedim(self.dim, -1)
-        out, y = layer(xw, torch.stack(cols, -1), prev)
+        values = {path: self._tau(n) if kind == "tau" else self.value(n) for path, (kind, n) in sources.items()}
+        out, y = torch.func.functional_call(layer, values, (xw, torch.stack(cols, -1), prev))
         for j, name in enumerate(order):
             setattr(self, name, y[..., j].movedim(-1, self.dim))
         out = out.movedim(-1, self.dim)
@@ -238,6 +304,7 @@ class _TTLayer(DetachedCopies, _LayerBase):
         ``kw[name]``, its ``kw[name + "_rank"]`` and ``kw["learn_" + name]``, in the given order."""
         for name, kind in specs:
             self._reg(name, kw[name], kw[name + "_rank"], kw["learn_" + name], kind)
+        self._cached()  # made now: torch.compile then finds it ready
 
 
 class LITS(_TTLayer):
