@@ -174,3 +174,18 @@ def test_without_tracetorch_the_layers_run_the_same():
     x = torch.linspace(-2, 3, 8 * 3, dtype=DT).reshape(8, 3)
     y = sum(layer(x[t]) for t in range(8))
     assert out[1] == f"{float(y.detach().sum())!r} {float(layer.mem.detach().sum())!r} None"
+
+
+def test_tracetorch_ttcompile_and_ttdecompile():
+    """tracetorch's inference compilation (activated values baked into buffers) and back: same keys
+    as tracetorch's, same outputs, the raw parameters restored."""
+    ref, ours = (m.lits for m in pair("SRLITS"))
+    x = torch.randn(6, B, N, dtype=DT)
+    for step in ("TTcompile", "TTdecompile"):
+        getattr(ref, step)(), getattr(ours, step)()
+        ref.zero_states(), ours.zero_states()
+        assert sorted(ref.state_dict()) == sorted(ours.state_dict()), step
+        assert [n for n, _ in ref.named_parameters()] == [n for n, _ in ours.named_parameters()], step
+        for t in range(6):
+            assert (ref(x[t]) - ours(x[t])).abs().max() <= 1e-12, step
+    assert "raw_beta" in dict(ours.named_parameters())
