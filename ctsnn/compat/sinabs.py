@@ -47,6 +47,18 @@ from torch import Tensor, nn
 from .. import surrogate as _surrogate
 from ..discrete import discretize
 from ..models import ALIF as _ALIFModel
+from ._copying import DetachedCopies
+
+try:  # sinabs' own base class, so that its helpers (utils.reset_states, Network) see the layer
+    from sinabs.layers import StatefulLayer as _StatefulBase
+except ImportError:  # sinabs not installed: the dialect runs on its own
+    class _StatefulBase(nn.Module):
+        """Stand-in for sinabs' ``StatefulLayer``: the states as empty buffers."""
+
+        def __init__(self, state_names) -> None:
+            super().__init__()
+            for name in state_names:
+                self.register_buffer(name, torch.zeros(0))
 
 __all__ = ["ALIF", "SingleSpike", "MultiSpike", "MembraneSubtract", "MembraneReset",
            "SingleExponential", "PeriodicExponential", "Heaviside", "Gaussian"]
@@ -135,25 +147,31 @@ def _per_neuron(name: str, t: Tensor, trail: tuple[int, ...]) -> Tensor:
                          f"{trail} (input [batch, time, *neurons])") from None
 
 
-class ALIF(nn.Module):
+class ALIF(DetachedCopies, _StatefulBase):
     """sinabs-compatible ``ALIF(tau_mem, tau_adapt, tau_syn=None, adapt_scale=1.8,
     spike_threshold=1.0, spike_fn=SingleSpike, reset_fn=MembraneSubtract(),
     surrogate_grad_fn=SingleExponential(), min_v_mem=None, shape=None, train_alphas=False,
     norm_input=True, record_states=False)``; input ``[batch, time, ...]``, output spikes of the
     same shape.  Equations and the continuous model: see the module docstring.
 
-    States after ``forward`` (sinabs' units): ``v_mem``, ``i_syn`` (with ``tau_syn``), ``b``,
-    ``spike_threshold = b0 + adapt_scale b``; ``recordings`` holds them per step
-    (``[batch, time, ...]``) when ``record_states``.  Taus (steps) are trainable parameters
-    (``alpha_*`` with ``train_alphas``).  ``adapt_scale`` must be nonzero (``b`` is recovered
-    from ctsnn's threshold state by dividing by it).
+    A sinabs ``StatefulLayer`` when sinabs is installed (``sinabs.utils.reset_states``,
+    ``sinabs.Network.reset_states``/``zero_grad`` see it).  As in sinabs: parameters ``tau_mem``,
+    ``tau_adapt`` (``tau_syn``) in steps, or ``alpha_*`` with ``train_alphas``; the states are
+    buffers ``v_mem`` (``i_syn``), ``b``, ``spike_threshold = b0 + adapt_scale b``, empty until the
+    first forward pass (or ``shape``), so ``state_dict`` keys and shapes are sinabs'; ``reset_states()``
+    zeroes them in place (``randomize=True``: uniform in ``value_ranges``, default [0, 1]);
+    ``zero_grad()`` detaches them.  ``recordings`` holds them per step (``[batch, time, ...]``)
+    when ``record_states``.  Unlike sinabs 3.1.3, ``i_syn`` is carried from one forward call to the
+    next (sinabs starts every call from the ``i_syn`` buffer's old value).  ``adapt_scale`` must be
+    nonzero (``b`` is recovered from ctsnn's threshold state by dividing by it).
     """
 
     def __init__(self, tau_mem, tau_adapt, tau_syn=None, adapt_scale=1.8, spike_threshold=1.0,
                  spike_fn=SingleSpike, reset_fn=None, surrogate_grad_fn=None, min_v_mem=None,
                  shape=None, train_alphas: bool = False, norm_input: bool = True,
                  record_states: bool = False) -> None:
-        super().__init__()
+        super().__init__(["v_mem", "i_syn", "b", "spike_threshold"] if tau_syn is not None
+                         else ["v_mem", "b", "spike_threshold"])
         taus = {"tau_mem": tau_mem, "tau_adapt": tau_adapt}
         if tau_syn is not None:
             taus["tau_syn"] = tau_syn
@@ -178,6 +196,7 @@ class ALIF(nn.Module):
         name = getattr(spike_fn, "__name__", type(spike_fn).__name__)
         if name not in ("SingleSpike", "MultiSpike"):
             raise ValueError(f"spike_fn must be SingleSpike or MultiSpike (the class), got {spike_fn!r}")
+        self.spike_fn = spike_fn
         self.multi_spike = name == "MultiSpike"
         reset_fn = MembraneSubtract() if reset_fn is None else reset_fn
         rname = type(reset_fn).__name__
@@ -193,16 +212,17 @@ class ALIF(nn.Module):
             raise ValueError(f"reset_fn must be MembraneSubtract or MembraneReset, got {reset_fn!r}")
         self.reset_fn = reset_fn
         self.surrogate_grad_fn = SingleExponential() if surrogate_grad_fn is None else surrogate_grad_fn
-        self._spike = _surrogate_from(self.surrogate_grad_fn)
+        # checked here, made again by build: a closure, not kept, so that the layer pickles
+        _surrogate_from(self.surrogate_grad_fn)
         if min_v_mem is not None and not math.isfinite(float(min_v_mem)):
             raise ValueError(f"min_v_mem must be finite or None, got {min_v_mem}")
         self.min_v_mem = min_v_mem
-        self.train_alphas, self.norm_input, self.record_states = bool(train_alphas), bool(norm_input), bool(record_states)
+        self.train_alphas, self.norm_input = bool(train_alphas), bool(norm_input)
+        self.record_states = bool(record_states)
         self.has_syn = tau_syn is not None
         self.recordings: dict = {}
-        self.reset_states()
-        if shape is not None:
-            self._init_state(tuple(shape), torch.get_default_dtype(), None)
+        if shape:
+            self.init_state_with_shape(tuple(shape))
 
     # ------------------------------------------------------------ parameters
     def _alphas(self):
@@ -245,38 +265,93 @@ class ALIF(nn.Module):
             model = _ALIFModel(tau_mem=P("tau_mem", tau_m), tau_adapt=P("tau_adapt", tau_a),
                                adapt_jump=P("adapt_scale", aj), v_th=P("spike_threshold", self.b0), **kw)
             inp = "zoh" if self.norm_input else "impulse"
-        layer = discretize(model, 1.0, method="exact", input=inp, surrogate=self._spike,
+        layer = discretize(model, 1.0, method="exact", input=inp, surrogate=_surrogate_from(self.surrogate_grad_fn),
                            multi_spike=self.multi_spike, threshold_grad=False,
                            detach_reset=("v",) if rname == "MembraneReset" else False,
                            state_min=None if self.min_v_mem is None else {"v": float(self.min_v_mem)})
         return layer, P("tau_adapt", a_a), P("adapt_scale", c), P("spike_threshold", self.b0)
 
-    # ------------------------------------------------------------ states
-    def reset_states(self) -> None:
-        self.v_mem = self.b = self.spike_threshold = None
-        self.i_syn = None
+    # ------------------------------------------------------------ states (sinabs' StatefulLayer API)
+    def is_state_initialised(self) -> bool:
+        """True once the state buffers have a shape (after a forward pass, or ``shape=``)."""
+        return all(b.shape != torch.Size([0]) for b in self.buffers())
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """As sinabs: also cut the carried states from the previous graph."""
-        super().zero_grad(set_to_none)
-        for k in ("v_mem", "i_syn", "b", "spike_threshold"):
-            t = getattr(self, k)
-            if t is not None:
-                setattr(self, k, t.detach())
+    def state_has_shape(self, shape) -> bool:
+        return all(b.shape == torch.Size(shape) for b in self.buffers())
 
-    def _init_state(self, shape, dtype, device) -> None:
-        z = torch.zeros(shape, dtype=dtype, device=device)
-        self.v_mem, self.b = z.clone(), z.clone()
-        self.i_syn = z.clone() if self.has_syn else None
-        self.spike_threshold = (self.b0.to(dtype=dtype, device=z.device) + 0 * z).detach()
+    def init_state_with_shape(self, shape, randomize: bool = False) -> None:
+        """State buffers of ``shape`` ``[batch, *neurons]`` (the default dtype, as sinabs), zero or
+        random (``reset_states``)."""
+        for name, buf in list(self.named_buffers()):
+            self.register_buffer(name, torch.zeros(tuple(shape), device=buf.device))
+        self.reset_states(randomize=randomize)
+
+    def reset_states(self, randomize: bool = False, value_ranges: dict | None = None) -> None:
+        """Zero the states in place and cut them from the graph (sinabs' ``reset_states``);
+        ``randomize``: uniform in ``value_ranges[name] = (lo, hi)``, [0, 1] for names not given."""
+        if not self.is_state_initialised():
+            return
+        for name, buf in self.named_buffers():
+            if randomize:
+                lo, hi = (value_ranges or {}).get(name, (0.0, 1.0))
+                with torch.no_grad():
+                    buf.uniform_().mul_(hi - lo).add_(lo)
+            else:
+                with torch.no_grad():
+                    buf.zero_()
+            buf.detach_()
+
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """As sinabs: the parameters' gradients, and the states cut from the previous graph."""
+        nn.Module.zero_grad(self, set_to_none)
+        if self.is_state_initialised():
+            for buf in self.buffers():
+                if buf.grad_fn is not None:
+                    buf.detach_()
+                else:
+                    buf.requires_grad_(False)
+
+    @property
+    def _param_dict(self) -> dict:
+        """Constructor arguments that rebuild this layer (sinabs' ``arg_dict``)."""
+        if self.train_alphas:
+            taus = {k: None if a is None else -1 / torch.log(a.detach())
+                    for k, a in (("tau_mem", self.alpha_mem), ("tau_adapt", self.alpha_adapt),
+                                 ("tau_syn", self.alpha_syn))}
+        else:
+            taus = dict(tau_mem=self.tau_mem, tau_adapt=self.tau_adapt, tau_syn=self.tau_syn)
+        return dict(taus, adapt_scale=self.adapt_scale, spike_threshold=self.b0, spike_fn=self.spike_fn,
+                    reset_fn=self.reset_fn, surrogate_grad_fn=self.surrogate_grad_fn,
+                    train_alphas=self.train_alphas, shape=self.shape, min_v_mem=self.min_v_mem,
+                    norm_input=self.norm_input, record_states=self.record_states)
+
+    @property
+    def arg_dict(self) -> dict:
+        return self._param_dict
+
+    @property
+    def does_spike(self) -> bool:
+        return self.spike_fn is not None
+
+    @property
+    def alpha_mem_calculated(self) -> Tensor:
+        return self._alphas()[0]
+
+    @property
+    def alpha_adapt_calculated(self) -> Tensor:
+        return self._alphas()[1]
+
+    @property
+    def alpha_syn_calculated(self):
+        return self._alphas()[2]
 
     def forward(self, input_data: Tensor) -> Tensor:
         if input_data.dim() < 3:
             raise ValueError(f"input_data must be [batch, time, ...neurons], got shape {tuple(input_data.shape)}")
         Bt, T, *trail = input_data.shape
         trail = tuple(trail)
-        if self.v_mem is None or tuple(self.v_mem.shape) != (Bt,) + trail:
-            self._init_state((Bt,) + trail, input_data.dtype, input_data.device)
+        if not self.is_state_initialised() or not self.state_has_shape((Bt,) + trail):
+            self.init_state_with_shape((Bt,) + trail)
         layer, rho, c, b0 = self.build(trail)
         N = math.prod(trail)
         dt_, dev = input_data.dtype, input_data.device
@@ -291,21 +366,19 @@ class ALIF(nn.Module):
         out, y = res[0], res[1]
         ib = 2 if self.has_syn else 1
 
-        def unpack(yy, lead):  # yy [..., N, S] -> sinabs states [lead..., *trail]
-            d = {"v_mem": yy[..., 0].reshape(lead + trail)}
+        def unpack(yy, lead):  # yy [..., N, S] -> sinabs states [lead..., *trail] (own storage, no views)
+            d = {"v_mem": yy[..., 0].reshape(lead + trail).clone()}
             if self.has_syn:
-                d["i_syn"] = yy[..., 1].reshape(lead + trail)
+                d["i_syn"] = yy[..., 1].reshape(lead + trail).clone()
             bc = rho * yy[..., ib]
-            d["b"] = (bc / c).reshape(lead + trail)
-            d["spike_threshold"] = (b0 + bc).reshape(lead + trail)
+            d["b"] = (bc / c).reshape(lead + trail).clone()
+            d["spike_threshold"] = (b0 + bc).reshape(lead + trail).clone()
             return d
 
-        st = unpack(y, (Bt,))
-        self.v_mem, self.b, self.spike_threshold = st["v_mem"], st["b"], st["spike_threshold"]
-        self.i_syn = st.get("i_syn")
+        for k, v in unpack(y, (Bt,)).items():
+            setattr(self, k, v)
         if self.record_states:
-            rec = unpack(res[2].transpose(0, 1), (Bt, T))
-            self.recordings = rec
+            self.recordings = unpack(res[2].transpose(0, 1), (Bt, T))
         else:
             self.recordings = {}
         spikes = out.transpose(0, 1).reshape(input_data.shape)
@@ -314,4 +387,4 @@ class ALIF(nn.Module):
 
     @property
     def shape(self):
-        return None if self.v_mem is None else self.v_mem.shape
+        return self.v_mem.shape if self.is_state_initialised() else None

@@ -41,27 +41,43 @@ Parameters are stored as tracetorch does (raw values through an activation): dec
 ``beta = sigmoid(raw)``, threshold ``softplus(raw)``, bias ``arcsinh(raw)``, scales raw; the
 continuous model is rebuilt from them on every forward, so gradients reach the raw parameters.
 State attributes as tracetorch's (``mem``, ``syn``, ``rec``, ``prev_output``, ``pos_*``/``neg_*``;
-None before the first step); ``zero_states()`` resets them.
+None before the first step, listed in ``_state_names``); ``zero_states()`` sets them to None,
+``detach_states()`` cuts them from the graph.  With tracetorch installed the layers are its
+``core.Layer``, so ``tracetorch.Model``'s ``zero_states``/``detach_states``/``save_states``/
+``load_states`` reach them (docs/dropin.md).  The ``discretize`` layer is made once per parameter
+shape and run with the current values put in (``torch.func.functional_call``, see ``_cached``).
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import surrogate as _surrogate
 from ..discrete import discretize
 from ..models import LIT, DualLIT, Traced
+from ._copying import DetachedCopies
 
 __all__ = ["LITS", "DLITS", "SLITS", "RLITS", "SRLITS", "DSLITS", "DRLITS", "DSRLITS"]
 
+def _logit(v):
+    return torch.log(v) - torch.log1p(-v)
+
+
+def _softplus_inverse(v):
+    return v + torch.log(-torch.expm1(-v))
+
+
+def _identity(v):
+    return v
+
+
+#: kind -> (inverse: value -> raw, activation: raw -> value), as tracetorch stores its parameters
 _ACT = {
-    "decay": (lambda v: torch.log(v) - torch.log1p(-v), torch.sigmoid),
-    "threshold": (lambda v: v + torch.log(-torch.expm1(-v)), F.softplus),
+    "decay": (_logit, torch.sigmoid),
+    "threshold": (_softplus_inverse, F.softplus),
     "bias": (torch.sinh, torch.arcsinh),
-    "plain": (lambda v: v, lambda v: v),
+    "plain": (_identity, _identity),
 }
 
 
@@ -74,14 +90,37 @@ def _tt_sigmoid4x(x):
     return torch.sigmoid(4.0 * x)
 
 
-class _TTLayer(nn.Module):
-    #: tracetorch state attribute -> state of the ctsnn model
+class _SpikeOf:
+    """``quant_fn(spike_fn(g))`` of a layer (a small object, not a bound method: the cached
+    ``discretize`` layer holds it without holding the tracetorch layer as a module)."""
+
+    def __init__(self, owner) -> None:
+        self.__dict__["owner"] = owner
+
+    def __call__(self, g):
+        owner = self.__dict__["owner"]
+        return owner.quant_fn(owner.spike_fn(g))
+
+
+try:  # tracetorch's own base class: Model.save_states / load_states / detach_states / zero_states see the layer
+    from tracetorch.core import Layer as _LayerBase
+except ImportError:  # tracetorch not installed: the dialect runs on its own
+    class _LayerBase(nn.Module):
+        """Stand-in for tracetorch's ``core.Layer``: ``num_neurons``, ``dim`` and the state names."""
+
+        def __init__(self, num_neurons: int, dim: int = -1) -> None:
+            super().__init__()
+            self._state_names = set()
+            self.num_neurons, self.dim = num_neurons, dim
+
+
+class _TTLayer(DetachedCopies, _LayerBase):
+    #: tracetorch state attribute -> state of the ctsnn model, in the model's order
     _states: dict[str, str] = {}
     _cascade = False      # traces in front of the membrane (discretize(cascade=True))
     _recurrent = False    # feeds its previous output back (prev_output)
 
     def __init__(self, num_neurons: int, dim: int, spike_fn, quant_fn) -> None:
-        super().__init__()
         if not isinstance(num_neurons, int) or num_neurons < 1:
             raise ValueError(f"num_neurons must be a positive int, got {num_neurons!r}")
         if not isinstance(dim, int):
@@ -90,96 +129,189 @@ class _TTLayer(nn.Module):
             raise ValueError("spike_fn must be callable")
         if not callable(quant_fn):
             raise ValueError("quant_fn must be callable")
-        self.num_neurons, self.dim = num_neurons, dim
+        super().__init__(num_neurons, dim)
         self.spike_fn, self.quant_fn = spike_fn, quant_fn
         self._kinds: dict[str, str] = {}
-        self.state: Tensor | None = None
-        self._prev: Tensor | None = None
+        # what tracetorch's Layer keeps of its registered parameters (its __getattr__, TTcompile read them)
+        self._dynamic_params: dict = {}
+        self._inverse_functions: dict = {}
+        for name in self._states:
+            self._initialize_state(name)
+        if self._recurrent:
+            self._initialize_state("prev_output")
 
+    # ------------------------------------------------------------ parameters
     def _reg(self, name, value, rank, learn, kind):
+        """``raw_<name>`` as tracetorch registers it: a tensor keeps its dtype and its shape (0-d, or
+        ``[num_neurons]``), a number becomes ``[]`` (rank 0) or ``[num_neurons]`` (rank 1)."""
         if rank not in (0, 1):
             raise ValueError(f"{name}_rank must be 0 or 1, got {rank!r}")
-        v = torch.as_tensor(value, dtype=torch.get_default_dtype()).detach().clone()
+        if isinstance(value, Tensor):
+            v = value.detach().clone()
+            if not v.is_floating_point():
+                v = v.to(torch.get_default_dtype())
+            if v.dim() > 1 or (v.dim() == 1 and v.numel() != self.num_neurons):
+                raise ValueError(f"{name}: a tensor must be 0-d or have num_neurons = {self.num_neurons} "
+                                 f"entries, got shape {tuple(v.shape)}")
+        else:
+            try:
+                v = torch.full(() if rank == 0 else (self.num_neurons,), float(value),
+                               dtype=torch.get_default_dtype())
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be a number or a tensor, got {value!r}") from None
         if not torch.isfinite(v).all():
             raise ValueError(f"{name} must be finite, got {value}")
         if kind == "decay" and ((v <= 0) | (v >= 1)).any():
             raise ValueError(f"{name} must be in (0, 1), got {value}")
         if kind == "threshold" and (v <= 0).any():
             raise ValueError(f"{name} must be > 0, got {value}")
-        shape = () if rank == 0 else (self.num_neurons,)
-        if v.numel() not in (1, max(1, math.prod(shape))):
-            raise ValueError(f"{name}: {v.numel()} values for rank {rank} with {self.num_neurons} neurons")
-        raw = _ACT[kind][0](v.reshape(-1).expand(shape if shape else (1,)).reshape(shape).clone())
+        inverse, activation = _ACT[kind]
+        raw = inverse(v)
         self._kinds[name] = kind
+        self._dynamic_params[name] = activation
+        self._inverse_functions[name] = inverse
         if learn:
             self.register_parameter("raw_" + name, nn.Parameter(raw))
         else:
             self.register_buffer("raw_" + name, raw)
 
+    def __getattr__(self, name):
+        """tracetorch's ``layer.<name>``: the activated parameter (e.g. ``beta`` in (0, 1))."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            kinds = self.__dict__.get("_kinds", {})
+            if name in kinds:
+                return _ACT[kinds[name]][1](super().__getattr__("raw_" + name))
+            raise
+
     def value(self, name: str) -> Tensor:
-        """Activated parameter (e.g. ``beta`` in (0, 1)), as tracetorch's ``layer.<name>``."""
-        return _ACT[self._kinds[name]][1](getattr(self, "raw_" + name))
+        """Activated parameter ``name`` (``layer.<name>``)."""
+        probe = self.__dict__.get("_probe")
+        if probe is not None:  # while the cached layer is made: a stand-in that says where it went
+            return probe(("value", name), getattr(self, name))
+        return getattr(self, name)
 
     def _tau(self, name: str) -> Tensor:
         """``tau = -1/ln(beta)`` in float64, so that ``exp(-1/tau)`` gives back ``beta`` to the
         last bit of the layer's dtype."""
-        return -1.0 / torch.log(self.value(name).double())
+        probe = self.__dict__.get("_probe")
+        if probe is not None:
+            return probe(("tau", name), -1.0 / torch.log(getattr(self, name).double()))
+        return -1.0 / torch.log(getattr(self, name).double())
 
     def _spike(self, g):
         return self.quant_fn(self.spike_fn(g))
 
     def _layer(self):
-        return discretize(self._model(), 1.0, method="exact", input="impulse", surrogate=self._spike,
+        return discretize(self._model(), 1.0, method="exact", input="impulse", surrogate=_SpikeOf(self),
                           simultaneous_events=True, cascade=self._cascade)
 
-    def zero_states(self):
-        self.state = None
-        self._prev = None
+    def _cached(self):
+        """``(layer, sources)``: ``discretize``'s layer made once per parameter shape, and for each of its
+        model's parameters (``"model.<path>"``) what it is made of (``("tau", "beta")``: ``-1/ln beta``;
+        ``("value", name)``: ``layer.<name>``).  ``forward`` runs the layer with the current values put in
+        (``torch.func.functional_call``): gradients reach the raw parameters, and the call has no model
+        construction in it (``torch.compile(fullgraph=True)`` traces it)."""
+        key = tuple((k, tuple(v.shape)) for k, v in self.named_parameters()) + \
+            tuple((k, tuple(v.shape)) for k, v in self.named_buffers())
+        cache = self.__dict__.get("_layer_cache")
+        if cache is not None and cache[0] == key:
+            return cache[1], cache[2]
+        made = {}
+
+        def probe(source, t):  # a leaf of its own, so the model keeps it as it is (identity)
+            leaf = t.detach().clone().requires_grad_()
+            made[id(leaf)] = (source, leaf)
+            return leaf
+
+        self.__dict__["_probe"] = probe
+        try:
+            with torch.enable_grad():
+                shown = self._model().params()
+        finally:
+            del self.__dict__["_probe"]
+        sources = {}
+        for path, t in shown.items():
+            if id(t) in made:
+                sources["model." + path] = made[id(t)][0]
+            elif t.requires_grad:  # made from the layer's values, but not one of them as it is
+                raise RuntimeError(f"{type(self).__name__}: model parameter {path} cannot be traced to the layer")
+            # else a constant of the model (e.g. LIT's r = 1): kept as the cached model has it
+        with torch.no_grad():
+            layer = self._layer()
+        self.__dict__["_layer_cache"] = (key, layer, sources)
+        return layer, sources
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_layer_cache", None)  # made again (its spike function refers back to this layer)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._cached()
+
+    # ------------------------------------------------------------ states (tracetorch's Layer API)
+    def _initialize_state(self, name: str) -> None:
+        self._state_names.add(name)
+        setattr(self, name, None)
+
+    def zero_states(self) -> None:
+        """All states to None (re-initialised as zeros by the next forward pass)."""
+        for name in self._state_names:
+            setattr(self, name, None)
+
+    def detach_states(self) -> None:
+        """Cut the states from the graph (truncated backpropagation through time)."""
+        for name in self._state_names:
+            t = getattr(self, name)
+            if t is not None:
+                setattr(self, name, t.detach())
 
     def forward(self, x: Tensor) -> Tensor:
         xw = x.movedim(self.dim, -1)
         if xw.shape[-1] != self.num_neurons:
             raise ValueError(f"x: axis dim={self.dim} has {xw.shape[-1]} entries, num_neurons={self.num_neurons}")
-        state = self.state
-        if state is not None and state.shape[:-1] != xw.shape:
-            state = None
-        prev = self._prev if state is not None else None
-        out, self.state = self._layer()(xw, state, prev)
+        layer, sources = self._cached()
+        by_state = {v: k for k, v in self._states.items()}
+        order = [by_state[nm] for nm in layer.model.state_names]  # tracetorch names in the model's order
+        cols = []
+        for name in order:
+            t = getattr(self, name)
+            if t is None:
+                t = torch.zeros_like(xw)
+            else:
+                t = t.movedim(self.dim, -1)
+                if t.shape != xw.shape:
+                    raise ValueError(f"state {name!r} has shape {tuple(t.movedim(-1, self.dim).shape)}, the "
+                                     f"input {tuple(x.shape)}; call zero_states() when the batch shape changes")
+            cols.append(t)
+        prev = None
+        if self._recurrent and self.prev_output is not None:
+            prev = self.prev_output.movedim(self.dim, -1)
+        values = {path: self._tau(n) if kind == "tau" else self.value(n) for path, (kind, n) in sources.items()}
+        out, y = torch.func.functional_call(layer, values, (xw, torch.stack(cols, -1), prev))
+        for j, name in enumerate(order):
+            setattr(self, name, y[..., j].movedim(-1, self.dim))
+        out = out.movedim(-1, self.dim)
         if self._recurrent:
-            self._prev = out
-        return out.movedim(-1, self.dim)
-
-    def _get(self, i):
-        return None if self.state is None else self.state[..., i].movedim(-1, self.dim)
-
-    def __getattr__(self, name):
-        states = type(self)._states
-        if name in states:
-            if self.state is None:
-                return None
-            return self._get(self._model_state_names().index(states[name]))
-        if name == "prev_output" and type(self)._recurrent:
-            p = self.__dict__.get("_prev")
-            return None if p is None else p.movedim(-1, self.dim)
-        return super().__getattr__(name)
-
-    def _model_state_names(self):
-        names = self.__dict__.get("_names")
-        if names is None:
-            names = self.__dict__["_names"] = self._model().state_names
-        return names
+            self.prev_output = out
+        return out
 
     def _reg_named(self, kw, *specs):
         """Register each ``(name, kind)`` from the constructor's arguments ``kw``: the value
         ``kw[name]``, its ``kw[name + "_rank"]`` and ``kw["learn_" + name]``, in the given order."""
         for name, kind in specs:
             self._reg(name, kw[name], kw[name + "_rank"], kw["learn_" + name], kind)
-
+        self._cached()  # made now: torch.compile then finds it ready
 
 
 class LITS(_TTLayer):
     """tracetorch ``LITS`` as ``discretize(LIT(tau_mem=-1/ln beta, ...), 1, 'exact', 'impulse')``;
     see the module docstring for the equations.  ``mem`` is the post-reset membrane."""
+
+    _states = {"mem": "v"}
 
     def __init__(self, num_neurons: int, beta=0.9, pos_threshold=1.0, neg_threshold=1.0, bias=0.0,
                  pos_scale=1.0, neg_scale=1.0, dim: int = -1, beta_rank=1, pos_threshold_rank=1,
@@ -195,14 +327,12 @@ class LITS(_TTLayer):
         return LIT(tau_mem=self._tau("beta"), pos_th=v("pos_threshold"), neg_th=v("neg_threshold"),
                    bias=v("bias"), pos_scale=v("pos_scale"), neg_scale=v("neg_scale"), n=self.num_neurons)
 
-    @property
-    def mem(self):
-        return self._get(0)
-
 
 class DLITS(_TTLayer):
     """tracetorch ``DLITS`` as ``discretize(DualLIT(tau_pos, tau_neg, ...), 1, 'exact', 'impulse')``
     with ``tau = -1/ln(beta)``; see the module docstring."""
+
+    _states = {"pos_mem": "v_pos", "neg_mem": "v_neg"}
 
     def __init__(self, num_neurons: int, pos_beta=0.9, neg_beta=0.9, pos_threshold=1.0, neg_threshold=1.0,
                  bias=0.0, pos_scale=1.0, neg_scale=1.0, dim: int = -1, pos_beta_rank=1, neg_beta_rank=1,
@@ -218,14 +348,6 @@ class DLITS(_TTLayer):
         return DualLIT(tau_pos=self._tau("pos_beta"), tau_neg=self._tau("neg_beta"),
                        pos_th=v("pos_threshold"), neg_th=v("neg_threshold"), bias=v("bias"),
                        pos_scale=v("pos_scale"), neg_scale=v("neg_scale"), n=self.num_neurons)
-
-    @property
-    def pos_mem(self):
-        return self._get(0)
-
-    @property
-    def neg_mem(self):
-        return self._get(1)
 
 
 def _lit(layer, beta="beta"):
