@@ -361,6 +361,13 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
     """
     if not isinstance(model, NeuronModel):
         raise ValueError(f"model must be a ctsnn NeuronModel, got {type(model).__name__}")
+    if method == "exact" and not solver_options:   # the compiled engine when no gradient is needed
+        from .engine import simulate_exact
+        trace = simulate_exact(model, current, spikes, t_end=t_end, dt=dt, initial=initial, record=record,
+                               record_every=record_every, dtype=dtype, device=device,
+                               max_events_per_step=max_events_per_step)
+        if trace is not None:
+            return trace
     dt = _float("dt", dt, positive=True)
     t_end = _float("t_end", t_end, nonneg=True)
     n_steps = max(0, math.ceil(t_end / dt - 1e-9))
@@ -512,6 +519,7 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
     if progress and n_steps:
         print(f"\rsimulate: step {n_steps}/{n_steps} (100.0%)", file=sys.stderr)
     sim.stats["wall_time_s"] = _time.perf_counter() - wall
+    sim.stats["backend"] = "torch"
 
     return _make_trace(sim, model, rec_t, rec_y, record, t_end, dt, solver.name)
 
