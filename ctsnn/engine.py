@@ -300,36 +300,48 @@ def _csr(pre, post, w, delay, target, M):
 
 def simulate_exact(model: NeuronModel, current=None, spikes=None, *, t_end, dt, initial=None,
                    record=("v",), record_every=None, dtype=None, device=None,
-                   max_events_per_step: int = 1000, threads: int | None = None,
-                   **ignored: Any) -> Trace | None:
+                   max_events_per_step: int = 1000, method: str = "exact", solver_options=None,
+                   required: bool = False, threads: int | None = None) -> Trace | None:
     """``simulate(model, ..., method="exact")`` on the compiled engine, or None when the torch
-    path must run: a parameter, the current, the spikes or an initial value requires grad, the
-    model is not linear below threshold, the device is not the CPU, the feedback is not
-    deliverable with a delay >= dt, or no C++ compiler is available (``CTSNN_ENGINE=0`` turns the
-    engine off). The arguments are those of :func:`ctsnn.simulate`."""
+    path must run: another method or solver options, a parameter, the current, the spikes or an
+    initial value that requires grad, a model that is not linear below threshold, a device other
+    than the CPU, a callable current, feedback not deliverable with a delay >= dt, or no C++
+    compiler (``CTSNN_ENGINE=0`` turns the engine off). With ``required`` those cases raise
+    ValueError saying why. The other arguments are those of :func:`ctsnn.simulate`."""
     from .simulate import SimulationError, _Current, _float, _parse_spikes
 
+    def decline(why: str):
+        if required:
+            raise ValueError(f"backend='engine' cannot run this simulation: {why}; use backend='auto' "
+                             f"(falls back to torch) or backend='torch'")
+        return None
+
+    if method != "exact" or solver_options:
+        return decline(f"the engine is the exact method (got method={method!r}"
+                       f"{' with options' if solver_options else ''})")
     if os.environ.get("CTSNN_ENGINE", "1") == "0" or not engine_available():
-        return None
+        return decline("no C++ compiler (or CTSNN_KERNELS=0 / CTSNN_ENGINE=0)")
     if _requires_grad(model) or _any_grad(current, spikes, initial):
-        return None
+        return decline("a parameter or input requires grad (the engine computes no gradients)")
     if callable(current) and not isinstance(current, Tensor):
-        return None
+        return decline("the current is a callable (give a tensor [T, n])")
     if isinstance(current, Tensor) and (current.is_complex() or current.device.type != "cpu"):
-        return None
-    if device is not None and torch.device(device).type != "cpu":
-        return None
-    if unsupported_reason(model) is not None:
-        return None
+        return decline("the current is not a real CPU tensor")
+    if (device is not None and torch.device(device).type != "cpu") or \
+            any(p.device.type != "cpu" for p in model.params().values()):
+        return decline("the engine runs on the CPU")
+    why = unsupported_reason(model)
+    if why is not None:
+        return decline(why)
     dt = _float("dt", dt, positive=True)
     t_end = _float("t_end", t_end, nonneg=True)
+    if int(max_events_per_step) != max_events_per_step or max_events_per_step < 1:
+        return decline("max_events_per_step must be a positive integer")
     n_steps = max(0, math.ceil(t_end / dt - 1e-9))
     if isinstance(current, Tensor):
         dtype = dtype or (current.dtype if current.is_floating_point() else None)
     dtype = dtype or model.param_dtype()
     cpu = torch.device("cpu")
-    if any(p.device.type != "cpu" for p in model.params().values()):
-        return None
     n_model = model.n
     cur = _Current(current, n_steps, dtype, cpu)
     shapes = [(n_model,), cur.shape]
@@ -352,8 +364,8 @@ def simulate_exact(model: NeuronModel, current=None, spikes=None, *, t_end, dt, 
     M, S = Bt * n, model.n_states
     try:
         syn = _feedback_projection(model, shape, dt)
-    except LookupError:
-        return None
+    except LookupError as exc:
+        return decline(str(exc))
     md = _model_arrays(model, n, dt)
 
     f64 = torch.float64
@@ -390,8 +402,6 @@ def simulate_exact(model: NeuronModel, current=None, spikes=None, *, t_end, dt, 
         stride = round(re_ / dt)
         if stride < 1 or abs(stride * dt - re_) > 1e-9 * max(re_, dt):
             raise ValueError(f"record_every={re_!r} must be a positive multiple of dt={dt!r}")
-    if int(max_events_per_step) < 1:
-        return None
 
     wall = _time.perf_counter()
     out = run_engine(md, M=M, n=n, dt=dt, t_end=t_end, n_steps=n_steps, y=y.numpy(), u=u.numpy(),
