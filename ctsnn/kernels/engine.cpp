@@ -207,6 +207,7 @@ struct Stepper {
     int max_events;
     Result* res;
     int stop = 0;
+    const Prop* Pdt = nullptr;  // E(dt), F(dt) of the group (the same numbers as propagator(A, dt))
 
     inline void gvals(const double* y, double* g) const {
         for (int e = 0; e < NE; ++e) {
@@ -231,6 +232,10 @@ struct Stepper {
     inline void prop(const double* y0, double L, double* out_) const {
         if (L == 0.0) {
             for (int i = 0; i < NS; ++i) out_[i] = y0[i];
+            return;
+        }
+        if (L == M.dt) {
+            apply(*Pdt, y0, b, out_);
             return;
         }
         Prop P;
@@ -261,23 +266,64 @@ struct Stepper {
     }
 
     // earliest event of the element in (s, bnd]: (time, event); event -1: refractory release
-    void first_event(const double* y0, double s, double bnd, double& tev, int& eev) const {
+    // safeguarded Newton on g_e(y(x)) in [lo, hi] (g(lo) < 0 <= g(hi)), dg/dt = G_e (A y + b):
+    // Newton steps while they stay inside the bracket, else the Illinois step; stops once a step
+    // or the bracket is below xtol.  Agrees with the Illinois result of the torch path to xtol.
+    double newton(const double* y0, double s, int e, double lo, double hi, double flo, double fhi,
+                  double xtol) const {
+        int side = 0;
+        double x = hi - fhi * (hi - lo) / (fhi - flo > 0 ? fhi - flo : 1.0);
+        if (!(x > lo && x < hi)) x = 0.5 * (lo + hi);
+        for (int it = 0; it < 200; ++it) {
+            double yx[NS], g[NE], gd[NE];
+            prop(y0, x - s, yx);
+            gvals(yx, g);
+            const double fx = g[e];
+            if (fx == 0) return x;
+            if (fx > 0) {
+                if (side == 1) flo = 0.5 * flo;
+                hi = x; fhi = fx; side = 1;
+            } else {
+                if (side == -1) fhi = 0.5 * fhi;
+                lo = x; flo = fx; side = -1;
+            }
+            if (!(hi - lo > xtol)) return hi;
+            gdots(yx, gd);
+            double xn = gd[e] != 0 ? x - fx / gd[e] : lo - 1.0;
+            if (!(xn > lo && xn < hi)) {
+                const double denom = fhi - flo;
+                xn = hi - fhi * (hi - lo) / (denom > 0 ? denom : 1.0);
+                if (!(xn > lo && xn < hi)) xn = 0.5 * (lo + hi);
+            } else if (std::fabs(xn - x) <= xtol) {
+                return xn;
+            }
+            x = xn;
+        }
+        return hi;
+    }
+
+    // earliest event of the element in (s, bnd]: (time, event); event -1: refractory release.
+    // yb gets the state at bnd when it was computed (have_yb).
+    void first_event(const double* y0, double s, double bnd, double& tev, int& eev, double* yb,
+                     bool& have_yb) const {
         tev = INF;
         eev = -2;
+        have_yb = false;
         if (in_ref_at(s)) {
             const double rel = el->ref_until - t0;
             if (rel <= bnd) { tev = rel; eev = -1; }
             return;
         }
-        double yb[NS], g0[NE], gb[NE], gd0[NE], gdb[NE];
+        double g0[NE], gb[NE], gd0[NE], gdb[NE];
         prop(y0, bnd - s, yb);
+        have_yb = true;
         gvals(y0, g0);
         gvals(yb, gb);
         if (M.hidden) { gdots(y0, gd0); gdots(yb, gdb); }
         const double xtol = 4 * EPS * std::max(std::fabs(bnd), M.dt);
         for (int e = 0; e < NE; ++e) {
             double te = (el->armed[e] && g0[e] >= 0) ? s : INF;
-            double hi_end = bnd;
+            double hi_end = bnd, ghi = gb[e];
             bool up = g0[e] < 0 && gb[e] >= 0;
             if (M.hidden && g0[e] < 0 && gb[e] < 0 && gd0[e] > 0 && gdb[e] < 0) {
                 auto neg_gdot = [&](double x) {
@@ -291,21 +337,9 @@ struct Stepper {
                 prop(y0, tm - s, ym);
                 gvals(ym, gm);
                 up = gm[e] >= 0;
-                if (up) hi_end = tm;
+                if (up) { hi_end = tm; ghi = gm[e]; }
             }
-            if (up) {
-                auto gfun = [&](double x) {
-                    double yx[NS], g[NE];
-                    prop(y0, x - s, yx);
-                    gvals(yx, g);
-                    return g[e];
-                };
-                double yh[NS], gh[NE];
-                prop(y0, hi_end - s, yh);
-                gvals(yh, gh);
-                const double root = illinois(gfun, s, hi_end, g0[e], gh[e], xtol);
-                te = std::min(te, root);
-            }
+            if (up && te > s) te = std::min(te, newton(y0, s, e, s, hi_end, g0[e], ghi, xtol));
             if (te < tev) { tev = te; eev = e; }
         }
     }
@@ -360,13 +394,14 @@ struct Stepper {
         for (int i = 0; i < NS; ++i) y0[i] = y[i];
         double s = a;
         for (int it = 0; it < max_events; ++it) {
-            double tev;
+            double tev, yb[NS];
             int eev;
-            first_event(y0, s, bnd, tev, eev);
+            bool have_yb;
+            first_event(y0, s, bnd, tev, eev, yb, have_yb);
             const bool ref = in_ref_at(s);
             if (std::isinf(tev)) {
-                double yb[NS], g[NE];
-                prop(y0, bnd - s, yb);
+                double g[NE];
+                if (!have_yb) prop(y0, bnd - s, yb);
                 if (ref) yb[M.ic] = el->clamp_val;
                 gvals(yb, g);
                 for (int e = 0; e < NE; ++e) el->armed[e] = el->armed[e] || g[e] < 0;
@@ -426,6 +461,117 @@ struct Run {
     int max_events;
     Result* res;
 
+    std::vector<double> wconst, bconst;  // F(dt) (B u + c) and B u + c per element (input held)
+    i64 k_first = 0;
+
+    // no input of any kind arrives in step k of element m (up to tend)
+    inline bool fast_ok_unused(i64 m, i64 k, double tend) const {
+        if (in_pos[m] < in_ptr[m + 1] && in_t[in_pos[m]] <= tend) return false;
+        if (syn_ptr && !ring[(k % nslots) * (i64)els.size() + m].empty()) return false;
+        if (ps_ptr)
+            for (i64 q = ps_ptr[m]; q < ps_ptr[m + 1]; ++q)
+                if (ps_next[q] <= tend) return false;
+        return true;
+    }
+
+    // Whole steps k0, k0 + 1, ... (< k1) of element m without inputs in which nothing happens (no
+    // candidate event, no release): the same operations as the general path (Stepper::segment,
+    // or its refractory branch) without its bookkeeping, the state kept in registers.  Returns
+    // the first step it did not take (the general path runs that one).
+    i64 fast_run(i64 m, i64 k0, i64 k1) {
+        Elem& el = els[m];
+        const i64 g = M.ng > 1 ? (m % M.n) : 0;
+        const Prop& P = M.Pdt[g];
+        const double dt = M.dt;
+        const double* th = M.theta + g * NE;
+        const double* Ag = M.A + g * NS * NS;
+        const bool has_ref = M.tref != nullptr;
+        const bool held = !wconst.empty();
+        double next_in = in_pos[m] < in_ptr[m + 1] ? in_t[in_pos[m]] : INF;
+        if (ps_ptr)
+            for (i64 q = ps_ptr[m]; q < ps_ptr[m + 1]; ++q) next_in = std::min(next_in, ps_next[q]);
+        double y[NS], w[NS], b[NS], g0[NE];
+        bool armed[NE];
+        for (int i = 0; i < NS; ++i) y[i] = el.y[i];
+        for (int e = 0; e < NE; ++e) armed[e] = el.armed[e];
+        if (held)
+            for (int i = 0; i < NS; ++i) { w[i] = wconst[m * NS + i]; b[i] = bconst[m * NS + i]; }
+        for (int e = 0; e < NE; ++e) {
+            double sg = 0.0;
+            for (int i = 0; i < NS; ++i) sg += y[i] * M.G[e * NS + i];
+            g0[e] = sg - th[e];
+        }
+        i64 k = k0;
+        for (; k < k1; ++k) {
+            const double t0 = k * dt;
+            if (!(t_end - t0 >= dt)) break;                        // a short last step
+            if (next_in <= t0 + dt) break;                         // an input in this step
+            if (syn_ptr && !ring[(k % nslots) * (i64)els.size() + m].empty()) break;
+            if (!held) {
+                const double* um = u + (u_rows > 1 ? k : 0) * u_stride + m * M.U;
+                for (int i = 0; i < NS; ++i) {
+                    double sm = 0.0;
+                    for (int q = 0; q < M.U; ++q) sm += M.Bm[(g * NS + i) * M.U + q] * um[q];
+                    b[i] = sm + M.c[g * NS + i];
+                }
+                for (int i = 0; i < NS; ++i) {
+                    double c = 0.0;
+                    for (int j = 0; j < NS; ++j) c += P.F[i * NS + j] * b[j];
+                    w[i] = c;
+                }
+            }
+            double y1[NS], g1[NE];
+            for (int i = 0; i < NS; ++i) {
+                double sa = 0.0;
+                for (int j = 0; j < NS; ++j) sa += P.E[i * NS + j] * y[j];
+                y1[i] = sa + w[i];
+            }
+            const bool ref = has_ref && el.ref_until > t0;
+            if (ref) {
+                if (el.ref_until - t0 <= dt) break;               // released inside the step
+                y1[M.ic] = el.clamp_val;
+            }
+            for (int e = 0; e < NE; ++e) {
+                double sg = 0.0;
+                for (int i = 0; i < NS; ++i) sg += y1[i] * M.G[e * NS + i];
+                g1[e] = sg - th[e];
+            }
+            if (!ref) {
+                bool cand = false;
+                for (int e = 0; e < NE; ++e)
+                    cand = cand || (g0[e] < 0 && g1[e] >= 0) || (armed[e] && g0[e] >= 0);
+                if (cand) break;
+                if (M.hidden) {
+                    for (int e = 0; e < NE; ++e) {
+                        if (!(g0[e] < 0 && g1[e] < 0)) continue;
+                        double gd0 = 0.0, gd1 = 0.0;
+                        for (int i = 0; i < NS; ++i) {
+                            double f0 = 0.0, f1 = 0.0;
+                            for (int j = 0; j < NS; ++j) {
+                                f0 += Ag[i * NS + j] * y[j];
+                                f1 += Ag[i * NS + j] * y1[j];
+                            }
+                            gd0 += (f0 + b[i]) * M.G[e * NS + i];
+                            gd1 += (f1 + b[i]) * M.G[e * NS + i];
+                        }
+                        if (gd0 > 0 && gd1 < 0) cand = true;
+                    }
+                    if (cand) break;
+                }
+            }
+            for (int e = 0; e < NE; ++e) { armed[e] = armed[e] || g1[e] < 0; g0[e] = g1[e]; }
+            for (int i = 0; i < NS; ++i) y[i] = y1[i];
+            if (rec_out && (k + 1) % stride == 0 && rec_pos[m] >= 0) {
+                const i64 row = (k + 1) / stride - k_first / stride;
+                for (int sj = 0; sj < n_rec_s; ++sj)
+                    rec_out[(row * n_rec_e + rec_pos[m]) * n_rec_s + sj] = y[rec_s[sj]] * M.D[rec_s[sj]];
+            }
+        }
+        for (int i = 0; i < NS; ++i) el.y[i] = y[i];
+        for (int e = 0; e < NE; ++e) el.armed[e] = armed[e];
+        return k;
+    }
+
     // grid step k of element m; returns 1 when it stopped (too many events)
     int step(i64 m, i64 k, i64 row, std::vector<Spike>& spk, std::vector<InputRef>& inputs) {
         const double dt = M.dt;
@@ -433,6 +579,7 @@ struct Run {
         const double h = std::min(dt, t_end - t0);
         const i64 g = M.ng > 1 ? (m % M.n) : 0;
         const bool coupled = syn_ptr != nullptr;
+        if (coupled) step_fired[m].clear();
         Stepper st{M, M.A + g * NS * NS, M.theta + g * NE, M.kj + g * NE * NS, M.val + g * NE,
                    M.tref ? M.tref[g] : 0.0, M.tref != nullptr, {}, t0, m, &els[m], &spk,
                    coupled ? &step_fired[m] : nullptr, max_events, res};
@@ -443,6 +590,7 @@ struct Run {
             for (int q = 0; q < M.U; ++q) s += M.Bm[(g * NS + i) * M.U + q] * um[q];
             st.b[i] = s + M.c[g * NS + i];
         }
+        st.Pdt = &M.Pdt[g];
         // this step's inputs in time order (external first at equal times)
         inputs.clear();
         const double tend = t0 + h;
@@ -577,7 +725,28 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
     R.rec_pos.assign(Mn, -1);
     for (i64 q = 0; q < n_rec_e; ++q) R.rec_pos[rec_e[q]] = q;
     R.t_end = t_end;
+    R.k_first = k_start;
     R.max_events = max_events;
+    if (u_rows == 1 && ng >= 1) {
+        R.wconst.resize(Mn * NS);
+        R.bconst.resize(Mn * NS);
+        for (i64 m = 0; m < Mn; ++m) {
+            const i64 g = ng > 1 ? (m % n) : 0;
+            const double* um = u + m * U;
+            double b[NS];
+            for (int i = 0; i < NS; ++i) {
+                double s = 0.0;
+                for (int q = 0; q < U; ++q) s += Bm[(g * NS + i) * U + q] * um[q];
+                b[i] = s + c[g * NS + i];
+                R.bconst[m * NS + i] = b[i];
+            }
+            for (int i = 0; i < NS; ++i) {
+                double a = 0.0;
+                for (int j = 0; j < NS; ++j) a += M.Pdt[g].F[i * NS + j] * b[j];
+                R.wconst[m * NS + i] = a;
+            }
+        }
+    }
     R.res = res;
     auto row_of = [&](i64 k) -> i64 {  // row 0: the state at the start
         return ((k + 1) % stride == 0) ? (k + 1) / stride - k_start / stride : -1;
@@ -601,7 +770,9 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
             std::vector<InputRef> inputs;
 #pragma omp for schedule(dynamic, 16)
             for (i64 m = 0; m < Mn; ++m) {
-                for (i64 k = k_start; k < k_start + n_steps && !stop; ++k)
+                for (i64 k = k_start; k < k_start + n_steps && !stop; ++k) {
+                    k = R.fast_run(m, k, k_start + n_steps);
+                    if (k >= k_start + n_steps) break;
                     if (R.step(m, k, row_of(k), spk[tid], inputs)) {
 #pragma omp critical
                         {
@@ -610,6 +781,7 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
                         }
                         break;
                     }
+                }
             }
         }
         if (stop) res->status = 1;
@@ -629,6 +801,10 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
 #pragma omp for schedule(static)
                 for (i64 m = 0; m < Mn; ++m) {
                     if (stop[tid]) continue;
+                    if (R.fast_run(m, k, k + 1) > k) {
+                        R.step_fired[m].clear();
+                        continue;
+                    }
                     if (R.step(m, k, row, spk[tid], inputs)) {
                         stop[tid] = 1;
 #pragma omp critical
