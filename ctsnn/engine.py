@@ -414,7 +414,8 @@ def simulate_exact(model: NeuronModel, current=None, spikes=None, *, t_end, dt, 
             f"in the step starting at t={out['bad_t']:.9g} s: the reset lands at or above threshold, or "
             f"the input drives it faster than it can reset. Reduce the input, set t_ref > 0, or raise "
             f"max_events_per_step.")
-    rec_t = [0.0] + [min((k + 1) * dt, t_end) for k in range(n_steps) if (k + 1) % stride == 0]
+    ks = np.arange(stride, n_steps + 1, stride, dtype=np.float64)
+    rec_t = [0.0] + np.minimum(ks * dt, t_end).tolist()            # (k + 1) dt, as the torch path
     stats = {"steps": n_steps, "fast_steps": 0, "events": int(out["times"].shape[0]),
              "wall_time_s": wall, "backend": "engine"}
     return _trace(model, md, out, shape, rec_t, record, dtype, t_end, dt, stats)

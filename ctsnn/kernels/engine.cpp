@@ -67,8 +67,12 @@ static void propagator(const double* A, double tau, Prop& P) {
         for (int i = 0; i < NS; ++i) s += std::fabs(A[i * NS + j] * tau);
         norm = std::max(norm, s);
     }
-    int q = norm > 0.5 ? (int)std::ceil(std::log2(norm / 0.5)) : 0;
-    if (q < 0) q = 0;
+    int q = 0;  // the smallest q with norm / 2^q <= 1/2
+    if (norm > 0.5) {
+        int ex;
+        const double mant = std::frexp(norm / 0.5, &ex);  // norm / 0.5 = mant 2^ex, mant in [1/2, 1)
+        q = mant == 0.5 ? ex - 1 : ex;
+    }
     const double sc = std::ldexp(1.0, -q);
     double X[NS * NS];
     for (int i = 0; i < NS * NS; ++i) X[i] = (A[i] * tau) * sc;
@@ -79,7 +83,11 @@ static void propagator(const double* A, double tau, Prop& P) {
             R1[i * NS + j] = (i == j ? 1.0 : 0.0) + X[i * NS + j] / 18.0;
             R2[i * NS + j] = (i == j ? ts : 0.0) / 18.0;
         }
+    static const double inv[18] = {0, 1.0, 1.0 / 2, 1.0 / 3, 1.0 / 4, 1.0 / 5, 1.0 / 6, 1.0 / 7, 1.0 / 8,
+                                   1.0 / 9, 1.0 / 10, 1.0 / 11, 1.0 / 12, 1.0 / 13, 1.0 / 14, 1.0 / 15,
+                                   1.0 / 16, 1.0 / 17};
     for (int k = 17; k >= 1; --k) {
+        const double ik = inv[k];
         for (int i = 0; i < NS; ++i)
             for (int j = 0; j < NS; ++j) {
                 double a = 0.0, b = 0.0;
@@ -87,8 +95,8 @@ static void propagator(const double* A, double tau, Prop& P) {
                     a += X[i * NS + l] * R1[l * NS + j];
                     b += X[i * NS + l] * R2[l * NS + j];
                 }
-                T1[i * NS + j] = (i == j ? 1.0 : 0.0) + a / k;
-                T2[i * NS + j] = (b + (i == j ? ts : 0.0)) / k;
+                T1[i * NS + j] = (i == j ? 1.0 : 0.0) + a * ik;
+                T2[i * NS + j] = (b + (i == j ? ts : 0.0)) * ik;
             }
         std::memcpy(R1, T1, sizeof R1);
         std::memcpy(R2, T2, sizeof R2);
