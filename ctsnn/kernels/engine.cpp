@@ -311,7 +311,11 @@ struct Stepper {
                 xn = hi - fhi * (hi - lo) / (denom > 0 ? denom : 1.0);
                 if (!(xn > lo && xn < hi)) xn = 0.5 * (lo + hi);
             } else if (std::fabs(xn - x) <= xtol) {
-                return xn;
+                // converged: the answer is the bracket's upper end (g >= 0 there, as in the
+                // Illinois method of the torch path, so that the jump is taken at or past the
+                // crossing): x itself when g(x) >= 0, else a point just above the root
+                if (fx >= 0) return x;
+                xn = std::min(hi, std::max(xn, x) + xtol);
             }
             x = xn;
         }
