@@ -90,7 +90,8 @@ def load(defines: dict[str, object], source: str = "step.cpp") -> ctypes.CDLL | 
         flags = _FLAGS + (["-march=native"] if platform.machine() in ("x86_64", "AMD64") else [])
         dflags = [f"-D{k}={v}" for k, v in sorted(defines.items())]
         h = hashlib.sha256()
-        for part in (src.read_bytes(), " ".join(flags + dflags).encode(), cxx.encode(), _cpu_tag().encode()):
+        for part in (src.read_bytes(), _SRC.with_name("crossing.h").read_bytes(),  # the shared header
+                     " ".join(flags + dflags).encode(), cxx.encode(), _cpu_tag().encode()):
             h.update(part)
         out = cache_dir() / f"ctsnn_{src.stem}_{h.hexdigest()[:20]}.so"
         if not out.exists():

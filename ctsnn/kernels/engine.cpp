@@ -34,6 +34,8 @@
 #include <omp.h>
 #endif
 
+#include "crossing.h"
+
 #ifndef NS
 #define NS 1
 #endif
@@ -289,6 +291,14 @@ struct Stepper {
                   double xtol) const {
         int side = 0;
         double x = hi - fhi * (hi - lo) / (fhi - flo > 0 ? fhi - flo : 1.0);
+#if NS == 1
+        {   // one state: the closed-form crossing (crossing.h) as the first guess
+            const double Gv = M.G[e], A = Ag[0], d = b[0], vth = th[e] / Gv, v0 = y0[0];
+            const double xc = s + (A != 0.0 ? crossing_time_leaky(v0, vth, -d / A, A)
+                                             : crossing_time_flat(v0, vth, d));
+            if (xc > lo && xc < hi) x = xc;
+        }
+#endif
         if (!(x > lo && x < hi)) x = 0.5 * (lo + hi);
         for (int it = 0; it < 200; ++it) {
             double yx[NS], g[NE], gd[NE];
