@@ -11,9 +11,11 @@ from .models import QIF, AdEx, Izhikevich
 from .simulate import SimulationError, simulate
 from .trace import Trace
 from .discrete import DiscreteLayer, discretize
+from .network import Network, PoissonSource, Population, Projection
 
 __version__ = "0.1.0"
 
 __all__ = ["NeuronModel", "LIF", "IF", "CubaLIF", "ALIF", "LIT", "DualLIT", "Recurrent",
            "AdEx", "QIF", "Izhikevich", "simulate", "SimulationError", "Trace", "__version__",
-           "discretize", "DiscreteLayer", "Recording", "io", "fit", "FitResult"]
+           "discretize", "DiscreteLayer", "Recording", "io", "fit", "FitResult",
+           "Network", "Population", "Projection", "PoissonSource"]
