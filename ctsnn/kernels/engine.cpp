@@ -494,16 +494,6 @@ struct Run {
     std::vector<double> wconst, bconst;  // F(dt) (B u + c) and B u + c per element (input held)
     i64 k_first = 0;
 
-    // no input of any kind arrives in step k of element m (up to tend)
-    inline bool fast_ok_unused(i64 m, i64 k, double tend) const {
-        if (in_pos[m] < in_ptr[m + 1] && in_t[in_pos[m]] <= tend) return false;
-        if (syn_ptr && !ring[(k % nslots) * (i64)els.size() + m].empty()) return false;
-        if (ps_ptr)
-            for (i64 q = ps_ptr[m]; q < ps_ptr[m + 1]; ++q)
-                if (ps_next[q] <= tend) return false;
-        return true;
-    }
-
     // Whole steps k0, k0 + 1, ... (< k1) of element m without inputs in which nothing happens (no
     // candidate event, no release): the same operations as the general path (Stepper::segment,
     // or its refractory branch) without its bookkeeping, the state kept in registers.  Returns
