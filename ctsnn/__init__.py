@@ -27,11 +27,13 @@ _LAZY = {
     "discretize": "discrete", "DiscreteLayer": "discrete",
     "Recording": "io",
     "fit": "fitting", "FitResult": "fitting",
+    "Network": "network", "Population": "network", "Projection": "network", "PoissonSource": "network",
 }
 
 __all__ = ["NeuronModel", "LIF", "IF", "CubaLIF", "ALIF", "LIT", "DualLIT", "Recurrent",
            "AdEx", "QIF", "Izhikevich", "simulate", "SimulationError", "Trace", "__version__",
-           "discretize", "DiscreteLayer", "Recording", "io", "fit", "FitResult"]
+           "discretize", "DiscreteLayer", "Recording", "io", "fit", "FitResult",
+           "Network", "Population", "Projection", "PoissonSource"]
 
 if TYPE_CHECKING:  # what static tools see: the same names, imported eagerly
     from . import io
@@ -39,6 +41,7 @@ if TYPE_CHECKING:  # what static tools see: the same names, imported eagerly
     from .fitting import FitResult, fit
     from .io import Recording
     from .models import ALIF, IF, LIF, LIT, QIF, AdEx, CubaLIF, DualLIT, Izhikevich, NeuronModel, Recurrent
+    from .network import Network, PoissonSource, Population, Projection
     from .simulate import SimulationError, simulate
     from .trace import Trace
 

@@ -332,7 +332,7 @@ def _parse_spikes(spikes, model: NeuronModel, M: int, dtype, device) -> tuple[Te
 def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method: str = "exact",
              initial: dict | None = None, record=("v",), record_every=None, dtype=None, device=None,
              max_events_per_step: int = 1000, progress: bool = False, chunk: int = 256,
-             **solver_options) -> Trace:
+             backend: str = "auto", **solver_options) -> Trace:
     """Simulate ``model`` from t = 0 to ``t_end`` on a grid of step ``dt`` (seconds).
 
     Parameters
@@ -354,6 +354,10 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
     chunk : the exact method solves stretches of up to ``chunk`` event-free grid steps at once
         (tabulated or constant current, no input spike, no refractory neuron in the stretch); the
         results equal the step-by-step ones to rounding. ``0`` turns the fast path off.
+    backend : ``"auto"`` (default): ``method="exact"`` runs on the compiled event engine
+        (``ctsnn.engine``) when no gradient is needed and the model is linear below threshold,
+        else on torch; ``"engine"`` insists on the engine (ValueError saying why it cannot);
+        ``"torch"`` always uses torch. ``trace.stats["backend"]`` says which ran.
 
     Returns
     -------
@@ -361,6 +365,16 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
     """
     if not isinstance(model, NeuronModel):
         raise ValueError(f"model must be a ctsnn NeuronModel, got {type(model).__name__}")
+    if backend not in ("auto", "engine", "torch"):
+        raise ValueError(f"backend must be 'auto', 'engine' or 'torch', got {backend!r}")
+    if backend != "torch":   # the compiled engine when no gradient is needed
+        from .engine import simulate_exact
+        trace = simulate_exact(model, current, spikes, t_end=t_end, dt=dt, initial=initial, record=record,
+                               record_every=record_every, dtype=dtype, device=device,
+                               max_events_per_step=max_events_per_step, method=method,
+                               solver_options=solver_options, required=backend == "engine")
+        if trace is not None:
+            return trace
     dt = _float("dt", dt, positive=True)
     t_end = _float("t_end", t_end, nonneg=True)
     n_steps = max(0, math.ceil(t_end / dt - 1e-9))
@@ -512,6 +526,7 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
     if progress and n_steps:
         print(f"\rsimulate: step {n_steps}/{n_steps} (100.0%)", file=sys.stderr)
     sim.stats["wall_time_s"] = _time.perf_counter() - wall
+    sim.stats["backend"] = "torch"
 
     return _make_trace(sim, model, rec_t, rec_y, record, t_end, dt, solver.name)
 

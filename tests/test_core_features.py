@@ -129,8 +129,8 @@ def test_fast_path_equals_step_by_step():
     model = ctsnn.CubaLIF(tau_syn=4e-3, tau_mem=TAU, t_ref=0.0)
     cur = torch.rand(500, 5, dtype=F64) * 2.5
     spikes = ([0.0031, 0.2, 0.21, 0.4], [0, 1, 3, 4], [1.0, -0.5, 2.0, 0.3])
-    a = ctsnn.simulate(model, cur, spikes, t_end=0.5, dt=1e-3, record="all", chunk=0)
-    b = ctsnn.simulate(model, cur, spikes, t_end=0.5, dt=1e-3, record="all")
+    a = ctsnn.simulate(model, cur, spikes, t_end=0.5, dt=1e-3, record="all", chunk=0, backend="torch")
+    b = ctsnn.simulate(model, cur, spikes, t_end=0.5, dt=1e-3, record="all", backend="torch")
     assert b.stats["fast_steps"] > 0 and a.stats["fast_steps"] == 0
     assert torch.equal(a.spike_neurons, b.spike_neurons)
     assert torch.max(torch.abs(a.spike_times - b.spike_times)) < 1e-13

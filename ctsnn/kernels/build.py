@@ -71,13 +71,15 @@ def available() -> bool:
     return os.environ.get("CTSNN_KERNELS", "1") != "0" and _compiler() is not None
 
 
-def load(defines: dict[str, object]) -> ctypes.CDLL | None:
-    """The library for one configuration (``-D`` defines), compiled and cached on first use;
-    None (with one warning) if it cannot be built."""
+def load(defines: dict[str, object], source: str = "step.cpp") -> ctypes.CDLL | None:
+    """The library for one configuration (``-D`` defines) of ``source`` (a file beside this one:
+    ``step.cpp``, ``engine.cpp``), compiled and cached on first use; None (with one warning) if
+    it cannot be built."""
     if not available():
         return None
     cxx = _compiler()
-    key = tuple(sorted(defines.items())) + (("CXX", cxx),)
+    src = _SRC.with_name(source)
+    key = tuple(sorted(defines.items())) + (("CXX", cxx), ("SRC", source))
     lib = _LIBS.get(key)
     if lib is not None or key in _FAILED:
         return lib
@@ -88,15 +90,16 @@ def load(defines: dict[str, object]) -> ctypes.CDLL | None:
         flags = _FLAGS + (["-march=native"] if platform.machine() in ("x86_64", "AMD64") else [])
         dflags = [f"-D{k}={v}" for k, v in sorted(defines.items())]
         h = hashlib.sha256()
-        for part in (_SRC.read_bytes(), " ".join(flags + dflags).encode(), cxx.encode(), _cpu_tag().encode()):
+        for part in (src.read_bytes(), _SRC.with_name("crossing.h").read_bytes(),  # the shared header
+                     " ".join(flags + dflags).encode(), cxx.encode(), _cpu_tag().encode()):
             h.update(part)
-        out = cache_dir() / f"ctsnn_step_{h.hexdigest()[:20]}.so"
+        out = cache_dir() / f"ctsnn_{src.stem}_{h.hexdigest()[:20]}.so"
         if not out.exists():
             out.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
             os.close(fd)
             t0 = time.perf_counter()
-            res = subprocess.run([cxx, *flags, *dflags, str(_SRC), "-o", tmp], capture_output=True, text=True)
+            res = subprocess.run([cxx, *flags, *dflags, str(src), "-o", tmp], capture_output=True, text=True)
             if res.returncode != 0:
                 os.unlink(tmp)
                 msg = res.stderr.strip()[-2000:]

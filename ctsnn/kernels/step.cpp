@@ -28,6 +28,8 @@
 #include <cstdint>
 #include <cmath>
 
+#include "crossing.h"
+
 #ifndef SCALAR
 #define SCALAR float
 #endif
@@ -256,9 +258,9 @@ static inline T in_step(T vs, T* z, T x, const T* P, i64 n, i64 j, const T* G, c
         const bool above = vs * g0 - th >= (T)0;  // at or above threshold already: tau = ts
         if (!above) {
             if (A != (T)0) {
-                if (evs) tau = ts + std::log1p((vth - vs) / (vs - vinf)) / A;
+                if (evs) tau = ts + crossing_time_leaky(vs, vth, vinf, A);
             } else {
-                tau = ts + (vth - vs) / d;
+                tau = ts + crossing_time_flat(vs, vth, d);
             }
         }
         if (!(tau >= ts)) tau = ts;
@@ -272,7 +274,7 @@ static inline T in_step(T vs, T* z, T x, const T* P, i64 n, i64 j, const T* G, c
         const T vprev = vs;
         vs = vth + ((vth * J[0] - vth) + PV(P_K));  // the jump, applied at the crossing
         if (A != (T)0) {
-            rest = rest * (above ? (T)1 : (vprev - vinf) / (vth - vinf));
+            rest = rest * (above ? (T)1 : crossing_decay(vprev, vth, vinf));
             if (rest > (T)1) rest = (T)1;
             z[0] = vinf + (vs - vinf) * rest;
         } else {
@@ -379,13 +381,13 @@ extern "C" void ctsnn_forward(const T* x, i64 Tn, i64 sxt, i64 sxb, i64 B, i64 n
                 const T vp = vth + ((vth * J00 - vth) + rK[k]);
 #if LINA
                 const T vinf = d * rNIA[k];
-                const T ratio = (a0 - vinf) / (vth - vinf);  // e^{-A tau} of the first crossing
+                const T ratio = crossing_decay(a0, vth, vinf);  // e^{-A tau} of the first crossing
                 const T rl = rE[k] * (ga >= (T)0 ? (T)1 : ratio);
                 const T rest = rl > (T)1 ? (T)1 : rl;
                 const T zn = vinf + (vp - vinf) * rest;
                 zr[jj] = rest;
 #else
-                const T ql = (vth - a0) / d;  // A = 0: the crossing time
+                const T ql = crossing_time_flat(a0, vth, d);  // A = 0: the crossing time
                 const T q = ga >= (T)0 ? (T)0 : ql;
                 const T zn = vp + d * (rDT[k] - q);
                 zt[jj] = q;

@@ -1,0 +1,904 @@
+// Event engine for models that are linear below threshold (see ctsnn/engine.py).
+//
+// It executes what the model declares and nothing else: per parameter group the linear part
+// (A, B, c) of dy/dt = A y + B u + c, the event rows G and offsets theta (g_e = G_e . y -
+// theta_e, a spike on the upward zero crossing), the jump maps y+ = J_e y- + k_e, the output
+// value of each event, the refractory period and the index of the clamped state.  Input spikes
+// arrive as state increments (the model's ``spike_input``), projections add w * value to one
+// target state after a delay.
+//
+// Per element (one neuron of one batch row) and grid step [t0, t0 + h] the state is propagated
+// exactly (y(s) = E(s) y + F(s) b with [[E, F], [0, I]] = exp([[A, I], [0, 0]] s), a degree-18
+// Taylor series after scaling, then squaring) from input to input.  Each stretch is checked for
+// an upward crossing (end-point sign change, or for S > 1 a maximum of g above 0 inside it:
+// dg/dt > 0 at the start and < 0 at the end), which is located on the exact solution by the
+// Illinois method (the maximum first, where there is one); the state is propagated to it, the
+// jump applied and integration resumed, so several events per step are handled in order.
+// Refractory elements hold the clamped state and are released at their exact time.  The
+// decisions (armed events, immediate events, release, tolerances) follow the torch path of
+// ``simulate(method="exact")`` (ctsnn/solvers/exact.py) step for step, so both give the same
+// spike times to rounding.
+//
+// Elements are independent within a step (projection delays are >= dt), so each step runs in
+// parallel over elements; spikes then cross the projections into a ring buffer of
+// ceil(max_delay / dt) + 2 slots, one list per (slot, post element).
+//
+// Compile-time configuration: NS states (1..8), NE events (1..2).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "crossing.h"
+
+#ifndef NS
+#define NS 1
+#endif
+#ifndef NE
+#define NE 1
+#endif
+
+typedef int64_t i64;
+static const double INF = std::numeric_limits<double>::infinity();
+static const double EPS = std::numeric_limits<double>::epsilon();
+
+// --------------------------------------------------------------------------- propagator
+// (E, F) of dy/dt = A y + b over tau.  NS = 1: E = e^{a tau}, F = tau phi_1(a tau).  Otherwise
+// the augmented exponential in block form: with X = [[A tau, I tau], [0, 0]] / 2^q every power
+// keeps the form [[P, Q], [0, 0]], so Horner's scheme R = I + X R / k runs on the two S x S
+// blocks (R11 <- I + A' R11 / k, R12 <- (A' R12 + I tau') / k), and squaring
+// [[R11, R12], [0, I]]^2 = [[R11^2, R11 R12 + R12], [0, I]].
+struct Prop {
+    double E[NS * NS], F[NS * NS];
+};
+
+static void propagator(const double* A, double tau, Prop& P) {
+#if NS == 1
+    const double x = A[0] * tau;
+    P.E[0] = std::exp(x);
+    P.F[0] = x == 0.0 ? tau : tau * (std::expm1(x) / x);
+#else
+    double norm = tau;  // columns of the identity block
+    for (int j = 0; j < NS; ++j) {
+        double s = 0.0;
+        for (int i = 0; i < NS; ++i) s += std::fabs(A[i * NS + j] * tau);
+        norm = std::max(norm, s);
+    }
+    int q = 0;  // the smallest q with norm / 2^q <= 1/2
+    if (norm > 0.5) {
+        int ex;
+        const double mant = std::frexp(norm / 0.5, &ex);  // norm / 0.5 = mant 2^ex, mant in [1/2, 1)
+        q = mant == 0.5 ? ex - 1 : ex;
+    }
+    const double sc = std::ldexp(1.0, -q);
+    double X[NS * NS];
+    for (int i = 0; i < NS * NS; ++i) X[i] = (A[i] * tau) * sc;
+    const double ts = tau * sc;
+    // the degree: the smallest m (<= 18) whose truncation term theta^(m+1) / (m+1)! is below
+    // 2^-56 for the scaled norm theta <= 1/2 (m = 18 at theta = 1/2 leaves 2e-23, far below)
+    const double theta = norm * sc;
+    int deg = 1;
+    for (double term = theta; deg < 18; ++deg) {
+        term = term * theta / (deg + 1);
+        if (term <= 1.3877787807814457e-17) break;
+    }
+    double R1[NS * NS], R2[NS * NS], T1[NS * NS], T2[NS * NS];
+    for (int i = 0; i < NS; ++i)
+        for (int j = 0; j < NS; ++j) {
+            R1[i * NS + j] = (i == j ? 1.0 : 0.0) + X[i * NS + j] / deg;
+            R2[i * NS + j] = (i == j ? ts : 0.0) / deg;
+        }
+    static const double inv[18] = {0, 1.0, 1.0 / 2, 1.0 / 3, 1.0 / 4, 1.0 / 5, 1.0 / 6, 1.0 / 7, 1.0 / 8,
+                                   1.0 / 9, 1.0 / 10, 1.0 / 11, 1.0 / 12, 1.0 / 13, 1.0 / 14, 1.0 / 15,
+                                   1.0 / 16, 1.0 / 17};
+    for (int k = deg - 1; k >= 1; --k) {
+        const double ik = inv[k];
+        for (int i = 0; i < NS; ++i)
+            for (int j = 0; j < NS; ++j) {
+                double a = 0.0, b = 0.0;
+                for (int l = 0; l < NS; ++l) {
+                    a += X[i * NS + l] * R1[l * NS + j];
+                    b += X[i * NS + l] * R2[l * NS + j];
+                }
+                T1[i * NS + j] = (i == j ? 1.0 : 0.0) + a * ik;
+                T2[i * NS + j] = (b + (i == j ? ts : 0.0)) * ik;
+            }
+        std::memcpy(R1, T1, sizeof R1);
+        std::memcpy(R2, T2, sizeof R2);
+    }
+    for (int r = 0; r < q; ++r) {
+        for (int i = 0; i < NS; ++i)
+            for (int j = 0; j < NS; ++j) {
+                double a = 0.0, b = 0.0;
+                for (int l = 0; l < NS; ++l) {
+                    a += R1[i * NS + l] * R1[l * NS + j];
+                    b += R1[i * NS + l] * R2[l * NS + j];
+                }
+                T1[i * NS + j] = a;
+                T2[i * NS + j] = b + R2[i * NS + j];
+            }
+        std::memcpy(R1, T1, sizeof R1);
+        std::memcpy(R2, T2, sizeof R2);
+    }
+    std::memcpy(P.E, R1, sizeof R1);
+    std::memcpy(P.F, R2, sizeof R2);
+#endif
+}
+
+static inline void apply(const Prop& P, const double* y, const double* b, double* out) {
+    for (int i = 0; i < NS; ++i) {
+        double a = 0.0, c = 0.0;
+        for (int j = 0; j < NS; ++j) a += P.E[i * NS + j] * y[j];
+        for (int j = 0; j < NS; ++j) c += P.F[i * NS + j] * b[j];
+        out[i] = a + c;
+    }
+}
+
+// --------------------------------------------------------------------------- model data
+struct Model {
+    // per parameter group g (ng groups; element m uses group (m % n) when ng > 1, else 0)
+    const double* A;      // [ng, S, S]
+    const double* Bm;     // [ng, S, U]
+    const double* c;      // [ng, S]
+    const double* theta;  // [ng, E]
+    const double* kj;     // [ng, E, S]
+    const double* val;    // [ng, E]  output value of each event (sign * scale)
+    const double* tref;   // [ng] or null
+    const double* G;      // [E, S]
+    const double* J;      // [E, S, S]
+    const double* D;      // [S] state scaling (powers of two): stored state = y / D
+    int U, ic, hidden;
+    i64 n, ng;
+    double dt;
+    std::vector<Prop> Pdt;  // E(dt), F(dt) per group
+};
+
+struct Spike {
+    double t;
+    i64 elem;
+    i64 seq;
+    int e;
+    double pre[NS], post[NS];
+};
+
+struct Arrival {
+    double t;
+    int target;
+    double amount;
+};
+
+struct InputRef {  // one input inside the current step
+    double t;
+    int kind;     // 0: external (inc row), 1: single-state increment
+    i64 ref;      // row of the external increments, or the target state
+    double amount;
+};
+
+struct Result {
+    std::vector<Spike> spikes;
+    int status = 0;  // 0 ok, 1 too many events
+    i64 bad_elem = -1;
+    double bad_t = 0.0;
+};
+
+// splitmix64: the Poisson sources' random stream (mirrored in ctsnn/network.py)
+static inline uint64_t splitmix64(uint64_t& s) {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static inline double next_interval(uint64_t& s, double rate) {
+    const double u = (double)((splitmix64(s) >> 11) + 1) * 0x1.0p-53;  // (0, 1]
+    return -std::log(u) / rate;
+}
+
+// --------------------------------------------------------------------------- one element
+struct Elem {
+    double y[NS];
+    bool armed[NE];
+    double ref_until;
+    double clamp_val;
+    i64 seq;
+};
+
+struct Stepper {
+    const Model& M;
+    const double* Ag;
+    const double* th;
+    const double* kg;
+    const double* vg;
+    double tr;
+    bool has_ref;
+    double b[NS];  // drive B u + c of this step
+    double t0;
+    i64 m;
+    Elem* el;
+    std::vector<Spike>* out;
+    std::vector<std::pair<double, int>>* fired;  // (time, event) of this step, for projections
+    int max_events;
+    Result* res;
+    int stop = 0;
+    const Prop* Pdt = nullptr;  // E(dt), F(dt) of the group (the same numbers as propagator(A, dt))
+
+    inline void gvals(const double* y, double* g) const {
+        for (int e = 0; e < NE; ++e) {
+            double s = 0.0;
+            for (int i = 0; i < NS; ++i) s += y[i] * M.G[e * NS + i];
+            g[e] = s - th[e];
+        }
+    }
+    inline void gdots(const double* y, double* gd) const {  // G (A y + b)
+        double f[NS];
+        for (int i = 0; i < NS; ++i) {
+            double s = 0.0;
+            for (int j = 0; j < NS; ++j) s += Ag[i * NS + j] * y[j];
+            f[i] = s + b[i];
+        }
+        for (int e = 0; e < NE; ++e) {
+            double s = 0.0;
+            for (int i = 0; i < NS; ++i) s += f[i] * M.G[e * NS + i];
+            gd[e] = s;
+        }
+    }
+    inline void prop(const double* y0, double L, double* out_) const {
+        if (L == 0.0) {
+            for (int i = 0; i < NS; ++i) out_[i] = y0[i];
+            return;
+        }
+        if (L == M.dt) {
+            apply(*Pdt, y0, b, out_);
+            return;
+        }
+        Prop P;
+        propagator(Ag, L, P);
+        apply(P, y0, b, out_);
+    }
+    inline bool in_ref_at(double s) const { return has_ref && (el->ref_until - t0) > s; }
+
+    // Illinois method on f with f(lo) < 0 <= f(hi): the bracket end hi once hi - lo <= xtol
+    template <class F>
+    double illinois(F f, double lo, double hi, double flo, double fhi, double xtol) const {
+        int side = 0;
+        for (int it = 0; it < 200; ++it) {
+            if (!(hi - lo > xtol)) break;
+            const double denom = fhi - flo;
+            double x = hi - fhi * (hi - lo) / (denom > 0 ? denom : 1.0);
+            const double mid = 0.5 * (lo + hi);
+            if (!((x > lo) && (x < hi) && (denom > 0))) x = mid;
+            const double fx = f(x);
+            const bool up = fx >= 0, down = fx < 0;
+            if (up && side == 1) flo = 0.5 * flo;
+            if (down && side == -1) fhi = 0.5 * fhi;
+            if (up) { hi = x; fhi = fx; side = 1; }
+            if (down) { lo = x; flo = fx; side = -1; }
+            if (fx == 0) { lo = x; hi = x; }
+        }
+        return hi;
+    }
+
+    // earliest event of the element in (s, bnd]: (time, event); event -1: refractory release
+    // safeguarded Newton on g_e(y(x)) in [lo, hi] (g(lo) < 0 <= g(hi)), dg/dt = G_e (A y + b):
+    // Newton steps while they stay inside the bracket, else the Illinois step; stops once a step
+    // or the bracket is below xtol.  Agrees with the Illinois result of the torch path to xtol.
+    double newton(const double* y0, double s, int e, double lo, double hi, double flo, double fhi,
+                  double xtol) const {
+        int side = 0;
+        double x = hi - fhi * (hi - lo) / (fhi - flo > 0 ? fhi - flo : 1.0);
+#if NS == 1
+        {   // one state: the closed-form crossing (crossing.h) as the first guess
+            const double Gv = M.G[e], A = Ag[0], d = b[0], vth = th[e] / Gv, v0 = y0[0];
+            const double xc = s + (A != 0.0 ? crossing_time_leaky(v0, vth, -d / A, A)
+                                             : crossing_time_flat(v0, vth, d));
+            if (xc > lo && xc < hi) x = xc;
+        }
+#endif
+        if (!(x > lo && x < hi)) x = 0.5 * (lo + hi);
+        for (int it = 0; it < 200; ++it) {
+            double yx[NS], g[NE], gd[NE];
+            prop(y0, x - s, yx);
+            gvals(yx, g);
+            const double fx = g[e];
+            if (fx == 0) return x;
+            if (fx > 0) {
+                if (side == 1) flo = 0.5 * flo;
+                hi = x; fhi = fx; side = 1;
+            } else {
+                if (side == -1) fhi = 0.5 * fhi;
+                lo = x; flo = fx; side = -1;
+            }
+            if (!(hi - lo > xtol)) return hi;
+            gdots(yx, gd);
+            double xn = gd[e] != 0 ? x - fx / gd[e] : lo - 1.0;
+            if (!(xn > lo && xn < hi)) {
+                const double denom = fhi - flo;
+                xn = hi - fhi * (hi - lo) / (denom > 0 ? denom : 1.0);
+                if (!(xn > lo && xn < hi)) xn = 0.5 * (lo + hi);
+            } else if (std::fabs(xn - x) <= xtol) {
+                // converged: the answer is the bracket's upper end (g >= 0 there, as in the
+                // Illinois method of the torch path, so that the jump is taken at or past the
+                // crossing): x itself when g(x) >= 0, else a point just above the root
+                if (fx >= 0) return x;
+                xn = std::min(hi, std::max(xn, x) + xtol);
+            }
+            x = xn;
+        }
+        return hi;
+    }
+
+    // earliest event of the element in (s, bnd]: (time, event); event -1: refractory release.
+    // yb gets the state at bnd when it was computed (have_yb).
+    void first_event(const double* y0, double s, double bnd, double& tev, int& eev, double* yb,
+                     bool& have_yb) const {
+        tev = INF;
+        eev = -2;
+        have_yb = false;
+        if (in_ref_at(s)) {
+            const double rel = el->ref_until - t0;
+            if (rel <= bnd) { tev = rel; eev = -1; }
+            return;
+        }
+        double g0[NE], gb[NE], gd0[NE], gdb[NE];
+        prop(y0, bnd - s, yb);
+        have_yb = true;
+        gvals(y0, g0);
+        gvals(yb, gb);
+        if (M.hidden) { gdots(y0, gd0); gdots(yb, gdb); }
+        const double xtol = 4 * EPS * std::max(std::fabs(bnd), M.dt);
+        for (int e = 0; e < NE; ++e) {
+            double te = (el->armed[e] && g0[e] >= 0) ? s : INF;
+            double hi_end = bnd, ghi = gb[e];
+            bool up = g0[e] < 0 && gb[e] >= 0;
+            if (M.hidden && g0[e] < 0 && gb[e] < 0 && gd0[e] > 0 && gdb[e] < 0) {
+                auto neg_gdot = [&](double x) {
+                    double yx[NS], gd[NE];
+                    prop(y0, x - s, yx);
+                    gdots(yx, gd);
+                    return -gd[e];
+                };
+                const double tm = illinois(neg_gdot, s, bnd, -gd0[e], -gdb[e], xtol);
+                double ym[NS], gm[NE];
+                prop(y0, tm - s, ym);
+                gvals(ym, gm);
+                up = gm[e] >= 0;
+                if (up) { hi_end = tm; ghi = gm[e]; }
+            }
+            if (up && te > s) te = std::min(te, newton(y0, s, e, s, hi_end, g0[e], ghi, xtol));
+            if (te < tev) { tev = te; eev = e; }
+        }
+    }
+
+    void fire(const double* pre, double off, int e, double* post) {
+        const double* J = M.J + e * NS * NS;
+        for (int i = 0; i < NS; ++i) {
+            double s = 0.0;
+            for (int j = 0; j < NS; ++j) s += pre[j] * J[i * NS + j];
+            post[i] = s + kg[e * NS + i];
+        }
+        Spike sp;
+        sp.t = t0 + off;
+        sp.elem = m;
+        sp.seq = el->seq++;
+        sp.e = e;
+        for (int i = 0; i < NS; ++i) { sp.pre[i] = pre[i] * M.D[i]; sp.post[i] = post[i] * M.D[i]; }
+        out->push_back(sp);
+        if (fired) fired->push_back({off, e});
+        if (M.tref) {
+            el->ref_until = t0 + off + tr;
+            el->clamp_val = post[M.ic];
+        }
+        double gpre[NE], gpost[NE];
+        gvals(pre, gpre);
+        gvals(post, gpost);
+        for (int k = 0; k < NE; ++k) el->armed[k] = (gpost[k] < 0) || (gpost[k] >= 0 && gpost[k] < gpre[k]);
+    }
+
+    // propagate from a to bnd (offsets in the step), handling every event on the way
+    void segment(double a, double bnd, const Prop* Pfull) {
+        double* y = el->y;
+        double y1[NS], g0[NE], g1[NE];
+        if (Pfull) apply(*Pfull, y, b, y1);
+        else prop(y, bnd - a, y1);
+        gvals(y, g0);
+        gvals(y1, g1);
+        bool special = has_ref && el->ref_until > t0 + a;
+        double gd0[NE], gd1[NE];
+        if (M.hidden) { gdots(y, gd0); gdots(y1, gd1); }
+        for (int e = 0; e < NE; ++e) {
+            bool c = (g0[e] < 0 && g1[e] >= 0) || (el->armed[e] && g0[e] >= 0);
+            if (M.hidden) c = c || (g0[e] < 0 && g1[e] < 0 && gd0[e] > 0 && gd1[e] < 0);
+            special = special || c;
+        }
+        if (!special) {
+            for (int e = 0; e < NE; ++e) el->armed[e] = el->armed[e] || g1[e] < 0;
+            for (int i = 0; i < NS; ++i) y[i] = y1[i];
+            return;
+        }
+        double y0[NS];
+        for (int i = 0; i < NS; ++i) y0[i] = y[i];
+        double s = a;
+        for (int it = 0; it < max_events; ++it) {
+            double tev, yb[NS];
+            int eev;
+            bool have_yb;
+            first_event(y0, s, bnd, tev, eev, yb, have_yb);
+            const bool ref = in_ref_at(s);
+            if (std::isinf(tev)) {
+                double g[NE];
+                if (!have_yb) prop(y0, bnd - s, yb);
+                if (ref) yb[M.ic] = el->clamp_val;
+                gvals(yb, g);
+                for (int e = 0; e < NE; ++e) el->armed[e] = el->armed[e] || g[e] < 0;
+                for (int i = 0; i < NS; ++i) y[i] = yb[i];
+                return;
+            }
+            double yat[NS];
+            prop(y0, tev - s, yat);
+            if (ref) yat[M.ic] = el->clamp_val;
+            if (eev >= 0) {
+                double post[NS];
+                fire(yat, tev, eev, post);
+                for (int i = 0; i < NS; ++i) y0[i] = post[i];
+            } else {
+                for (int i = 0; i < NS; ++i) y0[i] = yat[i];
+            }
+            s = tev;
+        }
+        stop = 1;
+        for (int i = 0; i < NS; ++i) y[i] = y0[i];
+    }
+};
+
+// --------------------------------------------------------------------------- the run
+struct Run {
+    Model M;
+    std::vector<Elem> els;
+    // inputs
+    const double* u;
+    i64 u_rows, u_stride;
+    const i64* in_ptr;
+    const double* in_t;
+    const double* in_inc;
+    std::vector<i64> in_pos;
+    const i64* ps_ptr;
+    const double* ps_rate;
+    const double* ps_w;
+    const int* ps_tgt;
+    uint64_t* ps_state;
+    double* ps_next;
+    // projections, CSR by pre element, posts sorted within each pre
+    const i64* syn_ptr;
+    const i64* syn_post;
+    const double* syn_w;
+    const double* syn_d;
+    const int* syn_tgt;
+    i64 nslots;
+    std::vector<std::vector<Arrival>> ring;            // [nslots * Mn]
+    std::vector<std::vector<std::pair<double, int>>> step_fired;  // per element, this step
+    // recording
+    i64 stride, n_rec_e;
+    int n_rec_s;
+    const int* rec_s;
+    std::vector<i64> rec_pos;  // element -> its column in the record, or -1
+    double* rec_out;
+    double t_end;
+    int max_events;
+    Result* res;
+
+    std::vector<double> wconst, bconst;  // F(dt) (B u + c) and B u + c per element (input held)
+    i64 k_first = 0;
+
+    // Whole steps k0, k0 + 1, ... (< k1) of element m without inputs in which nothing happens (no
+    // candidate event, no release): the same operations as the general path (Stepper::segment,
+    // or its refractory branch) without its bookkeeping, the state kept in registers.  Returns
+    // the first step it did not take (the general path runs that one).
+    i64 fast_run(i64 m, i64 k0, i64 k1) {
+        Elem& el = els[m];
+        const i64 g = M.ng > 1 ? (m % M.n) : 0;
+        const Prop& P = M.Pdt[g];
+        const double dt = M.dt;
+        const double* th = M.theta + g * NE;
+        const double* Ag = M.A + g * NS * NS;
+        const bool has_ref = M.tref != nullptr;
+        const bool held = !wconst.empty();
+        double next_in = in_pos[m] < in_ptr[m + 1] ? in_t[in_pos[m]] : INF;
+        if (ps_ptr)
+            for (i64 q = ps_ptr[m]; q < ps_ptr[m + 1]; ++q) next_in = std::min(next_in, ps_next[q]);
+        double y[NS], w[NS], b[NS], g0[NE], gd0[NE] = {}, gd1[NE] = {};
+        bool armed[NE], gd_ok = false;
+        for (int i = 0; i < NS; ++i) y[i] = el.y[i];
+        for (int e = 0; e < NE; ++e) armed[e] = el.armed[e];
+        if (held)
+            for (int i = 0; i < NS; ++i) { w[i] = wconst[m * NS + i]; b[i] = bconst[m * NS + i]; }
+        for (int e = 0; e < NE; ++e) {
+            double sg = 0.0;
+            for (int i = 0; i < NS; ++i) sg += y[i] * M.G[e * NS + i];
+            g0[e] = sg - th[e];
+        }
+        i64 k = k0;
+        for (; k < k1; ++k) {
+            const double t0 = k * dt;
+            if (!(t_end - t0 >= dt)) break;                        // a short last step
+            if (next_in <= t0 + dt) break;                         // an input in this step
+            if (syn_ptr && !ring[(k % nslots) * (i64)els.size() + m].empty()) break;
+            if (!held) {
+                const double* um = u + (u_rows > 1 ? k : 0) * u_stride + m * M.U;
+                for (int i = 0; i < NS; ++i) {
+                    double sm = 0.0;
+                    for (int q = 0; q < M.U; ++q) sm += M.Bm[(g * NS + i) * M.U + q] * um[q];
+                    b[i] = sm + M.c[g * NS + i];
+                }
+                for (int i = 0; i < NS; ++i) {
+                    double c = 0.0;
+                    for (int j = 0; j < NS; ++j) c += P.F[i * NS + j] * b[j];
+                    w[i] = c;
+                }
+            }
+            double y1[NS], g1[NE];
+            for (int i = 0; i < NS; ++i) {
+                double sa = 0.0;
+                for (int j = 0; j < NS; ++j) sa += P.E[i * NS + j] * y[j];
+                y1[i] = sa + w[i];
+            }
+            const bool ref = has_ref && el.ref_until > t0;
+            if (ref) {
+                if (el.ref_until - t0 <= dt) break;               // released inside the step
+                y1[M.ic] = el.clamp_val;
+            }
+            for (int e = 0; e < NE; ++e) {
+                double sg = 0.0;
+                for (int i = 0; i < NS; ++i) sg += y1[i] * M.G[e * NS + i];
+                g1[e] = sg - th[e];
+            }
+            if (!ref) {
+                bool cand = false;
+                for (int e = 0; e < NE; ++e)
+                    cand = cand || (g0[e] < 0 && g1[e] >= 0) || (armed[e] && g0[e] >= 0);
+                if (cand) break;
+                if (M.hidden) {
+                    // dg/dt = G (A y + b) at both ends; with the input held, the end value of one
+                    // step is the start value of the next (the same expression of the same state)
+                    double f0[NS], f1[NS];
+                    if (!(held && gd_ok)) {
+                        for (int i = 0; i < NS; ++i) {
+                            double a0 = 0.0;
+                            for (int j = 0; j < NS; ++j) a0 += Ag[i * NS + j] * y[j];
+                            f0[i] = a0 + b[i];
+                        }
+                        for (int e = 0; e < NE; ++e) {
+                            double sg = 0.0;
+                            for (int i = 0; i < NS; ++i) sg += f0[i] * M.G[e * NS + i];
+                            gd0[e] = sg;
+                        }
+                    }
+                    for (int i = 0; i < NS; ++i) {
+                        double a1 = 0.0;
+                        for (int j = 0; j < NS; ++j) a1 += Ag[i * NS + j] * y1[j];
+                        f1[i] = a1 + b[i];
+                    }
+                    for (int e = 0; e < NE; ++e) {
+                        double sg = 0.0;
+                        for (int i = 0; i < NS; ++i) sg += f1[i] * M.G[e * NS + i];
+                        gd1[e] = sg;
+                        if (g0[e] < 0 && g1[e] < 0 && gd0[e] > 0 && gd1[e] < 0) cand = true;
+                    }
+                    if (cand) break;
+                    gd_ok = true;
+                }
+            }
+            for (int e = 0; e < NE; ++e) { armed[e] = armed[e] || g1[e] < 0; g0[e] = g1[e]; gd0[e] = gd1[e]; }
+            if (ref) gd_ok = false;
+            for (int i = 0; i < NS; ++i) y[i] = y1[i];
+            if (rec_out && (k + 1) % stride == 0 && rec_pos[m] >= 0) {
+                const i64 row = (k + 1) / stride - k_first / stride;
+                for (int sj = 0; sj < n_rec_s; ++sj)
+                    rec_out[(row * n_rec_e + rec_pos[m]) * n_rec_s + sj] = y[rec_s[sj]] * M.D[rec_s[sj]];
+            }
+        }
+        for (int i = 0; i < NS; ++i) el.y[i] = y[i];
+        for (int e = 0; e < NE; ++e) el.armed[e] = armed[e];
+        return k;
+    }
+
+    // grid step k of element m; returns 1 when it stopped (too many events)
+    int step(i64 m, i64 k, i64 row, std::vector<Spike>& spk, std::vector<InputRef>& inputs) {
+        const double dt = M.dt;
+        const double t0 = k * dt;
+        const double h = std::min(dt, t_end - t0);
+        const i64 g = M.ng > 1 ? (m % M.n) : 0;
+        const bool coupled = syn_ptr != nullptr;
+        if (coupled) step_fired[m].clear();
+        Stepper st{M, M.A + g * NS * NS, M.theta + g * NE, M.kj + g * NE * NS, M.val + g * NE,
+                   M.tref ? M.tref[g] : 0.0, M.tref != nullptr, {}, t0, m, &els[m], &spk,
+                   coupled ? &step_fired[m] : nullptr, max_events, res};
+        if (coupled) step_fired[m].clear();
+        const double* um = u + (u_rows > 1 ? k : 0) * u_stride + m * M.U;
+        for (int i = 0; i < NS; ++i) {  // the drive B u + c of this step
+            double s = 0.0;
+            for (int q = 0; q < M.U; ++q) s += M.Bm[(g * NS + i) * M.U + q] * um[q];
+            st.b[i] = s + M.c[g * NS + i];
+        }
+        st.Pdt = &M.Pdt[g];
+        // this step's inputs in time order (external first at equal times)
+        inputs.clear();
+        const double tend = t0 + h;
+        i64& p = in_pos[m];
+        while (p < in_ptr[m + 1] && in_t[p] <= tend) {
+            inputs.push_back({in_t[p], 0, p, 0.0});
+            ++p;
+        }
+        if (coupled) {
+            auto& ar = ring[(k % nslots) * (i64)els.size() + m];
+            for (auto& x : ar) inputs.push_back({x.t, 1, x.target, x.amount});
+            ar.clear();
+        }
+        if (ps_ptr)
+            for (i64 q = ps_ptr[m]; q < ps_ptr[m + 1]; ++q)
+                while (ps_next[q] <= tend) {
+                    inputs.push_back({ps_next[q], 1, ps_tgt[q], ps_w[q] / M.D[ps_tgt[q]]});
+                    ps_next[q] += next_interval(ps_state[q], ps_rate[q]);
+                }
+        if (inputs.size() > 1)
+            std::stable_sort(inputs.begin(), inputs.end(),
+                             [](const InputRef& x, const InputRef& z) { return x.t < z.t; });
+        size_t ip = 0;
+        double* y = els[m].y;
+        auto apply_until = [&](double t) {
+            while (ip < inputs.size() && inputs[ip].t <= t) {
+                const InputRef& r = inputs[ip];
+                if (r.kind == 0)
+                    for (int i = 0; i < NS; ++i) y[i] += in_inc[r.ref * NS + i];
+                else
+                    y[r.ref] += r.amount;
+                ++ip;
+            }
+        };
+        double a = 0.0;
+        while (true) {
+            apply_until(t0 + a);
+            if (a >= h) break;
+            const double nt = ip < inputs.size() ? inputs[ip].t : INF;
+            const double bnd = std::min(h, nt - t0);
+            if (bnd <= a) {
+                apply_until(nt);
+                continue;
+            }
+            const Prop* Pf = (a == 0.0 && bnd == dt) ? &M.Pdt[g] : nullptr;
+            st.segment(a, bnd, Pf);
+            if (st.stop) return 1;
+            a = bnd;
+        }
+        if (rec_out && row >= 0 && rec_pos[m] >= 0)
+            for (int s = 0; s < n_rec_s; ++s)
+                rec_out[(row * n_rec_e + rec_pos[m]) * n_rec_s + s] = y[rec_s[s]] * M.D[rec_s[s]];
+        return 0;
+    }
+
+    // deliver the spikes of step k to the posts in [lo, hi)
+    void route(i64 k, i64 lo, i64 hi) {
+        const double dt = M.dt, t0 = k * dt;
+        const i64 Mn = (i64)els.size();
+        for (i64 pre = 0; pre < Mn; ++pre) {
+            const auto& fl = step_fired[pre];
+            if (fl.empty()) continue;
+            const i64 g = M.ng > 1 ? (pre % M.n) : 0;
+            const i64* b0 = syn_post + syn_ptr[pre];
+            const i64* b1 = syn_post + syn_ptr[pre + 1];
+            const i64 s0 = std::lower_bound(b0, b1, lo) - syn_post;
+            const i64 s1 = std::lower_bound(b0, b1, hi) - syn_post;
+            for (const auto& f : fl) {
+                const double ts = t0 + f.first;
+                const double v = M.val[g * NE + f.second];
+                for (i64 q = s0; q < s1; ++q) {
+                    const double ta = ts + syn_d[q];
+                    // the step that applies it: t_ka < ta <= t_ka + dt, at the earliest the next one
+                    i64 ka = (i64)std::floor(ta / dt);
+                    while (ka > 0 && (ka - 1) * dt + dt >= ta) --ka;
+                    while (ka * dt + dt < ta) ++ka;
+                    if (ka <= k) ka = k + 1;
+                    const int tg = syn_tgt[q];
+                    ring[(ka % nslots) * Mn + syn_post[q]].push_back({ta, tg, syn_w[q] * v / M.D[tg]});
+                }
+            }
+        }
+    }
+};
+
+extern "C" {
+
+// Runs n_steps grid steps of M elements; see ctsnn/engine.py for the layout of every argument.
+// Returns a handle (Result*) to query with ctsnn_engine_* and free with ctsnn_engine_free.
+void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm, const double* c,
+                       const double* theta, const double* kj, const double* val, const double* tref,
+                       const double* G, const double* J, const double* D, int U, int ic, int hidden,
+                       double dt, double t_end, i64 n_steps, i64 k_start,
+                       const double* u, i64 u_rows, i64 u_stride,
+                       const i64* in_ptr, const double* in_t, const double* in_inc,
+                       const i64* syn_ptr, const i64* syn_post, const double* syn_w, const double* syn_d,
+                       const int* syn_tgt, double max_delay,
+                       const i64* ps_ptr, const double* ps_rate, const double* ps_w, const int* ps_tgt,
+                       uint64_t* ps_state, double* ps_next,
+                       i64 stride, i64 n_rec_e, const i64* rec_e, int n_rec_s, const int* rec_s,
+                       double* rec_out, double* y, unsigned char* armed, double* ref_until,
+                       double* clamp_val, i64* seqs, int max_events, int nthreads) {
+    Result* res = new Result();
+    Run R;
+    Model& M = R.M;
+    M.A = A; M.Bm = Bm; M.c = c; M.theta = theta; M.kj = kj; M.val = val; M.tref = tref;
+    M.G = G; M.J = J; M.D = D; M.U = U; M.ic = ic; M.hidden = hidden; M.n = n; M.ng = ng; M.dt = dt;
+    M.Pdt.resize(ng);
+    for (i64 g = 0; g < ng; ++g) propagator(A + g * NS * NS, dt, M.Pdt[g]);
+    R.els.resize(Mn);
+    for (i64 m = 0; m < Mn; ++m) {
+        Elem& el = R.els[m];
+        for (int i = 0; i < NS; ++i) el.y[i] = y[m * NS + i] / D[i];
+        for (int e = 0; e < NE; ++e) el.armed[e] = armed[m * NE + e] != 0;
+        el.ref_until = ref_until[m];
+        el.clamp_val = clamp_val[m] / D[ic];
+        el.seq = seqs[m];
+    }
+    R.u = u; R.u_rows = u_rows; R.u_stride = u_stride;
+    R.in_ptr = in_ptr; R.in_t = in_t; R.in_inc = in_inc;
+    R.in_pos.assign(in_ptr, in_ptr + Mn);
+    R.ps_ptr = ps_ptr; R.ps_rate = ps_rate; R.ps_w = ps_w; R.ps_tgt = ps_tgt; R.ps_state = ps_state;
+    R.ps_next = ps_next;
+    R.syn_ptr = syn_ptr; R.syn_post = syn_post; R.syn_w = syn_w; R.syn_d = syn_d; R.syn_tgt = syn_tgt;
+    const bool coupled = syn_ptr != nullptr;
+    R.nslots = coupled ? (i64)std::ceil(max_delay / dt) + 2 : 0;
+    if (coupled) {
+        R.ring.resize(R.nslots * Mn);
+        R.step_fired.resize(Mn);
+    }
+    R.stride = stride; R.n_rec_e = n_rec_e; R.n_rec_s = n_rec_s; R.rec_s = rec_s; R.rec_out = rec_out;
+    R.rec_pos.assign(Mn, -1);
+    for (i64 q = 0; q < n_rec_e; ++q) R.rec_pos[rec_e[q]] = q;
+    R.t_end = t_end;
+    R.k_first = k_start;
+    R.max_events = max_events;
+    if (u_rows == 1 && ng >= 1) {
+        R.wconst.resize(Mn * NS);
+        R.bconst.resize(Mn * NS);
+        for (i64 m = 0; m < Mn; ++m) {
+            const i64 g = ng > 1 ? (m % n) : 0;
+            const double* um = u + m * U;
+            double b[NS];
+            for (int i = 0; i < NS; ++i) {
+                double s = 0.0;
+                for (int q = 0; q < U; ++q) s += Bm[(g * NS + i) * U + q] * um[q];
+                b[i] = s + c[g * NS + i];
+                R.bconst[m * NS + i] = b[i];
+            }
+            for (int i = 0; i < NS; ++i) {
+                double a = 0.0;
+                for (int j = 0; j < NS; ++j) a += M.Pdt[g].F[i * NS + j] * b[j];
+                R.wconst[m * NS + i] = a;
+            }
+        }
+    }
+    R.res = res;
+    auto row_of = [&](i64 k) -> i64 {  // row 0: the state at the start
+        return ((k + 1) % stride == 0) ? (k + 1) / stride - k_start / stride : -1;
+    };
+#ifdef _OPENMP
+    int nth = std::max(1, std::min<int>(nthreads, (int)std::max<i64>(1, Mn / 16)));
+#else
+    int nth = 1;
+#endif
+    std::vector<std::vector<Spike>> spk(nth);
+    if (!coupled) {
+        // independent elements: each runs all its steps (no barrier per step)
+        volatile int stop = 0;
+#pragma omp parallel num_threads(nth)
+        {
+#ifdef _OPENMP
+            const int tid = omp_get_thread_num();
+#else
+            const int tid = 0;
+#endif
+            std::vector<InputRef> inputs;
+#pragma omp for schedule(dynamic, 16)
+            for (i64 m = 0; m < Mn; ++m) {
+                for (i64 k = k_start; k < k_start + n_steps && !stop; ++k) {
+                    k = R.fast_run(m, k, k_start + n_steps);
+                    if (k >= k_start + n_steps) break;
+                    if (R.step(m, k, row_of(k), spk[tid], inputs)) {
+#pragma omp critical
+                        {
+                            if (!stop || k * dt < res->bad_t) { res->bad_elem = m; res->bad_t = k * dt; }
+                            stop = 1;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        if (stop) res->status = 1;
+    } else {
+        int any_stop = 0;
+        std::vector<int> stop(nth, 0);
+#pragma omp parallel num_threads(nth)
+        {
+#ifdef _OPENMP
+            const int tid = omp_get_thread_num();
+#else
+            const int tid = 0;
+#endif
+            std::vector<InputRef> inputs;
+            for (i64 k = k_start; k < k_start + n_steps; ++k) {
+                const i64 row = row_of(k);
+#pragma omp for schedule(static)
+                for (i64 m = 0; m < Mn; ++m) {
+                    if (stop[tid]) continue;
+                    if (R.fast_run(m, k, k + 1) > k) {
+                        R.step_fired[m].clear();
+                        continue;
+                    }
+                    if (R.step(m, k, row, spk[tid], inputs)) {
+                        stop[tid] = 1;
+#pragma omp critical
+                        {
+                            res->bad_elem = m;
+                            res->bad_t = k * dt;
+                        }
+                    }
+                }
+#pragma omp single
+                {
+                    for (int q = 0; q < nth; ++q) any_stop |= stop[q];
+                }
+                if (any_stop) break;
+                R.route(k, Mn * tid / nth, Mn * (tid + 1) / nth);
+#pragma omp barrier
+            }
+        }
+        if (any_stop) res->status = 1;
+    }
+    for (i64 m = 0; m < Mn; ++m) {
+        const Elem& el = R.els[m];
+        for (int i = 0; i < NS; ++i) y[m * NS + i] = el.y[i] * D[i];
+        for (int e = 0; e < NE; ++e) armed[m * NE + e] = el.armed[e] ? 1 : 0;
+        ref_until[m] = el.ref_until;
+        clamp_val[m] = el.clamp_val * D[ic];
+        seqs[m] = el.seq;
+    }
+    for (int q = 0; q < nth; ++q) {
+        res->spikes.insert(res->spikes.end(), spk[q].begin(), spk[q].end());
+        std::vector<Spike>().swap(spk[q]);
+    }
+    return res;
+}
+
+int ctsnn_engine_status(void* h, i64* bad_elem, double* bad_t) {
+    Result* r = (Result*)h;
+    *bad_elem = r->bad_elem;
+    *bad_t = r->bad_t;
+    return r->status;
+}
+
+i64 ctsnn_engine_nspikes(void* h) { return (i64)((Result*)h)->spikes.size(); }
+
+void ctsnn_engine_spikes(void* h, double* t, i64* elem, i64* seq, i64* ev, double* pre, double* post) {
+    Result* r = (Result*)h;
+    const i64 K = (i64)r->spikes.size();
+    for (i64 q = 0; q < K; ++q) {
+        const Spike& s = r->spikes[q];
+        t[q] = s.t;
+        elem[q] = s.elem;
+        seq[q] = s.seq;
+        ev[q] = s.e;
+        for (int i = 0; i < NS; ++i) {
+            if (pre) pre[q * NS + i] = s.pre[i];
+            if (post) post[q * NS + i] = s.post[i];
+        }
+    }
+}
+
+void ctsnn_engine_free(void* h) { delete (Result*)h; }
+
+}  // extern "C"
