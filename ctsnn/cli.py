@@ -754,7 +754,7 @@ def _run_fit_many(args) -> int:
         else:
             raise ValueError(f"data: {f.name}: unknown data format {f.suffix!r} (use .npz, .csv or .nwb)")
     names = {cell: _file_name(cell) for cell in cells}
-    clash = [c for c in cells if list(names.values()).count(names[c]) > 1 or names[c] == "summary"]
+    clash = [c for c in cells if list(names.values()).count(names[c]) > 1]
     if clash:
         raise ValueError(f"cells {clash} would share an output file name; give --group-by a pattern that "
                          f"names them apart")
