@@ -134,6 +134,11 @@ def test_spike_loss_reports_model_and_recorded_spike_counts(client):
         assert recorded > 3 and model == recorded
     rows = list(csv.DictReader(res.csv().splitlines()))
     assert rows[0]["spikes_model"] == rows[0]["spikes_recorded"] == str(res.spike_counts["low"][1])
+    # a warning given in a worker (loss='mse' on spiking data) comes back, named by its cell
+    with pytest.warns(UserWarning, match=r"cell low: loss='mse' on recordings that spike"):
+        res = fit_many({"low": cells["low"]}, start, params=("v_leak",), client=client, max_iter=1,
+                       stderr=False, progress=False)
+    assert "loss='mse' on recordings that spike" in res.warnings["low"][0]
 
 
 def test_arguments_are_checked_by_name(cells):

@@ -16,6 +16,7 @@ import logging
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -44,7 +45,8 @@ class ManyFitResult:
     fits that ran (converged or not: see each ``success``); ``errors``: cell -> the error message
     of a cell that could not be fitted; ``n_sweeps`` and ``spike_counts`` per cell (recorded and
     model spike totals over the sweeps, where the loss is ``"spikes"``); ``where`` the process
-    (host:pid) that fitted each cell; ``wall_time_s`` of the
+    (host:pid) that fitted each cell; ``warnings`` the warnings each cell's fit gave (also
+    re-issued here, named by cell, wherever the fit ran); ``wall_time_s`` of the
     whole run. ``rows()`` is the summary table, ``to_csv(path)`` writes it.
     """
 
@@ -54,6 +56,7 @@ class ManyFitResult:
     n_sweeps: dict[str, int] = field(default_factory=dict)
     spike_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
     where: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, list[str]] = field(default_factory=dict)
     wall_time_s: float = 0.0
 
     @property
@@ -126,10 +129,11 @@ def _column(name: str, unit: str, what: str = "") -> str:
     return f"{base} [{unit}]" if unit else base
 
 
-def _fit_cell(name: str, recordings, model, params, fit_kwargs) -> tuple[str, FitResult | None, str | None, str]:
-    """One cell's fit (a Dask task, or a call in-process): ``(name, result, None, where)`` or
-    ``(name, None, error message, where)``, ``where`` the process (host:pid) that ran it. Torch
-    runs on one thread inside it."""
+def _fit_cell(name: str, recordings, model, params, fit_kwargs) -> tuple:
+    """One cell's fit (a Dask task, or a call in-process): ``(name, result, None, where,
+    warnings)`` or ``(name, None, error message, where, warnings)``, ``where`` the process
+    (host:pid) that ran it, ``warnings`` the texts of the warnings the fit gave. Torch runs on
+    one thread inside it."""
     import os
     import socket
 
@@ -140,13 +144,17 @@ def _fit_cell(name: str, recordings, model, params, fit_kwargs) -> tuple[str, Fi
     where = f"{socket.gethostname()}:{os.getpid()}"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    try:
-        m = model(name) if callable(model) and not isinstance(model, torch.nn.Module) else copy.deepcopy(model)
-        return name, fit(m, recordings, params, **fit_kwargs), None, where
-    except Exception as exc:  # a failed cell is reported; the others go on
-        return name, None, _message(exc), where
-    finally:
-        torch.set_num_threads(threads)
+    with warnings.catch_warnings(record=True) as caught:   # returned with the result: a worker's
+        warnings.simplefilter("always")                     # warnings would not reach the user
+        try:
+            m = model(name) if callable(model) and not isinstance(model, torch.nn.Module) else copy.deepcopy(model)
+            res, err = fit(m, recordings, params, **fit_kwargs), None
+        except Exception as exc:  # a failed cell is reported; the others go on
+            res, err = None, _message(exc)
+        finally:
+            torch.set_num_threads(threads)
+    seen = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+    return name, res, err, where, seen
 
 
 def _message(exc: BaseException) -> str:
@@ -237,9 +245,13 @@ def fit_many(cells: Mapping[str, Any], model_factory_or_model, *, params: Sequen
     bar = _Progress(len(names), progress)
     fitted: dict[str, tuple] = {}
 
-    def collect(name, res, err, where=""):
+    def collect(name, res, err, where="", caught=()):
         fitted[name] = (res, err)
         out.where[name] = where
+        if caught:
+            out.warnings[name] = list(caught)
+            for text in caught:
+                warnings.warn(f"cell {name}: {text}", UserWarning, stacklevel=3)
         bar.step(err is not None or res is None)
 
     if client is None and workers is None:
