@@ -41,7 +41,8 @@ def warm():
     t = np.arange(200) * 5e-4
     i = np.where((t > 0.01) & (t < 0.08), -50e-12, 0.0)
     v = -0.07 + 0 * t
-    c.fit(c.LIF(tau_mem=0.02, v_leak=-0.07, v_th=0.0, v_reset=-0.08), c.Recording(t, v, i), params=("v_leak",), max_iter=2, stderr=False)
+    c.fit(c.LIF(tau_mem=0.02, v_leak=-0.07, v_th=0.0, v_reset=-0.08), c.Recording(t, v, i), params=("v_leak",),
+          max_iter=2, stderr=False)
     return os.getpid()
 
 

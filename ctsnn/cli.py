@@ -701,6 +701,26 @@ def _cell_of(path: Path, regex: re.Pattern) -> str:
     return name
 
 
+def _group_cells(files, regex: re.Pattern) -> dict[str, list]:
+    """cell -> [(file, None) for .npz / .csv, (file, [sweep names]) for .nwb]: NWB sweeps by their
+    electrode's cell_id where the file states it, everything else by ``regex`` on the file name."""
+    from . import io
+
+    cells: dict[str, list] = {}
+    for f in files:
+        if f.suffix.lower() == ".nwb":
+            by_cell: dict[str, list] = {}
+            for s in io.nwb_cells(f):
+                by_cell.setdefault(s["cell_id"] or _cell_of(f, regex), []).append(s["name"])
+            for cell, sweeps in by_cell.items():
+                cells.setdefault(cell, []).append((f, sweeps))
+        elif f.suffix.lower() in (".npz", ".csv"):
+            cells.setdefault(_cell_of(f, regex), []).append((f, None))
+        else:
+            raise ValueError(f"data: {f.name}: unknown data format {f.suffix!r} (use .npz, .csv or .nwb)")
+    return cells
+
+
 def _file_name(cell: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", cell).strip(".") or "cell"
 
@@ -738,21 +758,9 @@ def _run_fit_many(args) -> int:
         from .fitting.many import _distributed
 
         _distributed()   # the 'dask' extra, before any work
-    # cells: NWB sweeps by their electrode's cell_id where the file states it, else by file name
     from . import io
 
-    cells: dict[str, list] = {}     # cell -> [(path, NWB sweep name or None)]
-    for f in files:
-        if f.suffix.lower() == ".nwb":
-            by_cell = {}
-            for s in io.nwb_cells(f):
-                by_cell.setdefault(s["cell_id"] or _cell_of(f, regex), []).append(s["name"])
-            for cell, sweeps in by_cell.items():
-                cells.setdefault(cell, []).append((f, sweeps))
-        elif f.suffix.lower() in (".npz", ".csv"):
-            cells.setdefault(_cell_of(f, regex), []).append((f, None))
-        else:
-            raise ValueError(f"data: {f.name}: unknown data format {f.suffix!r} (use .npz, .csv or .nwb)")
+    cells = _group_cells(files, regex)
     names = {cell: _file_name(cell) for cell in cells}
     clash = [c for c in cells if list(names.values()).count(names[c]) > 1]
     if clash:

@@ -7,14 +7,16 @@ The cells are small synthetic passive LIF recordings made by ``ctsnn.simulate`` 
 import csv
 import json
 import os
+import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import ctsnn
-from ctsnn.cli import CELL_REGEX, _cell_of, main
+from ctsnn.cli import CELL_REGEX, _cell_of, _expand_data, _group_cells, main
 from ctsnn.fitting import fit_many
 
 distributed = pytest.importorskip("distributed")   # the 'dask' extra
@@ -230,12 +232,31 @@ def test_cli_never_writes_over_an_input(tmp_path, capsys):
 
 
 def test_cells_from_file_names():
-    import re
-    from pathlib import Path
-
     regex = re.compile(CELL_REGEX)
     assert _cell_of(Path("B6_IDRest_183.npz"), regex) == "B6"
     assert _cell_of(Path("99111002.nwb"), regex) == "99111002"
     assert _cell_of(Path("mouse3_cellB_sweep7.csv"), re.compile(r"^(.+)_sweep\d+$")) == "mouse3_cellB"
     with pytest.raises(ValueError, match=r"--group-by .* does not match the file name 'B6_183'"):
         _cell_of(Path("B6_183.npz"), re.compile(r"_sweep\d+"))
+
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED / "bbp_idrest").exists(), reason="../shared/data not present")
+def test_the_shared_recordings_group_by_cell():
+    """The B6 IDRest files are one cell by their names; the CA1 NWB file (no cell_id stated) one
+    cell by its name, with all 16 sweeps; the B6 directory holds sweep 183 twice (CSV and NPZ):
+    refused, naming both files."""
+    regex = re.compile(CELL_REGEX)
+    files, _ = _expand_data([str(SHARED / "bbp_idrest" / "*.npz")])
+    cells = _group_cells(files, regex)
+    assert list(cells) == ["B6"] and [f.name for f, _ in cells["B6"]] == [f"B6_IDRest_18{k}.npz" for k in range(1, 6)]
+    with pytest.raises(ValueError, match="B6_IDRest_183.csv' and .*B6_IDRest_183.npz' look like the same sweep"):
+        _expand_data([str(SHARED / "bbp_idrest")])
+    pytest.importorskip("pynwb")
+    files, dirs = _expand_data([str(SHARED / "hippocampus_ca1")])
+    cells = _group_cells(files, regex)
+    assert list(cells) == ["99111002"] and dirs == [SHARED / "hippocampus_ca1"]
+    (path, sweeps), = cells["99111002"]
+    assert path.name == "99111002.nwb" and len(sweeps) == 16 and sweeps[0] == "ic__Step__1"
