@@ -514,6 +514,7 @@ def _add_fit(sub) -> None:
                "  passive membrane:   ctsnn fit cell.npz --params tau_mem,r,v_leak -p v_th=0V -o fit.json\n"
                "  spike threshold:    ctsnn fit cell.npz --loss spikes --params v_th --spike-metric matched \\\n"
                "                        --mse-weight 0 --bounds v_th=-65mV..-20mV -o fit.json\n"
+               "  many cells:         ctsnn fit recordings/ --out-dir fits/ --workers 2 -p v_th=0V\n"
                "see docs/fitting.md and docs/cli.md")
     p.add_argument("data", nargs="+", help="recording files: .npz (arrays t, v, i with units in meta), "
                                            ".csv (columns like t_s,v_V,i_A) or .nwb (current-clamp sweeps); "
@@ -568,10 +569,10 @@ def _add_fit(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     g = p.add_argument_group(
-        "many cells", "A DATA that is a directory or a glob ('data/*.npz'), or any option of this group, fits "
-                      "each cell on its own: sweeps are grouped by cell (--group-by; NWB sweeps by their "
-                      "electrode's cell_id where the file states it), one JSON per cell and summary.csv are "
-                      "written to --out-dir.")
+        "many cells", "A DATA that is a directory or a glob ('data/*.npz'), or any option of this group,\n"
+                      "fits each cell on its own: sweeps are grouped by cell (--group-by; NWB sweeps by\n"
+                      "their electrode's cell_id where the file states it); one JSON per cell and\n"
+                      "summary.csv are written to --out-dir.")
     g.add_argument("--out-dir", metavar="DIR", default=None,
                    help="existing directory for CELL.json (one per cell) and summary.csv")
     g.add_argument("--group-by", metavar="REGEX", default=None,

@@ -112,6 +112,20 @@ def test_two_workers_recover_every_cell_equal_the_sequential_fit_and_report_a_br
     assert rows[3]["tau_mem [s]"] == ""
 
 
+def test_workers_starts_a_local_cluster_and_closes_it(cells, sequential):
+    """workers=2: a LocalCluster of worker processes for the call, gone afterwards (no child
+    process left), with the sequential results."""
+    import multiprocessing
+
+    before = {p.pid for p in multiprocessing.active_children()}
+    two = {k: cells[k] for k in ("A", "B")}
+    res = fit_many(two, ctsnn.LIF(**START), params=PARAMS, workers=2, progress=False)
+    assert res.ok and not any(w.endswith(f":{os.getpid()}") for w in res.where.values())
+    for name in two:
+        assert res.results[name].values == sequential.results[name].values
+    assert {p.pid for p in multiprocessing.active_children()} <= before
+
+
 def test_spike_loss_reports_model_and_recorded_spike_counts(client):
     """loss='spikes': the summary holds the model's and the recording's spike totals per cell,
     and the fitted threshold is the generating one."""
