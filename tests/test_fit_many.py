@@ -169,6 +169,10 @@ def test_arguments_are_checked_by_name(cells):
         fit_many({"A": "A.npz"}, lif, params=PARAMS)
     with pytest.raises(ValueError, match="params must be a sequence"):
         fit_many(cells, lif, params="tau_mem")
+    with pytest.raises(ValueError, match=r"params: LIF has no parameter 'tau'"):
+        fit_many(cells, lif, params=("tau", "r"))
+    with pytest.raises(ValueError, match="model_factory_or_model must be a ctsnn model or a callable"):
+        fit_many(cells, "lif", params=PARAMS)
 
 
 def test_without_dask_the_error_names_the_extra(cells, monkeypatch, tmp_path, capsys):

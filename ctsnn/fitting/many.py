@@ -16,11 +16,13 @@ import logging
 import math
 import sys
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from .core import FitResult
+from ..models.base import NeuronModel
+from .core import OBSERVATION, FitResult
 
 __all__ = ["fit_many", "ManyFitResult"]
 
@@ -215,8 +217,18 @@ def fit_many(cells: Mapping[str, Any], model_factory_or_model, *, params: Sequen
     if len(set(names)) != len(names):
         raise ValueError(f"cell names must be distinct as strings, got {list(cells)}")
     if isinstance(params, str):
-        raise ValueError(f"params must be a sequence of parameter names, e.g. ({params!r},), got the string {params!r}")
+        raise ValueError(f"params must be a sequence of parameter names, e.g. ({params!r},), got the "
+                         f"string {params!r}")
     params = tuple(params)
+    if isinstance(model_factory_or_model, NeuronModel):   # a name the model lacks fails every cell: say so once
+        have = set(dict(model_factory_or_model.params())) | set(OBSERVATION)
+        for p in params + tuple(fit_kwargs.get("per_sweep", ())):
+            if p not in have:
+                raise ValueError(f"params: {type(model_factory_or_model).__name__} has no parameter {p!r}; it has "
+                                 f"{sorted(have)}")
+    elif not callable(model_factory_or_model):
+        raise ValueError(f"model_factory_or_model must be a ctsnn model or a callable cell_name -> model, got "
+                         f"{type(model_factory_or_model).__name__}")
     for bad in ("progress", "callback"):
         if bad in fit_kwargs:
             raise ValueError(f"{bad}= is not passed to the per-cell fits of fit_many (use progress= for "
@@ -259,7 +271,7 @@ def fit_many(cells: Mapping[str, Any], model_factory_or_model, *, params: Sequen
             collect(*_fit_cell(name, jobs[name], model_factory_or_model, params, kwargs))
     else:
         dd = _distributed()
-        own = None
+        own, run = None, uuid.uuid4().hex
         if client is None:
             cluster = dd.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                       host="127.0.0.1", dashboard_address=None,
@@ -267,7 +279,7 @@ def fit_many(cells: Mapping[str, Any], model_factory_or_model, *, params: Sequen
             client = own = dd.Client(cluster)
         try:
             futures = {client.submit(_fit_cell, name, jobs[name], model_factory_or_model, params, kwargs,
-                                     key=f"ctsnn-fit-{name}-{id(out)}", pure=False): name for name in names}
+                                     key=f"ctsnn-fit-{name}-{run}", pure=False): name for name in names}
             for fut in dd.as_completed(list(futures)):
                 name = futures[fut]
                 if fut.status == "finished":
