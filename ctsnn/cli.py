@@ -16,6 +16,7 @@ Rules every subcommand keeps:
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import re
@@ -513,6 +514,7 @@ def _add_fit(sub) -> None:
                "  passive membrane:   ctsnn fit cell.npz --params tau_mem,r,v_leak -p v_th=0V -o fit.json\n"
                "  spike threshold:    ctsnn fit cell.npz --loss spikes --params v_th --spike-metric matched \\\n"
                "                        --mse-weight 0 --bounds v_th=-65mV..-20mV -o fit.json\n"
+               "  many cells:         ctsnn fit recordings/ --out-dir fits/ --workers 2 -p v_th=0V\n"
                "see docs/fitting.md and docs/cli.md")
     p.add_argument("data", nargs="+", help="recording files: .npz (arrays t, v, i with units in meta), "
                                            ".csv (columns like t_s,v_V,i_A) or .nwb (current-clamp sweeps); "
@@ -560,10 +562,27 @@ def _add_fit(sub) -> None:
                                                              "loss change) that stops lbfgs / least_squares")
     p.add_argument("--method", default="exact", help="simulation method (exact, euler, or a torchdiffeq method "
                                                      "for the nonlinear models)")
-    p.add_argument("-o", "--output", default="fit.json", help="where to write the result (JSON, SI units)")
+    p.add_argument("-o", "--output", default=None,
+                   help="where to write the result (JSON, SI units) (default: fit.json; with several cells "
+                        "use --out-dir)")
     p.add_argument("--plot", metavar="IMAGE", default=None, help="also draw data, fitted model and residuals")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    g = p.add_argument_group(
+        "many cells", "A DATA that is a directory or a glob ('data/*.npz'), or any option of this group,\n"
+                      "fits each cell on its own: sweeps are grouped by cell (--group-by; NWB sweeps by\n"
+                      "their electrode's cell_id where the file states it); one JSON per cell and\n"
+                      "summary.csv are written to --out-dir.")
+    g.add_argument("--out-dir", metavar="DIR", default=None,
+                   help="existing directory for CELL.json (one per cell) and summary.csv")
+    g.add_argument("--group-by", metavar="REGEX", default=None,
+                   help="regular expression searched in each file name (without its suffix); its group 'cell' "
+                        "(or its first group, or the whole match) names the cell "
+                        f"(default: {CELL_REGEX!r}: the name up to its first '_', so B6_IDRest_183.npz is cell B6)")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="fit on a local Dask cluster of N single-threaded worker processes (needs the 'dask' extra)")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="fit on an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (used unchanged)")
 
 
 def _interval(text: str, name: str) -> tuple[float, float]:
@@ -617,8 +636,239 @@ def _dataset_path(arg: str) -> str:
     return str(datasets.path(arg[len("dataset:"):]))
 
 
+# the default --group-by: the file name up to its first "_" (B6_IDRest_183.npz -> cell "B6"), or the
+# whole name where it has none (99111002.nwb -> cell "99111002")
+CELL_REGEX = r"^(?P<cell>[^_]+)"
+_RECORDING_SUFFIXES = (".npz", ".csv", ".nwb")
+_GLOB = re.compile(r"[*?\[]")
+
+
+def _many_cells(args) -> bool:
+    """Whether this ``ctsnn fit`` fits cells one by one: a DATA that is a directory or a glob, or an
+    option of the "many cells" group."""
+    return (any(Path(f).is_dir() or (_GLOB.search(f) and not Path(f).exists()) for f in args.data)
+            or any(x is not None for x in (args.out_dir, args.group_by, args.workers, args.scheduler)))
+
+
+def _expand_data(items) -> tuple[list[Path], list[Path]]:
+    """(recording files, directories given) from DATA: files as they are, a directory's .npz,
+    .csv and .nwb files (not recursive), a glob's matches; sorted, each file once."""
+    import glob
+
+    files, dirs = [], []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            dirs.append(p)
+            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in _RECORDING_SUFFIXES)
+            if not found:
+                raise ValueError(f"data: directory {item!r} holds no .npz, .csv or .nwb recording")
+            files += found
+        elif p.exists():
+            files.append(p)
+        elif _GLOB.search(item):
+            found = sorted(Path(q) for q in glob.glob(item) if Path(q).is_file())
+            if not found:
+                raise ValueError(f"data: the pattern {item!r} matches no file")
+            files += found
+        else:
+            raise ValueError(f"data: file {item!r} does not exist")
+    out, seen = [], set()
+    for f in files:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    stems: dict[tuple, Path] = {}
+    for f in out:
+        other = stems.setdefault((f.parent.resolve(), f.stem), f)
+        if other != f:
+            raise ValueError(f"data: {str(other)!r} and {str(f)!r} look like the same sweep in two formats; "
+                             f"select one, e.g. with a glob such as '{f.parent}/*{other.suffix}'")
+    return out, dirs
+
+
+def _cell_of(path: Path, regex: re.Pattern) -> str:
+    m = regex.search(path.stem)
+    if m is None:
+        raise ValueError(f"--group-by {regex.pattern!r} does not match the file name {path.stem!r} "
+                         f"({path.name}); give a pattern every file name matches")
+    if "cell" in regex.groupindex:
+        name = m.group("cell")
+    else:
+        name = m.group(1) if regex.groups else m.group(0)
+    if not name:
+        raise ValueError(f"--group-by {regex.pattern!r} gives an empty cell name for {path.name}")
+    return name
+
+
+def _group_cells(files, regex: re.Pattern) -> dict[str, list]:
+    """cell -> [(file, None) for .npz / .csv, (file, [sweep names]) for .nwb]: NWB sweeps by their
+    electrode's cell_id where the file states it, everything else by ``regex`` on the file name."""
+    from . import io
+
+    cells: dict[str, list] = {}
+    for f in files:
+        if f.suffix.lower() == ".nwb":
+            by_cell: dict[str, list] = {}
+            for s in io.nwb_cells(f):
+                by_cell.setdefault(s["cell_id"] or _cell_of(f, regex), []).append(s["name"])
+            for cell, sweeps in by_cell.items():
+                cells.setdefault(cell, []).append((f, sweeps))
+        elif f.suffix.lower() in (".npz", ".csv"):
+            cells.setdefault(_cell_of(f, regex), []).append((f, None))
+        else:
+            raise ValueError(f"data: {f.name}: unknown data format {f.suffix!r} (use .npz, .csv or .nwb)")
+    return cells
+
+
+def _file_name(cell: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", cell).strip(".") or "cell"
+
+
+def _run_fit_many(args) -> int:
+    """``ctsnn fit`` over many cells: group the sweeps, fit each cell (in sequence or on Dask),
+    write CELL.json per cell and summary.csv into --out-dir."""
+    if args.output is not None:
+        raise ValueError("-o names one result; with several cells (a directory or glob DATA, or a "
+                         "'many cells' option) give --out-dir DIR for CELL.json and summary.csv")
+    if args.plot is not None:
+        raise ValueError("--plot draws one fit; fit a single cell's files to draw it")
+    if args.out_dir is None:
+        raise ValueError("fitting cells one by one writes one JSON per cell and summary.csv: give --out-dir DIR "
+                         "(an existing directory)")
+    if args.workers is not None and args.scheduler is not None:
+        raise ValueError("give --workers N (a local cluster) or --scheduler ADDRESS (an existing one), not both")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.max_iter < 1:
+        raise ValueError(f"--max-iter must be >= 1, got {args.max_iter}")
+    try:
+        regex = re.compile(args.group_by if args.group_by is not None else CELL_REGEX)
+    except re.error as exc:
+        raise ValueError(f"--group-by {args.group_by!r} is not a regular expression: {exc}") from None
+    files, dirs = _expand_data(args.data)
+    out_dir = Path(args.out_dir)
+    if not out_dir.is_dir():
+        raise ValueError(f"--out-dir: {args.out_dir!r} is not an existing directory (create it first)")
+    for d in dirs:
+        if _same_file(out_dir, d):
+            raise ValueError(f"--out-dir: {args.out_dir!r} is a data directory of this command; the results "
+                             f"(and summary.csv, a CSV) would mix with the recordings: choose another directory")
+    if args.workers is not None or args.scheduler is not None:
+        from .fitting.many import _distributed
+
+        _distributed()   # the 'dask' extra, before any work
+    from . import io
+
+    cells = _group_cells(files, regex)
+    names = {cell: _file_name(cell) for cell in cells}
+    clash = [c for c in cells if list(names.values()).count(names[c]) > 1]
+    if clash:
+        raise ValueError(f"cells {clash} would share an output file name; give --group-by a pattern that "
+                         f"names them apart")
+    outputs = [(f"--out-dir ({cell})", out_dir / f"{names[cell]}.json", None) for cell in cells]
+    outputs.append(("--out-dir (summary)", out_dir / "summary.csv", None))
+    _check_outputs(outputs, files, args.force)
+
+    params = tuple(x.strip() for x in args.params.split(",") if x.strip())
+    per_sweep = tuple(x.strip() for x in args.per_sweep.split(",") if x.strip())
+    cls_name = MODELS[args.model][0]
+    bounds = _bounds(args.bounds, cls_name)
+    before, sep, after = args.spike_window.partition(",")
+    if not sep:
+        raise ValueError(f"--spike-window expects BEFORE,AFTER (e.g. 1ms,4ms), got {args.spike_window!r}")
+    window = (parse_quantity(before, "time", name="--spike-window"),
+              parse_quantity(after, "time", name="--spike-window"))
+    vr_tau = parse_quantity(args.vr_tau, "time", name="--vr-tau")
+    spike_threshold = parse_quantity(args.spike_threshold, "voltage", name="--spike-threshold")
+    init = _param_pairs(args.param)
+    model_kw = {k: v for k, v in init.items() if k != "r_series"}
+    model = build_model(args.model, model_kw)
+    start = None
+    if "r_series" in init:
+        start = {"r_series": parse_quantity(init["r_series"], "resistance", name="r_series")}
+    if args.optimizer == "least_squares" and args.loss != "mse":
+        raise ValueError("--optimizer least_squares fits the membrane residuals: use it with --loss mse")
+    excludes = [_interval(ex, "--exclude") for ex in args.exclude]
+    win = _interval(args.window, "--window") if args.window else None
+    units = _param_pairs(args.units, "--units")
+    sel = None if args.sweeps is None else [x.strip() for x in args.sweeps.split(",") if x.strip()]
+
+    # read each cell here; a cell whose files cannot be read or cut is reported, the others go on
+    data, load_errors = {}, {}
+    for cell, parts in cells.items():
+        try:
+            recs = []
+            for f, sweeps in parts:
+                if sweeps is not None:
+                    want = sweeps if sel is None else [s for s in sweeps if s in sel or str(io._sweep_number(s)) in sel]
+                    recs += io.load_nwb(f, sweeps=want) if want else []
+                else:
+                    recs += _load_recordings([f], None, units)
+            if not recs:
+                raise ValueError(f"no sweep selected (--sweeps {args.sweeps})")
+            for t0, t1 in excludes:
+                recs = [r.exclude(r.t[0] + t0, r.t[0] + t1) for r in recs]
+            if win is not None:
+                recs = [r.window(r.t[0] + win[0], r.t[0] + win[1]) for r in recs]
+            data[cell] = recs
+        except (ValueError, OSError) as exc:
+            load_errors[cell] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    if not args.quiet:
+        where = (f"a local Dask cluster of {args.workers} worker(s)" if args.workers else
+                 f"the Dask cluster at {args.scheduler}" if args.scheduler else "this process, one after another")
+        print(f"fitting {', '.join(params + per_sweep)} of {args.model} to {len(cells)} cell(s) "
+              f"({len(files)} file(s)) on {where}", file=sys.stderr)
+    from .fitting.many import ManyFitResult, fit_many
+
+    kw = dict(per_sweep=per_sweep, init=start, bounds=bounds, loss=args.loss, optimizer=args.optimizer,
+              max_iter=args.max_iter, lr=args.lr, tol=args.tol, spike_threshold=spike_threshold,
+              spike_window=window, spike_weight=args.spike_weight, vr_tau=vr_tau,
+              spike_metric=args.spike_metric, mse_weight=args.mse_weight, method=args.method)
+    if data:
+        client = None
+        if args.scheduler is not None:
+            from .fitting.many import _distributed
+
+            try:
+                client = _distributed().Client(args.scheduler, timeout="30s")
+            except OSError as exc:
+                raise ValueError(f"--scheduler: cannot connect to {args.scheduler!r}: {exc}") from None
+        try:
+            res = fit_many(data, model, params=params, client=client, workers=args.workers,
+                           progress=not args.quiet, **kw)
+        finally:
+            if client is not None:
+                client.close()
+    else:
+        res = ManyFitResult(cells=[])
+    res.cells = list(cells)
+    res.errors.update(load_errors)
+    for cell in load_errors:
+        res.n_sweeps.setdefault(cell, 0)
+    for cell in cells:
+        path = out_dir / f"{names[cell]}.json"
+        if cell in res.results:
+            d = res.results[cell].to_dict()
+            if cell in res.spike_counts:
+                d["spike_counts"]["model_total"], d["spike_counts"]["recorded_total"] = res.spike_counts[cell]
+        else:
+            d = {"success": False, "error": res.errors[cell]}
+        d = {"cell": cell, "files": sorted({str(f) for f, _ in cells[cell]}), **d}
+        with open(path, "w") as fh:
+            fh.write(json.dumps(d, indent=2) + "\n")
+    res.to_csv(out_dir / "summary.csv")
+    print(res.summary())
+    print(f"results written to {out_dir}/ ({len(cells)} JSON file(s) and summary.csv)")
+    return 0 if res.ok else 1
+
+
 def _run_fit(args) -> int:
     args.data = [_dataset_path(f) for f in args.data]
+    if _many_cells(args):
+        return _run_fit_many(args)
+    args.output = args.output or "fit.json"
     for f in args.data:
         _check_inputs(("data", f))
     _check_outputs([("-o", args.output, None),

@@ -21,7 +21,7 @@ import numpy as np
 
 from .units import UNITS
 
-__all__ = ["Recording", "load_arrays", "load_npz", "load_csv", "load_nwb", "nwb_sweeps",
+__all__ = ["Recording", "load_arrays", "load_npz", "load_csv", "load_nwb", "nwb_sweeps", "nwb_cells",
            "detect_spikes"]
 
 
@@ -268,6 +268,33 @@ def nwb_sweeps(path) -> list[dict[str, Any]]:
         out.append({"name": rec.name, "number": rec.meta["number"], "stimulus": rec.meta["stimulus"],
                     "description": rec.meta["stimulus_description"], "start": rec.meta["starting_time"],
                     "rate": rec.meta["rate"], "current": float(np.median(c[c.size // 4: 3 * c.size // 4]))})
+    return out
+
+
+def nwb_cells(path) -> list[dict[str, Any]]:
+    """The current-clamp sweeps of an NWB file with the cell each was recorded from: ``name``,
+    ``number`` and ``cell_id`` (the ``cell_id`` of the sweep's intracellular electrode, NWB 2.5
+    and later; None where the file does not state it). Reads metadata only."""
+    try:
+        from pynwb import NWBHDF5IO
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("reading NWB needs pynwb: pip install 'ctsnn[nwb]'") from exc
+    import warnings
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"NWB file {str(path)!r} does not exist")
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with NWBHDF5IO(str(path), "r", load_namespaces=True) as io:
+            nwb = io.read()
+            for k, acq in nwb.acquisition.items():
+                if type(acq).__name__ != "CurrentClampSeries":
+                    continue
+                cell = getattr(getattr(acq, "electrode", None), "cell_id", None)
+                out.append({"name": k, "number": _sweep_number(k), "cell_id": str(cell) if cell else None})
+    out.sort(key=lambda d: (d["number"] is None, d["number"] or 0, d["name"]))
     return out
 
 
