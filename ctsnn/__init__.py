@@ -8,7 +8,8 @@ from .fitting import FitResult, fit
 from .io import Recording
 from .models import ALIF, IF, LIF, LIT, CubaLIF, DualLIT, NeuronModel, Recurrent
 from .models import QIF, AdEx, Izhikevich
-from .simulate import SimulationError, simulate
+from .errors import SimulationError
+from .simulate import simulate
 from .trace import Trace
 from .discrete import DiscreteLayer, discretize
 

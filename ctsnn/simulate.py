@@ -17,15 +17,13 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from .errors import SimulationError
+from .events import EventLoopGuard
 from .models.base import NeuronModel
 from .solvers import get_solver
 from .trace import Trace
 
 __all__ = ["simulate", "SimulationError"]
-
-
-class SimulationError(RuntimeError):
-    """The simulation cannot go on (e.g. an event loop that never ends)."""
 
 
 def _float(name: str, value: Any, *, positive=False, nonneg=False) -> float:
@@ -124,6 +122,15 @@ class _Sim:
         self.jumps = [model.jump_map(e, dtype, device) for e in range(self.E)]
         self.scales = [model.output_scale(e, dtype, device) for e in range(self.E)]
         self.stats = {"steps": 0, "fast_steps": 0, "events": 0}
+        self.guard = EventLoopGuard(self.M, self.S, self.max_events_per_step, dtype, device, dt)
+        self.seg_end = 0.0              # absolute end of the sub-interval being integrated
+
+    def describe(self, j: int) -> str:
+        """Name flat element ``j`` for an error message."""
+        where = f"neuron {j % self.n}"
+        if self.Bt > 1:
+            where += f" of batch element {j // self.n}"
+        return where
 
     # refractoriness ------------------------------------------------------
     def in_refractory(self, a: float) -> Tensor | None:
@@ -171,6 +178,8 @@ class _Sim:
             armed = self.armed.reshape(-1, self.E)
             again = (g_post >= 0) & (g_post < g_pre)        # a reset that helps: fire again
             armed[gidx] = (g_post < 0) | again
+            self.guard.check(self.k, self.t0, self.seg_end, gidx, self.t0 + offsets.detach().to(torch.float64),
+                             e, g_pre.gather(1, e[:, None]).squeeze(1), pre, post, self.describe)
         if write:
             self.y = self.y.reshape(-1, self.S).index_put((gidx,), post).reshape(self.y.shape)
         if self.feedback is not None:
@@ -503,6 +512,7 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
             if b <= a:  # an input at (numerically) the current time
                 _apply_inputs(sim, *inputs.pop_until(nt))
                 continue
+            sim.seg_end = t0 + b
             a = solver.advance(sim, a, b)
         sim.stats["steps"] += 1
         if rec_idx and (k + 1) % stride == 0:
