@@ -361,8 +361,9 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
     max_events_per_step : per neuron; more raises :class:`SimulationError` (an endless event loop).
     progress : print a progress line to stderr.
     chunk : the exact method solves stretches of up to ``chunk`` event-free grid steps at once
-        (tabulated or constant current, no input spike, no refractory neuron in the stretch); the
-        results equal the step-by-step ones to rounding. ``0`` turns the fast path off.
+        (tabulated or constant current, no input spike and no end of a refractory period in the
+        stretch); the results equal the step-by-step ones to rounding. ``0`` turns the fast path
+        off.
 
     Returns
     -------
@@ -528,15 +529,21 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
 
 def _chunk_len(sim: _Sim, inputs: _Inputs, k: int, dt: float, n_full: int, K: int) -> int:
     """How many whole steps from step ``k`` the fast path may take: none may hold an input
-    event (external or delayed feedback) or a refractory neuron."""
+    event (external or delayed feedback) or the release of a refractory neuron (a neuron
+    refractory over whole steps is held by the fast path; its release time ends the chunk)."""
     K = min(K, n_full - k)
     nt = inputs.next_time()
     if math.isfinite(nt):
         K = min(K, math.floor(nt / dt) - k)              # stop before the step receiving it
         while K > 0 and (k + K) * dt >= nt:
             K -= 1
-    if sim.t_ref is not None and bool((sim.ref_until > k * dt).any()):
-        return 0
+    if sim.t_ref is not None:
+        held = sim.ref_until[sim.ref_until > k * dt]
+        if held.numel():
+            rel = float(held.min())                       # the first release
+            K = min(K, math.floor(rel / dt) - k)
+            while K > 0 and (k + K) * dt > rel:           # a release at a step end is still held
+                K -= 1
     return K
 
 

@@ -77,7 +77,10 @@ class Exact(Solver):
         the sum as one Toeplitz contraction (a cumulative sum when the input is constant). The
         event candidates of every step (ordinary, hidden and armed-immediate crossings, exactly as
         in :meth:`advance`) are checked at once; the steps before the first candidate anywhere in
-        the population are accepted. Returns ``(m, Y)`` with ``Y`` the ``m`` accepted step-end
+        the population are accepted. Neurons refractory over the whole chunk (``simulate`` ends
+        the chunk before the first release) have their clamped state held at its value and no
+        candidates; the clamped state drives no other state (checked in ``__init__``), so the
+        others follow the recurrence unchanged. Returns ``(m, Y)`` with ``Y`` the ``m`` accepted step-end
         states ``[m, Bt, n, S]``; ``sim.y`` is left at the last of them.
         """
         E, F = self._EF(sim.dt)
@@ -103,6 +106,11 @@ class Exact(Solver):
                 Y = Y + torch.einsum("riab,icnb->rcna", T[:, :, 0], w)
             else:
                 Y = Y + torch.einsum("rinab,icnb->rcna", T, w)
+        in_ref = sim.in_refractory(0.0)
+        if in_ref is not None and bool(in_ref.any()):
+            Y = sim.clamp(Y, in_ref.expand(Y.shape[:-1]))
+        else:
+            in_ref = None
         with torch.no_grad():
             gY = self._g(Y, self.theta)                                   # [K, Bt, n, E]
             g0 = self._g(y0, self.theta)
@@ -113,6 +121,8 @@ class Exact(Solver):
                 Yp = torch.cat([y0[None], Y[:-1]])
                 cand |= (gp < 0) & (gY < 0) & (self._gdot(Yp, bvec, self.A) > 0) & \
                         (self._gdot(Y, bvec, self.A) < 0)
+            if in_ref is not None:
+                cand &= ~in_ref.unsqueeze(-1)
             hit = cand.reshape(K, -1).any(1)
             m = int(hit.to(torch.int8).argmax()) if bool(hit.any()) else K
             if m:
