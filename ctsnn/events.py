@@ -1,4 +1,17 @@
-"""Event location: bracketed root finding and differentiable event times.
+"""Event location: which elements may have an event, bracketed root finding, differentiable
+event times, and the guard against endless event loops. Every solver uses these rules; none
+writes its own.
+
+Candidates on an interval ``[a, b]`` of one element's smooth solution, with event functions
+``g0 = g(a)``, ``g1 = g(b)`` (``[..., E]``) and their time derivatives ``gd0``, ``gd1``:
+
+* ``upward``:    ``g0 < 0 <= g1``, an ordinary crossing;
+* ``immediate``: ``g0 >= 0`` while *armed* (below threshold since its last event): an input jump
+  over threshold, or a reset that leaves the element above it;
+* ``hidden``:    ``g0 < 0``, ``g1 < 0``, ``gd0 > 0 > gd1``: g rises and falls back inside the
+  interval; its maximum must be located to know whether it reached 0;
+* ``rearm``:     after a jump from ``g_pre`` to ``g_post``, the element is armed when it is below
+  threshold, or still above but lowered by the jump (it fires again at once).
 
 ``bracketed_root`` finds, for every element at once, the zero crossing of a function that is
 negative at ``lo`` and non-negative at ``hi`` (Illinois variant of regula falsi, with a
@@ -22,9 +35,43 @@ from torch import Tensor
 
 from .errors import SimulationError
 
-__all__ = ["bracketed_root", "attach_event_time", "GRAZING_EPS", "EventLoopGuard"]
+__all__ = ["bracketed_root", "attach_event_time", "GRAZING_EPS", "EventLoopGuard", "upward",
+           "immediate", "hidden", "candidates", "rearm"]
 
 GRAZING_EPS = 1e-9
+
+
+def upward(g0: Tensor, g1: Tensor) -> Tensor:
+    """An ordinary upward crossing in the interval: ``g0 < 0 <= g1``."""
+    return (g0 < 0) & (g1 >= 0)
+
+
+def immediate(armed: Tensor, g0: Tensor) -> Tensor:
+    """An armed element already at or above threshold at the interval start fires there."""
+    return armed & (g0 >= 0)
+
+
+def hidden(g0: Tensor, g1: Tensor, gd0: Tensor, gd1: Tensor) -> Tensor:
+    """Below threshold at both ends, rising at the start and falling at the end: a maximum
+    inside that may reach threshold (to be located)."""
+    return (g0 < 0) & (g1 < 0) & (gd0 > 0) & (gd1 < 0)
+
+
+def candidates(g0: Tensor, g1: Tensor, armed: Tensor | None = None, gd0: Tensor | None = None,
+               gd1: Tensor | None = None) -> Tensor:
+    """Every element and event that may fire in the interval: upward, immediate (when ``armed``
+    is given) and hidden (when the slopes are given) candidates together."""
+    cand = upward(g0, g1)
+    if armed is not None:
+        cand = cand | immediate(armed, g0)
+    if gd0 is not None:
+        cand = cand | hidden(g0, g1, gd0, gd1)
+    return cand
+
+
+def rearm(g_pre: Tensor, g_post: Tensor) -> Tensor:
+    """Armed after a jump: below threshold, or lowered by the jump but still above (fires again)."""
+    return (g_post < 0) | ((g_post >= 0) & (g_post < g_pre))
 
 
 def bracketed_root(f: Callable[[Tensor], Tensor], lo: Tensor, hi: Tensor, f_lo: Tensor,

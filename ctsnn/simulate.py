@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .errors import SimulationError
-from .events import EventLoopGuard
+from .events import EventLoopGuard, rearm
 from .models.base import NeuronModel
 from .solvers import get_solver
 from .trace import Trace
@@ -94,7 +94,8 @@ class _Current:
 
 
 class _Sim:
-    """Mutable simulation state shared by ``simulate`` and the solvers."""
+    """Mutable simulation state shared by ``simulate`` and the solvers: the implementation of
+    ``ctsnn.solvers.base.SolverContext`` (what a solver may read and call)."""
 
     def __init__(self, model: NeuronModel, shape, dtype, device, dt, max_events_per_step):
         self.model, self.shape, self.dtype, self.device, self.dt = model, shape, dtype, device, dt
@@ -175,9 +176,7 @@ class _Sim:
             th = self.model.event_offset(self.dtype, self.device)
             th = th[nid] if th.shape[0] > 1 else th.expand(gidx.shape[0], -1)
             g_pre, g_post = pre @ G.T - th, post @ G.T - th
-            armed = self.armed.reshape(-1, self.E)
-            again = (g_post >= 0) & (g_post < g_pre)        # a reset that helps: fire again
-            armed[gidx] = (g_post < 0) | again
+            self.armed.reshape(-1, self.E)[gidx] = rearm(g_pre, g_post)
             self.guard.check(self.k, self.t0, self.seg_end, gidx, self.t0 + offsets.detach().to(torch.float64),
                              e, g_pre.gather(1, e[:, None]).squeeze(1), pre, post, self.describe)
         if write:

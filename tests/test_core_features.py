@@ -286,3 +286,23 @@ def test_rest_state_carries_v_leak_gradient():
     tr = ctsnn.simulate(m, None, t_end=0.01, dt=1e-3, dtype=torch.float64)
     (g,) = torch.autograd.grad(tr["v"][-1, 0], vl)
     assert float(g) == pytest.approx(1.0, abs=1e-12)  # v stays at v_leak for every v_leak
+
+
+def test_imports_flow_one_way():
+    # solvers and the event component never import simulate (they see it through the typed
+    # SolverContext); errors.py imports nothing from the package
+    import ast
+    import pathlib
+    root = pathlib.Path(ctsnn.__file__).parent
+    files = sorted((root / "solvers").glob("*.py")) + [root / "events.py", root / "errors.py"]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                mod = (node.module or "")
+                assert "simulate" not in mod, (path.name, mod)
+                if path.name == "errors.py":
+                    assert node.level == 0 and not mod.startswith("ctsnn"), mod
+    from ctsnn.solvers.base import SolverContext
+    from ctsnn.simulate import _Sim
+    for name in SolverContext.__annotations__:
+        assert name in _Sim.__init__.__code__.co_names or name in ("u", "y", "t0"), name

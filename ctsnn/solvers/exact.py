@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from ..events import attach_event_time, bracketed_root
+from ..events import attach_event_time, bracketed_root, candidates, hidden, immediate, upward
 from .base import Solver
 from .propagator import propagate, propagator
 
@@ -115,12 +115,13 @@ class Exact(Solver):
             gY = self._g(Y, self.theta)                                   # [K, Bt, n, E]
             g0 = self._g(y0, self.theta)
             gp = torch.cat([g0[None], gY[:-1]])
-            cand = (gp < 0) & (gY >= 0)
-            cand[0] |= sim.armed & (g0 >= 0)
+            armed = torch.zeros_like(gY, dtype=torch.bool)
+            armed[0] = sim.armed
             if self.hidden:
                 Yp = torch.cat([y0[None], Y[:-1]])
-                cand |= (gp < 0) & (gY < 0) & (self._gdot(Yp, bvec, self.A) > 0) & \
-                        (self._gdot(Y, bvec, self.A) < 0)
+                cand = candidates(gp, gY, armed, self._gdot(Yp, bvec, self.A), self._gdot(Y, bvec, self.A))
+            else:
+                cand = candidates(gp, gY, armed)
             if in_ref is not None:
                 cand &= ~in_ref.unsqueeze(-1)
             hit = cand.reshape(K, -1).any(1)
@@ -154,10 +155,11 @@ class Exact(Solver):
         y1 = propagate(E, F, y, self.bvec)
         with torch.no_grad():
             g0, g1 = self._g(y, self.theta), self._g(y1, self.theta)
-            cand = ((g0 < 0) & (g1 >= 0)) | (sim.armed & (g0 >= 0))
             if self.hidden:
-                cand |= (g0 < 0) & (g1 < 0) & (self._gdot(y, self.bvec, self.A) > 0) & \
-                        (self._gdot(y1, self.bvec, self.A) < 0)
+                cand = candidates(g0, g1, sim.armed, self._gdot(y, self.bvec, self.A),
+                                  self._gdot(y1, self.bvec, self.A))
+            else:
+                cand = candidates(g0, g1, sim.armed)
             special = cand.any(-1)
             in_ref = sim.in_refractory(a)
             if in_ref is not None:
@@ -207,11 +209,11 @@ class Exact(Solver):
             yb = self._propagate_elements(sim, gidx[f], y0f, bf, Af, sf, bt)
             g0, gb = self._g(y0f, thf), self._g(yb, thf)
             armed = sim.armed.reshape(-1, g0.shape[-1])[gidx[f]]
-            now = armed & (g0 >= 0)
-            up = (g0 < 0) & (gb >= 0)
+            now = immediate(armed, g0)
+            up = upward(g0, gb)
             if self.hidden:
                 gd0, gdb = self._gdot(y0f, bf, Af), self._gdot(yb, bf, Af)
-                hid = (g0 < 0) & (gb < 0) & (gd0 > 0) & (gdb < 0)
+                hid = hidden(g0, gb, gd0, gdb)
             xtol = 4 * torch.finfo(dtype).eps * max(abs(b), sim.dt)
             best_t = torch.full_like(sf, math.inf)
             best_e = torch.full((f.shape[0],), -2, dtype=torch.long, device=sim.device)
