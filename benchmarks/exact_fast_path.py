@@ -4,7 +4,9 @@
 
 Prints medians (and min-max) of wall time and the ratio step-by-step / fast path, and checks
 that both paths agree. Cases: a subthreshold 3 s sweep at 4 kHz (forward + backward, the
-fitting workload) and a LIF at dt = 0.1 ms for 1 s with ~55 spikes (forward).
+fitting workload), a LIF at dt = 0.1 ms for 1 s with ~55 spikes (forward), and a LIF with
+t_ref = 2 ms for 0.2 s at dt = 0.1 ms (forward; the fast path holds refractory neurons and
+resumes after the step of their release).
 """
 import argparse
 import statistics
@@ -32,6 +34,12 @@ def spiking(chunk):
     return tr.n_spikes, float(tr.spike_times.sum())
 
 
+def refractory(chunk):
+    tr = ctsnn.simulate(ctsnn.LIF(tau_mem=10e-3, t_ref=2e-3), 1.5, t_end=0.2, dt=1e-4,
+                        dtype=torch.float64, chunk=chunk)
+    return tr.n_spikes, float(tr.spike_times.sum())
+
+
 def timed(fn, arg, repeats):
     out, ts = None, []
     for _ in range(repeats):
@@ -47,7 +55,9 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    for name, fn in (("sweep 3 s @ 4 kHz fwd+bwd", sweep), ("LIF 1 s @ 0.1 ms, 55 spikes", spiking)):
+    cases = (("sweep 3 s @ 4 kHz fwd+bwd", sweep), ("LIF 1 s @ 0.1 ms, 55 spikes", spiking),
+             ("LIF 0.2 s @ 0.1 ms, t_ref 2 ms", refractory))
+    for name, fn in cases:
         fn(256)
         (a, ta), (b, tb) = timed(fn, 0, max(1, args.repeats // 2)), timed(fn, 256, args.repeats)
         if abs(a[0] - b[0]) > 1e-9 * max(1.0, abs(a[0])) or abs(a[1] - b[1]) > 1e-9 * max(1.0, abs(a[1])):

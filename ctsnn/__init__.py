@@ -22,7 +22,7 @@ _LAZY = {
     "NeuronModel": "models", "LIF": "models", "IF": "models", "CubaLIF": "models", "ALIF": "models",
     "LIT": "models", "DualLIT": "models", "Recurrent": "models", "AdEx": "models", "QIF": "models",
     "Izhikevich": "models",
-    "simulate": "simulate", "SimulationError": "simulate",
+    "simulate": "simulate", "SimulationError": "errors",
     "Trace": "trace",
     "discretize": "discrete", "DiscreteLayer": "discrete",
     "Recording": "io",
@@ -42,7 +42,8 @@ if TYPE_CHECKING:  # what static tools see: the same names, imported eagerly
     from .io import Recording
     from .models import ALIF, IF, LIF, LIT, QIF, AdEx, CubaLIF, DualLIT, Izhikevich, NeuronModel, Recurrent
     from .network import Network, PoissonSource, Population, Projection
-    from .simulate import SimulationError, simulate
+    from .errors import SimulationError
+    from .simulate import simulate
     from .trace import Trace
 
 

@@ -1,4 +1,17 @@
-"""Event location: bracketed root finding and differentiable event times.
+"""Event location: which elements may have an event, bracketed root finding, differentiable
+event times, and the guard against endless event loops. Every solver uses these rules; none
+writes its own.
+
+Candidates on an interval ``[a, b]`` of one element's smooth solution, with event functions
+``g0 = g(a)``, ``g1 = g(b)`` (``[..., E]``) and their time derivatives ``gd0``, ``gd1``:
+
+* ``upward``:    ``g0 < 0 <= g1``, an ordinary crossing;
+* ``immediate``: ``g0 >= 0`` while *armed* (below threshold since its last event): an input jump
+  over threshold, or a reset that leaves the element above it;
+* ``hidden``:    ``g0 < 0``, ``g1 < 0``, ``gd0 > 0 > gd1``: g rises and falls back inside the
+  interval; its maximum must be located to know whether it reached 0;
+* ``rearm``:     after a jump from ``g_pre`` to ``g_post``, the element is armed when it is below
+  threshold, or still above but lowered by the jump (it fires again at once).
 
 ``bracketed_root`` finds, for every element at once, the zero crossing of a function that is
 negative at ``lo`` and non-negative at ``hi`` (Illinois variant of regula falsi, with a
@@ -14,14 +27,51 @@ crossing yields a large but finite gradient, never NaN or Inf.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
 from torch import Tensor
 
-__all__ = ["bracketed_root", "attach_event_time", "GRAZING_EPS"]
+from .errors import SimulationError
+
+__all__ = ["bracketed_root", "attach_event_time", "GRAZING_EPS", "EventLoopGuard", "upward",
+           "immediate", "hidden", "candidates", "rearm"]
 
 GRAZING_EPS = 1e-9
+
+
+def upward(g0: Tensor, g1: Tensor) -> Tensor:
+    """An ordinary upward crossing in the interval: ``g0 < 0 <= g1``."""
+    return (g0 < 0) & (g1 >= 0)
+
+
+def immediate(armed: Tensor, g0: Tensor) -> Tensor:
+    """An armed element already at or above threshold at the interval start fires there."""
+    return armed & (g0 >= 0)
+
+
+def hidden(g0: Tensor, g1: Tensor, gd0: Tensor, gd1: Tensor) -> Tensor:
+    """Below threshold at both ends, rising at the start and falling at the end: a maximum
+    inside that may reach threshold (to be located)."""
+    return (g0 < 0) & (g1 < 0) & (gd0 > 0) & (gd1 < 0)
+
+
+def candidates(g0: Tensor, g1: Tensor, armed: Tensor | None = None, gd0: Tensor | None = None,
+               gd1: Tensor | None = None) -> Tensor:
+    """Every element and event that may fire in the interval: upward, immediate (when ``armed``
+    is given) and hidden (when the slopes are given) candidates together."""
+    cand = upward(g0, g1)
+    if armed is not None:
+        cand = cand | immediate(armed, g0)
+    if gd0 is not None:
+        cand = cand | hidden(g0, g1, gd0, gd1)
+    return cand
+
+
+def rearm(g_pre: Tensor, g_post: Tensor) -> Tensor:
+    """Armed after a jump: below threshold, or lowered by the jump but still above (fires again)."""
+    return (g_post < 0) | ((g_post >= 0) & (g_post < g_pre))
 
 
 def bracketed_root(f: Callable[[Tensor], Tensor], lo: Tensor, hi: Tensor, f_lo: Tensor,
@@ -70,3 +120,123 @@ def attach_event_time(t_star: Tensor, g_at_t: Tensor, gdot_at_t: Tensor) -> Tens
     gd = gdot_at_t.detach()
     gd = torch.where(gd.abs() < GRAZING_EPS, torch.full_like(gd, GRAZING_EPS), gd)
     return t_star.detach() - (g_at_t - g_at_t.detach()) / gd
+
+
+class EventLoopGuard:
+    """Stops endless event loops by their structure, not by a clock.
+
+    Every applied event is shown to :meth:`check` with its element, absolute time, event index,
+    event-function value just before the jump (``g_pre``) and state just after it. Per element it
+    remembers the previous event and counts the events of the current grid step; it raises
+    :class:`~ctsnn.errors.SimulationError` as soon as the loop is certain to exceed
+    ``max_events_per_step``:
+
+    1. **no progress at one instant**: the same event of the same element fires again at the
+       same time with ``g_pre`` at least as high as before, for the ``REEXCITE_MAX + 1``-th time
+       at that instant. Each time zero-delay input (recurrent feedback) pushed it back above
+       threshold at least as far as its jump took it down: a cascade that cycles (resets to a
+       value) or grows (subtracted resets under strong excitation). A finite cascade re-excites
+       a neuron once or twice (tested with random all-to-all weights); a runaway one does it
+       in every round, so it is stopped after a few rounds instead of after
+       ``max_events_per_step`` events per neuron.
+    2. **a chain at one instant that will not fit**: the same event fires again at the same time
+       with ``g_pre`` lower by ``d`` (a subtract reset under an input jump of many thresholds):
+       about ``g_pre / d`` more events follow at that instant; raise if they exceed the budget.
+    3. **a periodic train that will not fit**: an event at a new instant leaves the element in the
+       state (to 1e-6 of each state's size, taken from the states before and after the jump) that
+       the first event of the previous instant of this step left it in; with the input held the
+       train then repeats, ``p`` events every ``T`` seconds (``p > 1`` when each instant holds a
+       chain as in 2, e.g. a float32 crossing located a few ulps late). Raise if
+       ``p (horizon - t) / T`` more events, up to ``horizon`` (the next input time or the step
+       end), exceed the budget. The same projection is made without the state comparison when
+       ``T`` is at the time resolution of the step (``16 eps dt``, where located crossings are
+       only known to a few ulps of ``dt``): such a train cannot be resolved in the dtype at all.
+
+    The count of events per step (``max_events_per_step``) remains the final bound for trains
+    that are not periodic.
+    """
+
+    PERIODIC_RTOL = 1e-6
+    REEXCITE_MAX = 8
+
+    def __init__(self, M: int, S: int, max_events: int, dtype, device, dt: float) -> None:
+        self.max = int(max_events)
+        self.resolution = 16 * torch.finfo(dtype).eps * dt
+        self.k = -1
+        self.count = torch.zeros(M, dtype=torch.long, device=device)
+        self.last_t = torch.full((M,), -math.inf, dtype=torch.float64, device=device)
+        self.last_e = torch.full((M,), -1, dtype=torch.long, device=device)
+        self.last_g = torch.zeros(M, dtype=dtype, device=device)
+        self.reexcited = torch.zeros(M, dtype=torch.long, device=device)
+        # the first event of the element's latest instant: time, count before it, state after it
+        self.first_t = torch.full((M,), -math.inf, dtype=torch.float64, device=device)
+        self.first_n = torch.zeros(M, dtype=torch.long, device=device)
+        self.first_post = torch.zeros(M, S, dtype=dtype, device=device)
+
+    def check(self, k: int, t0: float, horizon: float, gidx: Tensor, t_abs: Tensor, e: Tensor,
+              g_pre: Tensor, pre: Tensor, post: Tensor, describe: Callable[[int], str]) -> None:
+        """Record events of elements ``gidx`` (distinct) in step ``k`` starting at ``t0``; raise
+        if one of the rules above says the loop cannot finish. ``describe(j)`` names element j."""
+        with torch.no_grad():
+            if k != self.k:
+                self.count.zero_()
+                self.k = k
+            t_abs, g_pre, pre, post = t_abs.detach().to(torch.float64), g_pre.detach(), pre.detach(), post.detach()
+            n0 = self.count[gidx]
+            cnt = n0 + 1
+            lt, le, lg = self.last_t[gidx], self.last_e[gidx], self.last_g[gidx]
+            same = (t_abs == lt) & (e == le)
+            up = same & (g_pre >= lg)
+            reex = torch.where(same, self.reexcited[gidx] + up.to(torch.long), torch.zeros_like(n0))
+            stuck = reex > self.REEXCITE_MAX
+            if bool(stuck.any()):
+                j = int(stuck.nonzero()[0, 0])
+                raise SimulationError(
+                    f"endless event loop: {describe(int(gidx[j]))} fired event {int(e[j])} again at "
+                    f"t={float(t_abs[j]):.12g} s, re-excited {int(reex[j])} times at that one instant to "
+                    f"at least as far above threshold as before (event function {float(g_pre[j]):.6g} "
+                    f"after {float(lg[j]):.6g}): zero-delay input (feedback) undoes its reset at once, "
+                    f"round after round. Give the model a refractory period (t_ref > 0), the feedback "
+                    f"a delay > 0, or weaker positive weights.")
+            d = lg - g_pre
+            chain = same & (d > 0)
+            need = cnt.to(torch.float64) + torch.where(chain, g_pre.to(torch.float64) / torch.where(
+                chain, d, torch.ones_like(d)).to(torch.float64), torch.zeros_like(t_abs))
+            over = chain & (need > self.max)
+            new = ~same
+            ft, fn, fp = self.first_t[gidx], self.first_n[gidx], self.first_post[gidx]
+            unresolved = torch.zeros_like(same)
+            if not bool(over.any()):
+                size = torch.maximum(torch.maximum(post.abs(), fp.abs()), pre.abs())
+                close = ((post - fp).abs() <= self.PERIODIC_RTOL * size).all(-1)
+                unresolved = (t_abs - ft) <= self.resolution
+                periodic = new & (e == le) & (ft >= t0) & (t_abs > ft) & (close | unresolved)
+                if bool(periodic.any()):
+                    T = torch.where(periodic, t_abs - ft, torch.ones_like(t_abs))
+                    p = (n0 - fn).to(torch.float64)
+                    need = cnt.to(torch.float64) + torch.where(
+                        periodic, p * torch.floor((horizon - t_abs) / T), torch.zeros_like(t_abs))
+                    over = periodic & (need > self.max)
+            if bool(over.any()):
+                j = int(over.nonzero()[0, 0])
+                if bool(chain[j]):
+                    what = f"at one instant, each event lowering it by only {float(d[j]):.6g}"
+                else:
+                    what = (f"{int(n0[j] - fn[j])} event(s) every {float(t_abs[j] - ft[j]):.6g} s" +
+                            (", faster than the dtype resolves inside a step" if bool(unresolved[j])
+                             else ", periodically"))
+                raise SimulationError(
+                    f"too many events: {describe(int(gidx[j]))} fires {what} (t={float(t_abs[j]):.12g} s), "
+                    f"about {float(need[j]):.4g} events in the step starting at t={t0:.9g} s, more than "
+                    f"max_events_per_step={self.max}: the reset lands at or above threshold, or the input "
+                    f"drives it faster than it can reset. Reduce the input, set t_ref > 0, or raise "
+                    f"max_events_per_step.")
+            self.count[gidx] = cnt
+            self.reexcited[gidx] = reex
+            self.last_t[gidx] = t_abs
+            self.last_e[gidx] = e
+            self.last_g[gidx] = g_pre.to(self.last_g.dtype)
+            ni = gidx[new]
+            self.first_t[ni] = t_abs[new]
+            self.first_n[ni] = n0[new]
+            self.first_post[ni] = post[new].to(self.first_post.dtype)

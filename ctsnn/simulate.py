@@ -17,15 +17,13 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from .errors import SimulationError
+from .events import EventLoopGuard, rearm
 from .models.base import NeuronModel
 from .solvers import get_solver
 from .trace import Trace
 
 __all__ = ["simulate", "SimulationError"]
-
-
-class SimulationError(RuntimeError):
-    """The simulation cannot go on (e.g. an event loop that never ends)."""
 
 
 def _float(name: str, value: Any, *, positive=False, nonneg=False) -> float:
@@ -96,7 +94,8 @@ class _Current:
 
 
 class _Sim:
-    """Mutable simulation state shared by ``simulate`` and the solvers."""
+    """Mutable simulation state shared by ``simulate`` and the solvers: the implementation of
+    ``ctsnn.solvers.base.SolverContext`` (what a solver may read and call)."""
 
     def __init__(self, model: NeuronModel, shape, dtype, device, dt, max_events_per_step):
         self.model, self.shape, self.dtype, self.device, self.dt = model, shape, dtype, device, dt
@@ -124,6 +123,15 @@ class _Sim:
         self.jumps = [model.jump_map(e, dtype, device) for e in range(self.E)]
         self.scales = [model.output_scale(e, dtype, device) for e in range(self.E)]
         self.stats = {"steps": 0, "fast_steps": 0, "events": 0}
+        self.guard = EventLoopGuard(self.M, self.S, self.max_events_per_step, dtype, device, dt)
+        self.seg_end = 0.0              # absolute end of the sub-interval being integrated
+
+    def describe(self, j: int) -> str:
+        """Name flat element ``j`` for an error message."""
+        where = f"neuron {j % self.n}"
+        if self.Bt > 1:
+            where += f" of batch element {j // self.n}"
+        return where
 
     # refractoriness ------------------------------------------------------
     def in_refractory(self, a: float) -> Tensor | None:
@@ -168,9 +176,9 @@ class _Sim:
             th = self.model.event_offset(self.dtype, self.device)
             th = th[nid] if th.shape[0] > 1 else th.expand(gidx.shape[0], -1)
             g_pre, g_post = pre @ G.T - th, post @ G.T - th
-            armed = self.armed.reshape(-1, self.E)
-            again = (g_post >= 0) & (g_post < g_pre)        # a reset that helps: fire again
-            armed[gidx] = (g_post < 0) | again
+            self.armed.reshape(-1, self.E)[gidx] = rearm(g_pre, g_post)
+            self.guard.check(self.k, self.t0, self.seg_end, gidx, self.t0 + offsets.detach().to(torch.float64),
+                             e, g_pre.gather(1, e[:, None]).squeeze(1), pre, post, self.describe)
         if write:
             self.y = self.y.reshape(-1, self.S).index_put((gidx,), post).reshape(self.y.shape)
         if self.feedback is not None:
@@ -352,8 +360,9 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
     max_events_per_step : per neuron; more raises :class:`SimulationError` (an endless event loop).
     progress : print a progress line to stderr.
     chunk : the exact method solves stretches of up to ``chunk`` event-free grid steps at once
-        (tabulated or constant current, no input spike, no refractory neuron in the stretch); the
-        results equal the step-by-step ones to rounding. ``0`` turns the fast path off.
+        (tabulated or constant current, no input spike and no end of a refractory period in the
+        stretch); the results equal the step-by-step ones to rounding. ``0`` turns the fast path
+        off.
     backend : ``"auto"`` (default): ``method="exact"`` runs on the compiled event engine
         (``ctsnn.engine``) when no gradient is needed and the model is linear below threshold,
         else on torch; ``"engine"`` insists on the engine (ValueError saying why it cannot);
@@ -517,6 +526,7 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
             if b <= a:  # an input at (numerically) the current time
                 _apply_inputs(sim, *inputs.pop_until(nt))
                 continue
+            sim.seg_end = t0 + b
             a = solver.advance(sim, a, b)
         sim.stats["steps"] += 1
         if rec_idx and (k + 1) % stride == 0:
@@ -533,15 +543,21 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
 
 def _chunk_len(sim: _Sim, inputs: _Inputs, k: int, dt: float, n_full: int, K: int) -> int:
     """How many whole steps from step ``k`` the fast path may take: none may hold an input
-    event (external or delayed feedback) or a refractory neuron."""
+    event (external or delayed feedback) or the release of a refractory neuron (a neuron
+    refractory over whole steps is held by the fast path; its release time ends the chunk)."""
     K = min(K, n_full - k)
     nt = inputs.next_time()
     if math.isfinite(nt):
         K = min(K, math.floor(nt / dt) - k)              # stop before the step receiving it
         while K > 0 and (k + K) * dt >= nt:
             K -= 1
-    if sim.t_ref is not None and bool((sim.ref_until > k * dt).any()):
-        return 0
+    if sim.t_ref is not None:
+        held = sim.ref_until[sim.ref_until > k * dt]
+        if held.numel():
+            rel = float(held.min())                       # the first release
+            K = min(K, math.floor(rel / dt) - k)
+            while K > 0 and (k + K) * dt > rel:           # a release at a step end is still held
+                K -= 1
     return K
 
 

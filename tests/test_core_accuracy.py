@@ -161,3 +161,81 @@ def test_euler_converges_at_order_one():
     assert 0.8 < slope < 1.2, (slope, errs)
     ratios = [errs[i] / errs[i + 1] for i in range(len(errs) - 1)]
     assert all(1.6 < q < 2.5 for q in ratios), ratios
+
+
+# ---------------------------------------------------------------------------- any units
+def _mp_spike_times(p, t_end):
+    """Spike times of a CubaLIF / threshold-ALIF under DC ``I`` with initial synaptic current
+    ``i0``, from the analytic solution at 40 digits. On a free segment starting at s with state
+    (v0, i0, b0), with u = t - s:
+
+        v(u) = v_leak + r I (1 - e^{-u/tm}) + (v0 - v_leak) e^{-u/tm} + C (e^{-u/ts} - e^{-u/tm}),
+        C = r i0 ts / (ts - tm),   i(u) = i0 e^{-u/ts},   b(u) = b0 e^{-u/ta};
+
+    a spike at the first root of v - v_th - b, then v -> v_reset, b -> b + jump, and v is held
+    for t_ref while i and b decay (the next segment starts at T + t_ref)."""
+    mpmath.mp.dps = 40
+    f = {k: mpmath.mpf(v) for k, v in p.items()}
+    tm, ts, ta = f["tm"], f["ts"], f["ta"]
+    s, v0, i0, b0 = mpmath.mpf(0), f["vl"], f["i0"], f["b0"]
+    t_end = mpmath.mpf(t_end)
+    out = []
+    h = min(tm, ts, ta) / 40
+    while True:
+        C = f["r"] * i0 * ts / (ts - tm)
+
+        def g(u, v0=v0, i0=i0, b0=b0, C=C):
+            em = mpmath.exp(-u / tm)
+            v = f["vl"] + f["r"] * f["I"] * (1 - em) + (v0 - f["vl"]) * em + C * (mpmath.exp(-u / ts) - em)
+            return v - f["vth"] - b0 * mpmath.exp(-u / ta)
+
+        lo, found = mpmath.mpf(0), False
+        while s + lo < t_end:
+            hi = lo + h
+            if g(hi) >= 0:
+                found = True
+                break
+            lo = hi
+        if not found:
+            return out
+        u = mpmath.findroot(g, (lo, hi), solver="anderson")
+        T = s + u
+        if T >= t_end:
+            return out
+        out.append(float(T))
+        i_T, b_T = i0 * mpmath.exp(-u / ts), b0 * mpmath.exp(-u / ta) + f["jump"]
+        s = T + f["tref"]
+        v0 = f["vr"]
+        i0 = i_T * mpmath.exp(-f["tref"] / ts)
+        b0 = b_T * mpmath.exp(-f["tref"] / ta)
+
+
+SI = dict(tm=10e-3, ts=2e-3, vl=-70e-3, vth=-50e-3, vr=-70e-3, tref=2e-3, ta=50e-3)
+UNITLESS = dict(tm=1.0, ts=0.2, vl=0.0, vth=1.0, vr=0.0, tref=0.2, ta=5.0)
+
+
+@pytest.mark.parametrize("kind", ["cuba", "alif"])
+@pytest.mark.parametrize("units,r", [("si", 1e6), ("si", 4e7), ("si", 1e10), ("unitless", 1.0)])
+def test_spike_times_equal_the_analytic_solution_in_any_units(kind, units, r):
+    # CubaLIF and threshold-ALIF (with a synaptic current), DC plus a decaying initial synaptic
+    # current, t_ref > 0: every spike time equals the 40-digit analytic one to 1e-11 tau_mem
+    # (1e-13 s in SI units), whatever the scale of r (A holds r / tau_mem next to 1 / tau_mem).
+    base = SI if units == "si" else UNITLESS
+    gap = base["vth"] - base["vl"]
+    p = dict(base, r=r, I=2.0 * gap / r, i0=2.0 * gap / r, b0=0.0,
+             jump=(0.25 * gap if kind == "alif" else 0.0))
+    if kind == "cuba":
+        model = ctsnn.CubaLIF(tau_syn=p["ts"], tau_mem=p["tm"], r=r, v_leak=p["vl"], v_th=p["vth"],
+                              v_reset=p["vr"], t_ref=p["tref"])
+    else:
+        model = ctsnn.ALIF(tau_mem=p["tm"], tau_adapt=p["ta"], adapt_jump=p["jump"], r=r,
+                           v_leak=p["vl"], v_th=p["vth"], v_reset=p["vr"], t_ref=p["tref"],
+                           tau_syn=p["ts"])
+    t_end, dt = 8 * p["tm"], p["tm"] / 100
+    tr = ctsnn.simulate(model, p["I"], t_end=t_end, dt=dt, initial={"i": p["i0"]},
+                        dtype=torch.float64, record=())
+    ref = torch.tensor(_mp_spike_times(p, t_end), dtype=torch.float64)
+    assert ref.shape[0] >= 5
+    assert tr.n_spikes == ref.shape[0]
+    err = float((tr.spike_times - ref).abs().max())
+    assert err < 1e-11 * p["tm"], err

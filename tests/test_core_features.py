@@ -145,6 +145,40 @@ def test_fast_path_equals_step_by_step():
     assert torch.allclose(grads[0], grads[1], rtol=1e-10)
 
 
+@pytest.mark.parametrize("kind", ["LIF", "CubaLIF", "ALIF-current"])
+def test_fast_path_through_refractory_periods_equals_step_by_step(kind):
+    # t_ref = 2.35 ms (not a multiple of dt): the fast path holds refractory neurons over whole
+    # steps and ends its chunk before the step of the first release; spikes, states and
+    # gradients equal those of the step-by-step path to rounding, and most steps are fast.
+    torch.manual_seed(2)
+    cur = 1.2 + torch.rand(1, 4, dtype=F64) * 1.5
+    spikes = ([0.0031, 0.02, 0.021], [0, 1, 3], [0.5, -0.3, 0.8])
+
+    def make(tau):
+        if kind == "LIF":
+            return ctsnn.LIF(tau_mem=tau, t_ref=2.35e-3)
+        if kind == "CubaLIF":
+            return ctsnn.CubaLIF(tau_syn=3e-3, tau_mem=tau, t_ref=2.35e-3)
+        return ctsnn.ALIF(tau_mem=tau, tau_adapt=30e-3, adapt_jump=0.2, t_ref=2.35e-3, adaptation="current")
+
+    out = []
+    for ch in (0, 256):
+        tau = torch.tensor(TAU, dtype=F64, requires_grad=True)
+        tr = ctsnn.simulate(make(tau), cur, spikes, t_end=0.04, dt=1e-4, record="all", chunk=ch)
+        (tr["v"].sum() + tr.spike_times.sum()).backward()
+        out.append((tr, tau.grad))
+    (a, ga), (b, gb) = out
+    a, b = a.detach(), b.detach()
+    assert a.stats["fast_steps"] == 0 and b.stats["fast_steps"] > 0.6 * b.stats["steps"]
+    assert a.n_spikes > 10 and torch.equal(a.spike_neurons, b.spike_neurons)
+    assert torch.max(torch.abs(a.spike_times - b.spike_times)) < 1e-13
+    for name in a.state_names:
+        assert torch.max(torch.abs(a[name] - b[name])) < 1e-12, name
+    isi = torch.diff(b.spikes(2))
+    assert isi.numel() and float(isi.min()) > 2.35e-3   # the refractory period is really there
+    assert torch.allclose(ga, gb, rtol=1e-10)
+
+
 def test_lit_positive_and_negative_spikes():
     # positive drive: from v = 0 the first spike at v = pos_th - bias; then v = -bias after the
     # subtraction, so the next ones every tau ln((rI + bias)/(rI + bias - pos_th))
@@ -252,3 +286,23 @@ def test_rest_state_carries_v_leak_gradient():
     tr = ctsnn.simulate(m, None, t_end=0.01, dt=1e-3, dtype=torch.float64)
     (g,) = torch.autograd.grad(tr["v"][-1, 0], vl)
     assert float(g) == pytest.approx(1.0, abs=1e-12)  # v stays at v_leak for every v_leak
+
+
+def test_imports_flow_one_way():
+    # solvers and the event component never import simulate (they see it through the typed
+    # SolverContext); errors.py imports nothing from the package
+    import ast
+    import pathlib
+    root = pathlib.Path(ctsnn.__file__).parent
+    files = sorted((root / "solvers").glob("*.py")) + [root / "events.py", root / "errors.py"]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                mod = (node.module or "")
+                assert "simulate" not in mod, (path.name, mod)
+                if path.name == "errors.py":
+                    assert node.level == 0 and not mod.startswith("ctsnn"), mod
+    from ctsnn.solvers.base import SolverContext
+    from ctsnn.simulate import _Sim
+    for name in SolverContext.__annotations__:
+        assert name in _Sim.__init__.__code__.co_names or name in ("u", "y", "t0"), name

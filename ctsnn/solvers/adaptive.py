@@ -53,7 +53,7 @@ import torch
 from torchdiffeq._impl.misc import _PerturbFunc, _rms_norm
 from torchdiffeq._impl.odeint import SOLVERS as _TD
 
-from ..events import attach_event_time, bracketed_root
+from ..events import attach_event_time, bracketed_root, hidden, immediate, upward
 from .base import Solver
 
 __all__ = ["Adaptive", "ADAPTIVE_METHODS", "FIXED_METHODS", "make_solver_class"]
@@ -248,7 +248,7 @@ class Adaptive(Solver):
             # or a reset that lands above threshold)
             with torch.no_grad():
                 g = self._g(y)
-                now = sim.armed & (g >= 0)
+                now = immediate(sim.armed, g)
                 held = self._held(t)
                 if held is not None:
                     now &= ~held.unsqueeze(-1)
@@ -298,7 +298,7 @@ class Adaptive(Solver):
         for t0, t1, y1, coeff in self._steps(y0, t, b):
             with torch.no_grad():
                 g1 = self._g(y1)
-                cand = (g_prev < 0) & (g1 >= 0)
+                cand = upward(g_prev, g1)
                 if held is not None:
                     cand &= ~held.unsqueeze(-1)
                 hi_x, g_hi = self._hidden(coeff, g_prev, g1, cand, held)
@@ -325,17 +325,17 @@ class Adaptive(Solver):
         ``x_max`` is found (bracketed root of the slope) and, if ``g(x_max) >= 0``, ``[0, x_max]``
         brackets the crossing. Returns ``(hi_x, g_hi)`` ``[Bt, n, E]`` (``hi_x = 1`` elsewhere) or
         ``(None, None)`` when there is none."""
-        both = (g0 < 0) & (g1 < 0) & ~cand
+        both = ~cand
         if held is not None:
             both &= ~held.unsqueeze(-1)
-        if not bool(both.any()) or len(coeff) < 3:   # a linear interpolant has no interior maximum
-            return None, None
+        if not bool((both & (g0 < 0) & (g1 < 0)).any()) or len(coeff) < 3:
+            return None, None                       # (a linear interpolant has no interior maximum)
         S, E = self.sim.S, g0.shape[-1]
         cflat = [c.reshape(-1, S) for c in coeff]
         dcoef = [j * cflat[j] for j in range(1, len(cflat))]          # d/dx of the polynomial
         gd0 = dcoef[0] @ self.G.T
         gd1 = sum(dcoef) @ self.G.T
-        hid = both.reshape(-1, E) & (gd0 > 0) & (gd1 < 0)
+        hid = both.reshape(-1, E) & hidden(g0.reshape(-1, E), g1.reshape(-1, E), gd0, gd1)
         if not bool(hid.any()):
             return None, None
         hi_x = torch.ones_like(g0, dtype=torch.float64).reshape(-1, E)

@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from ..events import attach_event_time, bracketed_root
+from ..events import attach_event_time, bracketed_root, candidates, hidden, immediate, upward
 from .base import Solver
 from .propagator import propagate, propagator
 
@@ -77,7 +77,10 @@ class Exact(Solver):
         the sum as one Toeplitz contraction (a cumulative sum when the input is constant). The
         event candidates of every step (ordinary, hidden and armed-immediate crossings, exactly as
         in :meth:`advance`) are checked at once; the steps before the first candidate anywhere in
-        the population are accepted. Returns ``(m, Y)`` with ``Y`` the ``m`` accepted step-end
+        the population are accepted. Neurons refractory over the whole chunk (``simulate`` ends
+        the chunk before the first release) have their clamped state held at its value and no
+        candidates; the clamped state drives no other state (checked in ``__init__``), so the
+        others follow the recurrence unchanged. Returns ``(m, Y)`` with ``Y`` the ``m`` accepted step-end
         states ``[m, Bt, n, S]``; ``sim.y`` is left at the last of them.
         """
         E, F = self._EF(sim.dt)
@@ -103,16 +106,24 @@ class Exact(Solver):
                 Y = Y + torch.einsum("riab,icnb->rcna", T[:, :, 0], w)
             else:
                 Y = Y + torch.einsum("rinab,icnb->rcna", T, w)
+        in_ref = sim.in_refractory(0.0)
+        if in_ref is not None and bool(in_ref.any()):
+            Y = sim.clamp(Y, in_ref.expand(Y.shape[:-1]))
+        else:
+            in_ref = None
         with torch.no_grad():
             gY = self._g(Y, self.theta)                                   # [K, Bt, n, E]
             g0 = self._g(y0, self.theta)
             gp = torch.cat([g0[None], gY[:-1]])
-            cand = (gp < 0) & (gY >= 0)
-            cand[0] |= sim.armed & (g0 >= 0)
+            armed = torch.zeros_like(gY, dtype=torch.bool)
+            armed[0] = sim.armed
             if self.hidden:
                 Yp = torch.cat([y0[None], Y[:-1]])
-                cand |= (gp < 0) & (gY < 0) & (self._gdot(Yp, bvec, self.A) > 0) & \
-                        (self._gdot(Y, bvec, self.A) < 0)
+                cand = candidates(gp, gY, armed, self._gdot(Yp, bvec, self.A), self._gdot(Y, bvec, self.A))
+            else:
+                cand = candidates(gp, gY, armed)
+            if in_ref is not None:
+                cand &= ~in_ref.unsqueeze(-1)
             hit = cand.reshape(K, -1).any(1)
             m = int(hit.to(torch.int8).argmax()) if bool(hit.any()) else K
             if m:
@@ -144,10 +155,11 @@ class Exact(Solver):
         y1 = propagate(E, F, y, self.bvec)
         with torch.no_grad():
             g0, g1 = self._g(y, self.theta), self._g(y1, self.theta)
-            cand = ((g0 < 0) & (g1 >= 0)) | (sim.armed & (g0 >= 0))
             if self.hidden:
-                cand |= (g0 < 0) & (g1 < 0) & (self._gdot(y, self.bvec, self.A) > 0) & \
-                        (self._gdot(y1, self.bvec, self.A) < 0)
+                cand = candidates(g0, g1, sim.armed, self._gdot(y, self.bvec, self.A),
+                                  self._gdot(y1, self.bvec, self.A))
+            else:
+                cand = candidates(g0, g1, sim.armed)
             special = cand.any(-1)
             in_ref = sim.in_refractory(a)
             if in_ref is not None:
@@ -197,11 +209,11 @@ class Exact(Solver):
             yb = self._propagate_elements(sim, gidx[f], y0f, bf, Af, sf, bt)
             g0, gb = self._g(y0f, thf), self._g(yb, thf)
             armed = sim.armed.reshape(-1, g0.shape[-1])[gidx[f]]
-            now = armed & (g0 >= 0)
-            up = (g0 < 0) & (gb >= 0)
+            now = immediate(armed, g0)
+            up = upward(g0, gb)
             if self.hidden:
                 gd0, gdb = self._gdot(y0f, bf, Af), self._gdot(yb, bf, Af)
-                hid = (g0 < 0) & (gb < 0) & (gd0 > 0) & (gdb < 0)
+                hid = hidden(g0, gb, gd0, gdb)
             xtol = 4 * torch.finfo(dtype).eps * max(abs(b), sim.dt)
             best_t = torch.full_like(sf, math.inf)
             best_e = torch.full((f.shape[0],), -2, dtype=torch.long, device=sim.device)

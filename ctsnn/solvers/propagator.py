@@ -20,6 +20,24 @@ of at most 1/2, followed by squaring. Its truncation error, 0.5**19/19! ~ 2e-23,
 float64 rounding for every step length. (``torch.linalg.matrix_exp`` was measured to lose
 relative accuracy of ~4e-12 on ``F`` for small ``tau/tau_mem``, which is why it is not used.)
 
+Badly scaled ``A``. In SI units a current-based synapse gives ``A`` entries such as
+``r / tau_mem = 4e9`` (volts per ampere-second) next to ``1 / tau_mem = 1e2``; the scaling and
+squaring of ``expm`` then carries an absolute error of about ``eps * ||A tau||`` into every entry,
+which swamps the small ones (``E[v, v]`` lost 8 digits, spike times 5e-8 s). The state is therefore
+rescaled first, ``y = D z`` with ``D = diag(d)``, ``d`` powers of two (so the scaling is exact):
+
+.. math::
+    \dot z = (D^{-1} A D) z + D^{-1} b, \qquad
+    E = D\, e^{D^{-1} A D \tau} D^{-1}, \qquad F = D\, F_z D^{-1},
+
+where ``F_z`` comes from the augmented matrix of ``D^{-1} A D`` (the identity input block is
+unchanged by the similarity). ``d`` is the largest scaling with every off-diagonal entry
+``|A_ij| d_j / d_i`` at most ``rho = max_k |A_kk|`` (a system of difference constraints on
+``log2 d``, solved by Bellman-Ford relaxation over the ``S`` states; where the constraints cannot
+all hold, a coupling cycle stronger than the decays, the relaxation stops after ``S`` rounds).
+Every entry of the scaled matrix is then of the size of the spectrum, and ``E``, ``F`` come out
+accurate entry by entry in any units. ``d`` carries no gradient (it is piecewise constant).
+
 For a single state (``S = 1``, e.g. LIF) the blocks are scalars and written in closed form,
 ``E = e^{a tau}`` and ``F = tau phi_1(a tau)`` with ``phi_1(x) = (e^x - 1)/x = expm1(x)/x``
 (``phi_1(0) = 1``), which is exact to rounding for every ``a``, including ``a = 0`` (IF).
@@ -31,7 +49,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["propagator", "propagate", "expm"]
+__all__ = ["propagator", "propagate", "expm", "balance"]
 
 
 def propagator(A: Tensor, tau: Tensor | float) -> tuple[Tensor, Tensor]:
@@ -47,11 +65,41 @@ def propagator(A: Tensor, tau: Tensor | float) -> tuple[Tensor, Tensor]:
         phi1 = torch.where(small, torch.ones_like(x), torch.expm1(xs) / xs)
         return torch.exp(x)[:, None, None], (tau * phi1)[:, None, None]
     m = max(A.shape[0], tau.shape[0])
+    d = balance(A)                                                    # [m|1, S], powers of two
+    ratio = d[:, None, :] / d[:, :, None]                             # d_j / d_i
     M = torch.zeros(m, 2 * S, 2 * S, dtype=A.dtype, device=A.device)
-    M[:, :S, :S] = A * tau[:, None, None]
+    M[:, :S, :S] = (A * ratio) * tau[:, None, None]
     M[:, :S, S:] = torch.eye(S, dtype=A.dtype, device=A.device) * tau[:, None, None]
     X = expm(M)
-    return X[:, :S, :S], X[:, :S, S:]
+    back = d[:, :, None] / d[:, None, :]                              # d_i / d_j
+    return X[:, :S, :S] * back, X[:, :S, S:] * back
+
+
+def balance(A: Tensor) -> Tensor:
+    """Diagonal scaling ``d`` ``[m, S]`` (powers of two) with ``|A_ij| d_j / d_i <= max_k |A_kk|``.
+
+    In ``x = log2 d`` the conditions read ``x_j - x_i <= log2(rho / |A_ij|)``: shortest paths from
+    a virtual source at 0, found by ``S`` rounds of Bellman-Ford relaxation (exact for the models'
+    acyclic couplings; a best effort when a cycle makes them infeasible). ``x`` is floored to whole
+    exponents and bounded so that no scaled entry can overflow the dtype.
+    """
+    with torch.no_grad():
+        S = A.shape[-1]
+        a = A.detach().abs()
+        eye = torch.eye(S, dtype=torch.bool, device=A.device)
+        diag = a.diagonal(dim1=-2, dim2=-1)                             # [m, S]
+        rho = diag.amax(-1)
+        off = a.masked_fill(eye, 0.0)
+        rho = torch.where(rho > 0, rho, off.amax((-2, -1)))
+        ok = (off > 0) & torch.isfinite(off) & (rho > 0)[:, None, None]
+        W = torch.where(ok, torch.log2(rho[:, None, None] / torch.where(ok, off, torch.ones_like(off))),
+                        torch.full_like(off, math.inf))
+        x = torch.zeros_like(diag)
+        for _ in range(S):
+            x = torch.minimum(x, (x[:, :, None] + W).amin(1))
+        lim = float(math.floor(math.log2(torch.finfo(A.dtype).max) / 4))
+        x = torch.floor(x).clamp(min=-lim, max=0.0)
+        return torch.exp2(x)
 
 
 _DEGREE = 18
