@@ -4,6 +4,7 @@ cascades and chains still run to the end.
 Each case below used to run until ``max_events_per_step`` events of one neuron had been located one
 by one (24 s to several minutes); the guard raises after a few events. The tests are kept short
 so that a regression shows as a slow test; nothing here measures time."""
+import functools
 import math
 
 import pytest
@@ -13,6 +14,9 @@ import ctsnn
 
 TAU = 10e-3
 F64 = torch.float64
+# the guard under test is the torch path's; the compiled engine (auto for these models) has its
+# own per-step bound, checked in test_input_faster_than_the_reset_raises_on_both_backends
+simulate = functools.partial(ctsnn.simulate, backend="torch")
 
 
 def test_runaway_all_to_all_recurrence_raises_naming_neuron_time_and_cause():
@@ -24,7 +28,7 @@ def test_runaway_all_to_all_recurrence_raises_naming_neuron_time_and_cause():
     cur = torch.full((1, n), 2.0, dtype=F64)
     cur[0, 1:] = 1.5                           # neuron 0 crosses first
     with pytest.raises(ctsnn.SimulationError, match=r"endless event loop: neuron \d+ .*t=0\.0069314718"):
-        ctsnn.simulate(model, cur, t_end=0.02, dt=1e-3, dtype=F64)
+        simulate(model, cur, t_end=0.02, dt=1e-3, dtype=F64)
 
 
 def test_runaway_growing_cascade_with_subtract_resets_raises():
@@ -33,7 +37,7 @@ def test_runaway_growing_cascade_with_subtract_resets_raises():
     model = ctsnn.Recurrent(ctsnn.LIF(tau_mem=TAU, n=n, reset="subtract"),
                             weight=torch.full((n, n), 0.5, dtype=F64))
     with pytest.raises(ctsnn.SimulationError, match="re-excited"):
-        ctsnn.simulate(model, 2.0, t_end=0.02, dt=1e-3, dtype=F64)
+        simulate(model, 2.0, t_end=0.02, dt=1e-3, dtype=F64)
 
 
 def test_simulation_error_is_importable_from_every_layer():
@@ -53,14 +57,20 @@ def test_input_faster_than_the_reset_raises_with_the_projected_count(model, dtyp
     # (or, in float32, faster than the step's time resolution), so the count is projected.
     I = 1e9 if not isinstance(model, ctsnn.LIF) else 100.0
     with pytest.raises(ctsnn.SimulationError, match=r"too many events: neuron 0 .*max_events_per_step=1000"):
-        ctsnn.simulate(model, I, t_end=0.01, dt=1e-3, dtype=dtype)
+        simulate(model, I, t_end=0.01, dt=1e-3, dtype=dtype)
+
+
+@pytest.mark.parametrize("backend", ["engine", "torch"])
+def test_input_faster_than_the_reset_raises_on_both_backends(backend):
+    with pytest.raises(ctsnn.SimulationError, match="reset lands at or above threshold"):
+        ctsnn.simulate(ctsnn.IF(reset="subtract"), 1e9, t_end=0.01, dt=1e-3, dtype=F64, backend=backend)
 
 
 def test_chain_at_one_instant_beyond_the_budget_raises_at_once():
     # an input spike of 5000 thresholds into a subtract-reset LIF: 5000 spikes at one instant
     model = ctsnn.LIF(tau_mem=TAU, reset="subtract")
     with pytest.raises(ctsnn.SimulationError, match="at one instant"):
-        ctsnn.simulate(model, spikes=([2.5e-3], [0], [5000.25]), t_end=0.01, dt=1e-3, dtype=F64)
+        simulate(model, spikes=([2.5e-3], [0], [5000.25]), t_end=0.01, dt=1e-3, dtype=F64)
 
 
 def test_chain_at_one_instant_within_the_budget_runs():
@@ -68,7 +78,7 @@ def test_chain_at_one_instant_within_the_budget_runs():
     # the j-th with left limit 20.25 - j and right limit 19.25 - j
     model = ctsnn.LIF(tau_mem=TAU, reset="subtract")
     ts = 2.5e-3
-    tr = ctsnn.simulate(model, spikes=([ts], [0], [20.25]), t_end=0.01, dt=1e-3, dtype=F64)
+    tr = simulate(model, spikes=([ts], [0], [20.25]), t_end=0.01, dt=1e-3, dtype=F64)
     assert tr.n_spikes == 20
     assert bool((tr.spike_times == ts).all())
     j = torch.arange(20, dtype=F64)
@@ -85,7 +95,7 @@ def test_finite_cascade_that_re_excites_a_neuron_runs():
     model = ctsnn.Recurrent(ctsnn.LIF(tau_mem=TAU, n=2), weight=W)
     T = TAU * math.log(2.0)
     cur = torch.tensor([[2.0, 1.0]], dtype=F64)
-    tr = ctsnn.simulate(model, cur, t_end=T + 2e-4, dt=1e-4, dtype=F64, record=("v",))
+    tr = simulate(model, cur, t_end=T + 2e-4, dt=1e-4, dtype=F64, record=("v",))
     assert tr.n_spikes == 3
     assert tr.spike_neurons.tolist() == [0, 1, 0]
     assert float((tr.spike_times - T).abs().max()) < 1e-15
@@ -100,7 +110,7 @@ def test_refractory_period_breaks_the_loop():
     # the runaway network of the first test, with t_ref = 1 ms: one spike per neuron per 1 ms at most
     n = 5
     model = ctsnn.Recurrent(ctsnn.LIF(tau_mem=TAU, n=n, t_ref=1e-3), weight=torch.full((n, n), 2.0, dtype=F64))
-    tr = ctsnn.simulate(model, 2.0, t_end=0.01, dt=1e-3, dtype=F64, record=())
+    tr = simulate(model, 2.0, t_end=0.01, dt=1e-3, dtype=F64, record=())
     assert tr.n_spikes > 0
     for j in range(n):
         assert bool((torch.diff(tr.spikes(j)) >= 1e-3 - 1e-12).all())
