@@ -135,3 +135,15 @@ def test_documented_commands_run(page, commands, tmp_path):
         assert res.returncode == 0, f"{page.name}: {cmd}\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}"
         for out in _outputs(cmd):
             assert (work / out).is_file() and (work / out).stat().st_size > 0, f"{cmd}: no {out}"
+
+
+def test_slow_list_names_existing_tests():
+    """Every entry of tests/conftest.py's SLOW names a test function that exists (a renamed test
+    would otherwise fall back into the fast stage unnoticed)."""
+    from conftest import SLOW
+    for node in SLOW:
+        path, _, name = node.partition("::")
+        func = name.split("[", 1)[0]
+        src = ROOT / path
+        assert src.is_file(), node
+        assert re.search(rf"^def {re.escape(func)}\(", src.read_text(), re.M), node
