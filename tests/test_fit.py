@@ -216,7 +216,8 @@ def test_ca1_passive_fit_matches_single_exponential():
         "fit_ca1", __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "fit_ca1.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    res, ref = mod.analyse(ctsnn.datasets.path("ca1"))
+    from ctsnn import datasets
+    res, ref = mod.analyse(datasets.path("ca1"))
     tau = res.values["tau_mem"]
     assert 5e-3 < tau < 30e-3
     assert abs(tau / ref["tau_single_exp_joint"] - 1) < 0.10
