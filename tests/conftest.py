@@ -29,6 +29,8 @@ torch.set_num_threads(1)
 SLOW = {
     # node id: CPU seconds measured on the 2-core machine (2026-12-03, torch 2.13.0+cpu), what
     # makes it slow. "same fit as ..." where the time is that of the named measured run.
+    "tests/test_adaptive.py::test_refractory_period_matches_exact[lif-adaptive_heun]":
+        "170 s, adaptive_heun's many small steps (the other cases: 1-8 s)",
     "tests/test_fit.py::test_cubalif_recovered_from_2x_away": "55 s, four-parameter fit",
     "tests/test_fit.py::test_alif_recovered_from_2x_away": "21 s and 16 s, fits",
     "tests/test_fit.py::test_20db_noise_cubalif_alif_within_2_percent":
