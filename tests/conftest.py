@@ -30,7 +30,11 @@ SLOW = {
     # node id: CPU seconds measured on the 2-core machine (2026-12-03, torch 2.13.0+cpu), what
     # makes it slow. "same fit as ..." where the time is that of the named measured run.
     "tests/test_adaptive.py::test_refractory_period_matches_exact[lif-adaptive_heun]":
-        "170 s, adaptive_heun's many small steps (the other cases: 1-8 s)",
+        "170 s, adaptive_heun's many small steps",
+    "tests/test_adaptive.py::test_refractory_period_matches_exact[cubalif-rk4]": "31 s, fixed-step rk4",
+    "tests/test_adaptive.py::test_refractory_period_matches_exact[alif_current-rk4]": "31 s",
+    "tests/test_adaptive.py::test_refractory_period_matches_exact[alif_threshold-rk4]": "30 s",
+    "tests/test_adaptive.py::test_refractory_period_matches_exact[lif-rk4]": "the rk4 cases above",
     "tests/test_fit.py::test_cubalif_recovered_from_2x_away": "55 s, four-parameter fit",
     "tests/test_fit.py::test_alif_recovered_from_2x_away": "21 s and 16 s, fits",
     "tests/test_fit.py::test_20db_noise_cubalif_alif_within_2_percent":
@@ -40,7 +44,7 @@ SLOW = {
     "tests/test_gradients.py::test_later_spikes_finite_differences[dopri5]": "18 s, adaptive solver",
     "tests/test_gradients.py::test_gradcheck_cubalif[dopri5]": "13 s, gradcheck through dopri5",
     "tests/test_nonlinear.py::test_per_neuron_parameters_batch": "13 s, nonlinear models, dopri5",
-    "tests/test_kernels.py::test_stream_memory_is_bounded": "21 s, 3e5 steps of 1000 neurons",
+    "tests/test_kernels.py::test_stream_memory_is_bounded": "14 s, 3e5 steps of 1000 neurons",
 }
 
 
