@@ -2,8 +2,8 @@
 
     python examples/fit_b6.py [OUTDIR]
 
-Data: ../shared/data/bbp_idrest/B6_IDRest_181..185.npz (cell B6, Blue Brain Project, via the
-bluepyefe 2.3.63 test data, BSD): 4 kHz, 3 s, a 2 s current step (0.70-2.70 s) of about 106, 162,
+Data: the bundled data set ``ctsnn.datasets.load_b6()`` (B6_IDRest_181..185.npz: cell B6, Blue
+Brain Project, via the bluepyefe 2.3.63 test data, BSD; see ctsnn/datasets/PROVENANCE.md): 4 kHz, 3 s, a 2 s current step (0.70-2.70 s) of about 106, 162,
 225, 284 and 341 pA on a -12.5 pA holding current; 26 to 89 spikes per sweep.
 
 Recipe:
@@ -20,7 +20,6 @@ Recipe:
 Writes OUTDIR/fit_b6.png and OUTDIR/fit_b6.json (default OUTDIR: ./out) and prints the numbers.
 """
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -28,18 +27,16 @@ import numpy as np
 import torch
 
 import ctsnn
-from ctsnn import io, plot
+from ctsnn import datasets, plot
 from ctsnn.fitting import gamma_factor
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("CTSNN_DATA", ROOT.parent / "shared" / "data")) / "bbp_idrest"
 TRAIN, TEST = (181, 182, 183, 184), 185
 TRAIN_END = 1.2          # s: the spike fit sees 0.65 s .. TRAIN_END (the first 0.5 s of the step)
 BOUNDS = {"v_th": (-0.065, -0.02), "v_reset": (-0.08, -0.046)}
 
 
 def load(sweep):
-    return io.load_npz(DATA / f"B6_IDRest_{sweep}.npz")
+    return datasets.load_b6(sweep)
 
 
 def passive(recs):

@@ -2,8 +2,8 @@
 
     python examples/fit_ca1.py [OUTDIR]
 
-Data: ../shared/data/hippocampus_ca1/99111002.nwb (rat CA1, 1999; Hippocampus Hub, via the
-bluepyefe 2.3.63 test data). 16 current-clamp sweeps at 10 kHz, a 400 ms step from 31.2 ms;
+Data: the bundled data set ``ctsnn.datasets.path("ca1")`` (99111002.nwb: rat CA1, 1999; Hippocampus
+Hub, via the bluepyefe 2.3.63 test data; terms in ctsnn/datasets/PROVENANCE.md). 16 current-clamp sweeps at 10 kHz, a 400 ms step from 31.2 ms;
 read with ``ctsnn.io.load_nwb`` (values converted to SI with the file's own conversion factors).
 
 Recipe (the choices, and why):
@@ -24,7 +24,6 @@ amplitude) of the same charging-phase samples, and per-sweep single exponentials
 Writes OUTDIR/fit_ca1.png, OUTDIR/fit_ca1.json (default OUTDIR: ./out) and prints the numbers.
 """
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -32,10 +31,8 @@ import numpy as np
 from scipy.optimize import curve_fit
 
 import ctsnn
-from ctsnn import io, plot
+from ctsnn import datasets, io, plot
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("CTSNN_DATA", ROOT.parent / "shared" / "data")) / "hippocampus_ca1" / "99111002.nwb"
 SWEEPS = [6, 7, 8, 9, 10]
 ONSET = 312 * 1e-4          # step onset (s from the sweep start): sample 312 at 10 kHz
 START, END, ARTEFACT = 5e-3, ONSET + 0.100, 1.5e-3
@@ -63,8 +60,8 @@ def single_exponentials(recs):
     return float(p[0]), float(np.sqrt(cov[0, 0])), [float(x) for x in each]
 
 
-def analyse(path=DATA):
-    recs = io.load_nwb(path, sweeps=SWEEPS)
+def analyse(path=None):
+    recs = io.load_nwb(datasets.path("ca1") if path is None else path, sweeps=SWEEPS)
     data = [r.window(r.t[0] + START, r.t[0] + END).exclude(r.t[0] + ONSET, r.t[0] + ONSET + ARTEFACT)
             for r in recs]
     start = ctsnn.LIF(tau_mem=20e-3, r=100e6, v_leak=-0.01, v_th=1.0, v_reset=0.0)  # v_th: never reached

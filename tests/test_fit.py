@@ -210,17 +210,14 @@ def test_series_resistance_and_excluded_artefact():
         ctsnn.fit(start, rec, params=("tau_mem", "r_bridge"))
 
 
-DATA = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-@pytest.mark.skipif(not (DATA / "hippocampus_ca1").exists(), reason="../shared/data not present")
 def test_ca1_passive_fit_matches_single_exponential():
     import importlib.util
     spec = importlib.util.spec_from_file_location(
         "fit_ca1", __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "fit_ca1.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    res, ref = mod.analyse(DATA / "hippocampus_ca1" / "99111002.nwb")
+    from ctsnn import datasets
+    res, ref = mod.analyse(datasets.path("ca1"))
     tau = res.values["tau_mem"]
     assert 5e-3 < tau < 30e-3
     assert abs(tau / ref["tau_single_exp_joint"] - 1) < 0.10
@@ -289,7 +286,6 @@ def test_spike_loss_recovers_threshold_from_spike_times():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (DATA / "bbp_idrest").exists(), reason="../shared/data not present")
 def test_b6_alif_predicts_the_fifth_sweep(tmp_path):
     """examples/fit_b6.py end to end: LIF and ALIF fitted to sweeps 181-184 predict sweep 185;
     the ALIF's spike count within 15% of the recording."""

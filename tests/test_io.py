@@ -7,11 +7,10 @@ import pytest
 import ctsnn
 from ctsnn.io import Recording, detect_spikes, load_csv, load_npz, load_nwb
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-if not DATA.exists():
-    DATA = Path("/work/shared/data")
-CA1 = DATA / "hippocampus_ca1" / "99111002.nwb"
-B6 = DATA / "bbp_idrest"
+from ctsnn import datasets
+
+CA1 = datasets.path("ca1")
+B6 = datasets.path("b6", sweep=183).parent
 
 
 def _rec(n=100, dt=1e-4):
@@ -89,7 +88,6 @@ def test_npz_and_csv_round_trip(tmp_path):
     np.testing.assert_array_equal(r2.current, i)
 
 
-@pytest.mark.skipif(not (B6 / "B6_IDRest_183.csv").exists(), reason="shared data absent")
 def test_b6_csv_equals_npz():
     a = load_csv(B6 / "B6_IDRest_183.csv")
     b = load_npz(B6 / "B6_IDRest_183.npz", units={"t": "s", "v": "V", "i": "A"})
@@ -98,7 +96,6 @@ def test_b6_csv_equals_npz():
     assert 10 < len(b.spikes(threshold=-0.02)) < 200
 
 
-@pytest.mark.skipif(not CA1.exists(), reason="shared data absent")
 def test_ca1_nwb_in_si():
     recs = load_nwb(CA1)
     assert len(recs) == 16
