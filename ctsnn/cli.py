@@ -518,7 +518,7 @@ def _add_fit(sub) -> None:
                "see docs/fitting.md and docs/cli.md")
     p.add_argument("data", nargs="+", help="recording files: .npz (arrays t, v, i with units in meta), "
                                            ".csv (columns like t_s,v_V,i_A) or .nwb (current-clamp sweeps); "
-                                           "dataset:NAME for a recording bundled with ctsnn")
+                                           "dataset:NAME[:SWEEP] for a recording bundled with ctsnn (dataset:ca1, dataset:b6:183)")
     p.add_argument("--model", default="lif", choices=list(MODELS), help="neuron model")
     p.add_argument("--params", default="tau_mem,r,v_leak",
                    help="parameters to fit, comma separated (r_series: the electrode's series resistance)")
@@ -626,14 +626,18 @@ def _bounds(items, cls_name: str) -> dict[str, tuple[float, float]]:
 
 
 def _dataset_path(arg: str) -> str:
-    """``dataset:NAME`` names a recording bundled with ctsnn (``ctsnn.datasets.path(NAME)``)."""
+    """``dataset:NAME`` or ``dataset:NAME:SWEEP`` names a recording bundled with ctsnn
+    (``ctsnn.datasets.path(NAME, sweep=SWEEP)``)."""
     if not arg.startswith("dataset:"):
         return arg
     try:
         from . import datasets
     except ImportError:
         raise ValueError(f"{arg!r}: this installation of ctsnn has no bundled datasets") from None
-    return str(datasets.path(arg[len("dataset:"):]))
+    name, _, sweep = arg[len("dataset:"):].partition(":")
+    if sweep and not sweep.isdigit():
+        raise ValueError(f"{arg!r}: the sweep after the data set's name is a number (dataset:b6:183)")
+    return str(datasets.path(name, sweep=int(sweep) if sweep else None))
 
 
 # the default --group-by: the file name up to its first "_" (B6_IDRest_183.npz -> cell "B6"), or the

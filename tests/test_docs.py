@@ -2,6 +2,9 @@
 
 * Every ```python block of README.md and docs/*.md is executed (in a fresh namespace, in a
   temporary directory), except those another test runs with checks of its own (``COVERED``).
+* Blocks fenced as ```console (shell) or ```py (Python) are sketches over the reader's own files
+  or cluster (``cell.npz``, ``recordings/``, a scheduler address) and are not run; everything
+  else is.
 * Every documented shell command that starts with ``ctsnn`` (in ```bash blocks, plain ```
   blocks and indented blocks) is run through bash as written, the commands of one page in order
   in one directory (a later command may read an earlier one's output), with ``ctsnn`` and

@@ -258,14 +258,12 @@ def test_cells_from_file_names():
         _cell_of(Path("B6_183.npz"), re.compile(r"_sweep\d+"))
 
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-
-
-@pytest.mark.skipif(not (SHARED / "bbp_idrest").exists(), reason="../shared/data not present")
-def test_the_shared_recordings_group_by_cell():
+def test_the_bundled_recordings_group_by_cell():
     """The B6 IDRest files are one cell by their names; the CA1 NWB file (no cell_id stated) one
     cell by its name, with all 16 sweeps; the B6 directory holds sweep 183 twice (CSV and NPZ):
     refused, naming both files."""
+    import ctsnn.datasets
+    SHARED = ctsnn.datasets.ROOT
     regex = re.compile(CELL_REGEX)
     files, _ = _expand_data([str(SHARED / "bbp_idrest" / "*.npz")])
     cells = _group_cells(files, regex)
