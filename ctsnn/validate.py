@@ -174,7 +174,7 @@ def euler_stability(model, dt: float, where: str, cascade: bool = False) -> None
         rate = float((-lam.real).max())
     if not rate > 0 or not dt * rate > 1.0:
         return
-    key = (type(model).__name__, float(dt), rate)
+    key = (where, type(model).__name__, float(dt), rate)
     if key in _WARNED:
         return
     _WARNED.add(key)
