@@ -358,3 +358,247 @@ def test_clear_cache(built_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("CTSNN_CACHE", str(d))
     assert ctsnn.kernels.clear_cache() == 2 * n
     assert not list(d.glob("ctsnn_*"))
+
+
+# ---------------------------------------------------------------- model parameters (9, 16)
+@pytest.mark.parametrize("kw, name", [
+    (dict(tau_mem=1e-310), "tau_mem"), (dict(tau_mem=1e-2, r=1e308), "'r'"),
+    (dict(tau_mem=1e-2, v_th=1e308), "v_th"), (dict(tau_mem=1e-2, v_reset=-1e308), "v_reset"),
+    (dict(tau_mem=1e-2, v_leak=-1e300), "v_leak"),
+])
+def test_overflowing_parameters_rejected(kw, name):
+    with pytest.raises(ValueError, match=name):
+        ctsnn.LIF(**kw)
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5, True])
+def test_bad_neuron_count(n):
+    with pytest.raises((ValueError, TypeError), match="n must be an integer"):
+        ctsnn.LIF(1e-2, n=n)
+
+
+def test_parameter_assignment_is_checked_and_rolled_back():
+    m = ctsnn.LIF(1e-2, v_th=1.0, v_reset=0.0)
+    m.tau_mem = 0.05                                     # a number is accepted (was a TypeError)
+    assert float(m.tau_mem) == 0.05 and "tau_mem" in dict(m.named_buffers())
+    for name, bad in (("tau_mem", -1.0), ("tau_mem", float("nan")), ("r", 1e308), ("v_reset", 2.0)):
+        with pytest.raises(ValueError, match=name):
+            setattr(m, name, bad)
+    assert float(m.tau_mem) == 0.05 and float(m.v_reset) == 0.0 and float(m.r) == 1.0
+    p = torch.tensor(0.02, dtype=torch.float64, requires_grad=True)
+    m.tau_mem = p
+    assert m.tau_mem is p                                  # gradients still reach the caller's tensor
+
+
+# ---------------------------------------------------------------- Euler stability (10)
+def test_euler_warns_beyond_tau():
+    m = ctsnn.LIF(1e-2)
+    with pytest.warns(RuntimeWarning, match="decay factor 1 - dt/tau = -2"):
+        tr_e = ctsnn.simulate(m, 1.5, t_end=0.3, dt=3e-2, method="euler")
+    tr_x = ctsnn.simulate(m, 1.5, t_end=0.3, dt=3e-2)
+    assert tr_e.n_spikes != tr_x.n_spikes   # the reason for the warning
+    with pytest.warns(RuntimeWarning, match="discretize"):
+        ctsnn.discretize(ctsnn.LIF(1e-2), 1.5e-2, method="euler")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ctsnn.simulate(m, 1.5, t_end=0.01, dt=5e-3, method="euler")      # dt < tau: quiet
+        ctsnn.discretize(ctsnn.LIF(1e-2), 3e-2)                           # exact: quiet
+        ctsnn.discretize(ctsnn.IF(), 1.0, method="euler")                 # no decay: nothing to break
+
+
+# ---------------------------------------------------------------- work bound and progress (15)
+def test_work_bound():
+    with pytest.raises(ValueError, match=r"1e\+15 steps x 1 neuron.*max_work"):
+        ctsnn.simulate(ctsnn.LIF(1e-2), 1.0, t_end=1e6, dt=1e-9)
+    with pytest.raises(ValueError, match="100 steps x 3 neuron.*exceeds the limit of 200"):
+        ctsnn.simulate(ctsnn.LIF(1e-2), torch.ones(1, 3), t_end=1e-2, dt=1e-4, max_work=200)  # batch counts
+    ctsnn.simulate(ctsnn.LIF(1e-2), 1.0, t_end=1e-2, dt=1e-4, max_work=200)
+
+
+def test_work_bound_environment(monkeypatch):
+    monkeypatch.setenv("CTSNN_MAX_WORK", "50")
+    with pytest.raises(ValueError, match="CTSNN_MAX_WORK"):
+        ctsnn.simulate(ctsnn.LIF(1e-2), 1.0, t_end=1e-2, dt=1e-4)
+
+
+def test_progress_eta(capsys, monkeypatch):
+    from ctsnn import progress
+    monkeypatch.setattr(progress, "AUTO_SECONDS", 0.0)
+    p = progress.Progress(100, "simulate", None, every=0.0)
+    p.start -= 2.0                               # two seconds in: long enough to show
+    p.update(10)
+    p.close()
+    err = capsys.readouterr().err
+    assert "step 10/100" in err and "ETA" in err and "100.0%" in err
+    q = progress.Progress(100, "simulate", False, every=0.0)
+    q.start -= 2.0
+    q.update(10)
+    q.close()
+    assert capsys.readouterr().err == ""
+    ctsnn.simulate(ctsnn.LIF(1e-2), 1.0, t_end=1e-2, dt=1e-3)          # short run: silent
+    assert capsys.readouterr().err == ""
+
+
+def test_simulate_entry_errors():
+    with pytest.raises(ValueError, match="max_events_per_step must be an integer >= 1, got -1"):
+        ctsnn.simulate(ctsnn.LIF(1e-2), 1.0, t_end=1e-2, dt=1e-3, max_events_per_step=-1)
+
+
+# ---------------------------------------------------------------- NWB (11)
+def _nwb(path, v, i, rate_v=1e4, rate_i=1e4, v_conv=1.0, i_conv=1.0, start_v=0.0, start_i=0.0, v_offset=0.0):
+    pytest.importorskip("pynwb")
+    from datetime import datetime, timezone
+
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.icephys import CurrentClampSeries, CurrentClampStimulusSeries
+    nwb = NWBFile(session_description="t", identifier="x", session_start_time=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    dev = nwb.create_device(name="amp")
+    el = nwb.create_icephys_electrode(name="e", description="d", device=dev)
+    stim = CurrentClampStimulusSeries(name="ics__1", data=i, rate=rate_i, electrode=el, gain=1.0,
+                                      conversion=i_conv, starting_time=start_i)
+    resp = CurrentClampSeries(name="ic__1", data=v, rate=rate_v, electrode=el, gain=1.0, conversion=v_conv,
+                              offset=v_offset, starting_time=start_v, stimulus_description="step")
+    nwb.add_stimulus(stim)
+    nwb.add_acquisition(resp)
+    nwb.add_intracellular_recording(electrode=el, stimulus=stim, response=resp)
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    return path
+
+
+def test_nwb_stimulus_on_its_own_clock(tmp_path):
+    """A 1 kHz stimulus against a 10 kHz response: read on the response's clock (each stimulus
+    sample held for 1 ms), not sample k against sample k."""
+    from ctsnn import io
+    n = 1000                                          # 0.1 s of response
+    i = np.where(np.arange(100) >= 20, 1e-10, 0.0)    # step at 20 ms (1 kHz samples)
+    p = _nwb(tmp_path / "a.nwb", np.full(n, -0.07), i, rate_v=1e4, rate_i=1e3)
+    rec = io.load_nwb(p)[0]
+    assert rec.t.size == n and rec.meta["stimulus_resampled"]
+    on = rec.t[rec.current > 0]
+    assert on[0] == pytest.approx(20e-3, abs=1e-12) and on.size == 800
+    # a stimulus that starts 5 ms later on the shared clock: the response's first 5 ms lack one
+    p2 = _nwb(tmp_path / "b.nwb", np.full(n, -0.07), np.full(100, 1e-10), rate_v=1e4, rate_i=1e3, start_i=5e-3)
+    with pytest.raises(ValueError, match="does not cover the response"):
+        io.load_nwb(p2)
+
+
+def test_nwb_units_conversion_and_offset(tmp_path):
+    from ctsnn import io
+    pytest.importorskip("h5py")
+    import h5py
+    # data in mV with conversion 1e-3 and an offset (in volts): (data * conversion + offset)
+    p = _nwb(tmp_path / "c.nwb", np.full(50, -60.0), np.full(50, 100.0), v_conv=1e-3, i_conv=1e-12,
+             v_offset=-0.01)
+    rec = io.load_nwb(p)[0]
+    assert np.allclose(rec.v, -0.07, rtol=1e-12) and np.allclose(rec.current, 1e-10, rtol=1e-12)
+    # data in mV labelled 'mV' in the file: pynwb reports 'volts' (1000x too large before)
+    p2 = _nwb(tmp_path / "d.nwb", np.full(50, -70.0), np.full(50, 1e-10))
+    with h5py.File(p2, "a") as f:
+        f["acquisition/ic__1/data"].attrs["unit"] = "mV"
+    rec2 = io.load_nwb(p2)[0]
+    assert np.allclose(rec2.v, -0.07, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- CSV and detect_spikes (16)
+@pytest.mark.parametrize("head", ["\ufefft_s,v_mV,i_pA", '"t_s","v_mV","i_pA"', '\ufeff"t_s", "v_mV" ,"i_pA"'])
+def test_csv_bom_and_quoted_header(tmp_path, head):
+    from ctsnn import io
+    p = tmp_path / "r.csv"
+    p.write_text(head + "\n0,-70,100\n0.001,-69,100\n0.002,-68,100\n", encoding="utf-8")
+    rec = io.load_csv(p)
+    assert np.allclose(rec.v, [-0.070, -0.069, -0.068]) and np.allclose(rec.current, 1e-10)
+
+
+def test_csv_ragged_row(tmp_path):
+    from ctsnn import io
+    p = tmp_path / "r.csv"
+    p.write_text("t_s,v_mV,i_pA\n0,-70,100\n0.001,-69\n")
+    with pytest.raises(ValueError, match="row 2 has 2 values"):
+        io.load_csv(p)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -1.0, "2ms"])
+def test_detect_spikes_refractory(bad):
+    from ctsnn import io
+    with pytest.raises((ValueError, TypeError), match="refractory"):
+        io.detect_spikes([0, 1, 2], [0, 1, 0], threshold=0.5, refractory=bad)
+
+
+# ---------------------------------------------------------------- Trace files (12, 13)
+@pytest.fixture
+def trace():
+    return ctsnn.simulate(ctsnn.LIF(1e-2), 1.5, t_end=0.05, dt=1e-3)
+
+
+def _rewrite(src, dst, **changes):
+    with np.load(src, allow_pickle=False) as z:
+        d = {k: z[k] for k in z.files}
+    for k, v in changes.items():
+        if v is None:
+            d.pop(k)
+        else:
+            d[k] = v
+    np.savez(dst, **d)
+    return dst
+
+
+def test_trace_load_validates(trace, tmp_path):
+    src = trace.save(tmp_path / "t.npz")
+    assert ctsnn.Trace.load(src).n_spikes == trace.n_spikes > 0
+    st = trace.spike_times.numpy().copy()
+    st[0] = np.nan
+    cases = {
+        "nan_spike": (dict(spike_times=st), "spike_times contains NaN"),
+        "late_spike": (dict(spike_times=np.full_like(st, 1.0)), "outside"),
+        "reversed_t": (dict(t=trace.t.numpy()[::-1].copy()), "not increasing"),
+        "bad_state": (dict(state__v=np.zeros((3, 2))), "state 'v' has shape"),
+        "no_times": (dict(spike_times=None), "no entry"),
+        "pre_shape": (dict(spike_pre=np.zeros((trace.n_spikes, 3))), "spike_pre has shape"),
+        "bad_meta": (dict(meta=np.array("{not json")), "JSONDecodeError"),
+    }
+    for name, (changes, match) in cases.items():
+        p = _rewrite(src, tmp_path / f"{name}.npz", **changes)
+        with pytest.raises(ValueError, match=match) as e:
+            ctsnn.Trace.load(p)
+        assert str(p) in str(e.value)
+
+
+def test_trace_load_broken_files(trace, tmp_path):
+    src = trace.save(tmp_path / "t.npz")
+    data = src.read_bytes()
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(data[: len(data) // 2])
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"hello")
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    for p in (cut, junk, empty):
+        with pytest.raises(ValueError, match="not a (readable|valid) ctsnn trace") as e:
+            ctsnn.Trace.load(p)
+        assert str(p) in str(e.value)
+    with pytest.raises(ValueError, match="does not exist"):
+        ctsnn.Trace.load(tmp_path / "missing.npz")
+
+
+def test_trace_save_paths(trace, tmp_path):
+    d = tmp_path / "dir"
+    d.mkdir()
+    with pytest.raises(ValueError, match="existing directory"):
+        trace.save(d)                                     # wrote dir.npz beside it before
+    assert not (tmp_path / "dir.npz").exists()
+    with pytest.raises(ValueError, match="does not exist; create it first"):
+        trace.save(tmp_path / "missing" / "t.npz")        # created the folder silently before
+    assert not (tmp_path / "missing").exists()
+    assert trace.save(tmp_path / "x") == tmp_path / "x.npz" and (tmp_path / "x.npz").exists()
+
+
+def test_plot_save_returns_written_path(trace, tmp_path):
+    from ctsnn import plot
+    ax = plot.membrane(trace)
+    p = plot.save(ax, tmp_path / "fig")
+    assert p == tmp_path / "fig.png" and p.exists()      # returned "fig" before, a file it did not write
+    with pytest.raises(ValueError, match="does not exist"):
+        plot.save(ax, tmp_path / "nope" / "f.png")
+    import matplotlib.pyplot as plt
+    plt.close("all")
