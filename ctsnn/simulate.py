@@ -309,6 +309,9 @@ def _parse_spikes(spikes, model: NeuronModel, M: int, dtype, device) -> tuple[Te
         neurons = neurons.long()
     neurons = neurons.long()
     weights = torch.as_tensor(weights, dtype=dtype, device=device)
+    if weights.dim() > 1:
+        raise ValueError(f"spikes: weights must be a number or 1-D (one per spike), got shape "
+                         f"{tuple(weights.shape)}; flatten it, e.g. weights.reshape(-1)")
     if weights.dim() == 0:
         weights = weights.expand(times.shape[0])
     if not (times.shape[0] == neurons.shape[0] == weights.shape[0]):
@@ -373,6 +376,11 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
     if method == "euler":
         _v.euler_stability(model, dt, "simulate(method='euler')")
     n_steps = max(0, math.ceil(t_end / dt - 1e-9))
+    if isinstance(current, Tensor):
+        current = _v.float_input("current", current, dtype or model.param_dtype())
+        if current.dim() and current.shape[-1] == 0:
+            raise ValueError(f"current: the neuron axis (last) is empty, shape {tuple(current.shape)}; "
+                             f"give at least one neuron")
     if isinstance(current, Tensor):
         dtype = dtype or (current.dtype if current.is_floating_point() else None)
         device = device or current.device

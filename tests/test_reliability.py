@@ -602,3 +602,16 @@ def test_plot_save_returns_written_path(trace, tmp_path):
         plot.save(ax, tmp_path / "nope" / "f.png")
     import matplotlib.pyplot as plt
     plt.close("all")
+
+
+def test_simulate_input_kinds():
+    m = ctsnn.LIF(1e-2, dtype=torch.float64)
+    with pytest.raises(TypeError, match="current must be real"):
+        ctsnn.simulate(m, torch.ones(10, 1, dtype=torch.complex64), t_end=1e-2, dt=1e-3)
+    with pytest.raises(ValueError, match="neuron axis"):
+        ctsnn.simulate(m, torch.ones(10, 0), t_end=1e-2, dt=1e-3)
+    with pytest.raises(ValueError, match="weights must be a number or 1-D"):
+        ctsnn.simulate(m, spikes=([1e-3], [0], [[1.0]]), t_end=1e-2, dt=1e-3)
+    a = ctsnn.simulate(m, torch.full((10, 1), 2, dtype=torch.int64), t_end=1e-2, dt=1e-3)
+    b = ctsnn.simulate(m, 2.0, t_end=1e-2, dt=1e-3)
+    assert a["v"].dtype == torch.float64 and torch.equal(a["v"], b["v"])
