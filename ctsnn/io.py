@@ -199,13 +199,26 @@ def load_npz(path, *, t: str = "t", v: str = "v", current: str = "i", units: dic
     Units come from ``units={"t": "s", "v": "mV", "i": "pA"}`` (keyed by array name) or, failing
     that, from a JSON ``meta`` entry with a ``units`` mapping (as in the B6 IDRest files).
     """
-    path = Path(path)
-    with np.load(path, allow_pickle=False) as z:
-        missing = [k for k in (t, v, current) if k not in z.files]
-        if missing:
-            raise ValueError(f"{path.name} has no array(s) {missing}; it has {z.files}")
-        meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
-        arrays = {k: z[k] for k in (t, v, current)}
+    import zipfile
+
+    path = _v.existing_file("path", path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise ValueError(f"{path.name} holds one array, not named arrays (.npz)")
+            missing = [k for k in (t, v, current) if k not in z.files]
+            if missing:
+                raise ValueError(f"{path.name} has no array(s) {missing}; it has {z.files}")
+            meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+            arrays = {k: z[k] for k in (t, v, current)}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path.name}: its 'meta' entry is not JSON ({exc})") from None
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(path.name):
+            raise
+        raise ValueError(f"{str(path)!r} is not a readable .npz file: {type(exc).__name__}: {exc}") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path.name}: its 'meta' entry is not a JSON object")
     u = dict(meta.get("units", {}))
     u.update(units or {})
     for k in (t, v, current):

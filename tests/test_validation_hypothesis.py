@@ -191,3 +191,29 @@ def test_euler_small_dt_matches_exact(tau, drive):
     bound = (1 / 400) * drive / math.e
     err = float((e["v"] - x["v"]).abs().max())
     assert err <= 1.05 * bound + 1e-12 and (drive == 0 or err > 0.5 * bound)
+
+
+@pytest.fixture(scope="module")
+def npz_bytes(tmp_path_factory):
+    p = tmp_path_factory.mktemp("npz") / "r.npz"
+    t = np.arange(50) * 1e-4
+    np.savez(p, t=t, v=np.full(50, -70.0), i=np.full(50, 100.0), meta=np.array('{"units": {"t": "s", "v": "mV", "i": "pA"}}'))
+    return p.read_bytes()
+
+
+@SETTINGS
+@given(cut=st.integers(0, 3000), flips=st.lists(st.tuples(st.integers(0, 3000), st.integers(1, 255)), max_size=3))
+def test_load_npz_damaged(npz_bytes, tmp_path, cut, flips):
+    from ctsnn import io
+    b = bytearray(npz_bytes[:cut] if cut < len(npz_bytes) else npz_bytes)
+    for pos, val in flips:
+        if pos < len(b):
+            b[pos] ^= val
+    p = tmp_path / "r.npz"
+    p.write_bytes(bytes(b))
+    try:
+        rec = io.load_npz(p)
+    except ValueError as e:
+        assert "r.npz" in str(e), str(e)
+        return
+    assert np.allclose(rec.v, -0.07) and np.allclose(rec.current, 1e-10) and np.all(np.diff(rec.t) > 0)
