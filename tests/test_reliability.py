@@ -615,3 +615,12 @@ def test_simulate_input_kinds():
     a = ctsnn.simulate(m, torch.full((10, 1), 2, dtype=torch.int64), t_end=1e-2, dt=1e-3)
     b = ctsnn.simulate(m, 2.0, t_end=1e-2, dt=1e-3)
     assert a["v"].dtype == torch.float64 and torch.equal(a["v"], b["v"])
+
+
+def test_option_assignment_is_checked():
+    m = ctsnn.LIF(1e-2)
+    m.reset = "subtract"
+    assert m.config()["reset"] == "subtract" and m.replace(tau_mem=2e-2).reset == "subtract"
+    with pytest.raises(ValueError, match="reset must be one of"):
+        m.reset = "bogus"                     # ran as 'none' silently before
+    assert m.reset == "subtract"

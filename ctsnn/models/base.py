@@ -110,6 +110,16 @@ class NeuronModel(nn.Module):
         (finite, sign, range) and then the model's consistency (``validate``); a number is stored
         as a float64 tensor.  A failed check leaves the old value in place."""
         rules = self.__dict__.get("_param_rules")
+        if rules is not None and name in self.__dict__.get("_options", ()) and name in self.__dict__:
+            old = self.__dict__[name]  # a constructor option (``reset``, ...): checked by ``validate``
+            super().__setattr__(name, value)
+            try:
+                self.validate()
+            except ValueError:
+                super().__setattr__(name, old)
+                raise
+            self._options[name] = value
+            return None
         if rules is None or name not in rules:
             return super().__setattr__(name, value)
         t = check_param(name, value, **rules[name])
