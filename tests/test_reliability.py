@@ -613,7 +613,7 @@ def test_simulate_input_kinds():
     with pytest.raises(ValueError, match="weights must be a number or 1-D"):
         ctsnn.simulate(m, spikes=([1e-3], [0], [[1.0]]), t_end=1e-2, dt=1e-3)
     a = ctsnn.simulate(m, torch.full((10, 1), 2, dtype=torch.int64), t_end=1e-2, dt=1e-3)
-    b = ctsnn.simulate(m, 2.0, t_end=1e-2, dt=1e-3)
+    b = ctsnn.simulate(m, torch.full((10, 1), 2.0, dtype=torch.float64), t_end=1e-2, dt=1e-3)
     assert a["v"].dtype == torch.float64 and torch.equal(a["v"], b["v"])
 
 
