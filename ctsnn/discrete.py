@@ -103,6 +103,7 @@ import torch
 from torch import Tensor, nn
 
 from . import surrogate as _surrogate
+from . import validate as _v
 from .models.base import NeuronModel
 from .solvers.propagator import propagator
 
@@ -178,6 +179,7 @@ class StepMatrices(tuple):
     dA: Tensor | None = None
     A: Tensor | None = None
     nia: Tensor | None = None
+    t_ref: Tensor | None = None  # refractory period [n|1] (s) when the model has one > 0, else None
 
 
 class DiscreteLayer(nn.Module):
@@ -212,9 +214,7 @@ class DiscreteLayer(nn.Module):
         self.reset_delay, self.reset_order = bool(reset_delay), reset_order
         if not isinstance(model, NeuronModel):
             raise ValueError(f"model must be a ctsnn NeuronModel, got {type(model).__name__}")
-        dt = float(dt)
-        if not dt > 0:
-            raise ValueError(f"dt must be > 0 (seconds), got {dt}")
+        dt = _v.number("dt", dt, positive=True, unit="seconds", fix="give the grid step in seconds, e.g. dt=1e-3")
         if method not in ("exact", "euler"):
             raise ValueError(f"method must be 'exact' or 'euler', got {method!r}")
         if input not in ("impulse", "zoh", "impulse_start"):
@@ -273,6 +273,9 @@ class DiscreteLayer(nn.Module):
             if bad:
                 raise ValueError("events='in_step' (spikes located inside the step on the exact solution of a "
                                  "held current) does not support: " + ", ".join(bad))
+        self._check_refractory(model.refractory_period(torch.float64))
+        if method == "euler":
+            _v.euler_stability(model, dt, "discretize(method='euler')", cascade=self.cascade)
         if self.learn_decay:
             with torch.no_grad():
                 E = self._model_matrices(torch.float64)[0]
@@ -281,6 +284,31 @@ class DiscreteLayer(nn.Module):
                 raise ValueError("learn_decay needs a model with uncoupled states (diagonal A); "
                                  f"{type(model).__name__} couples its states")
             self.decay = nn.Parameter(d.to(model.param_dtype()).clone())
+
+    @property
+    def dt(self) -> float:
+        """The grid step (s); setting it re-derives the step matrices on the next call."""
+        return self.__dict__["_dt"]
+
+    @dt.setter
+    def dt(self, value) -> None:
+        value = _v.number("dt", value, positive=True, unit="seconds",
+                          fix="give the grid step in seconds, e.g. dt=1e-3")
+        fb = getattr(self, "feedback", None)
+        if fb is not None and not (fb.delay == 0 or abs(fb.delay - value) <= 1e-9 * value):
+            raise ValueError(f"discretize delivers recurrent feedback one step later: the Recurrent delay "
+                             f"must be 0 or dt = {value}, got {fb.delay}")
+        self.__dict__["_dt"] = value
+
+    def _check_refractory(self, t_ref: Tensor | None) -> None:
+        """Refuse the layer options that cannot honour a refractory period ``t_ref > 0``."""
+        if t_ref is None or not bool((t_ref > 0).any()):
+            return
+        bad = [nm for nm, on in (("reset_delay", self.reset_delay), ("simultaneous_events", self.simultaneous_events),
+                                 ("cascade", self.cascade), ("multi_spike", self.multi_spike)) if on]
+        if bad:
+            raise ValueError(f"t_ref > 0 (a refractory period of {type(self.model).__name__}) is not supported "
+                             f"with {', '.join(bad)}; set t_ref=0 or drop those options")
 
     def to_model(self) -> NeuronModel:
         """The continuous model; with ``learn_decay`` a LIF-like model gets ``tau_mem = -dt/ln(d)``."""
@@ -330,7 +358,13 @@ class DiscreteLayer(nn.Module):
         return mats
 
     def init_state(self, batch_shape, dtype=torch.float32, device=None) -> Tensor:
-        return self.model.init_state(tuple(batch_shape) + (self.model.n,), dtype, device)
+        """Resting state ``[*batch_shape, n, S]`` (``S + 1`` with a refractory period: the last
+        column is the time left in it, 0)."""
+        y = self.model.init_state(tuple(batch_shape) + (self.model.n,), dtype, device)
+        tr = self.model.refractory_period(torch.float64)
+        if tr is not None and bool((tr > 0).any()):
+            y = torch.cat([y, torch.zeros_like(y[..., :1])], -1)
+        return y
 
     def step(self, x: Tensor, y: Tensor, mats, prev_out: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """One grid step: ``x [*batch, n]``, ``y [*batch, n, S]`` -> ``(out, y)``; ``mats`` from
@@ -341,6 +375,11 @@ class DiscreteLayer(nn.Module):
         E, F, B, c, G, theta, jumps, scales = mats
         dA = getattr(mats, "dA", None)
         m = self.model
+        held = None
+        if getattr(mats, "t_ref", None) is not None:  # last column: time left in the refractory period
+            rem, y = y[..., -1], y[..., :-1]
+            held = rem > 1e-9 * self.dt
+            y_start = y
         pending = []
         if self.reset_delay:  # spikes of the previous step, re-derived from the carried state
             for e in range(G.shape[0]):
@@ -373,6 +412,12 @@ class DiscreteLayer(nn.Module):
             y = self._jumps(y, pending, jumps)
         if self.state_map is not None:
             y = self.state_map(y)
+        if held is not None:  # refractory: the clamp state keeps its step-start (post-jump) value, no event
+            hv = torch.zeros(m.n_states, dtype=torch.bool, device=y.device)
+            hv[m.state_index(m.clamp_state)] = True
+            y = torch.where(held.unsqueeze(-1) & hv, y_start, y)
+            free = (~held).to(y.dtype)
+            fired = torch.zeros_like(held)
         if self.reset_delay:
             out = torch.zeros_like(x)
             for e in range(G.shape[0]):
@@ -393,6 +438,9 @@ class DiscreteLayer(nn.Module):
                 n = s
             else:
                 s, n = self._fire(y, G[e], theta[..., e])
+            if held is not None:
+                s, n = s * free, n * free
+                fired = fired | (n.detach() != 0)
             J, k = jumps[e]
             if not self._split and self._detach_states is None:
                 sr = s.detach() if self.detach_reset else s
@@ -405,6 +453,10 @@ class DiscreteLayer(nn.Module):
             for nm, val in self.state_min.items():
                 lo[m.state_index(nm)] = float(val)
             y = torch.clamp(y, min=lo)
+        if held is not None:
+            rem = torch.where(fired, mats.t_ref.to(y.dtype),
+                              torch.where(held, (rem - self.dt).clamp(min=0), torch.zeros_like(rem)))
+            y = torch.cat([y, rem.unsqueeze(-1)], -1)
         return out, y
 
     def _step_in_step(self, x: Tensor, y: Tensor, mats, sink: list | None = None) -> tuple[Tensor, Tensor]:
@@ -416,10 +468,19 @@ class DiscreteLayer(nn.Module):
         step propagated with ``e^{A (dt - tau)} = e^{A (dt - t0)} (v0 - v_inf) / (v_th - v_inf)`` (no
         exponential is evaluated).  ``sink`` collects ``(flat element index, tau, value)`` of each
         event.  The same arithmetic as the fused kernel (step.cpp, ``in_step``), up to the rounding
-        of log1p."""
+        of log1p.
+
+        Refractory period (``t_ref > 0``; the state's last column is the time ``r`` left in it at the
+        step start): ``v`` is held until ``min(r, dt)`` and propagated from there,
+        ``v(dt) = v_inf + (v - v_inf) e^{A (dt - r)}``; after an event at ``tau`` it is held at its
+        post-jump value until ``tau + t_ref`` (released inside the step when that is before ``dt``,
+        the time left carried to the next step otherwise), as ``simulate(method="exact")`` does."""
         from .simulate import SimulationError
         E, F, B, c, G, theta, jumps, scales = mats
         m = self.model
+        tref = getattr(mats, "t_ref", None)
+        if tref is not None:
+            rem0, y = y[..., -1], y[..., :-1]
         drive = (B @ m.input_channels(x).unsqueeze(-1)).squeeze(-1) + c
         z = (E @ y.unsqueeze(-1)).squeeze(-1) + (F @ drive.unsqueeze(-1)).squeeze(-1)
         d, a, g0, th = drive[..., 0], mats.A[..., 0, 0], G[0, 0], theta[..., 0]
@@ -433,7 +494,19 @@ class DiscreteLayer(nn.Module):
         ts = torch.zeros_like(ze)
         rest = E[..., 0, 0] * torch.ones_like(ze)
         out = torch.zeros_like(ze)
+        if tref is not None:
+            tref = tref.to(ze.dtype)
+            held = rem0 > 0
+            hs = torch.clamp(rem0, max=dt)  # released at hs (dt: held over the whole step)
+            rest_h = torch.exp(a * (dt - hs))
+            ze = torch.where(held, torch.where(lin, vinf + (vs - vinf) * rest_h, vs + d * (dt - hs)), ze)
+            rest = torch.where(held, rest_h, rest)
+            ts = torch.where(held, hs, ts)
+            rem_out = torch.clamp(rem0 - dt, min=0)
+            ze = torch.where(rem0 >= dt, vs, ze)
         active = ze * g0 - th >= 0
+        if tref is not None:
+            active = active & (rem0 < dt)
         count = 0
         while bool(active.any()):
             above = vs * g0 - th >= 0
@@ -451,14 +524,27 @@ class DiscreteLayer(nn.Module):
                 raise SimulationError("events='in_step': more than 1000 events of one neuron in one step "
                                       "(a reset at or above threshold?)")
             v_new = vth + ((vth * J[0, 0] - vth) + k0)
-            rest_new = torch.clamp(rest * torch.where(above, torch.ones_like(vs), (vs - vinf) / (vth - vinf)),
-                                   max=1.0)
-            ze_new = torch.where(lin, vinf + (v_new - vinf) * rest_new, v_new + d * (dt - tau))
+            if tref is None:
+                rest_new = torch.clamp(rest * torch.where(above, torch.ones_like(vs), (vs - vinf) / (vth - vinf)),
+                                       max=1.0)
+                ze_new = torch.where(lin, vinf + (v_new - vinf) * rest_new, v_new + d * (dt - tau))
+                ts_new = tau
+            else:  # held at v_new until tau + t_ref
+                rel = tau + tref
+                ts_new = torch.clamp(rel, max=dt)
+                rest_new = torch.exp(a * (dt - ts_new))
+                ze_new = torch.where(lin, vinf + (v_new - vinf) * rest_new, v_new + d * (dt - ts_new))
+                ze_new = torch.where(rel >= dt, v_new * torch.ones_like(ze_new), ze_new)
+                rem_out = torch.where(active, torch.clamp(rel - dt, min=0), rem_out)
             vs = torch.where(active, v_new, vs)
             rest = torch.where(active, rest_new, rest)
-            ts = torch.where(active, tau, ts)
+            ts = torch.where(active, ts_new, ts)
             ze = torch.where(active, ze_new, ze)
             active = active & (ze * g0 - th >= 0)
+            if tref is not None:
+                active = active & (ts < dt)
+        if tref is not None:
+            return out, torch.stack([ze, rem_out], -1)
         return out, ze.unsqueeze(-1)
 
     def _fire(self, y: Tensor, Ge: Tensor, theta_e: Tensor) -> tuple[Tensor, Tensor]:
@@ -523,6 +609,10 @@ class DiscreteLayer(nn.Module):
             G, m.event_offset(dtype, device), jumps,
             [float(m.event_signs[e]) * m.output_scale(e, dtype, device) for e in range(G.shape[0])]))
         out.dA = getattr(mats, "dA", None)
+        tr = m.refractory_period(dtype, device)
+        if tr is not None and bool((tr > 0).any()):
+            self._check_refractory(tr)
+            out.t_ref = tr.detach()
         if self.events == "in_step":
             out.A = m.linear_part(dtype, device)[0]
             A64 = m.linear_part(torch.float64, device)[0]
@@ -534,12 +624,22 @@ class DiscreteLayer(nn.Module):
         """The tensors the step constants are made from (parameters, buffers, model parameters)."""
         return list(self.parameters()) + list(self.buffers()) + list(self.model.params().values())
 
+    def _config_key(self) -> tuple:
+        """The plain settings the step constants depend on besides tensors: ``dt``, ``method``,
+        ``input``, the model's ``reset`` / ``adaptation`` / ... (every str, number or bool attribute
+        of the layer, its model and their submodules), so that changing one after a run re-derives
+        the constants."""
+        plain = (str, int, float, bool, type(None))
+        return tuple(tuple(sorted((k, v) for k, v in vars(mod).items()
+                                  if isinstance(v, plain) and k not in ("last_backend", "training")))
+                     for mod in self.modules())
+
     def _constants(self, dtype, device, ts: list[Tensor]):
         """``step_constants``, reused between calls while no parameter needs a gradient and none
         changed (keyed by identity and in-place version counter); ``ts``: ``_tensors()``."""
         if torch.compiler.is_compiling() or any(t.requires_grad for t in ts):  # traced: no cache
             return self.step_constants(dtype, device)
-        key = (dtype, str(device), tuple(t._version for t in ts))
+        key = (dtype, str(device), tuple(t._version for t in ts), self._config_key())
         cache = self.__dict__.get("_const_cache")  # (key, tensors held so their ids stay theirs, consts)
         if (cache is None or cache[0] != key or len(cache[1]) != len(ts)
                 or any(a is not b for a, b in zip(cache[1], ts))):
@@ -551,12 +651,10 @@ class DiscreteLayer(nn.Module):
                 prev_out: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """One step: ``layer(x, state, prev_out=None) -> (out, state)``; ``state=None`` starts at
         rest; ``prev_out`` (the previous step's ``out``) feeds a recurrent model's feedback."""
-        if x.shape[-1] != self.model.n and self.model.n != 1:
-            raise ValueError(f"x: last axis {x.shape[-1]} does not match model.n = {self.model.n}")
-        if state is None:
-            state = self.model.init_state(x.shape, x.dtype, x.device)
+        x = self._input(x, 1)
         ts = self._tensors()  # once per call: the constants' cache key and the gradient test
         mats = self._constants(x.dtype, x.device, ts)
+        state = self._state(state, x.shape, x, mats)
         grad = self._needs_grad(x, state, ts)
         if self.backend != "torch" and self.feedback is None and not grad and not torch.compiler.is_compiling():
             from .kernels import fused  # one step through the fused kernel (no gradient)
@@ -577,6 +675,49 @@ class DiscreteLayer(nn.Module):
                 return self._step_in_step(x, state, mats)
         return self.step(x, state, mats, prev_out)
 
+    def _input(self, x, min_dim: int) -> Tensor:
+        """``x`` checked: a real tensor (integer / bool converted to the model's dtype), at least
+        ``min_dim`` axes, last axis the neuron axis, finite (one vectorised pass)."""
+        x = _v.float_input("x", x, self.model.param_dtype())
+        if x.dim() < min_dim:
+            raise ValueError(f"x: needs {'[T, *batch, n]' if min_dim == 2 else '[*batch, n]'}, got shape "
+                             f"{tuple(x.shape)}")
+        _v.shape_last("x", x, self.model.n)
+        _v.finite_tensor("x", x, "the discrete layer has no meaning for NaN or Inf input")
+        return x
+
+    def _state(self, state, shape, x: Tensor, mats) -> Tensor:
+        """The initial state: rest when None, else checked (finite, ``S`` trailing columns; a
+        refractory layer appends the time left in the refractory period, 0 when not given)."""
+        S = self.model.n_states
+        ref = getattr(mats, "t_ref", None) is not None
+        if state is None:
+            state = self.model.init_state(tuple(shape), x.dtype, x.device)
+        else:
+            state = _v.float_input("state", state, x.dtype)
+            width = (S, S + 1) if ref else (S,)
+            if state.dim() == 0 or state.shape[-1] not in width:
+                raise ValueError(f"state: needs a trailing axis of {' or '.join(map(str, width))} "
+                                 f"({self.model.state_names}{' + time left refractory' if ref else ''}), "
+                                 f"got shape {tuple(state.shape)}")
+            _v.finite_tensor("state", state, "start from rest with state=None")
+            if state.shape[-1] == S + 1:
+                return state
+        if ref:
+            state = torch.cat([state, torch.zeros_like(state[..., :1])], -1)
+        return state
+
+    def _empty_run(self, x, state, record_states, out, output):
+        """``run`` of zero steps: empty output, the initial state (broadcast to the batch)."""
+        self.last_backend = "torch"
+        y = torch.broadcast_to(state, tuple(x.shape[1:]) + (state.shape[-1],)).clone()
+        if output == "sparse":
+            e = torch.zeros(0, dtype=torch.int64)
+            return Spikes(e, e, torch.zeros(0, dtype=x.dtype), tuple(x.shape), self.dt,
+                          torch.zeros(0, dtype=x.dtype) if self.events == "in_step" else None), y
+        res = (torch.zeros_like(x) if out is None else out, y)
+        return res + (x.new_zeros((0,) + tuple(y.shape)),) if record_states else res
+
     @staticmethod
     def _needs_grad(x: Tensor, state: Tensor, ts: list[Tensor]) -> bool:
         return torch.is_grad_enabled() and (x.requires_grad or state.requires_grad
@@ -596,10 +737,17 @@ class DiscreteLayer(nn.Module):
         torch step by step; both give the same results."""
         if output not in ("dense", "sparse"):
             raise ValueError(f"output must be 'dense' or 'sparse', got {output!r}")
-        if state is None:
-            state = self.model.init_state(x.shape[1:], x.dtype, x.device)
+        x = self._input(x, 2)
         ts = self._tensors()  # once per call: the constants' cache key and the gradient test
         mats = self._constants(x.dtype, x.device, ts)
+        state = self._state(state, x.shape[1:], x, mats)
+        if out is not None and (not isinstance(out, Tensor) or out.shape != x.shape or out.dtype != x.dtype
+                                or not out.is_contiguous() or out.requires_grad):
+            raise ValueError(f"out: needs a contiguous {x.dtype} tensor of shape {tuple(x.shape)} that does not "
+                             f"require grad, got " + (f"{out.dtype} {tuple(out.shape)}" if isinstance(out, Tensor)
+                                                      else type(out).__name__))
+        if x.shape[0] == 0:  # no steps: the same answer from every backend
+            return self._empty_run(x, state, record_states, out, output)
         grad = self._needs_grad(x, state, ts)
         if out is not None and grad:
             raise ValueError("run(out=...) is for runs without gradients (torch.no_grad(), or no input or "

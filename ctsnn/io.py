@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import validate as _v
 from .units import UNITS
 
 __all__ = ["Recording", "load_arrays", "load_npz", "load_csv", "load_nwb", "nwb_sweeps", "nwb_cells",
@@ -172,8 +173,9 @@ def detect_spikes(t, v, threshold: float = -0.02, refractory: float = 2e-3) -> n
     v = np.asarray(v, dtype=np.float64).ravel()
     if t.size != v.size:
         raise ValueError(f"detect_spikes: t has {t.size} samples but v has {v.size}")
-    if refractory < 0:
-        raise ValueError(f"detect_spikes: refractory must be >= 0, got {refractory}")
+    refractory = _v.number("refractory", refractory, nonneg=True, unit="seconds",
+                           fix="the shortest interval between two detected spikes, e.g. 2e-3")
+    threshold = _v.number("threshold", threshold, fix="the detection level in volts, e.g. -0.02")
     k = np.nonzero((v[:-1] < threshold) & (v[1:] >= threshold))[0]
     tc = t[k] + (threshold - v[k]) / (v[k + 1] - v[k]) * (t[k + 1] - t[k])
     out, last = [], -np.inf
@@ -197,13 +199,26 @@ def load_npz(path, *, t: str = "t", v: str = "v", current: str = "i", units: dic
     Units come from ``units={"t": "s", "v": "mV", "i": "pA"}`` (keyed by array name) or, failing
     that, from a JSON ``meta`` entry with a ``units`` mapping (as in the B6 IDRest files).
     """
-    path = Path(path)
-    with np.load(path, allow_pickle=False) as z:
-        missing = [k for k in (t, v, current) if k not in z.files]
-        if missing:
-            raise ValueError(f"{path.name} has no array(s) {missing}; it has {z.files}")
-        meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
-        arrays = {k: z[k] for k in (t, v, current)}
+    import zipfile
+
+    path = _v.existing_file("path", path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise ValueError(f"{path.name} holds one array, not named arrays (.npz)")
+            missing = [k for k in (t, v, current) if k not in z.files]
+            if missing:
+                raise ValueError(f"{path.name} has no array(s) {missing}; it has {z.files}")
+            meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+            arrays = {k: z[k] for k in (t, v, current)}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path.name}: its 'meta' entry is not JSON ({exc})") from None
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(path.name):
+            raise
+        raise ValueError(f"{str(path)!r} is not a readable .npz file: {type(exc).__name__}: {exc}") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path.name}: its 'meta' entry is not a JSON object")
     u = dict(meta.get("units", {}))
     u.update(units or {})
     for k in (t, v, current):
@@ -225,10 +240,26 @@ def load_csv(path, *, columns: dict | None = None, units: dict | None = None,
     current) or from a unit suffix in the column name (``v_mV``, ``i [pA]``); without either it
     is an error.
     """
-    path = Path(path)
-    with open(path) as fh:
-        header = [h.strip() for h in fh.readline().strip().split(",")]
-    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    import csv
+
+    path = _v.existing_file("path", path)
+    # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the first name; csv: quoted names
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = csv.reader(fh)
+        header = [h.strip().strip("\"'").strip() for h in next(rows, [])]
+        if not header or not any(header):
+            raise ValueError(f"{path.name}: no header row (names of the columns, e.g. t_s,v_mV,i_pA)")
+        body = [r for r in rows if r and any(c.strip() for c in r)]
+        for j, r in enumerate(body):
+            if len(r) != len(header):
+                raise ValueError(f"{path.name}: data row {j + 1} has {len(r)} values but the header names "
+                                 f"{len(header)} columns")
+        try:
+            data = np.array([[float(x) for x in r] for r in body], dtype=np.float64).reshape(len(body), len(header))
+        except ValueError as exc:
+            raise ValueError(f"{path.name}: a data row is not all numbers ({exc})") from None
+    if data.ndim != 2 or data.shape[0] == 0:
+        raise ValueError(f"{path.name}: no data rows under the header")
     if data.shape[1] != len(header):
         raise ValueError(f"{path.name}: {len(header)} header names but {data.shape[1]} columns")
     cols = dict(columns or {})
@@ -342,27 +373,57 @@ def load_nwb(path, sweeps: Sequence[int | str] | None = None, *,
                 desc = getattr(acq, "stimulus_description", "") or ""
                 if stimulus_type is not None and stimulus_type.lower() not in desc.lower():
                     continue
-                v = np.asarray(acq.data[:], dtype=np.float64) * acq.conversion + (getattr(acq, "offset", 0.0) or 0.0)
-                i = np.asarray(stim.data[:], dtype=np.float64) * stim.conversion + (getattr(stim, "offset", 0.0) or 0.0)
-                if acq.rate is None:
-                    raise ValueError(f"{path.name}: sweep {k!r} has explicit timestamps, not a rate; "
-                                     "read it with load_arrays")
+                for series, what in ((acq, "response"), (stim, "stimulus")):
+                    if series.rate is None:
+                        raise ValueError(f"{path.name}: the {what} {series.name!r} of sweep {k!r} has explicit "
+                                         "timestamps, not a rate; read it with load_arrays")
+                v, v_unit, v_conv = _nwb_values(series=acq, dimension="voltage", where=f"{path.name}: {k}")
+                i, i_unit, i_conv = _nwb_values(series=stim, dimension="current", where=f"{path.name}: {stim.name}")
                 t = np.arange(v.size, dtype=np.float64) / acq.rate
+                t0_v, t0_i = float(acq.starting_time or 0.0), float(stim.starting_time or 0.0)
+                resampled = not (float(stim.rate) == float(acq.rate) and t0_i == t0_v and i.size == v.size)
+                if resampled:
+                    i = _hold_on(i, float(stim.rate), t0_i - t0_v, t, where=f"{path.name}: sweep {k!r}")
                 meta = {"file": path.name, "number": _sweep_number(k), "stimulus": stim.name,
-                        "stimulus_description": desc, "starting_time": float(acq.starting_time or 0.0),
-                        "rate": float(acq.rate), "v_unit_stored": acq.unit, "i_unit_stored": stim.unit,
-                        "v_conversion": float(acq.conversion), "i_conversion": float(stim.conversion)}
-                out.append(Recording(t, v, i, v_unit=_si(acq.unit, "V"), current_unit=_si(stim.unit, "A"),
-                                     name=k, meta=meta))
+                        "stimulus_description": desc, "starting_time": t0_v,
+                        "rate": float(acq.rate), "v_unit_stored": v_unit, "i_unit_stored": i_unit,
+                        "v_conversion": v_conv, "i_conversion": i_conv,
+                        "stimulus_rate": float(stim.rate), "stimulus_resampled": resampled}
+                out.append(Recording(t, v, i, name=k, meta=meta))
     return out
 
 
-def _si(unit: str, expected: str) -> str:
-    """NWB stores SI units by name ('volts', 'amperes') after ``conversion``; check it is so."""
-    u = {"volts": "V", "volt": "V", "V": "V", "amperes": "A", "ampere": "A", "A": "A"}.get(str(unit))
-    if u != expected:
-        raise ValueError(f"unexpected NWB unit {unit!r} (expected {expected} after conversion)")
-    return u
+def _nwb_values(series, dimension: str, where: str):
+    """A series' values in SI: ``(data * conversion + offset) * unit``, with the unit stored in the
+    file (the dataset's own ``unit`` attribute: pynwb reports 'volts' / 'amperes' for every
+    current-clamp series whatever the file says, e.g. data written in mV with unit 'mV')."""
+    data = series.data
+    stored = None
+    attrs = getattr(data, "attrs", None)
+    if attrs is not None and "unit" in attrs:
+        stored = attrs["unit"]
+        stored = stored.decode() if isinstance(stored, bytes) else str(stored)
+    unit = stored or series.unit
+    conv = float(series.conversion if series.conversion is not None else 1.0)
+    off = float(getattr(series, "offset", 0.0) or 0.0)
+    try:
+        scale = _scale(unit, dimension, f"{where} (NWB unit)")
+    except ValueError:
+        raise ValueError(f"{where}: NWB unit {unit!r} is not a {dimension} unit") from None
+    vals = (np.asarray(data[:], dtype=np.float64) * conv + off) * scale
+    return vals, unit, conv
+
+
+def _hold_on(i: np.ndarray, rate: float, start: float, t: np.ndarray, where: str) -> np.ndarray:
+    """Stimulus samples ``i`` (``rate`` Hz, first at ``start`` s on the response's clock ``t``), each
+    held until the next one (a DAC's zero-order hold), read at the response's times ``t``."""
+    pos = (t - start) * rate
+    k = np.floor(pos + 1e-9).astype(np.int64)
+    if k.min() < 0 or k.max() >= i.size:
+        raise ValueError(f"{where}: the stimulus ({i.size} samples at {rate:g} Hz from {start:g} s) does not "
+                         f"cover the response ({t.size} samples, {t[0]:g}..{t[-1]:g} s); cannot put them on one "
+                         "clock")
+    return i[k]
 
 
 def _stimulus_links(nwb) -> dict:

@@ -41,11 +41,22 @@ def _new_axes(ax, nrows=1, sharex=True, height_ratios=None, figsize=None):
 
 
 def save(fig_or_ax, path, dpi: int = 120):
-    """Write the figure holding ``fig_or_ax`` to ``path`` (PNG, PDF, SVG by suffix)."""
+    """Write the figure holding ``fig_or_ax`` to ``path`` (PNG, PDF, SVG by suffix; no suffix:
+    matplotlib's default format is appended) and return the path actually written.  The folder
+    must exist (it is not created); an existing directory is an error."""
+    from pathlib import Path
+
+    import matplotlib
+
+    from .validate import output_path
+    p = output_path("path", path)
+    if not p.suffix:
+        p = p.with_name(p.name + "." + matplotlib.rcParams["savefig.format"])
+        output_path("path", p)
     obj = fig_or_ax[0] if isinstance(fig_or_ax, (list, tuple)) else fig_or_ax
     fig = getattr(obj, "figure", None) or obj
-    fig.savefig(path, dpi=dpi)
-    return path
+    fig.savefig(p, dpi=dpi)
+    return Path(p)
 
 
 def _time_unit(t_end: float) -> tuple[float, str]:

@@ -10,16 +10,17 @@ All times are SI seconds.
 from __future__ import annotations
 
 import math
-import sys
 import time as _time
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
+from . import validate as _v
 from .errors import SimulationError
 from .events import EventLoopGuard, rearm
 from .models.base import NeuronModel
+from .progress import Progress
 from .solvers import get_solver
 from .trace import Trace
 
@@ -316,6 +317,9 @@ def _parse_spikes(spikes, model: NeuronModel, M: int, dtype, device) -> tuple[Te
         neurons = neurons.long()
     neurons = neurons.long()
     weights = torch.as_tensor(weights, dtype=dtype, device=device)
+    if weights.dim() > 1:
+        raise ValueError(f"spikes: weights must be a number or 1-D (one per spike), got shape "
+                         f"{tuple(weights.shape)}; flatten it, e.g. weights.reshape(-1)")
     if weights.dim() == 0:
         weights = weights.expand(times.shape[0])
     if not (times.shape[0] == neurons.shape[0] == weights.shape[0]):
@@ -339,8 +343,8 @@ def _parse_spikes(spikes, model: NeuronModel, M: int, dtype, device) -> tuple[Te
 
 def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method: str = "exact",
              initial: dict | None = None, record=("v",), record_every=None, dtype=None, device=None,
-             max_events_per_step: int = 1000, progress: bool = False, chunk: int = 256,
-             backend: str = "auto", **solver_options) -> Trace:
+             max_events_per_step: int = 1000, progress: bool | None = None, chunk: int = 256,
+             max_work: float | None = None, backend: str = "auto", **solver_options) -> Trace:
     """Simulate ``model`` from t = 0 to ``t_end`` on a grid of step ``dt`` (seconds).
 
     Parameters
@@ -358,7 +362,11 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
     record_every : recording interval in seconds (a multiple of dt; default every step).
     dtype, device : default to the current tensor's, else the model parameters'.
     max_events_per_step : per neuron; more raises :class:`SimulationError` (an endless event loop).
-    progress : print a progress line to stderr.
+    progress : a progress line with an ETA on stderr: True always, False never, None (default)
+        only for a run expected to last more than a few seconds.
+    max_work : the largest number of steps x neurons to run (default ``ctsnn.validate.MAX_WORK``,
+        1e10, or the environment variable ``CTSNN_MAX_WORK``); a larger run is refused before it
+        starts, with the estimate.
     chunk : the exact method solves stretches of up to ``chunk`` event-free grid steps at once
         (tabulated or constant current, no input spike and no end of a refractory period in the
         stretch); the results equal the step-by-step ones to rounding. ``0`` turns the fast path
@@ -376,6 +384,18 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
         raise ValueError(f"model must be a ctsnn NeuronModel, got {type(model).__name__}")
     if backend not in ("auto", "engine", "torch"):
         raise ValueError(f"backend must be 'auto', 'engine' or 'torch', got {backend!r}")
+    dt = _float("dt", dt, positive=True)
+    t_end = _float("t_end", t_end, nonneg=True)
+    max_events_per_step = _v.positive_int("max_events_per_step", max_events_per_step)
+    _v.work_bound("simulate", t_end / dt, model.n, max_work)      # before anything is allocated
+    if method == "euler":
+        _v.euler_stability(model, dt, "simulate(method='euler')")
+    n_steps = max(0, math.ceil(t_end / dt - 1e-9))
+    if isinstance(current, Tensor):
+        current = _v.float_input("current", current, dtype or model.param_dtype())
+        if current.dim() and current.shape[-1] == 0:
+            raise ValueError(f"current: the neuron axis (last) is empty, shape {tuple(current.shape)}; "
+                             f"give at least one neuron")
     if backend != "torch":   # the compiled engine when no gradient is needed
         from .engine import simulate_exact
         trace = simulate_exact(model, current, spikes, t_end=t_end, dt=dt, initial=initial, record=record,
@@ -384,9 +404,6 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
                                solver_options=solver_options, required=backend == "engine")
         if trace is not None:
             return trace
-    dt = _float("dt", dt, positive=True)
-    t_end = _float("t_end", t_end, nonneg=True)
-    n_steps = max(0, math.ceil(t_end / dt - 1e-9))
     if isinstance(current, Tensor):
         dtype = dtype or (current.dtype if current.is_floating_point() else None)
         device = device or current.device
@@ -413,6 +430,7 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
                          f"neuron axis") from None
     if len(shape) == 0:
         shape = (1,)
+    _v.work_bound("simulate", n_steps, math.prod(shape), max_work)
     if n_model != 1 and shape[-1] != n_model:
         raise ValueError(f"shape mismatch: the model has {n_model} neurons but the input's neuron axis "
                          f"has {shape[-1]}")
@@ -466,7 +484,7 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
     rec_t, rec_y = [0.0], [sim.y[None, ..., rec_idx]] if rec_idx else []   # blocks [r, Bt, n, R]
 
     wall = _time.perf_counter()
-    last_print = wall
+    prog = Progress(n_steps, "simulate", progress)
     fast = getattr(solver, "advance_steps", None) if chunk and cur.fn is None else None
     if int(chunk) != chunk or chunk < 0:
         raise ValueError(f"chunk must be an integer >= 0, got {chunk!r}")
@@ -477,10 +495,7 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
     k_try, wait, backoff = k_cap, 0, 1
     k = 0
     while k < n_steps:
-        if progress and _time.perf_counter() - last_print > 0.5:
-            last_print = _time.perf_counter()
-            print(f"\rsimulate: step {k}/{n_steps} ({100 * k / n_steps:5.1f}%)", end="",
-                  file=sys.stderr, flush=True)
+        prog.update(k)
         t0 = k * dt
         if fast is not None and wait == 0 and not sim.pending and k < n_full:
             K = _chunk_len(sim, inputs, k, dt, n_full, k_try)
@@ -533,8 +548,7 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
             rec_t.append(min((k + 1) * dt, t_end))
             rec_y.append(sim.y[None, ..., rec_idx])
         k += 1
-    if progress and n_steps:
-        print(f"\rsimulate: step {n_steps}/{n_steps} (100.0%)", file=sys.stderr)
+    prog.close()
     sim.stats["wall_time_s"] = _time.perf_counter() - wall
     sim.stats["backend"] = "torch"
 

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,9 +109,12 @@ class Trace:
 
     def save(self, path: str | Path) -> Path:
         """Write the trace to ``path`` (.npz, lossless: float64 times, original state dtype)."""
+        from .validate import output_path
+        output_path("path", path)  # not a directory; its folder exists (never created silently)
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+            output_path("path", path)  # the name actually written
         arrays = {"t": self.t, "spike_times": self.spike_times, "spike_neurons": self.spike_neurons,
                   "spike_signs": self.spike_signs, "spike_values": self.spike_values,
                   "spike_events": self.spike_events, "spike_pre": self.spike_pre,
@@ -123,26 +127,96 @@ class Trace:
                 "stats": _jsonable(self.stats), "event_names": list(self.event_names),
                 "thresholds": _jsonable(self.thresholds), "format": "ctsnn.Trace/1"}
         out["meta"] = np.array(json.dumps(meta))
-        path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, **out)
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "Trace":
-        """Read a trace written by ``save``."""
-        with np.load(Path(path), allow_pickle=False) as z:
-            if "meta" not in z:
-                raise ValueError(f"{path} is not a ctsnn trace (no 'meta' entry)")
-            meta = json.loads(str(z["meta"]))
-            states = {k[len("state__"):]: torch.from_numpy(z[k].copy()) for k in z.files
-                      if k.startswith("state__")}
-            arr = {k: torch.from_numpy(z[k].copy()) for k in
-                   ("t", "spike_times", "spike_neurons", "spike_signs", "spike_values", "spike_events",
-                    "spike_pre", "spike_post")}
-        return cls(states=states, state_names=tuple(meta["state_names"]), shape=tuple(meta["shape"]),
-                   dt=meta["dt"], t_end=meta["t_end"], method=meta["method"], model=meta["model"],
-                   stats=meta["stats"], event_names=tuple(meta.get("event_names", ("spike",))),
-                   thresholds=meta.get("thresholds", {}), **arr)
+        """Read a trace written by ``save``; a file that is not one, or whose contents are not
+        consistent (see ``check``), gives one ``ValueError`` naming the file and the problem."""
+        import zipfile
+
+        from .validate import existing_file
+        p = existing_file("path", path)
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                files = set(z.files)
+                missing = sorted({"meta", *_ARRAYS} - files)
+                if missing:
+                    raise ValueError(f"no entr{'y' if len(missing) == 1 else 'ies'} {missing}")
+                meta = json.loads(str(z["meta"]))
+                if not isinstance(meta, dict):
+                    raise ValueError("its 'meta' entry is not a JSON object")
+                states = {k[len("state__"):]: torch.from_numpy(z[k].copy()) for k in z.files
+                          if k.startswith("state__")}
+                arr = {k: torch.from_numpy(z[k].copy()) for k in _ARRAYS}
+            lost = sorted({"state_names", "shape", "dt", "t_end", "method"} - set(meta))
+            if lost:
+                raise ValueError(f"its metadata lacks {lost}")
+            tr = cls(states=states, state_names=tuple(meta["state_names"]), shape=tuple(meta["shape"]),
+                     dt=float(meta["dt"]), t_end=float(meta["t_end"]), method=str(meta["method"]),
+                     model=str(meta.get("model", "")), stats=dict(meta.get("stats", {})),
+                     event_names=tuple(meta.get("event_names", ("spike",))),
+                     thresholds=dict(meta.get("thresholds", {})), **arr)
+            tr.check()
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{str(p)!r} is not a valid ctsnn trace: its 'meta' entry is not JSON "
+                             f"(JSONDecodeError: {exc})") from None
+        except ValueError as exc:
+            raise ValueError(f"{str(p)!r} is not a valid ctsnn trace: {exc}") from None
+        except (zipfile.BadZipFile, EOFError, KeyError, OSError, TypeError, RuntimeError) as exc:
+            raise ValueError(f"{str(p)!r} is not a readable ctsnn trace (.npz written by Trace.save): "
+                             f"{type(exc).__name__}: {exc}") from None
+        return tr
+
+    def check(self) -> None:
+        """Raise ``ValueError`` unless the trace is consistent: increasing finite times ``t``; state
+        arrays ``[len(t), *shape]``; ``K`` events with finite, sorted times in ``[t[0], t_end]``,
+        neuron indices inside ``shape``, ``spike_pre``/``spike_post`` ``[K, S]``."""
+        if not (math.isfinite(self.dt) and self.dt > 0):
+            raise ValueError(f"dt = {self.dt!r} is not a positive number")
+        if not (math.isfinite(self.t_end) and self.t_end >= 0):
+            raise ValueError(f"t_end = {self.t_end!r} is not a finite number >= 0")
+        if any((not isinstance(d, int)) or d < 0 for d in self.shape):
+            raise ValueError(f"shape {self.shape} is not a tuple of sizes")
+        t = self.t
+        if t.dim() != 1 or not bool(torch.isfinite(t).all()):
+            raise ValueError("the recorded times t are not a finite 1-D array")
+        if t.numel() > 1 and not bool((t[1:] > t[:-1]).all()):
+            raise ValueError("the recorded times t are not increasing")
+        for k, v in self.states.items():
+            if k not in self.state_names:
+                raise ValueError(f"state {k!r} is not one of the state names {self.state_names}")
+            if tuple(v.shape) != (t.numel(),) + tuple(self.shape):
+                raise ValueError(f"state {k!r} has shape {tuple(v.shape)}, expected "
+                                 f"{(t.numel(),) + tuple(self.shape)} (len(t), *shape)")
+        K = self.spike_times.numel()
+        for k in ("spike_times", "spike_neurons", "spike_signs", "spike_values", "spike_events"):
+            a = getattr(self, k)
+            if a.dim() != 1 or a.numel() != K:
+                raise ValueError(f"{k} has shape {tuple(a.shape)}, expected ({K},) like spike_times")
+        S = len(self.state_names)
+        for k in ("spike_pre", "spike_post"):
+            a = getattr(self, k)
+            if tuple(a.shape) != (K, S):
+                raise ValueError(f"{k} has shape {tuple(a.shape)}, expected ({K}, {S}) (events, states)")
+        if K:
+            st = self.spike_times.detach().double()
+            if not bool(torch.isfinite(st).all()):
+                raise ValueError("spike_times contains NaN or Inf")
+            lo = float(t[0]) if t.numel() else 0.0
+            if float(st.min()) < lo or float(st.max()) > self.t_end * (1 + 1e-12) + 1e-300:
+                raise ValueError(f"spike_times span {float(st.min()):g}..{float(st.max()):g} s, outside "
+                                 f"[{lo:g}, {self.t_end:g}] s")
+            if bool((st[1:] < st[:-1]).any()):
+                raise ValueError("spike_times are not sorted")
+            nn_ = self.spike_neurons
+            if nn_.is_floating_point() or bool(((nn_ < 0) | (nn_ >= self.n_neurons)).any()):
+                raise ValueError(f"spike_neurons must be integers in [0, {self.n_neurons})")
+
+
+_ARRAYS = ("t", "spike_times", "spike_neurons", "spike_signs", "spike_values", "spike_events", "spike_pre",
+           "spike_post")
 
 
 def _jsonable(x: Any) -> Any:

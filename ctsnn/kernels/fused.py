@@ -20,7 +20,8 @@ What the fused path covers (everything else runs the torch loop):
   ``ctsnn.surrogate.derivative`` (or the surrogate's own backward), vectorised over the whole
   sequence, and is handed to the kernel.
 
-Not fused: gradients with the options above, recurrent ``feedback``, ``state_map``, the cascade
+Not fused: models with a refractory period ``t_ref > 0``, gradients with the options above,
+recurrent ``feedback``, ``state_map``, the cascade
 step, models with their own ``input_channels`` / ``spike_input`` (``DualLIT``), non-binary spike
 functions (tracetorch's soft spikes), CUDA tensors (the torch path runs there).
 """
@@ -65,6 +66,8 @@ def plan(layer, x: Tensor, grad: bool, mats) -> str | None:
         A = m.linear_part(torch.float64)[0]
         if not (bool((A != 0).all()) or bool((A == 0).all())):
             return "events='in_step' with leaky and non-leaky neurons mixed"
+    if getattr(mats, "t_ref", None) is not None:
+        return "t_ref > 0 (refractory periods run on the torch path)"
     if getattr(layer, "cascade", False):
         return "the cascade step (tracetorch's traced layers)"
     if layer.reset_delay and grad:

@@ -46,6 +46,8 @@ def check_param(name: str, value: Any, *, positive: bool = False, nonneg: bool =
     if t.dim() > 1:
         raise ValueError(f"parameter {name!r} must be a scalar or a 1-D per-neuron tensor, got shape "
                          f"{tuple(t.shape)}")
+    if t.is_complex():
+        raise TypeError(f"parameter {name!r} must be real, got a complex value {value!r}")
     with torch.no_grad():
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"parameter {name!r} must be finite, got {value!r}")
@@ -53,7 +55,19 @@ def check_param(name: str, value: Any, *, positive: bool = False, nonneg: bool =
             raise ValueError(f"parameter {name!r} must be > 0, got {value!r}")
         if nonneg and not bool((t >= 0).all()):
             raise ValueError(f"parameter {name!r} must be >= 0, got {value!r}")
+        # the propagator forms 1/tau, r/tau, v_th - v_reset, ...: keep every product and ratio of
+        # two parameters representable (float64), so none of them overflows to Inf or NaN
+        if bool((t.abs() > PARAM_MAX).any()):
+            raise ValueError(f"parameter {name!r} = {value!r} is out of range: |{name}| must be <= {PARAM_MAX:g} "
+                             f"(products and ratios of parameters would overflow); check its unit (SI)")
+        if positive and bool((t < PARAM_MIN).any()):
+            raise ValueError(f"parameter {name!r} = {value!r} is out of range: it must be >= {PARAM_MIN:g} "
+                             f"(1/{name} would overflow); check its unit (SI)")
     return t
+
+
+#: the largest magnitude of a model parameter, and the smallest positive one (``check_param``)
+PARAM_MAX, PARAM_MIN = 1e100, 1e-100
 
 
 class NeuronModel(nn.Module):
@@ -81,14 +95,58 @@ class NeuronModel(nn.Module):
 
     def __init__(self, *, n: int | None = None, **options: Any) -> None:
         super().__init__()
+        if n is not None:
+            from ..validate import positive_int
+            n = positive_int("n", n, fix="the number of neurons is a positive integer")
         self._options = dict(options)
         self._n_given = n
         self._param_keys: list[str] = []
+        self._param_rules: dict[str, dict] = {}
         self._tensor_dtypes: list[torch.dtype] = []
 
     # ---------------------------------------------------------------- parameters
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Assigning a parameter (``model.tau_mem = 0.02``) checks it as the constructor does
+        (finite, sign, range) and then the model's consistency (``validate``); a number is stored
+        as a float64 tensor.  A failed check leaves the old value in place."""
+        rules = self.__dict__.get("_param_rules")
+        if rules is not None and name in self.__dict__.get("_options", ()) and name in self.__dict__:
+            old = self.__dict__[name]  # a constructor option (``reset``, ...): checked by ``validate``
+            super().__setattr__(name, value)
+            try:
+                self.validate()
+            except ValueError:
+                super().__setattr__(name, old)
+                raise
+            self._options[name] = value
+            return None
+        if rules is None or name not in rules:
+            return super().__setattr__(name, value)
+        t = check_param(name, value, **rules[name])
+        old = getattr(self, name)
+        self._store(name, value if isinstance(value, nn.Parameter) else t)
+        try:
+            self.validate()
+        except ValueError:
+            self._store(name, old)
+            raise
+
+    def _store(self, name: str, t: Tensor) -> None:
+        """Keep parameter ``name``: an ``nn.Parameter`` registered, a tensor that requires grad as
+        given (the caller's graph), anything else as a buffer."""
+        self._parameters.pop(name, None)
+        self._buffers.pop(name, None)
+        self.__dict__.pop(name, None)
+        if isinstance(t, nn.Parameter):
+            self.register_parameter(name, t)
+        elif t.requires_grad:
+            object.__setattr__(self, name, t)
+        else:
+            self._buffers[name] = t.detach().clone()
+
     def _set_param(self, name: str, value: Any, *, positive: bool = False, nonneg: bool = False,
                    dtype: torch.dtype | None = None) -> None:
+        self._param_rules[name] = dict(positive=positive, nonneg=nonneg)
         t = check_param(name, value, positive=positive, nonneg=nonneg, dtype=dtype)
         if isinstance(value, Tensor) or dtype is not None:
             self._tensor_dtypes.append(t.dtype)

@@ -69,6 +69,8 @@ class _Membrane(NeuronModel):
 
     def validate(self) -> None:
         super().validate()
+        if self.reset not in RESETS:
+            raise ValueError(f"reset must be one of {RESETS}, got {self.reset!r}")
         if self.reset == "to_value":
             with torch.no_grad():
                 bad = torch.broadcast_tensors(self.v_reset >= self.v_th)[0]

@@ -1,0 +1,185 @@
+"""Checks for what enters the package: numbers, tensors, dtypes, shapes and file paths.
+
+Each function states one rule once and raises a ``ValueError`` (or ``TypeError`` for a wrong
+kind of object) whose message names the argument, the value given and what to do instead.
+``simulate``, ``discretize``/``DiscreteLayer``, the models, ``Trace`` and the readers call these
+functions, so a rule and its message are the same everywhere.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["number", "positive_int", "finite_tensor", "float_input", "shape_last", "existing_file",
+           "output_path", "MAX_WORK", "work_bound"]
+
+
+def _show(value: Any) -> str:
+    s = repr(value)
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+def number(name: str, value: Any, *, positive: bool = False, nonneg: bool = False,
+           lo: float | None = None, hi: float | None = None, finite: bool = True,
+           unit: str = "", fix: str = "") -> float:
+    """``value`` as a Python float: a real number (not bool, not complex), finite unless
+    ``finite=False``, ``> 0`` if ``positive``, ``>= 0`` if ``nonneg``, within ``[lo, hi]``."""
+    what = f"{name} must be a real number{' of ' + unit if unit else ''}"
+    tail = f"; {fix}" if fix else ""
+    if isinstance(value, bool) or isinstance(value, complex) or (
+            isinstance(value, Tensor) and (value.is_complex() or value.dtype == torch.bool)):
+        raise TypeError(f"{what}, got {_show(value)}{tail}")
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise TypeError(f"{what} (a scalar), got a tensor of shape {tuple(value.shape)}{tail}")
+        value = value.detach().reshape(()).item()
+    try:
+        x = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError(f"{what}, got {_show(value)}{tail}") from None
+    if finite and not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {_show(value)}{tail}")
+    if positive and not x > 0:
+        raise ValueError(f"{name} must be > 0, got {_show(value)}{tail}")
+    if nonneg and not x >= 0:
+        raise ValueError(f"{name} must be >= 0, got {_show(value)}{tail}")
+    if lo is not None and not x >= lo:
+        raise ValueError(f"{name} must be >= {lo:g}, got {_show(value)}{tail}")
+    if hi is not None and not x <= hi:
+        raise ValueError(f"{name} must be <= {hi:g}, got {_show(value)}{tail}")
+    return x
+
+
+def positive_int(name: str, value: Any, *, minimum: int = 1, fix: str = "") -> int:
+    """``value`` as an int ``>= minimum`` (a bool or a non-integral float is refused)."""
+    tail = f"; {fix}" if fix else ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {_show(value)}{tail}")
+    if isinstance(value, float) and not (math.isfinite(value) and value == int(value)):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {_show(value)}{tail}")
+    v = int(value)
+    if v < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {_show(value)}{tail}")
+    return v
+
+
+def float_input(name: str, x: Any, dtype: torch.dtype | None = None) -> Tensor:
+    """An input tensor in a floating dtype: integer and bool tensors are converted to ``dtype``
+    (default: torch's default dtype); complex ones and non-tensors are refused (``TypeError``)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}; wrap it with "
+                        f"torch.as_tensor(...)")
+    if x.is_complex():
+        raise TypeError(f"{name} must be real, got dtype {x.dtype}; pass its real part (x.real) or a "
+                        f"float tensor")
+    if not x.is_floating_point():
+        return x.to(dtype if dtype is not None and dtype.is_floating_point else torch.get_default_dtype())
+    return x
+
+
+def finite_tensor(name: str, x: Tensor, fix: str = "") -> Tensor:
+    """Refuse NaN or Inf anywhere in ``x`` (one vectorised pass, no gradient)."""
+    with torch.no_grad():
+        ok = bool(torch.isfinite(x).all()) if x.numel() else True
+    if not ok:
+        with torch.no_grad():
+            bad = ~torch.isfinite(x)
+            first = tuple(int(i) for i in bad.nonzero()[0])
+            val = float(x.detach()[first])
+        raise ValueError(f"{name} contains NaN or Inf ({int(bad.sum())} of {x.numel()} values; first "
+                         f"{val} at index {first}){'; ' + fix if fix else ''}")
+    return x
+
+
+def shape_last(name: str, x: Tensor, n: int, what: str = "neurons") -> None:
+    """The last axis of ``x`` must be ``n`` (or the model has one neuron, broadcast)."""
+    if x.dim() == 0:
+        raise ValueError(f"{name} must have a last axis of {n} {what}, got a scalar tensor")
+    if n != 1 and x.shape[-1] != n:
+        raise ValueError(f"{name}: last axis {x.shape[-1]} does not match model.n = {n} {what} "
+                         f"(shape {tuple(x.shape)}); the last axis is the neuron axis")
+
+
+def existing_file(name: str, path: Any) -> Path:
+    """``path`` must name an existing regular file."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or Path), got {_show(path)}")
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"{name}: file {str(p)!r} does not exist")
+    if p.is_dir():
+        raise ValueError(f"{name}: {str(p)!r} is a directory, not a file")
+    return p
+
+
+def output_path(name: str, path: Any) -> Path:
+    """A path to write: not an existing directory, and its parent directory must exist (it is
+    never created silently)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or Path), got {_show(path)}")
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{name}: {str(p)!r} is an existing directory; give a file name inside it")
+    parent = p.parent
+    if not parent.is_dir():
+        raise ValueError(f"{name}: directory {str(parent)!r} does not exist; create it first")
+    return p
+
+
+#: the largest ``steps x neurons`` a run may take without ``max_steps`` (or ``CTSNN_MAX_WORK``)
+MAX_WORK = 10**10
+
+
+def work_bound(what: str, steps: int, neurons: int, max_work: Any = None) -> None:
+    """Refuse a run of ``steps x neurons`` above the limit: ``max_work`` if given, else the
+    environment variable ``CTSNN_MAX_WORK``, else :data:`MAX_WORK` (1e10 neuron-steps: about an
+    hour of the exact method on one core)."""
+    limit = max_work
+    if limit is None:
+        env = os.environ.get("CTSNN_MAX_WORK")
+        if env:
+            try:
+                limit = float(env)
+            except ValueError:
+                raise ValueError(f"CTSNN_MAX_WORK must be a number of neuron-steps, got {env!r}") from None
+    limit = MAX_WORK if limit is None else number("max_work", limit, positive=True, finite=False)
+    work = float(steps) * float(max(neurons, 1))
+    if work > limit:
+        raise ValueError(f"{what}: {steps:.3g} steps x {neurons} neuron(s) = {work:.3g} neuron-steps exceeds "
+                         f"the limit of {limit:.3g}; check t_end and dt, or raise the limit with "
+                         f"max_work=... (or the environment variable CTSNN_MAX_WORK)")
+
+
+_WARNED: set = set()
+
+
+def euler_stability(model, dt: float, where: str, cascade: bool = False) -> None:
+    """Warn (once per model kind, dt and bound) when forward Euler's step ``dt`` exceeds
+    ``1 / max(-Re lambda)`` over the eigenvalues ``lambda`` of the model's linear part ``A``: the
+    Euler factor ``1 + dt lambda`` (``1 - dt/tau`` for a time constant ``tau``) is then negative,
+    so the state overshoots its fixed point and oscillates, where the exact decay ``e^{-dt/tau}``
+    is in (0, 1); beyond ``dt = 2 tau`` it grows without bound."""
+    import warnings
+    lin = (model.cascade_linear_part(torch.float64) if cascade and hasattr(model, "cascade_linear_part")
+           else model.linear_part(torch.float64))
+    if lin is None:
+        return
+    with torch.no_grad():
+        lam = torch.linalg.eigvals(lin[0].detach().cpu().to(torch.float64))
+        rate = float((-lam.real).max())
+    if not rate > 0 or not dt * rate > 1.0:
+        return
+    key = (where, type(model).__name__, float(dt), rate)
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    tau = 1.0 / rate
+    warnings.warn(f"{where}: dt = {dt:g} s exceeds the fastest time constant of {type(model).__name__} "
+                  f"(tau = {tau:.3g} s): forward Euler's decay factor 1 - dt/tau = {1 - dt * rate:.3g} is negative "
+                  f"(the state overshoots and oscillates{'; it diverges since dt > 2 tau' if dt * rate > 2 else ''}). "
+                  f"Use dt < tau (dt << tau for accuracy) or method='exact'", RuntimeWarning, stacklevel=3)
