@@ -301,7 +301,8 @@ def _csr(pre, post, w, delay, target, M):
 def simulate_exact(model: NeuronModel, current=None, spikes=None, *, t_end, dt, initial=None,
                    record=("v",), record_every=None, dtype=None, device=None,
                    max_events_per_step: int = 1000, method: str = "exact", solver_options=None,
-                   required: bool = False, threads: int | None = None) -> Trace | None:
+                   required: bool = False, threads: int | None = None,
+                   max_work: float | None = None) -> Trace | None:
     """``simulate(model, ..., method="exact")`` on the compiled engine, or None when the torch
     path must run: another method or solver options, a parameter, the current, the spikes or an
     initial value that requires grad, a model that is not linear below threshold, a device other
@@ -359,6 +360,8 @@ def simulate_exact(model: NeuronModel, current=None, spikes=None, *, t_end, dt, 
         shape = (1,)
     if n_model != 1 and shape[-1] != n_model:
         return None
+    from .validate import work_bound
+    work_bound("simulate", n_steps, math.prod(shape), max_work)   # the batch counts too
     n = shape[-1]
     Bt = int(math.prod(shape[:-1])) if len(shape) > 1 else 1
     M, S = Bt * n, model.n_states

@@ -401,7 +401,8 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
         trace = simulate_exact(model, current, spikes, t_end=t_end, dt=dt, initial=initial, record=record,
                                record_every=record_every, dtype=dtype, device=device,
                                max_events_per_step=max_events_per_step, method=method,
-                               solver_options=solver_options, required=backend == "engine")
+                               solver_options=solver_options, required=backend == "engine",
+                               max_work=max_work)
         if trace is not None:
             return trace
     if isinstance(current, Tensor):
