@@ -274,6 +274,8 @@ class DiscreteLayer(nn.Module):
                 raise ValueError("events='in_step' (spikes located inside the step on the exact solution of a "
                                  "held current) does not support: " + ", ".join(bad))
         self._check_refractory(model.refractory_period(torch.float64))
+        tr0 = model.refractory_period(torch.float64)
+        self.__dict__["_has_t_ref"] = tr0 is not None and bool((tr0 > 0).any())
         if method == "euler":
             _v.euler_stability(model, dt, "discretize(method='euler')", cascade=self.cascade)
         if self.learn_decay:
@@ -610,9 +612,17 @@ class DiscreteLayer(nn.Module):
             [float(m.event_signs[e]) * m.output_scale(e, dtype, device) for e in range(G.shape[0])]))
         out.dA = getattr(mats, "dA", None)
         tr = m.refractory_period(dtype, device)
-        if tr is not None and bool((tr > 0).any()):
+        if tr is not None and torch.compiler.is_compiling():
+            # a data-dependent branch cannot be traced: whether t_ref > 0 is what the last eager
+            # call (or the construction) saw; an eager call after changing t_ref updates it
+            if self.__dict__.get("_has_t_ref", False):
+                out.t_ref = tr.detach()
+        elif tr is not None and bool((tr > 0).any()):
+            self.__dict__["_has_t_ref"] = True
             self._check_refractory(tr)
             out.t_ref = tr.detach()
+        elif tr is not None:
+            self.__dict__["_has_t_ref"] = False
         if self.events == "in_step":
             out.A = m.linear_part(dtype, device)[0]
             A64 = m.linear_part(torch.float64, device)[0]

@@ -83,7 +83,10 @@ def float_input(name: str, x: Any, dtype: torch.dtype | None = None) -> Tensor:
 
 
 def finite_tensor(name: str, x: Tensor, fix: str = "") -> Tensor:
-    """Refuse NaN or Inf anywhere in ``x`` (one vectorised pass, no gradient)."""
+    """Refuse NaN or Inf anywhere in ``x`` (one vectorised pass, no gradient). Skipped while
+    ``torch.compile`` traces (a data-dependent branch would break the graph); eager calls check."""
+    if torch.compiler.is_compiling():
+        return x
     with torch.no_grad():
         ok = bool(torch.isfinite(x).all()) if x.numel() else True
     if not ok:
