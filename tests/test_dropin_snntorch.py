@@ -17,6 +17,18 @@ from snntorch import utils as sutils  # noqa: E402
 
 from ctsnn.compat import snntorch as cs  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _fresh_snntorch_registry():
+    """snntorch keeps every neuron ever made in one class-level list (strong references) and its
+    reset helpers walk all of them; a half-built neuron left there by another test file (a
+    constructor that raised inside pytest.raises) breaks snntorch's own helpers. Each test here
+    starts from an empty list, as a fresh training script does, and the list is restored after."""
+    saved = list(snn.SpikingNeuron.instances)
+    snn.SpikingNeuron.instances.clear()
+    yield
+    snn.SpikingNeuron.instances[:] = saved
+
 pytestmark = pytest.mark.peers
 
 
