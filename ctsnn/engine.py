@@ -309,7 +309,7 @@ def simulate_exact(model: NeuronModel, current=None, spikes=None, *, t_end, dt, 
     than the CPU, a callable current, feedback not deliverable with a delay >= dt, or no C++
     compiler (``CTSNN_ENGINE=0`` turns the engine off). With ``required`` those cases raise
     ValueError saying why. The other arguments are those of :func:`ctsnn.simulate`."""
-    from .simulate import SimulationError, _Current, _float, _parse_spikes
+    from .simulate import SimulationError, _Current, _float, _parse_spikes, _population_shape
 
     def decline(why: str):
         if required:
@@ -345,19 +345,7 @@ def simulate_exact(model: NeuronModel, current=None, spikes=None, *, t_end, dt, 
     cpu = torch.device("cpu")
     n_model = model.n
     cur = _Current(current, n_steps, dtype, cpu)
-    shapes = [(n_model,), cur.shape]
-    if initial is not None:
-        if not isinstance(initial, dict):
-            raise ValueError("initial must be a dict of state name -> value")
-        for k, v in initial.items():
-            model.state_index(k)
-            shapes.append(tuple(torch.as_tensor(v).shape))
-    try:
-        shape = tuple(torch.broadcast_shapes(*shapes))
-    except RuntimeError:
-        return None                       # the torch path raises its error
-    if len(shape) == 0:
-        shape = (1,)
+    shape = _population_shape(model, cur, initial)   # the torch path's shape and errors
     if n_model != 1 and shape[-1] != n_model:
         return None
     from .validate import work_bound

@@ -341,6 +341,25 @@ def _parse_spikes(spikes, model: NeuronModel, M: int, dtype, device) -> tuple[Te
     return times, neurons, model.spike_input(weights)
 
 
+def _population_shape(model: NeuronModel, cur: "_Current", initial) -> tuple:
+    """The population shape: the model's neurons, the current's shape per step and the initial
+    values broadcast together (at least one axis, the last the neuron axis)."""
+    shapes = [(model.n,), cur.shape]
+    if initial is not None:
+        if not isinstance(initial, dict):
+            raise ValueError("initial must be a dict of state name -> value")
+        for k, v in initial.items():
+            model.state_index(k)
+            shapes.append(tuple(torch.as_tensor(v).shape))
+    try:
+        shape = tuple(torch.broadcast_shapes(*shapes))
+    except RuntimeError:
+        raise ValueError(f"shape mismatch: the model has {model.n} neuron(s) but the current has shape "
+                         f"{cur.shape} per step (and initial values {shapes[2:]}); the last axis is the "
+                         f"neuron axis") from None
+    return shape if len(shape) else (1,)
+
+
 def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method: str = "exact",
              initial: dict | None = None, record=("v",), record_every=None, dtype=None, device=None,
              max_events_per_step: int = 1000, progress: bool | None = None, chunk: int = 256,
@@ -415,22 +434,7 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
     n_model = model.n
     cur = _Current(current, n_steps, dtype, device)
 
-    # population shape
-    shapes = [(n_model,), cur.shape]
-    if initial is not None:
-        if not isinstance(initial, dict):
-            raise ValueError("initial must be a dict of state name -> value")
-        for k, v in initial.items():
-            model.state_index(k)
-            shapes.append(tuple(torch.as_tensor(v).shape))
-    try:
-        shape = tuple(torch.broadcast_shapes(*shapes))
-    except RuntimeError:
-        raise ValueError(f"shape mismatch: the model has {n_model} neuron(s) but the current has shape "
-                         f"{cur.shape} per step (and initial values {shapes[2:]}); the last axis is the "
-                         f"neuron axis") from None
-    if len(shape) == 0:
-        shape = (1,)
+    shape = _population_shape(model, cur, initial)
     _v.work_bound("simulate", n_steps, math.prod(shape), max_work)
     if n_model != 1 and shape[-1] != n_model:
         raise ValueError(f"shape mismatch: the model has {n_model} neurons but the input's neuron axis "
