@@ -407,7 +407,8 @@ def _run_simulate(args) -> int:
     with _default_dtype(dtype):
         model = build_model(args.model, _param_pairs(args.param), reset=args.reset, n=args.n)
         model = _with_feedback(model, args)
-    n_steps = max(0, math.ceil(t_end / dt - 1e-9))
+    from .validate import n_steps as _n_steps
+    n_steps = _n_steps(t_end, dt)
     current_dim = None if MODELS[args.model][0] == "Izhikevich" else "current"
     current = _current(args, n_steps, dt, current_dim)
     if isinstance(current, torch.Tensor) and current.shape[1] == 1 and model.n > 1:

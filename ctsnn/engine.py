@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import validate as _validate
 from .models.base import NeuronModel
 from .trace import Trace
 
@@ -338,7 +339,7 @@ def simulate_exact(model: NeuronModel, current=None, spikes=None, *, t_end, dt, 
     t_end = _float("t_end", t_end, nonneg=True)
     if int(max_events_per_step) != max_events_per_step or max_events_per_step < 1:
         return decline("max_events_per_step must be a positive integer")
-    n_steps = max(0, math.ceil(t_end / dt - 1e-9))
+    n_steps = _validate.n_steps(t_end, dt)
     if isinstance(current, Tensor):
         dtype = dtype or (current.dtype if current.is_floating_point() else None)
     dtype = dtype or model.param_dtype()

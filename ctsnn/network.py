@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from . import validate as _validate
 from .models.base import NeuronModel
 
 __all__ = ["Population", "Projection", "PoissonSource", "Network", "NetworkResult"]
@@ -297,7 +298,7 @@ class Network:
             why = unsupported_reason(p.model)
             if why is not None:
                 raise ValueError(f"Network: population of {type(p.model).__name__} cannot run on the engine: {why}")
-        n_steps = max(0, math.ceil(t_end / dt - 1e-9))
+        n_steps = _validate.n_steps(t_end, dt)
         stride = 1
         if record_every is not None:
             stride = round(float(record_every) / dt)

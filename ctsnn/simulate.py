@@ -60,7 +60,16 @@ class _Current:
             if isinstance(current, Tensor):
                 t = current.to(device=device, dtype=dtype) if not current.is_complex() else current
             else:  # numbers and arrays go straight to dtype (no float32 detour for Python floats)
-                t = torch.as_tensor(current, dtype=dtype, device=device)
+                if isinstance(current, (str, bytes)) or (isinstance(current, complex)):
+                    raise TypeError(f"current must be a number in the model's units, an array, a tensor "
+                                    f"or a callable I(t), got {current!r}"
+                                    + (" (strings with units are read by the CLI; pass a number here)"
+                                       if isinstance(current, str) else ""))
+                try:
+                    t = torch.as_tensor(current, dtype=dtype, device=device)
+                except (TypeError, ValueError, RuntimeError) as exc:
+                    raise TypeError(f"current must be a number, an array, a tensor or a callable I(t), got "
+                                    f"{type(current).__name__} ({exc})") from None
             self._check(t)
             if t.dim() == 0:
                 self.const = t
@@ -405,11 +414,13 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
         raise ValueError(f"backend must be 'auto', 'engine' or 'torch', got {backend!r}")
     dt = _float("dt", dt, positive=True)
     t_end = _float("t_end", t_end, nonneg=True)
+    if 0 < t_end < dt:      # one step, of length t_end (its propagator, not that of a dt it never takes)
+        dt = t_end
     max_events_per_step = _v.positive_int("max_events_per_step", max_events_per_step)
     _v.work_bound("simulate", t_end / dt, model.n, max_work)      # before anything is allocated
     if method == "euler":
         _v.euler_stability(model, dt, "simulate(method='euler')")
-    n_steps = max(0, math.ceil(t_end / dt - 1e-9))
+    n_steps = _v.n_steps(t_end, dt)
     if isinstance(current, Tensor):
         current = _v.float_input("current", current, dtype or model.param_dtype())
         if current.dim() and current.shape[-1] == 0:
@@ -423,7 +434,7 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
                                solver_options=solver_options, required=backend == "engine",
                                max_work=max_work)
         if trace is not None:
-            return trace
+            return _finite(trace, current)
     if isinstance(current, Tensor):
         dtype = dtype or (current.dtype if current.is_floating_point() else None)
         device = device or current.device
@@ -557,7 +568,25 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
     sim.stats["wall_time_s"] = _time.perf_counter() - wall
     sim.stats["backend"] = "torch"
 
-    return _make_trace(sim, model, rec_t, rec_y, record, t_end, dt, solver.name)
+    return _finite(_make_trace(sim, model, rec_t, rec_y, record, t_end, dt, solver.name), current)
+
+
+def _finite(trace, current):
+    """The trace, or a :class:`SimulationError` when a state or a spike time left the floating-point
+    range (a current or parameter so large that ``A y + B u`` overflows): never a silent NaN."""
+    with torch.no_grad():
+        bad = [k for k, y in trace.states.items() if y.is_floating_point() and not bool(torch.isfinite(y).all())]
+        if not bool(torch.isfinite(trace.spike_times).all()):
+            bad.append("spike times")
+    if bad:
+        size = ""
+        if isinstance(current, (int, float, Tensor)) and not callable(current):
+            size = f" (largest |current| = {float(torch.as_tensor(current, dtype=torch.float64).abs().max()):.3g})"
+        raise SimulationError(f"the simulation overflowed: {', '.join(bad)} became NaN or Inf{size}; the "
+                              f"current or the model's parameters are too large for the dtype "
+                              f"({trace.states[next(iter(trace.states))].dtype if trace.states else 'float'}); "
+                              f"rescale the units (e.g. volts and amperes, or mV and pA)")
+    return trace
 
 
 def _chunk_len(sim: _Sim, inputs: _Inputs, k: int, dt: float, n_full: int, K: int) -> int:

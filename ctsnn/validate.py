@@ -186,3 +186,12 @@ def euler_stability(model, dt: float, where: str, cascade: bool = False) -> None
                   f"(tau = {tau:.3g} s): forward Euler's decay factor 1 - dt/tau = {1 - dt * rate:.3g} is negative "
                   f"(the state overshoots and oscillates{'; it diverges since dt > 2 tau' if dt * rate > 2 else ''}). "
                   f"Use dt < tau (dt << tau for accuracy) or method='exact'", RuntimeWarning, stacklevel=3)
+
+
+def n_steps(t_end: float, dt: float) -> int:
+    """The number of steps of length at most ``dt`` that cover ``[0, t_end]``: ``ceil(t_end / dt)``,
+    where a ratio within 1e-9 of an integer counts as that integer, and at least one step whenever
+    ``t_end > 0`` (a ``dt`` larger than ``t_end`` is one short step, not none)."""
+    if t_end <= 0:
+        return 0
+    return max(1, math.ceil(t_end / dt - 1e-9))
