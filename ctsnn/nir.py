@@ -280,7 +280,7 @@ class GraphLayers(nn.Module):
                 else:  # IF: the step's increment of the held current
                     self._ramp[name] = torch.from_numpy(dt * cur) * m.p("r", torch.float64)
             self._start[name] = pop.model
-            self.layers[name] = discretize(m, dt, **opts)
+            self.layers[self._key(name)] = discretize(m, dt, **opts)
         self.links = []  # (dst, src, k, W_k [n_dst, n_src] float64)
         for e in graph.edges:
             W = e.weight / graph.gain[e.dst][:, None] if self.zoh else e.weight
@@ -293,6 +293,13 @@ class GraphLayers(nn.Module):
                                  f"of dt = {dt!r} s")
             for k in np.unique(ks[e.weight != 0]):
                 self.links.append((e.dst, e.src, int(k), torch.from_numpy(np.where(ks == k, W, 0.0))))
+
+    def _key(self, name: str) -> str:
+        return f"p{self.order.index(name)}"  # module names cannot hold "."
+
+    def layer(self, name: str):
+        """The :class:`ctsnn.DiscreteLayer` of population ``name``."""
+        return self.layers[self._key(name)]
 
     def forward(self, x=None, steps: int | None = None) -> dict[str, torch.Tensor]:
         """``x``: ``[T, *batch, n_in]`` (one input) or ``{input: tensor}``; returns
@@ -317,7 +324,7 @@ class GraphLayers(nn.Module):
             T, batch, dtype = int(steps), (), torch.get_default_dtype()
         states, outs = {}, {n: [] for n in self.order}
         for name in self.order:
-            layer = self.layers[name]
+            layer = self.layers[self._key(name)]
             y = layer.init_state(batch, dtype)
             S = self._start[name].n_states
             y[..., :S] = self._start[name].init_state(batch + (g.populations[name].n,), dtype)
@@ -334,7 +341,7 @@ class GraphLayers(nn.Module):
                         inp = inp + s.to(dtype) @ W.to(dtype).T
                 if self._ramp[name] is not None:
                     inp = inp + self._ramp[name].to(dtype)
-                o, states[name] = self.layers[name](inp, states[name])
+                o, states[name] = self.layers[self._key(name)](inp, states[name])
                 outs[name].append(o)
         return {n: torch.stack(v) if v else torch.zeros((0,) + batch + (g.populations[n].n,), dtype=dtype)
                 for n, v in outs.items()}
@@ -484,7 +491,15 @@ def _linear_fn(name: str, nd, shape_in):
     raise ValueError(f"node {name!r}: unsupported type {t!r}")  # pragma: no cover
 
 
-def _neuron(name: str, nd, thr) -> tuple[NeuronModel, np.ndarray, str]:
+def _scalar(nd) -> bool:
+    """Whether every parameter of a neuron node is a single value."""
+    return all(np.asarray(getattr(nd, k).detach().cpu() if isinstance(getattr(nd, k), torch.Tensor)
+                          else getattr(nd, k)).size == 1
+               for k in ("tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold", "v_reset")
+               if getattr(nd, k, None) is not None)
+
+
+def _neuron(name: str, nd, thr, n_hint: int = 1) -> tuple[NeuronModel, np.ndarray, str]:
     """NIR neuron node -> (ctsnn model with the node's own parameters, gain [n], kind)."""
     t = type(nd).__name__
     g = lambda k: _arr(nd, name, k)  # noqa: E731
@@ -498,7 +513,11 @@ def _neuron(name: str, nd, thr) -> tuple[NeuronModel, np.ndarray, str]:
 
     sizes = {k: g(k).size for k in ("tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold", "v_reset", "w_in")
              if hasattr(nd, k) and getattr(nd, k) is not None}
-    n = max(sizes.values())
+    n = max(max(sizes.values()), n_hint)
+    try:  # parameters given as scalars (shape ()): the node's size is its output type's
+        n = max(n, int(np.prod(np.asarray(nd.output_type["output"]).reshape(-1))))
+    except Exception:
+        pass
     bad = {k: s for k, s in sizes.items() if s not in (1, n)}
     if bad:
         raise ValueError(f"node {name!r} ({t}): parameter shapes disagree: {sizes}")
@@ -595,14 +614,22 @@ def read(path, source: str | None = None, dt: float | None = None, *, export_dt:
     def src_of(k):
         return thr_nodes.get(k, k)
 
+    resized = set()
+
     def walk(src, node, M, D, shape, path):
         """M [n_node, n_src]: the weights from ``src`` so far; D their delays [n_node, n_src]."""
         for nxt in succ[node]:
             t = kind[nxt]
-            if nxt in path:
+            if nxt in path and t not in _NEURONS:
                 raise ValueError(f"node {nxt!r}: a cycle of linear nodes without a neuron ({' -> '.join(path + [nxt])})")
             if t in _NEURONS:
                 n = pops[nxt].n
+                if n == 1 and M.shape[0] != 1 and nxt not in resized and _scalar(nodes[nxt]):
+                    # parameters written as scalars (shape ()): the layer's size is what reaches it
+                    pops[nxt], gains[nxt], kinds[nxt] = _neuron(nxt, nodes[nxt], thr_of.get(nxt), M.shape[0])
+                    bias[nxt] = np.zeros(M.shape[0])
+                    n = M.shape[0]
+                resized.add(nxt)
                 if M.shape[0] != n:
                     raise ValueError(f"node {nxt!r} ({t}) has {n} neurons but receives {M.shape[0]} values from "
                                      f"{node!r} (shape {tuple(shape)})")
@@ -770,7 +797,7 @@ def _adapt(source, name, kind, nd, model, dt, export_dt, reset):
         if kind == "CubaLIF":
             m = CubaLIF(tau_syn=T(f("tau_syn") / d0), tau_mem=T(f("tau_mem") / d0), r=T(f("r")),
                         v_leak=T(f("v_leak")), v_th=T(f("v_threshold")), v_reset=0.0)
-            return m, one, one, dict(method="euler")
+            return m, one, one, dict(method="euler", input="impulse_start")  # i += x, then v and i step
         if kind in ("LIF", "LI"):
             tau = f("tau") / d0
             m = LIF(tau_mem=T(tau), r=T(f("r")), v_leak=T(f("v_leak")),
