@@ -255,8 +255,10 @@ class GraphLayers(nn.Module):
     zero-order hold of ``Population.current`` (folded into ``v_leak``; for IF the step's
     increment ``dt r I``).  A spike at the end of step t (time ``(t+1) dt``) crossing an edge of
     delay ``k dt`` arrives at the end of step ``t + k``, as in :meth:`Graph.run`: with inputs on
-    the grid and models without a drift that can cross threshold between impulses, the spikes are
-    the same.  ``input="zoh"``: ``x`` and the spikes are held over the step as currents (NIR
+    the grid and models that cannot cross threshold between impulses (no constant drive above
+    threshold), the spikes are the same, provided the arrival times are exactly the grid times
+    (``dt`` and the delays binary fractions such as ``2**-10`` s: then impulses that arrive
+    together are applied together, as the grid sums them).  ``input="zoh"``: ``x`` and the spikes are held over the step as currents (NIR
     signal units, ``weight / gain``; one-state models), the libraries' importers' reading."""
 
     def __init__(self, graph: Graph, dt: float, options: dict):
@@ -429,7 +431,7 @@ def _load(path_or_graph):
     except OSError as exc:
         raise ValueError(f"read: {str(p)!r} is not a NIR (HDF5) file: {exc}") from None
     try:
-        return nir.read(p)
+        return nir.read(p, type_check=False)  # ctsnn checks the shapes itself and names the node
     except Exception as exc:  # nir's own checks (shapes, ...) name what they found
         raise ValueError(f"read: nir could not read {str(p)!r}: {exc}") from exc
 
@@ -834,10 +836,10 @@ def _adapt(source, name, kind, nd, model, dt, export_dt, reset):
 
 
 # ----------------------------------------------------------------------------- write
-def _gain(model: NeuronModel) -> np.ndarray:
+def _gain(model: NeuronModel, n: int | None = None) -> np.ndarray:
     """The jump of the input state per unit of NIR signal, as ``write`` states the model
     (LIF: r / tau, IF: r, CubaLIF: 1, written with ``w_in = tau_syn``)."""
-    n = model.n
+    n = n or model.n
     p = lambda k: np.broadcast_to(model.p(k, torch.float64).detach().numpy(), (n,))  # noqa: E731
     if isinstance(model, CubaLIF):
         return np.ones(n)
@@ -848,12 +850,12 @@ def _gain(model: NeuronModel) -> np.ndarray:
     raise ValueError(f"write: NIR has no node for {type(model).__name__}; ctsnn writes LIF, IF and CubaLIF")
 
 
-def _node(model: NeuronModel):
+def _node(model: NeuronModel, n: int | None = None):
     nir = _nir()
     if type(model) not in (LIF, IF, CubaLIF):
         raise ValueError(f"write: NIR has no node for {type(model).__name__}; ctsnn writes LIF, IF and CubaLIF "
                          f"(with reset 'to_value', 'subtract' or 'none')")
-    n = model.n
+    n = n or model.n
     p = lambda k: np.broadcast_to(model.p(k, torch.float64).detach().numpy(), (n,)).copy()  # noqa: E731
     meta = {}
     if model.reset != "to_value":
@@ -894,7 +896,7 @@ def _as_graph(obj) -> Graph:
             np.add.at(e.weight, (pr.post_idx, pr.pre_idx), pr.weight)
             e.delay[pr.post_idx, pr.pre_idx] = pr.delay
         return Graph({}, pops, list(edges.values()), {f"output_{k}": k for k in names},
-                     gain={k: _gain(p.model) for k, p in pops.items()})
+                     gain={k: _gain(p.model, p.n) for k, p in pops.items()})
     raise ValueError(f"write: expected a ctsnn model (LIF, IF, CubaLIF), a ctsnn.nir.Graph or a ctsnn.Network, "
                      f"got {type(obj).__name__}")
 
@@ -913,10 +915,10 @@ def write(obj, path) -> None:
     for k, n in g.inputs.items():
         nodes[k] = nir.Input(input_type=np.array([n]))
     for k, p in g.populations.items():
-        nodes[k] = _node(p.model)
+        nodes[k] = _node(p.model, p.n)
     biased = {k for k, p in g.populations.items() if np.any(np.asarray(p.current) != 0)}
     for i, e in enumerate(g.edges):
-        gain = _gain(g.populations[e.dst].model)
+        gain = _gain(g.populations[e.dst].model, g.populations[e.dst].n)
         if np.any(gain == 0):
             raise ValueError(f"write: population {e.dst!r} has r = 0: no NIR weight gives its jumps")
         W = e.weight / gain[:, None]
