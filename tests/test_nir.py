@@ -338,3 +338,16 @@ def test_norse_imports_ctsnn(tmp_path):
     ours = g.discretize(dt, method="euler", input="zoh")(x)["B"]
     assert ours.sum() > 0
     assert torch.equal(torch.stack(ref).detach(), ours)
+
+
+def test_cli_simulate_nir(tmp_path, capsys):
+    from ctsnn.cli import main
+    cn.write(ctsnn.LIF(tau_mem=10e-3, r=1.0, v_th=1.0, n=3), tmp_path / "g.nir")
+    # impulses of area 0.02 jump v by r / tau * 0.02 = 2 (a spike), 0.005 by 0.5 (none)
+    np.savez(tmp_path / "in.npz", times=[1e-3, 2e-3, 5e-3], neurons=[0, 0, 2], weights=[0.02, 0.005, 0.02])
+    rc = main(["simulate", "--nir", str(tmp_path / "g.nir"), "--spikes-file", str(tmp_path / "in.npz"),
+               "--dt", "0.1ms", "--t-end", "20ms", "-o", str(tmp_path / "out.npz")])
+    assert rc == 0 and "2 spikes" in capsys.readouterr().out
+    d = np.load(tmp_path / "out.npz")
+    assert list(d["populations"]) == ["neuron"]
+    assert np.allclose(d["times_0"], [1e-3, 5e-3], rtol=0, atol=1e-12) and list(d["neurons_0"]) == [0, 2]
