@@ -351,3 +351,30 @@ def test_cli_simulate_nir(tmp_path, capsys):
     d = np.load(tmp_path / "out.npz")
     assert list(d["populations"]) == ["neuron"]
     assert np.allclose(d["times_0"], [1e-3, 5e-3], rtol=0, atol=1e-12) and list(d["neurons_0"]) == [0, 2]
+
+
+def test_conv_and_threshold_nodes(tmp_path):
+    """Conv2d + Flatten become one dense weight equal to the convolution; LI + Threshold is a LIF
+    without reset; a Scale and a Delay compose into the edge."""
+    import torch.nn.functional as F
+    rng = np.random.default_rng(5)
+    Wc, bc = rng.normal(size=(2, 1, 3, 3)), np.zeros(2)
+    n = 2 * 4 * 4
+    li = nir.LI(tau=np.full(n, 0.02), r=np.full(n, 2.0), v_leak=np.zeros(n))
+    nodes = {"in": nir.Input(np.array([1, 4, 4])),
+             "conv": nir.Conv2d(input_shape=(4, 4), weight=Wc, stride=1, padding=1, dilation=1, groups=1, bias=bc),
+             "flat": nir.Flatten(input_type={"input": np.array([2, 4, 4])}, start_dim=0, end_dim=-1),
+             "scale": nir.Scale(scale=np.full(n, 0.5)), "delay": nir.Delay(delay=np.full(n, 3e-3)),
+             "li": li, "thr": nir.Threshold(threshold=np.full(n, 0.7)), "out": nir.Output(np.array([n]))}
+    edges = [("in", "conv"), ("conv", "flat"), ("flat", "scale"), ("scale", "delay"), ("delay", "li"),
+             ("li", "thr"), ("thr", "out")]
+    _write_raw(tmp_path / "c.nir", nodes, edges)
+    g = cn.read(tmp_path / "c.nir")
+    m = g.populations["li"].model
+    assert type(m) is ctsnn.LIF and m.reset == "none" and torch.allclose(m.v_th, torch.tensor(0.7))
+    assert g.outputs == {"out": "li"}
+    e = g.edges[0]
+    x = torch.from_numpy(rng.normal(size=(3, 1, 4, 4)))
+    conv = F.conv2d(x, torch.from_numpy(Wc), padding=1).reshape(3, -1).numpy()
+    assert np.allclose(x.reshape(3, -1).numpy() @ e.weight.T, conv * 0.5 * (2.0 / 0.02), rtol=1e-12)
+    assert np.all(e.delay[e.weight != 0] == 3e-3)
