@@ -186,14 +186,19 @@ class Graph:
                 else:
                     st, sn, sv = events.get(e.src, (np.zeros(0), np.zeros(0, np.int64), np.zeros(0)))
                 post, pre = np.nonzero(e.weight)
-                for k in range(st.shape[0]):  # each source event -> every synapse of its neuron
-                    sel = pre == sn[k]
-                    tt = st[k] + e.delay[post[sel], sn[k]]
-                    keep = tt <= t_end
-                    ts.append(tt[keep])
-                    ps.append(np.full(int(keep.sum()), comp.index(e.dst)))
-                    ns.append(post[sel][keep])
-                    ws.append(e.weight[post[sel], sn[k]][keep] * sv[k])
+                order = np.argsort(pre, kind="stable")
+                post, pre = post[order], pre[order]
+                ptr = np.searchsorted(pre, np.arange(e.weight.shape[1] + 1))
+                cnt = ptr[sn + 1] - ptr[sn]  # synapses of each source event's neuron
+                ev = np.repeat(np.arange(st.shape[0]), cnt)
+                syn = np.repeat(ptr[sn], cnt) + np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+                i, j = post[syn], pre[syn]
+                tt = st[ev] + e.delay[i, j]
+                keep = tt <= t_end
+                ts.append(tt[keep])
+                ps.append(np.full(int(keep.sum()), comp.index(e.dst)))
+                ns.append(i[keep])
+                ws.append(e.weight[i, j][keep] * sv[ev][keep])
             pops = [self.populations[c] for c in comp]
             projs = []
             for e in self.edges:
@@ -303,9 +308,11 @@ class GraphLayers(nn.Module):
         """The :class:`ctsnn.DiscreteLayer` of population ``name``."""
         return self.layers[self._key(name)]
 
-    def forward(self, x=None, steps: int | None = None) -> dict[str, torch.Tensor]:
-        """``x``: ``[T, *batch, n_in]`` (one input) or ``{input: tensor}``; returns
-        ``{population: out [T, *batch, n]}`` (spikes)."""
+    def forward(self, x=None, steps: int | None = None, record_states: bool = False):
+        """``x``: ``[T, *batch, n_in]`` (one input) or ``{input: tensor}`` (``steps`` without
+        input); returns ``{population: out [T, *batch, n]}`` (spikes), and with
+        ``record_states`` also ``{population: states [T, *batch, n, S]}`` (after each step; the
+        membrane of an LI node is its output)."""
         g = self.graph
         if x is not None and not isinstance(x, dict):
             if len(g.inputs) != 1:
@@ -324,7 +331,7 @@ class GraphLayers(nn.Module):
             if steps is None:
                 raise ValueError("give x or steps")
             T, batch, dtype = int(steps), (), torch.get_default_dtype()
-        states, outs = {}, {n: [] for n in self.order}
+        states, outs, rec = {}, {n: [] for n in self.order}, {n: [] for n in self.order}
         for name in self.order:
             layer = self.layers[self._key(name)]
             y = layer.init_state(batch, dtype)
@@ -345,8 +352,15 @@ class GraphLayers(nn.Module):
                     inp = inp + self._ramp[name].to(dtype)
                 o, states[name] = self.layers[self._key(name)](inp, states[name])
                 outs[name].append(o)
-        return {n: torch.stack(v) if v else torch.zeros((0,) + batch + (g.populations[n].n,), dtype=dtype)
-                for n, v in outs.items()}
+                if record_states:
+                    rec[name].append(states[name][..., :self._start[name].n_states])
+        spikes = {n: torch.stack(v) if v else torch.zeros((0,) + batch + (g.populations[n].n,), dtype=dtype)
+                  for n, v in outs.items()}
+        if not record_states:
+            return spikes
+        return spikes, {n: torch.stack(v) if v else torch.zeros((0,) + batch + (g.populations[n].n,
+                                                                               self._start[n].n_states), dtype=dtype)
+                        for n, v in rec.items()}
 
 
 # ----------------------------------------------------------------------------- read
@@ -585,7 +599,7 @@ def read(path, source: str | None = None, dt: float | None = None, *, export_dt:
         succ[a].append(b)
         pred[b].append(a)
     # Threshold after a node without threshold (LI, I, CubaLI): its threshold
-    thr_of, thr_nodes = {}, {}
+    thr_of = {}
     for k, t in kind.items():
         if t == "Threshold":
             src = pred[k]
@@ -593,7 +607,6 @@ def read(path, source: str | None = None, dt: float | None = None, *, export_dt:
                 raise ValueError(f"node {k!r} (Threshold): ctsnn reads a Threshold only right after one LI, I or "
                                  f"CubaLI node (it is then that node's threshold)")
             thr_of[src[0]] = _arr(nodes[k], k, "threshold")
-            thr_nodes[k] = src[0]
     neurons = [k for k, t in kind.items() if t in _NEURONS]
     if not neurons:
         raise ValueError("read: the graph has no neuron node (LIF, LI, IF, I, CubaLIF, CubaLI)")
@@ -612,9 +625,6 @@ def read(path, source: str | None = None, dt: float | None = None, *, export_dt:
     D_acc: dict[tuple[str, str], np.ndarray] = {}
     bias: dict[str, np.ndarray] = {k: np.zeros(pops[k].n) for k in neurons}
     outputs = {}
-
-    def src_of(k):
-        return thr_nodes.get(k, k)
 
     resized = set()
 
@@ -688,7 +698,6 @@ def read(path, source: str | None = None, dt: float | None = None, *, export_dt:
         walk(k, k, np.eye(n), np.zeros((n, n)), inputs.get(k, (n,)), [k])
     _bias_once(nodes, kind, succ, pops, kinds, bias, _shapes(nodes, kind, pred, inputs, pops))
     layer_options: dict[str, Any] = {}
-    gain_file = dict(gains)
     jump = dict(gains)  # the jump per unit of the file's signal
     cur_gain = {k: np.ones(pops[k].n) for k in neurons}  # Population.current per unit of bias
     if source is not None:
@@ -699,7 +708,8 @@ def read(path, source: str | None = None, dt: float | None = None, *, export_dt:
     pop_list = [Population(pops[k], name=k, current=bias[k] * cur_gain[k]) for k in neurons]
     P = dict(zip(neurons, pop_list))
     E = [Edge(s, d, W_acc[(s, d)] * jump[d][:, None], D_acc[(s, d)]) for (s, d) in W_acc]
-    graph = Graph({k: int(np.prod(v)) for k, v in inputs.items()}, P, E, outputs, gain=gain_file,
+    graph = Graph({k: int(np.prod(v)) for k, v in inputs.items()}, P, E, outputs,
+                  gain={k: np.asarray(v, dtype=np.float64) for k, v in jump.items()},
                   layer_options=layer_options, dt=dt, source=source)
     for comp in graph.order():
         if not graph._cyclic(comp):

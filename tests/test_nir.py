@@ -378,3 +378,28 @@ def test_conv_and_threshold_nodes(tmp_path):
     conv = F.conv2d(x, torch.from_numpy(Wc), padding=1).reshape(3, -1).numpy()
     assert np.allclose(x.reshape(3, -1).numpy() @ e.weight.T, conv * 0.5 * (2.0 / 0.02), rtol=1e-12)
     assert np.all(e.delay[e.weight != 0] == 3e-3)
+
+
+@pytest.mark.slow
+def test_norse_two_layers_with_readout(tmp_path):
+    """Linear -> LIFBoxCell -> Linear (bias) -> LIBoxCell: the readout's membrane (norse's output)
+    equals the LI population's recorded v of the repaired graph."""
+    nt = pytest.importorskip("norse.torch")
+    torch.manual_seed(1)
+    x = _x(10)
+    l1, l2 = torch.nn.Linear(NIN, N), torch.nn.Linear(N, 2)
+    l1.weight.data *= 3
+    net = nt.SequentialState(
+        l1, nt.LIFBoxCell(nt.LIFBoxParameters(tau_mem_inv=torch.full((N,), 100.), v_th=torch.full((N,), 0.3),
+                                              v_leak=torch.zeros(N))),
+        l2, nt.LIBoxCell(nt.LIBoxParameters(tau_mem_inv=torch.full((2,), 50.), v_leak=torch.zeros(2))))
+    nir.write(str(tmp_path / "r.nir"), nt.to_nir(net, torch.zeros(NIN)))
+    s, ref = None, []
+    for t in range(T):
+        o, s = net(x[t], s)
+        ref.append(o)
+    ref = torch.stack(ref).detach()
+    g = cn.read(tmp_path / "r.nir", source="norse", dt=1e-3)
+    spikes, states = g.discretize()(x, record_states=True)
+    assert spikes["1"].sum() > 0 and ref.abs().max() > 0.05
+    assert torch.allclose(states["3"][..., 0], ref, rtol=1e-12, atol=1e-14)
