@@ -218,6 +218,20 @@ class Graph:
                 spikes[c] = (res.spike_times[sel], res.spike_neuron[sel])
         return spikes
 
+    def network(self) -> Network:
+        """The populations and the edges between them as one :class:`ctsnn.Network` (the
+        inputs' edges are left out: feed the network with ``Network.run(input_spikes=...)``,
+        ``PoissonSource``s or the populations' currents). Every delay must then be >= the run's
+        ``dt`` (the engine's rule; :meth:`run` needs that only on cycles)."""
+        projs = []
+        for e in self.edges:
+            if e.src in self.populations:
+                post, pre = np.nonzero(e.weight)
+                if post.size:
+                    projs.append(Projection(self.populations[e.src], self.populations[e.dst], pre, post,
+                                            e.weight[post, pre] * self._spike_value(e.src), e.delay[post, pre]))
+        return Network(list(self.populations.values()), projs)
+
     def _input_events(self, inputs) -> dict:
         if inputs is None:
             return {}

@@ -403,3 +403,27 @@ def test_norse_two_layers_with_readout(tmp_path):
     spikes, states = g.discretize()(x, record_states=True)
     assert spikes["1"].sum() > 0 and ref.abs().max() > 0.05
     assert torch.allclose(states["3"][..., 0], ref, rtol=1e-12, atol=1e-14)
+
+
+def test_groups_in_order_equal_one_network():
+    """A feed-forward chain with in-step spikes (a constant drive above threshold) and delays off
+    the grid: run group by group (each fed the spikes before it at their exact arrival times)
+    it gives the spikes of the whole network run at once on the engine."""
+    dt = 1e-3
+    rng = np.random.default_rng(7)
+    A = ctsnn.Population(ctsnn.LIF(tau_mem=torch.tensor([8e-3, 11e-3, 14e-3]), v_th=1.0), name="A",
+                         current=[1.3, 1.6, 2.2])
+    Bp = ctsnn.Population(ctsnn.LIF(tau_mem=6e-3, v_th=1.0, n=2), name="B")
+    C = ctsnn.Population(ctsnn.LIF(tau_mem=9e-3, v_th=1.0, v_reset=-0.2, n=2), name="C")
+    edges = [cn.Edge("A", "B", rng.uniform(0.3, 0.8, (2, 3)), rng.uniform(1.2, 3.7, (2, 3)) * dt),
+             cn.Edge("B", "C", rng.uniform(0.5, 1.0, (2, 2)), np.full((2, 2), 2.5 * dt))]
+    g = cn.Graph({}, {"A": A, "B": Bp, "C": C}, edges)
+    assert g.order() == [["A"], ["B"], ["C"]]
+    a = g.run(t_end=0.2, dt=dt)
+    res = g.network().run(0.2, dt, record=())
+    for i, k in enumerate(["A", "B", "C"]):
+        sel = res.spike_population == i
+        assert len(a[k][0]) > 5
+        assert np.array_equal(a[k][1], res.spike_neuron[sel])
+        assert np.allclose(a[k][0], res.spike_times[sel], rtol=0, atol=1e-12)
+    assert np.any(np.abs(a["A"][0] / dt - np.rint(a["A"][0] / dt)) > 1e-3)  # spikes inside steps
