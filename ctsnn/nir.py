@@ -298,7 +298,9 @@ class GraphLayers(nn.Module):
             if np.any(cur != 0):
                 if "v_leak" in m.params():
                     m = m.replace(v_leak=m.p("v_leak", torch.float64) + m.p("r", torch.float64) * torch.from_numpy(cur))
-                else:  # IF: the step's increment of the held current
+                elif self.zoh:  # IF, input held as a current: add the constant current to it
+                    self._ramp[name] = torch.from_numpy(cur.copy())
+                else:  # IF, impulse input: the step's increment of the held current
                     self._ramp[name] = torch.from_numpy(dt * cur) * m.p("r", torch.float64)
             self._start[name] = pop.model
             self.layers[self._key(name)] = discretize(m, dt, **opts)
@@ -656,6 +658,10 @@ def read(path, source: str | None = None, dt: float | None = None, *, export_dt:
                     bias[nxt] = np.zeros(M.shape[0])
                     n = M.shape[0]
                 resized.add(nxt)
+                if src in pops and kinds[src] in ("LI", "I", "CubaLI") and src not in thr_of:
+                    raise ValueError(f"node {src!r} ({kinds[src]}) drives {nxt!r} with its membrane (a continuous "
+                                     f"signal); ctsnn's populations exchange spikes: put a Threshold node after "
+                                     f"{src!r}, or end the graph there (an Output)")
                 if M.shape[0] != n:
                     raise ValueError(f"node {nxt!r} ({t}) has {n} neurons but receives {M.shape[0]} values from "
                                      f"{node!r} (shape {tuple(shape)})")
@@ -886,11 +892,21 @@ def _node(model: NeuronModel, n: int | None = None):
         meta["ctsnn_reset"] = model.reset
     if np.any(p("t_ref") > 0):
         meta["ctsnn_t_ref"] = p("t_ref")
+    silent = model.reset == "none" and bool(np.all(p("v_th") >= _NO_THRESHOLD))  # read from LI / I / CubaLI
+    if silent:
+        meta.pop("ctsnn_reset", None)
     if isinstance(model, CubaLIF):
+        if silent:
+            return nir.CubaLI(tau_syn=p("tau_syn"), tau_mem=p("tau_mem"), r=p("r"), v_leak=p("v_leak"),
+                              w_in=p("tau_syn"), metadata=meta)
         return nir.CubaLIF(tau_syn=p("tau_syn"), tau_mem=p("tau_mem"), r=p("r"), v_leak=p("v_leak"),
                            v_threshold=p("v_th"), v_reset=p("v_reset"), w_in=p("tau_syn"), metadata=meta)
     if isinstance(model, IF):
+        if silent:
+            return nir.I(r=p("r"), metadata=meta)
         return nir.IF(r=p("r"), v_threshold=p("v_th"), v_reset=p("v_reset"), metadata=meta)
+    if silent:
+        return nir.LI(tau=p("tau_mem"), r=p("r"), v_leak=p("v_leak"), metadata=meta)
     return nir.LIF(tau=p("tau_mem"), r=p("r"), v_leak=p("v_leak"), v_threshold=p("v_th"), v_reset=p("v_reset"),
                    metadata=meta)
 
@@ -941,6 +957,10 @@ def write(obj, path) -> None:
     for k, p in g.populations.items():
         nodes[k] = _node(p.model, p.n)
     biased = {k for k, p in g.populations.items() if np.any(np.asarray(p.current) != 0)}
+    for k in biased:
+        if isinstance(g.populations[k].model, CubaLIF):
+            raise ValueError(f"write: population {k!r} (CubaLIF) has a constant current, which drives its v; NIR's "
+                             f"CubaLIF takes a constant input (an Affine bias) into its synaptic current only")
     for i, e in enumerate(g.edges):
         gain = _gain(g.populations[e.dst].model, g.populations[e.dst].n)
         if np.any(gain == 0):

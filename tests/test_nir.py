@@ -427,3 +427,31 @@ def test_groups_in_order_equal_one_network():
         assert np.array_equal(a[k][1], res.spike_neuron[sel])
         assert np.allclose(a[k][0], res.spike_times[sel], rtol=0, atol=1e-12)
     assert np.any(np.abs(a["A"][0] / dt - np.rint(a["A"][0] / dt)) > 1e-3)  # spikes inside steps
+
+
+def test_li_written_back_and_if_current(tmp_path):
+    """An LI read from a file is written back as LI; an IF population's constant current (an
+    Affine bias) is a ramp: exact spikes at k / (r I), grid spikes every ceil(1 / (r I dt))
+    steps."""
+    n = 2
+    _write_raw(tmp_path / "li.nir", {"in": nir.Input(np.array([n])),
+                                     "li": nir.LI(tau=np.full(n, 0.02), r=np.ones(n), v_leak=np.zeros(n)),
+                                     "out": nir.Output(np.array([n]))}, [("in", "li"), ("li", "out")])
+    cn.write(cn.read(tmp_path / "li.nir"), tmp_path / "li2.nir")
+    assert type(nir.read(str(tmp_path / "li2.nir")).nodes["li"]).__name__ == "LI"
+    _write_raw(tmp_path / "if.nir", {"in": nir.Input(np.array([n])),
+                                     "w": nir.Affine(weight=np.eye(n), bias=np.array([30.0, 45.0])),
+                                     "if": nir.IF(r=np.ones(n), v_threshold=np.ones(n)),
+                                     "out": nir.Output(np.array([n]))}, [("in", "w"), ("w", "if"), ("if", "out")])
+    g = cn.read(tmp_path / "if.nir")
+    assert np.allclose(g.populations["if"].current, [30.0, 45.0])
+    dt = 2.0 ** -10
+    ex = g.run(t_end=200 * dt, dt=dt)["if"]
+    grid = g.discretize(dt)(steps=200)["if"]
+    for i, rate in enumerate((30.0, 45.0)):
+        t = ex[0][ex[1] == i]
+        assert np.allclose(t, np.arange(1, len(t) + 1) / rate, rtol=1e-9)  # closed form: k / (r I)
+        assert len(t) == int(200 * dt * rate)
+        # the grid fires at the end of the step of each crossing and resets there: one spike
+        # every ceil(1 / (r I dt)) steps
+        assert int(grid[:, i].sum()) == 200 // int(np.ceil(1 / (rate * dt)))
