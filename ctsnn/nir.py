@@ -603,7 +603,6 @@ def read(path, source: str | None = None, dt: float | None = None, *, export_dt:
             raise ValueError(f"read: dt must be a positive number of seconds, got {dt!r}")
     if source is not None and dt is None:
         raise ValueError(f"read: source={source!r} needs dt, the step (s) the library's network runs at")
-    nir = _nir()
     g = _load(path)
     nodes, edges = _flatten(g)
     _check_structure(nodes, edges)
