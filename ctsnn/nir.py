@@ -153,7 +153,8 @@ class Graph:
                 if e.src in comp and e.dst in comp:
                     d = e.delay[e.weight != 0]
                     if d.size and d.min() < dt * (1 - 1e-9):
-                        raise ValueError(f"edge {e.src!r} -> {e.dst!r} lies on a cycle and has delay {float(d.min())!r} s "
+                        raise ValueError(f"edge {e.src!r} -> {e.dst!r} lies on a cycle and has delay "
+                                         f"{float(d.min())!r} s "
                                          f"< dt = {dt!r} s: a spike on a cycle must arrive at least one step later "
                                          f"(give the graph a Delay node, or read it with dt=...)")
 
@@ -277,8 +278,9 @@ class GraphLayers(nn.Module):
     the grid and models that cannot cross threshold between impulses (no constant drive above
     threshold), the spikes are the same, provided the arrival times are exactly the grid times
     (``dt`` and the delays binary fractions such as ``2**-10`` s: then impulses that arrive
-    together are applied together, as the grid sums them).  ``input="zoh"``: ``x`` and the spikes are held over the step as currents (NIR
-    signal units, ``weight / gain``; one-state models), the libraries' importers' reading."""
+    together are applied together, as the grid sums them).  ``input="zoh"``: ``x`` and the
+    spikes are held over the step as currents (NIR signal units, ``weight / gain``; one-state
+    models), the libraries' importers' reading."""
 
     def __init__(self, graph: Graph, dt: float, options: dict):
         super().__init__()
@@ -648,7 +650,8 @@ def read(path, source: str | None = None, dt: float | None = None, *, export_dt:
         for nxt in succ[node]:
             t = kind[nxt]
             if nxt in path and t not in _NEURONS:
-                raise ValueError(f"node {nxt!r}: a cycle of linear nodes without a neuron ({' -> '.join(path + [nxt])})")
+                raise ValueError(f"node {nxt!r}: a cycle of linear nodes without a neuron "
+                                 f"({' -> '.join(path + [nxt])})")
             if t in _NEURONS:
                 n = pops[nxt].n
                 if n == 1 and M.shape[0] != 1 and nxt not in resized and _scalar(nodes[nxt]):
