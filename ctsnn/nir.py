@@ -943,15 +943,26 @@ def _as_graph(obj) -> Graph:
                      f"got {type(obj).__name__}")
 
 
-def write(obj, path) -> None:
+def write(obj, path, dt: float | None = None) -> None:
     """Write ``obj`` (a LIF / IF / CubaLIF model, a :class:`Graph` or a :class:`ctsnn.Network`)
     as a NIR file.  Weights are written in NIR's units (the jump divided by the target's gain:
     ``r / tau`` for LIF, ``r`` for IF; CubaLIF gets ``w_in = tau_syn``, so its weights are the
     jumps of i); delays as Delay nodes after each edge's Linear (per target neuron); a population's
     constant current as the bias of an Affine; ``reset="subtract"`` / ``"none"`` and ``t_ref`` in
-    the node's metadata (``ctsnn_reset``, ``ctsnn_t_ref``), which other tools ignore."""
+    the node's metadata (``ctsnn_reset``, ``ctsnn_t_ref``), which other tools ignore.  With
+    ``dt``: an edge on a cycle whose delays all equal ``dt`` is written without a Delay node, as
+    the libraries write their recurrent layers (their importers then recognise them, and
+    ``read(path, dt=dt)`` restores the delay)."""
     nir = _nir()
     g = _as_graph(obj)
+    implicit = set()
+    if dt is not None:
+        for comp in g.order():
+            if g._cyclic(comp):
+                for i, e in enumerate(g.edges):
+                    live = e.weight != 0
+                    if e.src in comp and e.dst in comp and np.allclose(e.delay[live], dt, rtol=1e-12, atol=0):
+                        implicit.add(i)
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []
     for k, n in g.inputs.items():
@@ -979,7 +990,7 @@ def write(obj, path) -> None:
         edges.append((e.src, lin))
         live = e.weight != 0
         D = np.where(live, e.delay, np.nan)
-        if np.any(live & (e.delay != 0)):
+        if np.any(live & (e.delay != 0)) and i not in implicit:
             rows = np.nanmax(np.where(live, D, -np.inf), axis=1)
             rmin = np.nanmin(np.where(live, D, np.inf), axis=1)
             if np.any(np.isfinite(rows) & (rows != rmin)):

@@ -455,3 +455,18 @@ def test_li_written_back_and_if_current(tmp_path):
         # the grid fires at the end of the step of each crossing and resets there: one spike
         # every ceil(1 / (r I dt)) steps
         assert int(grid[:, i].sum()) == 200 // int(np.ceil(1 / (rate * dt)))
+
+
+def test_cycle_written_without_delay_node(tmp_path):
+    """write(dt=...) leaves out the Delay of cycle edges whose delay is dt (the libraries' form of
+    a recurrent layer); read(dt=...) restores it, and the spikes are the same."""
+    g = _two_layer_graph()
+    cn.write(g, tmp_path / "g.nir", dt=1e-3)
+    types = {type(v).__name__ for v in nir.read(str(tmp_path / "g.nir")).nodes.values()}
+    delays = [v for v in nir.read(str(tmp_path / "g.nir")).nodes.values() if type(v).__name__ == "Delay"]
+    assert "Delay" in types and len(delays) == 1 and np.allclose(delays[0].delay, 2e-3)  # only B -> A keeps one
+    h = cn.read(tmp_path / "g.nir", dt=1e-3)
+    ev = _grid_events(_x(2)[:, 0], 1e-3)
+    a, b = g.run(ev, t_end=T * 1e-3, dt=1e-3), h.run(ev, t_end=T * 1e-3, dt=1e-3)
+    for k in a:
+        assert len(a[k][0]) > 5 and np.array_equal(a[k][0], b[k][0]) and np.array_equal(a[k][1], b[k][1])
