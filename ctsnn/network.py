@@ -383,9 +383,9 @@ class Network:
             sizes = np.array([p.n for p in self.populations])
             if not (ti.shape == pi.shape == ni.shape == wi.shape) or np.any(pi < 0) or np.any(pi >= len(sizes)) \
                     or np.any(ni < 0) or np.any(ni >= sizes[np.clip(pi, 0, len(sizes) - 1)]) \
-                    or not np.all(np.isfinite(ti)) or not np.all(np.isfinite(wi)):
+                    or not np.all(np.isfinite(ti)) or not np.all(np.isfinite(wi)) or np.any(ti < 0):
                 raise ValueError("input_spikes: give (times, population index, neuron index, weight) of equal "
-                                 "length, with valid indices and finite times and weights")
+                                 "length, with valid indices, times >= 0 s and finite weights")
             in_elem, in_t = self.offsets[pi] + ni, ti.astype(np.float64)
             in_inc = np.zeros((ti.shape[0], S))
             for i, p in enumerate(self.populations):

@@ -470,3 +470,13 @@ def test_cycle_written_without_delay_node(tmp_path):
     a, b = g.run(ev, t_end=T * 1e-3, dt=1e-3), h.run(ev, t_end=T * 1e-3, dt=1e-3)
     for k in a:
         assert len(a[k][0]) > 5 and np.array_equal(a[k][0], b[k][0]) and np.array_equal(a[k][1], b[k][1])
+
+
+def test_network_input_spikes_checked():
+    net = ctsnn.Network([ctsnn.Population(ctsnn.LIF(tau_mem=0.01), n=2)])
+    with pytest.raises(ValueError, match="input_spikes"):
+        net.run(0.01, 1e-3, input_spikes=([1e-3], [0], [5], [1.0]))   # neuron 5 of 2
+    with pytest.raises(ValueError, match="input_spikes"):
+        net.run(0.01, 1e-3, input_spikes=([-1e-3], [0], [0], [1.0]))
+    res = net.run(0.01, 1e-3, record=(), input_spikes=([2.5e-3, 4e-3], [0, 0], [1, 0], [1.5, 0.5]))
+    assert np.allclose(res.spike_times, [2.5e-3]) and list(res.spike_neuron) == [1]  # the jump of 1.5 fires
