@@ -382,9 +382,12 @@ def _add_simulate(sub) -> None:
                    help="also draw the membrane (or a raster for more than 4 neurons) to this image (.png, .pdf, .svg)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    _add_simulate_nir(p)
 
 
 def _run_simulate(args) -> int:
+    if getattr(args, "nir", None):
+        return _run_simulate_nir(args)
     dt = parse_quantity(args.dt, "time", name="--dt")
     t_end = parse_quantity(args.t_end, "time", name="--t-end")
     if dt <= 0:
@@ -433,6 +436,54 @@ def _run_simulate(args) -> int:
     if args.plot:
         kind = "raster" if trace.n_neurons > 4 or "v" not in trace.states else "membrane"
         print(f"figure written to {_draw(trace, kind, args.plot, None)}")
+    return 0
+
+
+# ---------------------------------------------------------------- simulate --nir
+def _add_simulate_nir(p) -> None:
+    p.add_argument("--nir", default=None, metavar="GRAPH.nir",
+                   help="simulate a NIR graph instead of --model: exact spike times of every population "
+                        "(ctsnn.nir.read, then Graph.run); --spikes-file feeds the graph's input (neurons = "
+                        "input channels, weights = impulse areas), -o gets the spikes (.npz)")
+    p.add_argument("--nir-source", default=None, choices=("snntorch", "norse", "sinabs", "spikingjelly"),
+                   help="the library whose exporter wrote the --nir file: its time constants are repaired "
+                        "for the step --dt (docs/nir.md)")
+
+
+def _run_simulate_nir(args) -> int:
+    """``ctsnn simulate --nir GRAPH``: read the graph, run it exactly, write the spikes."""
+    dt = parse_quantity(args.dt, "time", name="--dt")
+    t_end = parse_quantity(args.t_end, "time", name="--t-end")
+    if dt <= 0 or t_end < 0:
+        raise ValueError(f"--dt must be > 0 and --t-end >= 0, got {args.dt!r}, {args.t_end!r}")
+    if args.plot or args.current or args.current_file or args.feedback or args.feedback_file:
+        raise ValueError("--nir: the graph holds its own currents and recurrence; --plot, --current, "
+                         "--current-file, --feedback and --feedback-file do not apply")
+    _check_inputs(("--nir", args.nir), ("--spikes-file", args.spikes_file))
+    _check_outputs([("-o", args.output, {".npz"})], [args.nir, args.spikes_file], args.force)
+    import numpy as np
+
+    from . import nir as _nir
+
+    graph = _nir.read(args.nir, source=args.nir_source, dt=dt)
+    n_in = sum(graph.inputs.values())
+    inputs = None
+    if args.spikes_file:
+        if len(graph.inputs) != 1:
+            raise ValueError(f"--spikes-file: the graph has {len(graph.inputs)} inputs; the command line feeds "
+                             f"graphs with one")
+        inputs = tuple(a.numpy() for a in _spikes(args, n_in, t_end))
+    spikes = graph.run(inputs, t_end=t_end, dt=dt)
+    names = list(spikes)
+    out = {"populations": np.array(names), "dt": dt, "t_end": t_end}
+    for i, k in enumerate(names):
+        out[f"times_{i}"], out[f"neurons_{i}"] = spikes[k]
+    np.savez(args.output, **out)
+    for i, k in enumerate(names):
+        n = graph.populations[k].n
+        print(f"population {k!r} ({type(graph.populations[k].model).__name__}, {n} neurons): "
+              f"{len(spikes[k][0])} spikes, {len(spikes[k][0]) / max(t_end, 1e-300) / n:.4g} Hz per neuron")
+    print(f"spikes written to {args.output} (times_i, neurons_i for populations[i])")
     return 0
 
 

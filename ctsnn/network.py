@@ -275,11 +275,14 @@ class Network:
         return next(i for i, p in enumerate(self.populations) if p is pop)
 
     def run(self, t_end: float, dt: float, *, record=("v",), record_every: float | None = None,
-            record_neurons=None, max_events_per_step: int = 1000, threads: int | None = None) -> NetworkResult:
+            record_neurons=None, max_events_per_step: int = 1000, threads: int | None = None,
+            input_spikes=None) -> NetworkResult:
         """Simulate ``[0, t_end]`` on a grid of step ``dt`` (s) on the compiled engine.
 
         ``record``: state names; ``record_neurons``: None (none), ``"all"``, or a list of
-        ``(population index, neuron index)`` pairs; ``record_every`` a multiple of dt (default dt).
+        ``(population index, neuron index)`` pairs; ``record_every`` a multiple of dt (default dt);
+        ``input_spikes``: external events ``(times, population index, neuron index, weight)``, each
+        adding ``weight`` to the population's ``input_state`` at its exact time.
         """
         from .engine import _model_arrays, run_engine, unsupported_reason
         from .simulate import SimulationError
@@ -374,9 +377,25 @@ class Network:
         if isinstance(record, str):
             record = (record,)
         rec_states = [self.populations[0].model.state_index(r) for r in record] if rec_pairs.size else []
+        in_elem = in_t = in_inc = None
+        if input_spikes is not None:
+            ti, pi, ni, wi = (np.asarray(a).reshape(-1) for a in input_spikes)
+            pi, ni = pi.astype(np.int64), ni.astype(np.int64)
+            sizes = np.array([p.n for p in self.populations])
+            if not (ti.shape == pi.shape == ni.shape == wi.shape) or np.any(pi < 0) or np.any(pi >= len(sizes)) \
+                    or np.any(ni < 0) or np.any(ni >= sizes[np.clip(pi, 0, len(sizes) - 1)]) \
+                    or not np.all(np.isfinite(ti)) or not np.all(np.isfinite(wi)) or np.any(ti < 0):
+                raise ValueError("input_spikes: give (times, population index, neuron index, weight) of equal "
+                                 "length, with valid indices, times >= 0 s and finite weights")
+            in_elem, in_t = self.offsets[pi] + ni, ti.astype(np.float64)
+            in_inc = np.zeros((ti.shape[0], S))
+            for i, p in enumerate(self.populations):
+                sel = pi == i
+                in_inc[sel] = p.model.spike_input(torch.from_numpy(wi[sel].astype(np.float64))).numpy()
         import time as _time
         wall = _time.perf_counter()
         out = run_engine(md, M=N, n=N, dt=dt, t_end=t_end, n_steps=n_steps, y=y, u=u, syn=syn, poisson=ps,
+                         in_elem=in_elem, in_t=in_t, in_inc=in_inc,
                          record_elems=rec_elems, record_states=rec_states, stride=stride,
                          max_events=int(max_events_per_step), threads=threads)
         wall = _time.perf_counter() - wall
