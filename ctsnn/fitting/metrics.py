@@ -128,7 +128,12 @@ def bootstrap_ci(values, statistic=np.mean, level: float = 0.95, n_boot: int = 2
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, x.size, size=(int(n_boot), x.size))
-    stats = np.array([statistic(x[i]) for i in idx])
+    try:                        # numpy reductions (np.mean, np.median) take all resamples at once
+        stats = np.asarray(statistic(x[idx], axis=1), dtype=float)
+        if stats.shape != (int(n_boot),):
+            raise TypeError
+    except TypeError:
+        stats = np.array([statistic(x[i]) for i in idx])
     a = (1 - level) / 2
     return float(np.quantile(stats, a)), float(np.quantile(stats, 1 - a))
 

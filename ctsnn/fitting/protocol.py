@@ -33,7 +33,8 @@ fits what a step protocol measures:
 4. **Model choice on a held-out sweep**: each candidate model is fitted again with the training
    sweep of the highest step left out (the end of the f-I curve where a wrong model shows
    first: a linear f-I curve overshoots there) and scored on it with the same ``L``; the model
-   with the lowest held-out score is taken, with its fit on all training sweeps. (With fewer
+   with the lowest held-out score is taken, with its fit on all training sweeps; a model whose
+   training loss is over ``prune`` (3) times the best one's is no contender (no refit). (With fewer
    than three spiking training sweeps, or ``select="train"``, the lowest training loss decides.)
 
 Candidate models (potentials relative to rest): ``"lif"`` (v_th, v_reset, t_ref), ``"alif_threshold"``
@@ -85,6 +86,8 @@ class Recipe:
     passive_max : the longest charging window used by the passive fit (s after the onset).
     popsize, maxiter, seed : differential evolution (``popsize`` times the number of
         parameters candidates per generation, at most ``maxiter`` generations).
+    prune : a model whose training loss exceeds ``prune`` times the best model's is not
+        considered for the held-out choice (it cannot win it; this saves its refit).
     select : ``"holdout"`` (the model choice on a left-out training sweep, described in the
         module docstring) or ``"train"`` (the lowest training loss; cheaper, favours the
         model with more parameters).
@@ -100,8 +103,9 @@ class Recipe:
     pre: float = 0.02
     artefact: float = 1e-3
     passive_max: float = 0.1
-    popsize: int = 10
-    maxiter: int = 40
+    popsize: int = 8
+    maxiter: int = 30
+    prune: float = 3.0
     seed: int = 0
     select: str = "holdout"
 
@@ -121,6 +125,8 @@ class Recipe:
             x = getattr(self, name)
             if not (isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0):
                 raise ValueError(f"Recipe.{name} must be a number >= 0, got {x!r}")
+        if not (isinstance(self.prune, (int, float)) and not isinstance(self.prune, bool) and self.prune >= 1):
+            raise ValueError(f"Recipe.prune must be a number >= 1, got {self.prune!r}")
         for name in ("popsize", "maxiter"):
             x = getattr(self, name)
             if isinstance(x, bool) or not isinstance(x, int) or x < 1:
@@ -305,10 +311,11 @@ def _simulate(kind: str, passive: dict, p: dict[str, np.ndarray], sweeps: Sequen
     for _dt, ks in groups.items():
         dt = sweeps[ks[0]].dt
         T = max(sweeps[k].t.size for k in ks)
-        cur = np.zeros((T - 1, P * len(ks)))
+        one = np.zeros((T - 1, len(ks)))
         for c, k in enumerate(ks):
             i = sweeps[k].i[:-1]
-            cur[: i.size, c::len(ks)] = i[:, None]
+            one[: i.size, c] = i
+        cur = np.tile(one, (1, P))            # neuron p * K + c: candidate p on sweep c
         rep = {name: np.repeat(np.asarray(a, dtype=np.float64), len(ks)) for name, a in p.items()}
         model = _build(kind, passive, rep, P * len(ks))
         method = "euler" if kind == "adex" else "exact"
@@ -505,8 +512,9 @@ class ProtocolFit:
              "selection": self.selection, "candidates": self.candidates, "train": self.train,
              "recipe": self.recipe.__dict__, "wall_time_s": self.wall_time_s, "success": self.success,
              "message": self.message, "loss": self.loss, "rmse": self.rmse, "loss_kind": self.loss_kind,
-             "recordings": [s.name for s in self.sweeps]}
-        return json.loads(json.dumps(d, default=_jsonable))
+             "recordings": [s.name for s in self.sweeps],
+             "spike_counts": {"model": [r["n_model"] for r in self.train], "recorded": [r["n_data"] for r in self.train]}}
+        return _finite(json.loads(json.dumps(d, default=_jsonable)))
 
     def to_json(self, path=None, indent: int = 2) -> str:
         text = json.dumps(self.to_dict(), indent=indent)
@@ -525,6 +533,17 @@ class ProtocolFit:
         for k, v in self.values.items():
             lines.append(f"  {k} = {v:.5g}")
         return "\n".join(lines)
+
+
+def _finite(x):
+    """``x`` with every non-finite float as None (strict JSON has no inf or NaN)."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
 
 
 def _jsonable(x):
@@ -568,10 +587,12 @@ def fit_protocol(recordings, recipe: Recipe | None = None, *, progress: bool = F
         spiking = [j for j, s in enumerate(sweeps) if s.spikes.size]
         if recipe.select == "holdout" and len(recipe.models) > 1 and len(spiking) >= 3:
             held = [max(spiking, key=lambda j: sweeps[j].amplitude)]
-            selection = {k: 0.0 for k in recipe.models}
+            best = min(c["loss"] for c in candidates.values())
+            contenders = [k for k in recipe.models if candidates[k]["loss"] <= recipe.prune * best + 1e-12]
+            selection = {k: (0.0 if k in contenders else math.inf) for k in recipe.models}
             for j in held:
                 rest = [s for i, s in enumerate(sweeps) if i != j]
-                for k in recipe.models:
+                for k in contenders:
                     c = _fit_kind(k, passive, rest, recipe)
                     spk = _simulate(k, passive, {q: np.array([v]) for q, v in c["params"].items()}, [sweeps[j]])[0]
                     selection[k] += _loss(spk, [sweeps[j]], recipe)
