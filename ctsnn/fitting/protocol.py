@@ -14,8 +14,11 @@ fits what a step protocol measures:
    ``tau_mem``, ``r`` and the electrode's ``r_series`` from the pre-step baseline and the
    charging after the onset up to 3 ms before the first spike (the first millisecond after the
    onset, the electrode's transient, left out), on every training sweep.
-3. **Spiking** (the passive parameters fixed): for each candidate model, the parameters below
-   by differential evolution (``scipy.optimize.differential_evolution``, deterministic seed) on
+3. **Spiking**: for each candidate model, the parameters below and ``tau_mem`` (within a
+   factor ``tau_factor`` = 2 of the passive fit, with ``r = tau_mem / C`` and the capacitance
+   ``C`` of the passive fit: the charging right after the onset pins C even where the first
+   spike comes too early to separate tau_mem from r, and the rheobase depends on r) by
+   differential evolution (``scipy.optimize.differential_evolution``, deterministic seed) on
 
    .. math::
 
@@ -84,6 +87,9 @@ class Recipe:
     pre : s of baseline before the onset kept in the simulated window.
     artefact : s after the onset left out of the passive fit (the electrode's transient).
     passive_max : the longest charging window used by the passive fit (s after the onset).
+    tau_factor : above 1, the spiking stage searches tau_mem too, within this factor of the
+        passive fit, with r = tau_mem / C and the capacitance C from the passive fit (which the
+        charging after the onset pins even where it is too short to separate tau_mem from r).
     popsize, maxiter, seed : differential evolution (``popsize`` times the number of
         parameters candidates per generation, at most ``maxiter`` generations).
     prune : a model whose training loss exceeds ``prune`` times the best model's is not
@@ -103,6 +109,7 @@ class Recipe:
     pre: float = 0.02
     artefact: float = 1e-3
     passive_max: float = 0.1
+    tau_factor: float = 2.0
     popsize: int = 8
     maxiter: int = 30
     prune: float = 3.0
@@ -125,6 +132,9 @@ class Recipe:
             x = getattr(self, name)
             if not (isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0):
                 raise ValueError(f"Recipe.{name} must be a number >= 0, got {x!r}")
+        if not (isinstance(self.tau_factor, (int, float)) and not isinstance(self.tau_factor, bool)
+                and 1 <= self.tau_factor < math.inf):
+            raise ValueError(f"Recipe.tau_factor must be a number >= 1, got {self.tau_factor!r}")
         if not (isinstance(self.prune, (int, float)) and not isinstance(self.prune, bool) and self.prune >= 1):
             raise ValueError(f"Recipe.prune must be a number >= 1, got {self.prune!r}")
         for name in ("popsize", "maxiter"):
@@ -252,12 +262,16 @@ def _sweeps(recordings, recipe: Recipe) -> list[StepSweep]:
 # ---------------------------------------------------------------------------------------------
 # models and their search spaces (potentials relative to rest, current relative to holding)
 
-def _space(kind: str, passive: dict, sweeps: Sequence[StepSweep]) -> list[tuple[str, str, float, float]]:
+def _space(kind: str, passive: dict, sweeps: Sequence[StepSweep], tau_factor: float = 1.0
+           ) -> list[tuple[str, str, float, float]]:
     """(name, scale, lo, hi) of each searched parameter; scale "lin" or "log"."""
-    r = passive["r"]
+    r = passive["r"] * tau_factor
     drive = max([abs(s.amplitude) for s in sweeps] + [1e-12]) * r
     v_hi = float(np.clip(1.2 * drive, 5e-3, 0.1))
     lif = [("v_th", "lin", 1e-3, v_hi), ("gap", "log", 1e-3, 0.04), ("t_ref", "lin", 0.5e-3, 5e-3)]
+    if tau_factor > 1:     # tau_mem searched too, the capacitance tau_mem / r kept from the passive stage
+        tau = passive["tau_mem"]
+        lif = [("tau_mem", "log", tau / tau_factor, tau * tau_factor)] + lif
     adapt = [("tau_adapt", "log", 10e-3, 2.0), ("adapt_jump", "log", 0.1e-3, 20e-3)]
     if kind == "lif":
         return lif
@@ -281,6 +295,10 @@ def _build(kind: str, passive: dict, p: dict[str, np.ndarray], n: int):
     """The model of ``kind`` with per-neuron parameter arrays ``p`` (length n)."""
     tt = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
     tau, r = passive["tau_mem"], passive["r"]
+    if "tau_mem" in p:                 # searched: the passive stage's capacitance is kept
+        cap = tau / r
+        tau = tt(p["tau_mem"])
+        r = tau / cap
     if kind == "adex":
         vt = tt(p["V_T"])
         dT = tt(p["Delta_T"])
@@ -394,7 +412,7 @@ def _fit_kind(kind: str, passive: dict, sweeps: Sequence[StepSweep], recipe: Rec
     """Stage 3 for one model: differential evolution over the model's space."""
     from scipy.optimize import differential_evolution
 
-    space = _space(kind, passive, sweeps)
+    space = _space(kind, passive, sweeps, recipe.tau_factor)
     n_eval = [0]
 
     def f(x):                      # x: [n_params, S] (scipy's vectorized convention)
@@ -470,6 +488,8 @@ class ProtocolFit:
                 out[k] = v + self.v_rest
             elif k != "gap":
                 out[k] = v
+        if "tau_mem" in self.params:
+            out["r"] = self.params["tau_mem"] * self.passive["r"] / self.passive["tau_mem"]
         base = self.params.get("v_th", self.params.get("V_T"))
         out["v_reset"] = base - self.params["gap"] + self.v_rest
         return out
@@ -672,7 +692,8 @@ def leave_one_out(recordings, recipe: Recipe | None = None, *, held_out: Sequenc
     recs = list(recordings)
     sweeps = _sweeps(recs, recipe)
     if held_out is None:
-        held_out = [j for j, s in enumerate(sweeps) if s.spikes.size and s.amplitude > 0]
+        top = max(abs(s.amplitude) for s in sweeps)
+        held_out = [j for j, s in enumerate(sweeps) if s.spikes.size and s.amplitude > 0.01 * top]
     rows = []
     for j in held_out:
         train = [r for i, r in enumerate(recs) if i != j]
