@@ -69,7 +69,10 @@ class ManyFitResult:
     def rows(self) -> list[dict[str, Any]]:
         """One dict per cell: cell, n_sweeps, success, loss, rmse_V, each fitted parameter (SI;
         its column named ``NAME [UNIT]``) and its standard error, spike counts (model and
-        recorded, loss "spikes" only), error (empty for a cell that was fitted)."""
+        recorded, loss "spikes" only), error (empty for a cell that was fitted). With a recipe
+        (``fit_many(..., recipe="step")``) also ``model`` (the chosen one) and the means over the
+        cell's sweeps of the per-sweep report (``train_abs_count_error``, ``train_abs_latency_error
+        [s]``, ``train_isi_error``, ``train_gamma``, ``train_ev``)."""
         out = []
         for name in self.cells:
             row: dict[str, Any] = {"cell": name, "n_sweeps": self.n_sweeps.get(name, "")}

@@ -24,7 +24,8 @@ fits what a step protocol measures:
 
       L = \frac{1}{K}\sum_k \Big[\Big(\frac{n^{model}_k - n^{data}_k}{c\,\max(n^{data}_k, 5)}\Big)^2
           + \Big(\frac{l^{model}_k - l^{data}_k}{\lambda}\Big)^2
-          + \frac{1}{J_k}\sum_{j<J_k}\Big(\frac{\ln(\mathrm{isi}^{model}_{kj}/\mathrm{isi}^{data}_{kj})}{\rho}\Big)^2\Big]
+          + \frac{1}{J_k}\sum_{j<J_k}\Big(\frac{\ln(\mathrm{isi}^{model}_{kj}
+          / \mathrm{isi}^{data}_{kj})}{\rho}\Big)^2\Big]
 
    over the K training sweeps: the spike count of the whole step (the f-I curve, scale
    ``c`` = 10%), the first-spike latency ``l`` from the onset (scale ``lambda`` = 3 ms; a
@@ -533,7 +534,8 @@ class ProtocolFit:
              "recipe": self.recipe.__dict__, "wall_time_s": self.wall_time_s, "success": self.success,
              "message": self.message, "loss": self.loss, "rmse": self.rmse, "loss_kind": self.loss_kind,
              "recordings": [s.name for s in self.sweeps],
-             "spike_counts": {"model": [r["n_model"] for r in self.train], "recorded": [r["n_data"] for r in self.train]}}
+             "spike_counts": {"model": [r["n_model"] for r in self.train],
+                              "recorded": [r["n_data"] for r in self.train]}}
         return _finite(json.loads(json.dumps(d, default=_jsonable)))
 
     def to_json(self, path=None, indent: int = 2) -> str:
@@ -592,6 +594,7 @@ def fit_protocol(recordings, recipe: Recipe | None = None, *, progress: bool = F
     if not isinstance(recipe, Recipe):
         raise ValueError(f"recipe must be a ctsnn.fitting.Recipe, got {type(recipe).__name__}")
     t0 = time.perf_counter()
+    recordings = [recordings] if isinstance(recordings, Recording) else list(recordings)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -621,7 +624,7 @@ def fit_protocol(recordings, recipe: Recipe | None = None, *, progress: bool = F
         res = ProtocolFit(kind=kind, params=candidates[kind]["params"], passive=passive,
                           v_rest=float(np.mean([s.baseline for s in sweeps])), candidates=candidates,
                           selection=selection, recipe=recipe, passive_fit=pres, sweeps=sweeps,
-                          recordings=list(recordings) if not isinstance(recordings, Recording) else [recordings])
+                          recordings=recordings)
         res.train = evaluate(res, sweeps)
         res.message = (f"{kind} chosen ({'held-out' if recipe.select == 'holdout' else 'training'} score "
                        f"{selection[kind]:.4g})")
