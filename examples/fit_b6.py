@@ -15,7 +15,7 @@ first-spike latency and inter-spike intervals of the whole step of sweeps 181-18
 chosen on the highest training step (184) left out of a refit; sweep 185 is then predicted.
 
 Writes OUTDIR/fit_b6.png and OUTDIR/fit_b6.json (default OUTDIR: ./out) and prints the numbers.
-About a minute of CPU (one thread); several on a loaded machine.
+About 25 s of CPU (one thread); three minutes of wall time on a loaded 2-core machine.
 """
 import json
 import sys
