@@ -180,6 +180,8 @@ def test_recipe_errors_name_the_argument():
         fit_many({"a": _cell([150e-12])}, recipe="ramp")
     with pytest.raises(ValueError, match="needs a model"):
         fit_many({"a": _cell([150e-12])}, params=("v_th",))
+    with pytest.raises(ValueError, match="params is empty"):
+        fit_many({"a": _cell([150e-12])}, ctsnn.LIF(tau_mem=0.02))
 
 
 @pytest.mark.slow   # 8 s of CPU: AdEx runs on torch's Euler path, not the compiled engine

@@ -254,6 +254,9 @@ def fit_many(cells: Mapping[str, Any], model_factory_or_model=None, *, params: S
         fit_kwargs = {"recipe": recipe}
     elif model_factory_or_model is None:
         raise ValueError("fit_many needs a model (or a factory cell_name -> model) and params, or recipe=")
+    elif not params:
+        raise ValueError("params is empty: name the parameters to fit, e.g. params=('tau_mem', 'r', 'v_leak'), "
+                         "or give recipe= instead of a model")
     elif isinstance(model_factory_or_model, NeuronModel):   # a name the model lacks fails every cell: say so once
         have = set(dict(model_factory_or_model.params())) | set(OBSERVATION)
         for p in params + tuple(fit_kwargs.get("per_sweep", ())):
