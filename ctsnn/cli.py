@@ -620,6 +620,7 @@ def _add_fit(sub) -> None:
     p.add_argument("--plot", metavar="IMAGE", default=None, help="also draw data, fitted model and residuals")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    _add_fit_recipe(p)
     g = p.add_argument_group(
         "many cells", "A DATA that is a directory or a glob ('data/*.npz'), or any option of this group,\n"
                       "fits each cell on its own: sweeps are grouped by cell (--group-by; NWB sweeps by\n"
@@ -892,8 +893,12 @@ def _run_fit_many(args) -> int:
             except OSError as exc:
                 raise ValueError(f"--scheduler: cannot connect to {args.scheduler!r}: {exc}") from None
         try:
-            res = fit_many(data, model, params=params, client=client, workers=args.workers,
-                           progress=not args.quiet, **kw)
+            if getattr(args, "recipe", None) is not None:
+                res = fit_many(data, recipe=args.recipe, client=client, workers=args.workers,
+                               progress=not args.quiet)
+            else:
+                res = fit_many(data, model, params=params, client=client, workers=args.workers,
+                               progress=not args.quiet, **kw)
         finally:
             if client is not None:
                 client.close()
@@ -920,8 +925,59 @@ def _run_fit_many(args) -> int:
     return 0 if res.ok else 1
 
 
+def _add_fit_recipe(p) -> None:
+    p.add_argument("--recipe", choices=("step",), default=None,
+                   help="fit with a recipe instead of --model/--params: 'step' (step protocols: passive "
+                        "membrane, then LIF and both ALIFs on spike counts, first-spike latency and ISIs of "
+                        "the whole step, the model chosen on a held-out sweep; see docs/fitting.md)")
+
+
+# options a recipe sets itself: (attribute, option, default)
+_RECIPE_SETS = (("params", "--params", "tau_mem,r,v_leak"), ("per_sweep", "--per-sweep", ""), ("param", "-p", []),
+                ("bounds", "--bounds", []), ("loss", "--loss", "mse"), ("window", "--window", None),
+                ("plot", "--plot", None))
+
+
+def _check_recipe_args(args) -> None:
+    given = [opt for attr, opt, default in _RECIPE_SETS if getattr(args, attr, default) != default]
+    if given:
+        raise ValueError(f"--recipe {args.recipe} chooses the models, parameters and losses itself and uses "
+                         f"whole sweeps; {', '.join(given)} cannot be given with it")
+
+
+def _run_fit_recipe(args) -> int:
+    """``ctsnn fit DATA --recipe step``: one cell's sweeps with ``fit_protocol``; JSON to -o."""
+    from .fitting.protocol import RECIPES, fit_protocol
+
+    args.output = args.output or "fit.json"
+    for f in args.data:
+        _check_inputs(("data", f))
+    _check_outputs([("-o", args.output, None)], args.data, args.force)
+    recs = _load_recordings(args.data, args.sweeps, _param_pairs(args.units, "--units"))
+    for ex in args.exclude:
+        t0, t1 = _interval(ex, "--exclude")
+        recs = [r.exclude(r.t[0] + t0, r.t[0] + t1) for r in recs]
+    if not args.quiet:
+        print(f"fitting recipe {args.recipe!r} to {len(recs)} sweep(s): " + ", ".join(r.name for r in recs),
+              file=sys.stderr)
+    res = fit_protocol(recs, RECIPES[args.recipe], progress=not args.quiet)
+    print(res.summary())
+    print("  per sweep (recorded/model spikes, latency error, Gamma 4 ms, subthreshold EV):")
+    for row in res.train:
+        lat = row["latency_error"]
+        print(f"    {row['sweep']}: {row['n_data']}/{row['n_model']}, "
+              f"{'n/a' if lat != lat else f'{lat * 1e3:+.2f} ms'}, {row['gamma']:.2f}, {row['ev']:.2f}")
+    res.to_json(args.output)
+    print(f"result written to {args.output}")
+    return 0 if res.success else 1
+
+
 def _run_fit(args) -> int:
     args.data = [_dataset_path(f) for f in args.data]
+    if getattr(args, "recipe", None) is not None:
+        _check_recipe_args(args)
+        if not _many_cells(args):
+            return _run_fit_recipe(args)
     if _many_cells(args):
         return _run_fit_many(args)
     args.output = args.output or "fit.json"

@@ -150,3 +150,46 @@ def test_fitted_reset_stays_below_a_fixed_threshold():
                     spike_threshold=0.0, stderr=False, max_iter=30)
     assert res.values["v_reset"] < -0.045
     assert res.values["v_reset"] == pytest.approx(-0.065, abs=5e-4), res.message
+
+
+def _step_npz(path, amp, n=1400):
+    """A LIF (TRUE; threshold -50 mV, reset -62 mV, 2 ms refractory) under a ``amp`` step from
+    sample 100 to 1300, every spike drawn as an 80 mV, 1.25 ms action potential."""
+    i = np.zeros(n)
+    i[100:1300] = amp
+    m = ctsnn.LIF(**TRUE, v_th=-0.05, v_reset=-0.062, t_ref=2e-3)
+    tr = ctsnn.simulate(m, torch.tensor(i[:-1])[:, None], t_end=(n - 1) * DT, dt=DT,
+                        initial={"v": TRUE["v_leak"]}, dtype=torch.float64)
+    v = tr["v"][:, 0].numpy().copy()
+    for j in np.ceil(tr.spike_times.numpy() / DT).astype(int):
+        v[j:j + 5] = -0.05 + 0.08 * np.array([0.5, 1.0, 0.66, 0.33, 0.1])[: v[j:j + 5].size]
+    np.savez(path, t=np.arange(n) * DT, v=v, i=i, meta='{"units": {"t": "s", "v": "V", "i": "A"}}')
+    return path
+
+
+def test_recipe_refuses_the_options_it_sets(tmp_path, capsys):
+    f = _step_npz(tmp_path / "c_1.npz", 200e-12)
+    for extra, opt in ((["--params", "v_th"], "--params"), (["--loss", "spikes"], "--loss"),
+                       (["--window", "0s..0.1s"], "--window"), (["-p", "v_th=-50mV"], "-p")):
+        assert main(["fit", str(f), "--recipe", "step", *extra, "-o", str(tmp_path / "x.json")]) == 2
+        err = capsys.readouterr().err
+        assert f"--recipe step chooses the models" in err and opt in err, err
+
+
+@pytest.mark.slow
+def test_recipe_step_from_the_shell(tmp_path, capsys):
+    """`ctsnn fit FILES --recipe step` on three synthetic steps: the JSON names the chosen model,
+    its values and the per-sweep report; the many-cells form writes CELL.json and summary.csv."""
+    files = [str(_step_npz(tmp_path / f"c_{k}.npz", a)) for k, a in enumerate((150e-12, 200e-12, 250e-12))]
+    out = tmp_path / "fit.json"
+    assert main(["fit", *files, "--recipe", "step", "--quiet", "-o", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert d["kind"] in ("lif", "alif_threshold", "alif_current")
+    assert d["values"]["tau_mem"] == pytest.approx(TRUE["tau_mem"], rel=0.05)
+    assert len(d["train"]) == 3 and all(abs(r["count_diff"]) <= 2 for r in d["train"])
+    res_dir = tmp_path / "fits"
+    res_dir.mkdir()
+    assert main(["fit", str(tmp_path / "c_*.npz"), "--recipe", "step", "--quiet", "--out-dir", str(res_dir)]) == 0
+    summary = (res_dir / "summary.csv").read_text()
+    assert "model" in summary.splitlines()[0] and "train_abs_count_error" in summary
+    assert json.loads((res_dir / "c.json").read_text())["kind"] == d["kind"]

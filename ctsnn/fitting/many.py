@@ -69,7 +69,10 @@ class ManyFitResult:
     def rows(self) -> list[dict[str, Any]]:
         """One dict per cell: cell, n_sweeps, success, loss, rmse_V, each fitted parameter (SI;
         its column named ``NAME [UNIT]``) and its standard error, spike counts (model and
-        recorded, loss "spikes" only), error (empty for a cell that was fitted)."""
+        recorded, loss "spikes" only), error (empty for a cell that was fitted). With a recipe
+        (``fit_many(..., recipe="step")``) also ``model`` (the chosen one) and the means over the
+        cell's sweeps of the per-sweep report (``train_abs_count_error``, ``train_abs_latency_error
+        [s]``, ``train_isi_error``, ``train_gamma``, ``train_ev``)."""
         out = []
         for name in self.cells:
             row: dict[str, Any] = {"cell": name, "n_sweeps": self.n_sweeps.get(name, "")}
@@ -77,6 +80,11 @@ class ManyFitResult:
             if res is not None:
                 units = res.to_dict()["units"]
                 row.update(success=res.success, loss=res.loss, rmse_V=res.rmse)
+                if res.loss_kind == "protocol":     # the chosen model and its per-sweep metrics' means
+                    from .protocol import summarize
+                    row["model"] = res.kind
+                    for k, (mean, _lo, _hi) in summarize(res.train).items():
+                        row[f"train_{k}" + (" [s]" if "latency" in k else "")] = mean
                 for k, v in res.values.items():
                     row[_column(k, units.get(k, ""))] = v
                     row[_column(k, units.get(k, ""), "stderr")] = res.stderr.get(k, math.nan)
@@ -149,8 +157,12 @@ def _fit_cell(name: str, recordings, model, params, fit_kwargs) -> tuple:
     with warnings.catch_warnings(record=True) as caught:   # returned with the result: a worker's
         warnings.simplefilter("always")                     # warnings would not reach the user
         try:
-            m = model(name) if callable(model) and not isinstance(model, torch.nn.Module) else copy.deepcopy(model)
-            res, err = fit(m, recordings, params, **fit_kwargs), None
+            if "recipe" in fit_kwargs:       # the step-protocol recipe: no model or params of its own
+                from .protocol import fit_protocol
+                res, err = fit_protocol(recordings, fit_kwargs["recipe"]), None
+            else:
+                m = model(name) if callable(model) and not isinstance(model, torch.nn.Module) else copy.deepcopy(model)
+                res, err = fit(m, recordings, params, **fit_kwargs), None
         except Exception as exc:  # a failed cell is reported; the others go on
             res, err = None, _message(exc)
         finally:
@@ -187,8 +199,9 @@ class _Progress:
               end="\n" if self.done == self.total else "", file=sys.stderr, flush=True)
 
 
-def fit_many(cells: Mapping[str, Any], model_factory_or_model, *, params: Sequence[str],
-             client=None, workers: int | None = None, progress: bool = True, **fit_kwargs) -> ManyFitResult:
+def fit_many(cells: Mapping[str, Any], model_factory_or_model=None, *, params: Sequence[str] = (),
+             recipe=None, client=None, workers: int | None = None, progress: bool = True,
+             **fit_kwargs) -> ManyFitResult:
     """Fit every cell of ``cells`` on its own with :func:`ctsnn.fit`.
 
     Parameters
@@ -198,6 +211,10 @@ def fit_many(cells: Mapping[str, Any], model_factory_or_model, *, params: Sequen
         the start) or a callable ``factory(cell_name) -> model``.
     params : the parameters to fit (as for ``fit``); every other keyword (``per_sweep``,
         ``loss``, ``init``, ``bounds``, ``max_iter``, ...) is passed to ``fit`` unchanged.
+    recipe : instead of a model and params: a :class:`ctsnn.fitting.Recipe` or the name of one
+        (``"step"``: the step-protocol recipe, :func:`ctsnn.fitting.fit_protocol`), applied to
+        each cell's sweeps; the table then holds the chosen model and the per-sweep metrics'
+        means over each cell's sweeps.
     client : a ``dask.distributed.Client``; the fits run as its tasks, and the client is used
         unchanged (neither closed nor reconfigured).
     workers : without ``client``: start a ``LocalCluster`` of this many single-threaded worker
@@ -220,7 +237,27 @@ def fit_many(cells: Mapping[str, Any], model_factory_or_model, *, params: Sequen
         raise ValueError(f"params must be a sequence of parameter names, e.g. ({params!r},), got the "
                          f"string {params!r}")
     params = tuple(params)
-    if isinstance(model_factory_or_model, NeuronModel):   # a name the model lacks fails every cell: say so once
+    if recipe is not None:
+        from .protocol import RECIPES, Recipe
+        if isinstance(recipe, str):
+            if recipe not in RECIPES:
+                raise ValueError(f"recipe={recipe!r}: the named recipes are {sorted(RECIPES)}")
+            recipe = RECIPES[recipe]
+        if not isinstance(recipe, Recipe):
+            raise ValueError(f"recipe must be a ctsnn.fitting.Recipe or a name in {sorted(RECIPES)}, got "
+                             f"{type(recipe).__name__}")
+        if model_factory_or_model is not None or params or fit_kwargs:
+            given = (["a model"] if model_factory_or_model is not None else []) + (["params"] if params else []) \
+                + sorted(fit_kwargs)
+            raise ValueError(f"recipe= chooses the models and parameters itself; {', '.join(given)} cannot be "
+                             f"given with it")
+        fit_kwargs = {"recipe": recipe}
+    elif model_factory_or_model is None:
+        raise ValueError("fit_many needs a model (or a factory cell_name -> model) and params, or recipe=")
+    elif not params:
+        raise ValueError("params is empty: name the parameters to fit, e.g. params=('tau_mem', 'r', 'v_leak'), "
+                         "or give recipe= instead of a model")
+    elif isinstance(model_factory_or_model, NeuronModel):   # a name the model lacks fails every cell: say so once
         have = set(dict(model_factory_or_model.params())) | set(OBSERVATION)
         for p in params + tuple(fit_kwargs.get("per_sweep", ())):
             if p not in have:
@@ -298,7 +335,9 @@ def fit_many(cells: Mapping[str, Any], model_factory_or_model, *, params: Sequen
             out.errors[name] = err
             continue
         out.results[name] = res
-        if res.loss_kind == "spikes":
+        if res.loss_kind == "protocol":
+            out.spike_counts[name] = (sum(r["n_model"] for r in res.train), sum(r["n_data"] for r in res.train))
+        elif res.loss_kind == "spikes":
             out.spike_counts[name] = (sum(int(tr.n_spikes) for tr in res.traces),
                                       sum(int(r.spikes(threshold).size) for r in res.recordings))
     out.wall_time_s = time.perf_counter() - t0

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["van_rossum", "matched_spike_times", "gamma_factor", "coincidences"]
+__all__ = ["van_rossum", "matched_spike_times", "gamma_factor", "coincidences", "detect_action_potentials",
+           "isi_error", "explained_variance", "bootstrap_ci"]
 
 
 def van_rossum(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
@@ -56,6 +57,85 @@ def coincidences(model, data, window: float) -> int:
                 break
             j += 1
     return n
+
+
+def detect_action_potentials(t, v, prominence: float = 0.03, max_width: float = 3e-3) -> np.ndarray:
+    """Times (s) of the action potentials in the membrane trace ``v`` (V) sampled at ``t``.
+
+    An action potential is a peak of ``v`` that stands out by at least ``prominence`` (V) above
+    the higher of the two troughs around it (``scipy.signal.find_peaks``' prominence) and is
+    narrower than ``max_width`` (s) at half that height. Its time is the upward crossing of the
+    half-height level ``peak - prominence / 2`` just before the peak, linearly interpolated: a
+    time near the onset of the upstroke that does not depend on the cell's resting level (a
+    fixed level such as -20 mV fails on a depolarised cell) nor on the peak's height.
+    """
+    from scipy.signal import find_peaks
+
+    t = np.asarray(t, dtype=float)
+    v = np.asarray(v, dtype=float)
+    if t.size < 3:
+        return np.zeros(0)
+    dt = float(np.median(np.diff(t)))
+    peaks, props = find_peaks(v, prominence=float(prominence), width=(None, max(max_width / dt, 1.0)))
+    out = []
+    for p, pr in zip(peaks, props["prominences"]):
+        level = v[p] - 0.5 * pr
+        j = p
+        while j > 0 and v[j - 1] >= level:
+            j -= 1
+        if j == 0:
+            out.append(t[p])
+            continue
+        # v[j - 1] < level <= v[j]
+        frac = (level - v[j - 1]) / (v[j] - v[j - 1])
+        out.append(t[j - 1] + frac * (t[j] - t[j - 1]))
+    return np.asarray(out, dtype=float)
+
+
+def isi_error(model, data) -> float:
+    """Mean absolute relative error of the rank-matched inter-spike intervals,
+    ``mean_j |isi_model_j - isi_data_j| / isi_data_j`` over ``j < min(n_model, n_data) - 1``
+    (the adaptation profile: the k-th interval against the k-th); NaN when either train has fewer
+    than two spikes."""
+    a = np.diff(np.sort(np.asarray(model, dtype=float)))
+    b = np.diff(np.sort(np.asarray(data, dtype=float)))
+    k = min(a.size, b.size)
+    if k == 0:
+        return float("nan")
+    return float(np.mean(np.abs(a[:k] - b[:k]) / b[:k]))
+
+
+def explained_variance(model, data) -> float:
+    """``1 - var(model - data) / var(data)`` (1: every sample explained; 0: no better than the
+    data's mean; negative: worse). NaN for fewer than two samples or a constant ``data``."""
+    model = np.asarray(model, dtype=float)
+    data = np.asarray(data, dtype=float)
+    if data.size < 2 or not np.var(data) > 0:
+        return float("nan")
+    return float(1.0 - np.var(model - data) / np.var(data))
+
+
+def bootstrap_ci(values, statistic=np.mean, level: float = 0.95, n_boot: int = 2000, seed: int = 0):
+    """Percentile bootstrap confidence interval ``(lo, hi)`` of ``statistic`` over ``values``
+    (NaNs dropped): ``n_boot`` resamples with replacement, the ``(1 - level) / 2`` and
+    ``(1 + level) / 2`` quantiles of the statistic. ``(nan, nan)`` without values; one value
+    gives ``(x, x)`` (no spread to resample)."""
+    x = np.asarray(values, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    if x.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, x.size, size=(int(n_boot), x.size))
+    try:                        # numpy reductions (np.mean, np.median) take all resamples at once
+        stats = np.asarray(statistic(x[idx], axis=1), dtype=float)
+        if stats.shape != (int(n_boot),):
+            raise TypeError
+    except TypeError:
+        stats = np.array([statistic(x[i]) for i in idx])
+    a = (1 - level) / 2
+    return float(np.quantile(stats, a)), float(np.quantile(stats, 1 - a))
 
 
 def gamma_factor(model, data, window: float = 4e-3, duration: float | None = None) -> float:
