@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from ..models.base import NeuronModel
+from ..validate import names as _names
+from ..validate import positive_int
 from .core import OBSERVATION, FitResult
 
 __all__ = ["fit_many", "ManyFitResult"]
@@ -216,10 +218,7 @@ def fit_many(cells: Mapping[str, Any], model_factory_or_model, *, params: Sequen
     names = [str(k) for k in cells]
     if len(set(names)) != len(names):
         raise ValueError(f"cell names must be distinct as strings, got {list(cells)}")
-    if isinstance(params, str):
-        raise ValueError(f"params must be a sequence of parameter names, e.g. ({params!r},), got the "
-                         f"string {params!r}")
-    params = tuple(params)
+    params = _names("params", params)
     if isinstance(model_factory_or_model, NeuronModel):   # a name the model lacks fails every cell: say so once
         have = set(dict(model_factory_or_model.params())) | set(OBSERVATION)
         for p in params + tuple(fit_kwargs.get("per_sweep", ())):
@@ -236,8 +235,7 @@ def fit_many(cells: Mapping[str, Any], model_factory_or_model, *, params: Sequen
     if workers is not None:
         if client is not None:
             raise ValueError("give client= (an existing cluster) or workers= (a local one), not both")
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        workers = positive_int("workers", workers)
     from ..io import Recording
 
     jobs = {}
