@@ -24,6 +24,7 @@ parameter names.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -173,18 +174,12 @@ class NeuronModel(nn.Module):
     @classmethod
     def declared_params(cls) -> dict[str, Param]:
         """Every parameter this class may have, name -> :class:`Param` (``PARAMS`` along the MRO)."""
-        out: dict[str, Param] = {}
-        for klass in reversed(cls.__mro__):
-            out.update(klass.__dict__.get("PARAMS", {}))
-        return out
+        return dict(_along_mro(cls, "PARAMS"))
 
     @classmethod
     def declared_options(cls) -> dict[str, Option]:
         """The string options of this class, name -> :class:`Option` (``OPTIONS`` along the MRO)."""
-        out: dict[str, Option] = {}
-        for klass in reversed(cls.__mro__):
-            out.update(klass.__dict__.get("OPTIONS", {}))
-        return out
+        return dict(_along_mro(cls, "OPTIONS"))
 
     def param_spec(self, name: str) -> Param:
         """The declaration of parameter ``name`` of this model (``"base.v_th"`` for a wrapped
@@ -216,7 +211,7 @@ class NeuronModel(nn.Module):
         (``alif.adaptation = "current"``) checks it against the declared choices and then
         ``validate``.  A failed check leaves the old value in place."""
         rules = self.__dict__.get("_param_rules")
-        option = type(self).declared_options().get(name) if rules is not None else None
+        option = dict(_along_mro(type(self), "OPTIONS")).get(name) if rules is not None else None
         if option is not None:
             option.check(name, value)
             if not self.__dict__.get("_validated"):
@@ -466,6 +461,16 @@ class NeuronModel(nn.Module):
         for k, v in self._options.items():
             parts.append(f"{k}={v!r}")
         return ", ".join(parts)
+
+
+@functools.lru_cache(maxsize=None)
+def _along_mro(cls: type, attr: str) -> tuple:
+    """The entries of the class attribute ``attr`` (a dict) merged along the MRO, subclasses last
+    (so they add to or replace their bases'); read on every assignment, hence cached."""
+    out: dict = {}
+    for klass in reversed(cls.__mro__):
+        out.update(klass.__dict__.get(attr, {}))
+    return tuple(out.items())
 
 
 def _show_param(t: Tensor) -> str:
