@@ -45,6 +45,13 @@ SLOW = {
     "tests/test_gradients.py::test_gradcheck_cubalif[dopri5]": "13 s, gradcheck through dopri5",
     "tests/test_nonlinear.py::test_per_neuron_parameters_batch": "13 s, nonlinear models, dopri5",
     "tests/test_kernels.py::test_stream_memory_is_bounded": "14 s, 3e5 steps of 1000 neurons",
+    # measured 2026-12-03 (torch 2.14.1+cpu), CPU seconds of the test call on the loaded machine
+    "tests/test_adaptive.py::test_every_method_cubalif_input_spikes[adaptive_heun]":
+        "15 s, adaptive_heun's small steps",
+    "tests/test_adaptive.py::test_refractory_period_matches_exact[lif-fehlberg2]": "13 s, fehlberg2",
+    "tests/test_adaptive.py::test_refractory_period_matches_exact[cubalif-fehlberg2]": "12 s",
+    "tests/test_adaptive.py::test_refractory_period_matches_exact[alif_threshold-fehlberg2]": "11 s",
+    "tests/test_adaptive.py::test_refractory_period_matches_exact[alif_current-fehlberg2]": "11 s",
 }
 
 
