@@ -24,8 +24,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from .units import (format_quantity, param_dimension, parse_quantity, parse_step, parse_unit,
-                    plausibility_warning)
+from .units import (format_quantity, parse_quantity, parse_step, parse_unit, plausibility_warning,
+                    unit_dimension)
 
 __all__ = ["main", "build_parser", "build_model", "MODELS"]
 
@@ -48,20 +48,62 @@ MODELS = {
                     "v_peak": 0.0}),
     "izhikevich": ("Izhikevich", {"a": 0.02, "b": 0.2, "c": -65.0, "d": 8.0, "v_peak": 30.0}),
 }
-_NONLINEAR = ("adex", "qif", "izhikevich")
 # not here: Traced (tracetorch's trace-driven LIT: its traces drive the membrane with unit gain per
 # unit time, a dimensionless convention that SI quantities from the shell do not fit)
 
 
+def _model_class(name: str):
+    import ctsnn
+
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+    return getattr(ctsnn, MODELS[name][0])
+
+
+def _show_default(value: float, spec) -> str:
+    """A default as the help shows it: SI quantities in user units (10ms), others with the unit
+    the model declares in brackets (a bare number on the command line)."""
+    if spec.dimension is not None:
+        return format_quantity(value, spec.dimension, 5).replace(" ", "")
+    return f"{value:.5g}" + (f"[{spec.unit}]" if spec.unit else "")
+
+
 def _model_defaults_text() -> str:
+    """The models' defaults with their units, read from each model's parameter declaration
+    (imports the models: called when the help of `ctsnn simulate` is shown)."""
     lines = []
-    for name, (cls, defaults) in MODELS.items():
-        shown = " ".join(f"{k}={format_quantity(v, param_dimension(k, cls), 5).replace(' ', '')}"
-                         for k, v in defaults.items())
-        note = {"Izhikevich": " (his units: mV, rates per ms, a dimensionless current)",
-                "IF": " (r = 1/C in V/(A s))"}.get(cls, "")
-        lines.append(f"  {name:10s} {shown}{note}")
-    return "\n".join(lines)
+    for name, (_cls, defaults) in MODELS.items():
+        specs = _model_class(name).declared_params()
+        shown = " ".join(f"{k}={_show_default(v, specs[k])}" for k, v in defaults.items())
+        lines.append(f"  {name:10s} {shown}")
+    own_current = [m for m in MODELS if _model_class(m).current_unit == ""]
+    return ("\n".join(lines) + "\n  (a unit in [brackets] is the model's own: give a bare number in it; "
+            f"the current of {', '.join(own_current)} is dimensionless, a bare number too)")
+
+
+def _param_spec(cls, name: str, known) -> "object":
+    """The declaration of parameter ``name`` of model class ``cls`` (or of the recording, for the
+    fit's observation parameters such as ``r_series``)."""
+    spec = cls.declared_params().get(name)
+    if spec is None:
+        from .fitting.core import OBSERVATION
+        spec = OBSERVATION.get(name, (None, None))[1]
+    if spec is None:
+        raise ValueError(f"model {cls.__name__} has no parameter {name!r}; its parameters are {', '.join(known)}")
+    return spec
+
+
+def _parse_param(name: str, text, spec, what: str | None = None) -> float:
+    """``text`` as the value of a parameter declared by ``spec``: with an SI unit a quantity
+    ("10ms"; a bare number is SI), with a model's own unit or none a bare number."""
+    what = what or name
+    if spec.dimension is None and not isinstance(text, (int, float)) and \
+            re.search(r"[A-DF-Za-df-zµΩ]", str(text)):
+        unit = f"in {spec.unit} " if spec.unit else ""
+        raise ValueError(f"{what}: {text!r}: give a bare number {unit}(this model's own unit{'' if spec.unit else 's: dimensionless'}), "
+                         f"without a unit")
+    _warn_implausible(name, text, spec.dimension)
+    return parse_quantity(text, spec.dimension, name=what)
 
 
 def _warn_implausible(name: str, text, dimension) -> None:
@@ -72,29 +114,28 @@ def _warn_implausible(name: str, text, dimension) -> None:
 
 def build_model(name: str, params: dict[str, str | float], *, reset: str | None = None, n: int | None = None):
     """The CLI's model: its defaults, overridden by ``params`` (strings with units allowed)."""
-    import ctsnn
-
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
-    cls_name, defaults = MODELS[name]
-    cls = getattr(ctsnn, cls_name)
+    cls = _model_class(name)
+    defaults = MODELS[name][1]
     import inspect
 
     sig = inspect.signature(cls.__init__).parameters
     known = [k for k in sig if k not in ("self", "n", "dtype", "reset")]
+    options = cls.declared_options()
     kw = dict(defaults)
     for k, v in params.items():
         if k not in known:
             raise ValueError(f"model {name!r} has no parameter {k!r}; its parameters are {', '.join(known)}")
-        if isinstance(sig[k].default, str):          # an option such as adaptation=current
-            kw[k] = v
+        if k in options:                              # an option such as adaptation=current
+            kw[k] = options[k].check(k, v)
             continue
-        dim = param_dimension(k, cls_name)
-        _warn_implausible(k, v, dim)
-        kw[k] = parse_quantity(v, dim, name=k)
+        # a numeric keyword that is no declared parameter (AdEx's exp_cap) is a bare number
+        from .models.base import Param
+        spec = cls.declared_params().get(k) or Param()
+        kw[k] = _parse_param(k, v, spec)
     if reset is not None:
-        if cls_name not in ("LIF", "IF", "CubaLIF", "ALIF"):
-            raise ValueError(f"--reset applies to lif, if, cubalif and alif, not {name!r}")
+        if "reset" not in options:
+            takes = [m for m in MODELS if "reset" in _model_class(m).declared_options()]
+            raise ValueError(f"--reset applies to {', '.join(takes)}, not {name!r}")
         kw["reset"] = reset
     try:
         if n is not None:
@@ -336,9 +377,11 @@ def _add_simulate(sub) -> None:
         "simulate", help="simulate a neuron and write its trace (.npz)", formatter_class=_Formatter,
         description="Simulate a neuron model with a chosen dt and method; write the trace (.npz) and "
                     "print a summary. Quantities accept units (10ms, -70mV, 2nA, 100Mohm); bare numbers are SI.",
-        epilog="models and their defaults (override with -p NAME=VALUE):\n" + _model_defaults_text()
-               + "\n\nexample:\n  ctsnn simulate --model lif -p tau_mem=20ms --current 0.3nA@20ms..180ms "
-                 "--t-end 200ms -o lif.npz --plot lif.png")
+        epilog=None)
+    # the defaults come from the models' declarations: read (importing torch) only when shown
+    p.lazy_epilog = lambda: ("models and their defaults (override with -p NAME=VALUE):\n" + _model_defaults_text()
+                             + "\n\nexample:\n  ctsnn simulate --model lif -p tau_mem=20ms --current "
+                               "0.3nA@20ms..180ms --t-end 200ms -o lif.npz --plot lif.png")
     p.add_argument("--model", default="lif", choices=list(MODELS), help="neuron model (defaults below)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="model parameter, repeatable: tau_mem=10ms, r=100Mohm, v_th=-50mV, t_ref=2ms, ...")
@@ -412,7 +455,7 @@ def _run_simulate(args) -> int:
         model = _with_feedback(model, args)
     from .validate import n_steps as _n_steps
     n_steps = _n_steps(t_end, dt)
-    current_dim = None if MODELS[args.model][0] == "Izhikevich" else "current"
+    current_dim = unit_dimension(model.current_unit)
     current = _current(args, n_steps, dt, current_dim)
     if isinstance(current, torch.Tensor) and current.shape[1] == 1 and model.n > 1:
         current = current.expand(-1, model.n)
@@ -667,14 +710,15 @@ def _load_recordings(paths, sweeps, units=None):
     return recs
 
 
-def _bounds(items, cls_name: str) -> dict[str, tuple[float, float]]:
+def _bounds(items, model_name: str) -> dict[str, tuple[float, float]]:
     out = {}
+    cls = _model_class(model_name)
     for k, v in _param_pairs(items, "--bounds").items():
         lo, sep, hi = v.partition("..")
         if not sep:
             raise ValueError(f"--bounds expects NAME=LO..HI (e.g. v_th=-65mV..-20mV), got {k}={v!r}")
-        dim = param_dimension(k, cls_name)
-        out[k] = (parse_quantity(lo, dim, name=f"--bounds {k}"), parse_quantity(hi, dim, name=f"--bounds {k}"))
+        spec = _param_spec(cls, k, list(cls.declared_params()))
+        out[k] = (_parse_param(k, lo, spec, f"--bounds {k}"), _parse_param(k, hi, spec, f"--bounds {k}"))
     return out
 
 
@@ -796,10 +840,10 @@ def _run_fit_many(args) -> int:
                          "(an existing directory)")
     if args.workers is not None and args.scheduler is not None:
         raise ValueError("give --workers N (a local cluster) or --scheduler ADDRESS (an existing one), not both")
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    if args.max_iter < 1:
-        raise ValueError(f"--max-iter must be >= 1, got {args.max_iter}")
+    from .validate import positive_int
+    if args.workers is not None:
+        positive_int("--workers", args.workers)
+    positive_int("--max-iter", args.max_iter)
     try:
         regex = re.compile(args.group_by if args.group_by is not None else CELL_REGEX)
     except re.error as exc:
@@ -830,8 +874,7 @@ def _run_fit_many(args) -> int:
 
     params = tuple(x.strip() for x in args.params.split(",") if x.strip())
     per_sweep = tuple(x.strip() for x in args.per_sweep.split(",") if x.strip())
-    cls_name = MODELS[args.model][0]
-    bounds = _bounds(args.bounds, cls_name)
+    bounds = _bounds(args.bounds, args.model)
     before, sep, after = args.spike_window.partition(",")
     if not sep:
         raise ValueError(f"--spike-window expects BEFORE,AFTER (e.g. 1ms,4ms), got {args.spike_window!r}")
@@ -985,12 +1028,11 @@ def _run_fit(args) -> int:
         _check_inputs(("data", f))
     _check_outputs([("-o", args.output, None),
                     ("--plot", args.plot, _image_suffixes() if args.plot else None)], args.data, args.force)
-    if args.max_iter < 1:
-        raise ValueError(f"--max-iter must be >= 1, got {args.max_iter}")
+    from .validate import positive_int
+    positive_int("--max-iter", args.max_iter)
     params = tuple(x.strip() for x in args.params.split(",") if x.strip())
     per_sweep = tuple(x.strip() for x in args.per_sweep.split(",") if x.strip())
-    cls_name = MODELS[args.model][0]
-    bounds = _bounds(args.bounds, cls_name)
+    bounds = _bounds(args.bounds, args.model)
     before, sep, after = args.spike_window.partition(",")
     if not sep:
         raise ValueError(f"--spike-window expects BEFORE,AFTER (e.g. 1ms,4ms), got {args.spike_window!r}")
@@ -1066,6 +1108,13 @@ COMMANDS = {"simulate": (_add_simulate, _run_simulate), "plot": (_add_plot, _run
 
 class _Parser(argparse.ArgumentParser):
     """argparse with its usage errors as one line too (and a pointer to --help)."""
+
+    lazy_epilog = None
+
+    def format_help(self):
+        if self.lazy_epilog is not None:
+            self.epilog, self.lazy_epilog = self.lazy_epilog(), None
+        return super().format_help()
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")

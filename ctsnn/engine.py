@@ -434,16 +434,7 @@ def _trace(model, md, out, shape, rec_t, record, dtype, t_end, dt, stats) -> Tra
         rec = torch.from_numpy(out["rec"]).to(dtype)                      # [R, M, len(record)]
         for j, name in enumerate(record):
             states[name] = rec[..., j].reshape((len(rec_t),) + tuple(shape))
-    thresholds = {}
-    for k_, v in model.params().items():
-        if k_ in ("v_th", "v_reset", "pos_th", "neg_th", "bias", "v_peak", "base.v_th", "base.v_reset",
-                  "base.v_peak"):
-            thresholds[k_.replace("base.", "")] = v.detach().cpu().tolist()
-    base = getattr(model, "base", model)
-    if hasattr(base, "reset"):
-        thresholds["reset"] = base.reset
-    if hasattr(base, "adaptation"):
-        thresholds["adaptation"] = base.adaptation
+    thresholds = model.event_geometry()   # the event functions and resets, from the model
     return Trace(t=torch.tensor(rec_t, dtype=torch.float64), states=states,
                  state_names=tuple(model.state_names), shape=tuple(shape), spike_times=times,
                  spike_neurons=neurons, spike_signs=signs, spike_values=values, spike_events=events,

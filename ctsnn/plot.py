@@ -63,19 +63,17 @@ def _time_unit(t_end: float) -> tuple[float, str]:
     return (1e3, "ms") if t_end <= 2.0 else (1.0, "s")
 
 
-_MV_MODELS = {"Izhikevich"}          # models whose voltages are stated in mV (not SI volts)
-
-
 def _volt_unit(trace, values) -> tuple[float, str]:
-    """mV for physiological values (|v| below ~0.5 V), else V; mV (unscaled) for models whose
-    voltages are in mV already (Izhikevich)."""
-    if getattr(trace, "model", "") in _MV_MODELS:
-        return 1.0, "mV"
+    """The model's own voltage unit when it states one (``voltage_unit``, e.g. Izhikevich's mV:
+    no rescaling); for SI (or unitless) models mV for physiological values (|v| and the
+    thresholds below ~0.5), else V."""
+    geo = trace.thresholds
+    own = geo.get("voltage_unit", "V")
+    if own != "V":
+        return 1.0, own
     ref = [abs(float(x)) for x in np.ravel(values) if np.isfinite(x)]
-    for key in ("v_th", "pos_th"):
-        th = trace.thresholds.get(key)
-        if th is not None:
-            ref.extend(abs(float(x)) for x in np.ravel(th))
+    for ev in geo.get("events", ()):
+        ref.extend(abs(float(x)) for x in ev["offset"])
     return (1e3, "mV") if ref and max(ref) < 0.5 else (1.0, "V")
 
 
@@ -120,10 +118,11 @@ def membrane(trace, neurons: int | Sequence[int] = 0, state: str = "v", *, ax=No
              v_unit=None, label: str | None = None, color=None):
     """Membrane potential of ``neurons`` (flat indices) against time, drawn through every spike.
 
-    The threshold is drawn at ``v_th`` (``v_th + b(t)`` for models with threshold adaptation,
-    ``pos_th - bias`` and ``-(neg_th + bias)`` for ternary models, the cut-off ``v_peak`` for the
-    nonlinear AdEx, QIF and Izhikevich), the reset level at ``v_reset``
-    (reset to value), and a marker at each exact spike time on the pre-reset value.
+    The threshold is drawn where each event function of the model fires (read from its
+    ``event_matrix`` / ``event_offset``: ``v_th``, ``v_th + b(t)`` for threshold adaptation,
+    ``pos_th - bias`` and ``-(neg_th + bias)`` for ternary models, the cut-off ``v_peak`` of the
+    nonlinear models), the reset level where the jump sets the state to a fixed value (reset to
+    ``v_reset``), and a marker at each exact spike time on the pre-reset value.
     Returns the Axes.
     """
     if state not in trace.states:
@@ -149,12 +148,11 @@ def membrane(trace, neurons: int | Sequence[int] = 0, state: str = "v", *, ax=No
         lab = label if label is not None else (f"{state} neuron {j}" if len(neurons) > 1 else state)
         ax.plot(t * ts_scale, v * vs_scale, color=c, lw=1.2, label=lab, gid=f"membrane-{j}")
         if threshold:
-            _draw_threshold(ax, trace, j, ts_scale, vs_scale, c)
-        # nonlinear models have no reset option: they always reset to v_reset
-        if reset and th.get("reset", "to_value" if "v_peak" in th else None) == "to_value" \
-                and th.get("v_reset") is not None:
-            vr = _per_neuron(th["v_reset"], j)
-            ax.axhline(vr * vs_scale, color=c, ls=":", lw=0.9, alpha=0.7, label="reset", gid=f"reset-{j}")
+            _draw_threshold(ax, trace, j, state, ts_scale, vs_scale, c)
+        if reset:   # a jump that sets the state to a fixed value (reset to v_reset, to c, ...)
+            for lvl in sorted({_per_neuron(ev["reset"][state], j) for ev in th.get("events", ())
+                               if state in ev["reset"]}):
+                ax.axhline(lvl * vs_scale, color=c, ls=":", lw=0.9, alpha=0.7, label="reset", gid=f"reset-{j}")
         if markers:
             sel = (trace.spike_neurons == int(j)).cpu()
             st = trace.spike_times.detach().cpu()[sel].double().numpy()
@@ -169,36 +167,35 @@ def membrane(trace, neurons: int | Sequence[int] = 0, state: str = "v", *, ax=No
     return ax
 
 
-def _draw_threshold(ax, trace, j, ts_scale, vs_scale, c):
-    th = trace.thresholds
-    if th.get("adaptation") == "threshold" and "b" in trace.states:
-        t, b = membrane_polyline(trace, j, "b")
-        vth = _per_neuron(th.get("v_th", 1.0), j)
-        ax.plot(t * ts_scale, (vth + b) * vs_scale, color=c, ls="--", lw=0.9, label="threshold",
-                gid=f"threshold-{j}")
-    elif th.get("adaptation") == "threshold" and "b" in trace.state_names:
-        # b was not recorded: the moving threshold is known only at the spikes (left and right
-        # limits), so draw it there instead of a flat line at v_th that would be wrong in between
-        vth = _per_neuron(th.get("v_th", 1.0), j)
-        sel = (trace.spike_neurons == int(j)).cpu()
-        ib = trace.state_names.index("b")
-        ts = trace.spike_times.detach().cpu()[sel].double().numpy()
-        b_pre = trace.spike_pre.detach().cpu()[sel][:, ib].double().numpy()
-        b_post = trace.spike_post.detach().cpu()[sel][:, ib].double().numpy()
-        ax.plot(np.repeat(ts, 2) * ts_scale, (vth + np.stack([b_pre, b_post], 1).ravel()) * vs_scale,
-                ls="none", marker="_", ms=7, color=c, label="threshold at spikes (record b for the line)",
-                gid=f"threshold-{j}")
-    elif "pos_th" in th:
-        bias = _per_neuron(th.get("bias", 0.0), j) or 0.0
-        for lvl in (_per_neuron(th["pos_th"], j) - bias, -(_per_neuron(th["neg_th"], j) + bias)):
-            ax.axhline(lvl * vs_scale, color=c, ls="--", lw=0.9, label="threshold", gid=f"threshold-{j}")
-    elif "v_th" in th:
-        ax.axhline(_per_neuron(th["v_th"], j) * vs_scale, color=c, ls="--", lw=0.9, label="threshold",
-                   gid=f"threshold-{j}")
-    elif "v_peak" in th:
-        # nonlinear models (AdEx, QIF, Izhikevich): the event is the crossing of the cut-off v_peak
-        ax.axhline(_per_neuron(th["v_peak"], j) * vs_scale, color=c, ls="--", lw=0.9,
-                   label="spike cut-off v_peak", gid=f"threshold-{j}")
+def _draw_threshold(ax, trace, j, state, ts_scale, vs_scale, c):
+    """For each event function ``g_e = sum_k G[e, k] y_k - theta_e`` that involves ``state``
+    (``trace.thresholds``, from the model's ``event_matrix`` / ``event_offset``), the level of
+    ``state`` at which it fires: ``(theta_e - sum_{k != state} G[e, k] y_k) / G[e, state]``: a
+    flat line when no other state enters (``v_th``, ``v_peak``, ``pos_th - bias``), a line through
+    time when the others were recorded (``v_th + b``), else its values at the events only."""
+    sel = (trace.spike_neurons == int(j)).cpu()
+    for ev in trace.thresholds.get("events", ()):
+        coef = ev["coef"]
+        if state not in coef:
+            continue
+        theta, cs = _per_neuron(ev["offset"], j), coef[state]
+        others = {k: g for k, g in coef.items() if k != state}
+        if not others:
+            ax.axhline(theta / cs * vs_scale, color=c, ls="--", lw=0.9, label="threshold", gid=f"threshold-{j}")
+        elif all(k in trace.states for k in others):
+            t, _ = membrane_polyline(trace, j, state)
+            level = theta - sum(g * membrane_polyline(trace, j, k)[1] for k, g in others.items())
+            ax.plot(t * ts_scale, level / cs * vs_scale, color=c, ls="--", lw=0.9, label="threshold",
+                    gid=f"threshold-{j}")
+        else:
+            # another state of the event function was not recorded: the level is known only at the
+            # events (left and right limits), so draw it there instead of a line wrong in between
+            ts = trace.spike_times.detach().cpu()[sel].double().numpy()
+            lim = [sum(g * (trace.spike_pre if side == 0 else trace.spike_post).detach().cpu()[sel][
+                :, trace.state_names.index(k)].double().numpy() for k, g in others.items()) for side in (0, 1)]
+            ax.plot(np.repeat(ts, 2) * ts_scale, (theta - np.stack(lim, 1).ravel()) / cs * vs_scale,
+                    ls="none", marker="_", ms=7, color=c, label=f"threshold at spikes (record {', '.join(others)} "
+                    "for the line)", gid=f"threshold-{j}")
 
 
 def _dedupe_legend(ax, fontsize="small", ncols=1):

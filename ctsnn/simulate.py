@@ -637,16 +637,7 @@ def _make_trace(sim: _Sim, model, rec_t, rec_y, record, t_end, dt, method) -> Tr
         stacked = torch.cat(rec_y)  # [R, Bt, n, len(record)]
         for j, name in enumerate(record):
             states[name] = stacked[..., j].reshape((len(rec_t),) + tuple(sim.shape))
-    thresholds = {}
-    for k_, v in model.params().items():
-        if k_ in ("v_th", "v_reset", "pos_th", "neg_th", "bias", "v_peak", "base.v_th", "base.v_reset",
-                  "base.v_peak"):
-            thresholds[k_.replace("base.", "")] = v.detach().cpu().tolist()
-    base = getattr(model, "base", model)
-    if hasattr(base, "reset"):
-        thresholds["reset"] = base.reset
-    if hasattr(base, "adaptation"):
-        thresholds["adaptation"] = base.adaptation
+    thresholds = model.event_geometry()   # the event functions and resets, from the model
     return Trace(t=torch.tensor(rec_t, dtype=torch.float64), states=states,
                  state_names=tuple(model.state_names), shape=tuple(sim.shape), spike_times=times,
                  spike_neurons=neurons, spike_signs=signs, spike_values=values, spike_events=events,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["parse_quantity", "parse_step", "parse_unit", "format_quantity", "param_dimension",
+__all__ = ["parse_quantity", "parse_step", "parse_unit", "format_quantity", "unit_dimension",
            "plausibility_warning", "display_unit", "UNITS", "SI_UNITS", "DIMENSIONS"]
 
 _PREFIX = {"G": 1e9, "M": 1e6, "k": 1e3, "": 1.0, "m": 1e-3, "u": 1e-6, "µ": 1e-6, "n": 1e-9, "p": 1e-12,
@@ -82,26 +82,11 @@ def parse_step(text: str, *, name: str = "current", dimension: str | None = "cur
     return a, t0, t1
 
 
-# parameter name -> dimension, for the models the CLI builds (None: dimensionless)
-_PARAM_DIMENSIONS = {
-    **{k: "time" for k in ("tau_mem", "tau_syn", "tau_adapt", "tau_pos", "tau_neg", "tau_rec", "t_ref",
-                           "delay", "tau_w")},
-    **{k: "voltage" for k in ("v_leak", "v_th", "v_reset", "adapt_jump", "pos_th", "neg_th", "bias",
-                              "E_L", "V_T", "Delta_T", "v_peak", "v_rest", "v_c")},
-    "r": "resistance", "r_series": "resistance", "C": "capacitance", "g_L": "conductance",
-}
-
-
-def param_dimension(param: str, model: str | None = None) -> str | None:
-    """The dimension of model parameter ``param`` (``model``: the class name, for the few names
-    whose dimension depends on it), None when dimensionless."""
-    if model == "Izhikevich":          # his numbers: mV, per ms, dimensionless current
-        return None
-    if model == "IF" and param == "r":   # dv/dt = r I: r is 1/C, in V/(A s)
-        return None
-    if model == "AdEx" and param in ("a", "b"):
-        return {"a": "conductance", "b": "current"}[param]
-    return _PARAM_DIMENSIONS.get(param)
+def unit_dimension(unit: str) -> str | None:
+    """The dimension of an SI unit without prefix (``"s"`` -> ``"time"``, ``"ohm"`` ->
+    ``"resistance"``); None for anything else (``"mV"``, ``"1/ms"``, ``""``): a quantity stored in
+    such a unit is a bare number, and a model parameter's unit (``ctsnn.models.Param``) says which."""
+    return _BASE.get(unit) if unit != "Hz" else "frequency"
 
 
 # the unit a reader expects for each dimension (and its SI factor)

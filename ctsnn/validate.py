@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["number", "positive_int", "finite_tensor", "float_input", "shape_last", "existing_file",
+__all__ = ["number", "positive_int", "names", "finite_tensor", "float_input", "shape_last", "existing_file",
            "output_path", "MAX_WORK", "work_bound"]
 
 
@@ -66,6 +66,21 @@ def positive_int(name: str, value: Any, *, minimum: int = 1, fix: str = "") -> i
     if v < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {_show(value)}{tail}")
     return v
+
+
+def names(name: str, value: Any, what: str = "parameter names") -> tuple[str, ...]:
+    """``value`` as a tuple of strings: a sequence of names (a bare string is refused, since
+    ``tuple("tau")`` would be its letters)."""
+    if isinstance(value, str):
+        raise ValueError(f"{name} must be a sequence of {what}, e.g. ({value!r},), got the string {value!r}")
+    try:
+        out = tuple(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of {what}, got {_show(value)}") from None
+    for x in out:
+        if not isinstance(x, str):
+            raise ValueError(f"{name} must hold {what} (strings), got {_show(x)}")
+    return out
 
 
 def float_input(name: str, x: Any, dtype: torch.dtype | None = None) -> Tensor:

@@ -49,9 +49,26 @@ def test_lif_dc_closed_form(method):
     assert err < tol, err
 
 
-def test_every_torchdiffeq_method_registered():
-    for m in ADAPTIVE_METHODS + tuple(FIXED_METHODS):
-        assert m in ctsnn.solvers.SOLVERS
+def test_torchdiffeq_private_interface_is_the_tested_one(monkeypatch):
+    """The adaptive solvers drive torchdiffeq's private step interface (pyproject pins the release
+    it was tested with). The installed torchdiffeq must have every piece with the signature ctsnn
+    calls and the method orders ctsnn states (the closed-form test above checks the trajectories);
+    a release that drops or changes one is refused by name, before any run."""
+    from ctsnn.solvers import adaptive
+    td = adaptive.torchdiffeq_internals()
+    for name, order in adaptive.ORDERS.items():
+        assert getattr(td["SOLVERS"][name], "order", None) == order, name
+        cls = ctsnn.solvers.get_solver(name if name != "euler" else "torchdiffeq_euler")
+        assert cls.order == order and f"order {order}" in cls.__doc__
+    # an incompatible release: a private method renamed, or a signature changed
+    dopri5 = td["SOLVERS"]["dopri5"]
+    for attr, value, needle in (("_adaptive_step", None, "_adaptive_step"),
+                                ("_before_integrate", lambda self, t_grid: None, "_before_integrate")):
+        monkeypatch.setattr(adaptive, "_INTERNALS", {})
+        monkeypatch.setattr(dopri5, attr, value)
+        with pytest.raises(ImportError, match=rf"{needle}.*torchdiffeq=={adaptive.TESTED_TORCHDIFFEQ}"):
+            ctsnn.simulate(ctsnn.LIF(TAU), 1.5, t_end=0.01, dt=1e-3, method="dopri5")
+        monkeypatch.undo()
 
 
 def _scenarios():

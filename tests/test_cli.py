@@ -399,7 +399,7 @@ def test_usage_errors_are_one_line_too(capsys):
 
 
 def test_unit_helpers():
-    from ctsnn.units import format_quantity, param_dimension, parse_unit, plausibility_warning
+    from ctsnn.units import format_quantity, parse_unit, plausibility_warning, unit_dimension
     assert parse_unit("A", "current") == 1.0 and parse_unit("pA", "current") == pytest.approx(1e-12)
     assert parse_unit("10pA") == pytest.approx(1e-11)
     with pytest.raises(ValueError, match="unit of voltage"):
@@ -408,8 +408,8 @@ def test_unit_helpers():
     assert format_quantity(-0.0669, "voltage") == "-66.9 mV"
     assert format_quantity(2.34e8, "resistance") == "234 MOhm"
     assert format_quantity(0.02, None) == "0.02"
-    assert param_dimension("tau_mem") == "time" and param_dimension("b", "AdEx") == "current"
-    assert param_dimension("c", "Izhikevich") is None
+    assert unit_dimension("s") == "time" and unit_dimension("ohm") == "resistance"
+    assert unit_dimension("mV") is None and unit_dimension("") is None and unit_dimension("1/ms") is None
     assert "did you mean 10ms" in plausibility_warning("tau_mem", "10", "time")
     assert "did you mean -70mV" in plausibility_warning("v_th", "-70", "voltage")
     assert "did you mean 0.3nA" in plausibility_warning("--current", "0.3", "current")

@@ -32,6 +32,9 @@ def test_snntorch_leaky_any_parameters(beta, th, reset, gain, n, seed):
         s1, m1 = ours(x[t], m1)
         s2, m2 = theirs(x[t], m2)
         assert torch.equal(s1, s2.to(s1)), t
+        # measured max 3.8e-7 over these (derandomized) examples in float64, not rounding level
+        # (the fixed-parameter cases in test_compat_snntorch.py measure 4.4e-16; the cause is not
+        # traced yet); kept at 1e-6
         torch.testing.assert_close(m1, m2.to(m1), rtol=0, atol=1e-6)
 
 
@@ -46,4 +49,4 @@ def test_spikingjelly_lif_any_parameters(tau, th, soft, decay_input, gain, seed)
     theirs = sjn.LIFNode(tau=tau, decay_input=decay_input, v_threshold=th, v_reset=v_reset, step_mode="m")
     s1, s2 = ours(x), theirs(x)
     assert torch.equal(s1, s2.to(s1))
-    torch.testing.assert_close(ours.v, theirs.v.to(ours.v), rtol=0, atol=1e-6)
+    torch.testing.assert_close(ours.v, theirs.v.to(ours.v), rtol=0, atol=1e-13)   # measured 4.4e-16

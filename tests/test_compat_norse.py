@@ -12,8 +12,10 @@ from ctsnn.compat import norse as C  # noqa: E402
 pytestmark = pytest.mark.peers
 
 T = 300
-TOL = {torch.float64: dict(rtol=1e-6, atol=1e-6), torch.float32: dict(rtol=1e-5, atol=1e-5)}
-GTOL = {torch.float64: dict(rtol=1e-5, atol=1e-5), torch.float32: dict(rtol=1e-5, atol=1e-5)}
+# measured max |ours - norse| (2026-12-03): states 4.2e-14 (float64), 2.2e-5 (float32, relative
+# 3.8e-3 where values are small); gradients over their scale 5.4e-13 (float64), 6.2e-6 (float32)
+TOL = {torch.float64: dict(rtol=0, atol=5e-13), torch.float32: dict(rtol=1e-5, atol=1e-5)}
+GTOL = {torch.float64: dict(rtol=0, atol=5e-12), torch.float32: dict(rtol=1e-5, atol=1e-5)}
 
 
 def _params(n, dtype, per_neuron, grad=True, **over):
@@ -221,7 +223,7 @@ def test_float32_default_adaptation_drift():
     z64, ref = run(NF, torch.float64)
     zc64, c64 = run(C, torch.float64)
     assert torch.equal(z64, zc64)
-    torch.testing.assert_close(c64, ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(c64, ref, rtol=0, atol=5e-13)          # measured 5.2e-14
     for mod in (NF, C):
         z32, s32 = run(mod, torch.float32)
         assert torch.equal(z32, z64)

@@ -130,12 +130,16 @@ def test_fit_arguments_are_checked_by_name():
     cases = [(dict(loss="spikes", vr_tau=-1e-3), "vr_tau"), (dict(loss="spikes", vr_tau=0.0), "vr_tau"),
              (dict(loss="spikes", spike_weight=float("nan")), "spike_weight"),
              (dict(mse_weight=-1.0), "mse_weight"), (dict(lr=0.0, optimizer="adam"), "lr"),
-             (dict(max_iter=2.5), "max_iter"), (dict(tol=float("inf")), "tol"),
-             (dict(spike_window=(1e-3,)), "spike_window"), (dict(spike_threshold="high"), "spike_threshold"),
+             (dict(max_iter=0), "max_iter"), (dict(tol=float("inf")), "tol"),
+             (dict(spike_window=(1e-3,)), "spike_window"),
              (dict(params="tau_mem"), "params"),
              (dict(params=("v_th",), bounds={"v_th": (-math.inf, 0.0)}), "bounds"), (dict(loss="spikes", spike_weight=0.0, mse_weight=0.0), "both 0")]
     for kw, name in cases:
         with pytest.raises(ValueError, match=name):
+            ctsnn.fit(m, rec, **kw)
+    # the wrong kind of value is a TypeError (ctsnn.validate's rule), still naming the argument
+    for kw, name in ((dict(max_iter=2.5), "max_iter"), (dict(spike_threshold="high"), "spike_threshold")):
+        with pytest.raises(TypeError, match=name):
             ctsnn.fit(m, rec, **kw)
 
 

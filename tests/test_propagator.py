@@ -206,3 +206,62 @@ def test_gradients_through_the_scaled_exponential():
     (dE,) = torch.autograd.grad(E[0, 0, 1], t)
     ref = float((A @ E)[0, 0, 1].detach())
     assert abs(float(dE) - ref) < 1e-9 * abs(ref)
+
+
+# ---------------------------------------------------------------- one state, and phi_1
+@SETTINGS
+@given(x=st.one_of(st.floats(-1e-3, 1e-3), st.floats(-30.0, 30.0), st.sampled_from([0.0, 1e-4, -1e-4])))
+def test_phi1_value_and_derivative_match_50_digits(x):
+    # phi_1(x) = expm1(x)/x to rounding everywhere; its derivative to rounding in the series branch
+    # |x| < 1e-4, and within the cancellation of autograd through expm1(x)/x, ~eps/|x|, beyond it
+    # (measured: 8e3 ulp at x = 2e-4, 1 ulp at x = 1)
+    from ctsnn.solvers.propagator import phi1
+    mpmath.mp.dps = 60
+    X = mpmath.mpf(x)
+    if abs(x) < 1:   # the Taylor series sum_k x^k/(k+1)! and its derivative: no cancellation
+        ref = mpmath.fsum(X ** k / mpmath.factorial(k + 1) for k in range(40))
+        dref = mpmath.fsum(k * X ** (k - 1) / mpmath.factorial(k + 1) for k in range(1, 40))
+    else:            # closed forms, 60 digits (they lose at most 2 here)
+        ref = mpmath.expm1(X) / X
+        dref = (X * mpmath.exp(X) - mpmath.expm1(X)) / X ** 2
+    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    y = phi1(t)
+    (d,) = torch.autograd.grad(y, t)
+    assert abs(float(y.detach()) / float(ref) - 1) <= 4 * EPS
+    cancel = 0.0 if abs(x) < 1e-4 else 1 / abs(x)
+    assert abs(float(d) / float(dref) - 1) <= 8 * EPS * (1 + abs(x) + cancel), (float(d), float(dref))
+
+
+@SETTINGS
+@given(leaky=st.booleans(), tm=taus, r=log_uniform(1e-3, 1e12), a=log_uniform(1e-9, 1.0),
+       b=log_uniform(1e-9, 1.0))
+def test_one_state_closed_form_semigroup_and_inverse(leaky, tm, r, a, b):
+    # S = 1 (LIF, and IF with A = 0) takes the closed-form branch E = e^{a t}, F = t phi_1(a t):
+    # the same identities as the matrix exponential, to rounding
+    m = ctsnn.LIF(tau_mem=tm, r=r) if leaky else ctsnn.IF(r=r)
+    A = m.linear_part(torch.float64)[0]
+    Ea, Fa = propagator(A, a)
+    Eb, Fb = propagator(A, b)
+    Eab, Fab = propagator(A, a + b)
+    tol = _tol(A, a + b)
+    assert abs(float(Eab) - float(Ea * Eb)) <= tol * float(Ea * Eb)
+    assert abs(float(Fab) - float(Fa + Ea * Fb)) <= tol * float(Fa + Ea * Fb)
+    Em, Fm = propagator(A, -a)
+    tol = _tol(A, a + b)                  # the exponent a t carries a rounding error eps |a t|
+    assert abs(float(Em * Ea) - 1) <= tol
+    assert abs(float(Fm + Em * Fa)) <= tol * float(Fm.abs() + Em * Fa)
+
+
+@SETTINGS
+@given(tm=taus, r=log_uniform(1e-3, 1e12), x=st.floats(1e-3, 3.0), logd=st.floats(-16, -2),
+       sign=st.sampled_from([-1.0, 0.0, 1.0]))
+def test_coincident_tau_limit_random_parameters(tm, r, x, logd, sign):
+    # tau_syn = tau_mem (1 + delta), delta from 0 and +-1e-16 to +-1e-2, any tau, r and step:
+    # entrywise equal to the 50-digit closed form (the cases above fix tau_mem and the step)
+    ts = tm * (1 + sign * 10.0 ** logd)
+    t = x * tm
+    A = _A("cuba", r, tm, ts, 1.0)
+    E, F = propagator(A, t)
+    Er, Fr = _mp_cuba_closed_form(r, tm, ts, t)
+    for got, ref in ((E[0], Er), (F[0], Fr)):
+        assert bool(((got - ref).abs() <= 16 * EPS * ref.abs() + 1e-300).all()), (got, ref)

@@ -13,8 +13,8 @@ interval, the recorded current held over each sample interval, input spikes at t
   times are differentiable (implicit function theorem), so the gradient sees them move.
 
 Parameters are optimised in unconstrained coordinates (``transforms``); shared across sweeps
-unless listed in ``per_sweep``. Pairs a model needs in order (``ORDERED``: v_reset below v_th,
-...) stay in order while the optimiser moves them, and a parameter point that cannot be
+unless listed in ``per_sweep``. Pairs a model needs in order (``model.orders()``, declared by
+its parameters: v_reset below v_th, ...) stay in order while the optimiser moves them, and a parameter point that cannot be
 simulated counts as a high loss, so line searches step back instead of failing.
 Optimisers: L-BFGS (default, strong Wolfe line search), Adam,
 or ``scipy.optimize.least_squares`` (trust region on the residual vector). Standard errors come
@@ -35,9 +35,12 @@ import numpy as np
 import torch
 
 from ..io import Recording
-from ..models.base import NeuronModel
+from ..models.base import NeuronModel, Param
 from ..simulate import SimulationError, simulate
-from ..units import SI_UNITS, format_quantity, param_dimension
+from ..units import SI_UNITS, format_quantity
+from ..validate import names as _names
+from ..validate import number as _number
+from ..validate import positive_int
 from .metrics import matched_spike_times, van_rossum
 from .transforms import Transform, transform_for
 
@@ -46,7 +49,9 @@ __all__ = ["fit", "FitResult"]
 # parameters of the measurement, not of the neuron (name: default start value):
 # r_series (Ohm): the electrode's uncompensated series resistance; the amplifier records
 # v + r_series * I, an instantaneous step at every current step (a bridge-balance error).
-OBSERVATION = {"r_series": 0.0}
+# name: (default start value, declaration)
+OBSERVATION = {"r_series": (0.0, Param("ohm", scale=1e7, doc="electrode series resistance (signed: the bridge "
+                                                         "may be over-compensated)"))}
 
 # (upper, lower): parameters a model needs in this order (e.g. a reset below the threshold). While
 # an optimiser moves one of them, the fitted one is kept on its side of the other by a soft floor
@@ -55,39 +60,6 @@ OBSERVATION = {"r_series": 0.0}
 # a fit simulates on the recording's sampling grid, where no neuron fires more than once or twice a
 # step; far more events in one step means a parameter point with a runaway event loop, refused early
 FIT_MAX_EVENTS_PER_STEP = 50
-
-ORDERED = (("v_th", "v_reset"), ("v_peak", "v_reset"), ("v_c", "v_rest"), ("v_peak", "c"))
-
-
-def _number(name: str, value, *, positive: bool = False, nonneg: bool = False) -> float:
-    """``value`` as a finite float, or a ValueError naming ``name`` (fit's own arguments)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(x):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if positive and not x > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    if nonneg and x < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return x
-
-
-def _names(name: str, value) -> tuple[str, ...]:
-    if isinstance(value, str):
-        raise ValueError(f"{name} must be a sequence of parameter names, e.g. ({value!r},), got the "
-                         f"string {value!r}")
-    try:
-        out = tuple(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a sequence of parameter names, got {value!r}") from None
-    for x in out:
-        if not isinstance(x, str):
-            raise ValueError(f"{name} must hold parameter names (strings), got {x!r}")
-    return out
 
 
 @dataclass
@@ -139,7 +111,7 @@ class FitResult:
         return text
 
     def _dimension(self, label: str) -> str | None:
-        return param_dimension(label.split("[")[0], type(self.model).__name__ if self.model is not None else None)
+        return _spec(self.model, label).dimension if self.model is not None else None
 
     def summary(self) -> str:
         """The result as a reader wants it: values in ms, mV, MOhm, pA (``values`` stay SI)."""
@@ -172,7 +144,7 @@ class _Problem:
             if p not in available and p not in OBSERVATION:
                 raise ValueError(f"{type(model).__name__} has no parameter {p!r}; it has "
                                  f"{sorted(available)} (and the recording's {sorted(OBSERVATION)})")
-        available.update({p: torch.tensor(v, dtype=torch.float64) for p, v in OBSERVATION.items()})
+        available.update({p: torch.tensor(v, dtype=torch.float64) for p, (v, _spec) in OBSERVATION.items()})
         for p in per_sweep:
             if p not in names:
                 names.append(p)
@@ -203,7 +175,7 @@ class _Problem:
                 raise ValueError(f"parameter {p!r} is per-neuron ({v.numel()} values); fit a "
                                  f"one-neuron model")
             p0 = float(init.get(p, float(v)))
-            tr = transform_for(p, p0, bounds.get(p))
+            tr = transform_for(p, p0, bounds.get(p), spec=_spec(model, p))
             if p in per_sweep:
                 self.slots += [(p, k, tr) for k in range(len(recordings))]
             else:
@@ -241,11 +213,9 @@ class _Problem:
         self.n_eval = 0
 
     def _orders(self, model, available, per_sweep, n_sweeps) -> None:
-        """The ordered pairs (see ``ORDERED``) touched by the fit, per sweep, as
-        ``(slot of upper or None, slot of lower or None, fixed upper, fixed lower, scale)``."""
+        """The ordered pairs (``model.orders()``, from the declarations) touched by the fit, per
+        sweep, as ``(slot of upper or None, slot of lower or None, fixed upper, fixed lower, scale)``."""
         self.orders = []
-        if getattr(model, "reset", None) == "none":
-            return
 
         def slot(p, k):
             for j, (q, kk, _tr) in enumerate(self.slots):
@@ -254,9 +224,7 @@ class _Problem:
             return None
 
         seen = set()
-        for up, lo in ORDERED:
-            if up not in available or lo not in available:
-                continue
+        for up, lo in model.orders():
             for k in range(n_sweeps):
                 ju, jl = slot(up, k), slot(lo, k)
                 if (ju is None and jl is None) or (ju, jl) in seen:
@@ -270,7 +238,7 @@ class _Problem:
                 self.orders.append((ju, jl, float(available[up]), float(available[lo]), 1e-3 * (u0 - l0)))
 
     def dimension(self, label: str) -> str | None:
-        return param_dimension(label.split("[")[0], type(self.model).__name__)
+        return _spec(self.model, label).dimension
 
     @property
     def labels(self) -> list[str]:
@@ -407,9 +375,7 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
         raise ValueError(f"spike_metric must be 'van_rossum' or 'matched', got {spike_metric!r}")
     if optimizer not in ("lbfgs", "adam", "least_squares"):
         raise ValueError(f"optimizer must be 'lbfgs', 'adam' or 'least_squares', got {optimizer!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
-    max_iter = int(max_iter)
+    max_iter = positive_int("max_iter", max_iter)
     lr = _number("lr", lr, positive=True)
     tol = _number("tol", tol, nonneg=True)
     spike_threshold = _number("spike_threshold", spike_threshold)
@@ -591,6 +557,13 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
                      n_eval=prob.n_eval, optimizer=optimizer, loss_kind=loss, success=success,
                      message=message, wall_time_s=time.perf_counter() - t_start, model=models[0],
                      models=models, traces=traces, recordings=recordings)
+
+
+def _spec(model: NeuronModel, label: str) -> Param:
+    """The declaration of fitted parameter ``label`` (``name`` or ``name[k]``): the model's, or
+    the recording's for ``OBSERVATION``."""
+    name = label.split("[")[0]
+    return OBSERVATION[name][1] if name in OBSERVATION else model.param_spec(name)
 
 
 def _action_potentials(rec: Recording, threshold: float) -> int:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from ..models.base import NeuronModel
+from ..validate import names as _names
+from ..validate import positive_int
 from .core import OBSERVATION, FitResult
 
 __all__ = ["fit_many", "ManyFitResult"]
@@ -233,10 +235,7 @@ def fit_many(cells: Mapping[str, Any], model_factory_or_model=None, *, params: S
     names = [str(k) for k in cells]
     if len(set(names)) != len(names):
         raise ValueError(f"cell names must be distinct as strings, got {list(cells)}")
-    if isinstance(params, str):
-        raise ValueError(f"params must be a sequence of parameter names, e.g. ({params!r},), got the "
-                         f"string {params!r}")
-    params = tuple(params)
+    params = _names("params", params)
     if recipe is not None:
         from .protocol import RECIPES, Recipe
         if isinstance(recipe, str):
@@ -273,8 +272,7 @@ def fit_many(cells: Mapping[str, Any], model_factory_or_model=None, *, params: S
     if workers is not None:
         if client is not None:
             raise ValueError("give client= (an existing cluster) or workers= (a local one), not both")
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        workers = positive_int("workers", workers)
     from ..io import Recording
 
     jobs = {}

@@ -1,11 +1,14 @@
 """Unconstrained coordinates for fitted parameters.
 
-Each parameter ``p`` is optimised through a coordinate ``z`` that starts at 0:
+Each parameter ``p`` is optimised through a coordinate ``z`` that starts at 0; which transform
+is read from the parameter's declaration (``ctsnn.models.Param``, its ``sign`` and ``scale``):
 
-* positive parameters (time constants, resistance, positive thresholds, adaptation jumps):
-  ``p = p0 exp(z)`` (log scale: positivity kept, steps relative);
-* non-negative parameters that may start at 0 (refractory period): ``p = s softplus(z + c)``;
-* signed parameters (potentials, bias): ``p = p0 + s z`` with a scale ``s`` (|p0| or 10 mV);
+* positive parameters (time constants, resistance, positive thresholds): ``p = p0 exp(z)``
+  (log scale: positivity kept, steps relative);
+* non-negative parameters (refractory period, adaptation jump): the same when they start > 0,
+  else ``p = s softplus(z + c)`` with ``s`` the declared ``scale`` (1e-3 if none);
+* signed parameters (potentials, bias): ``p = p0 + s z`` with ``s`` the declared ``scale``, else
+  ``max(|p0|, 1e-2)``;
 * with bounds ``(lo, hi)``: ``p = lo + (hi - lo) sigmoid(z + c)``.
 
 Every transform is smooth and monotone, so the optimum and its standard errors map back.
@@ -17,10 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Transform", "transform_for"]
+from ..models.base import Param
 
-POSITIVE = ("tau_mem", "tau_syn", "tau_adapt", "tau_pos", "tau_neg", "tau_rec", "r", "pos_th", "neg_th")
-NONNEG = ("t_ref", "adapt_jump")
+__all__ = ["Transform", "transform_for"]
 
 
 @dataclass
@@ -42,8 +44,10 @@ class Transform:
         return self.p0 + self.scale * z
 
 
-def transform_for(name: str, p0: float, bounds: tuple[float, float] | None = None) -> Transform:
-    """The transform of parameter ``name`` starting at ``p0`` (see the module docstring)."""
+def transform_for(name: str, p0: float, bounds: tuple[float, float] | None = None, *,
+                  spec: Param) -> Transform:
+    """The transform of parameter ``name`` (declared by ``spec``) starting at ``p0`` (see the
+    module docstring)."""
     if bounds is not None:
         lo, hi = float(bounds[0]), float(bounds[1])
         if not lo < hi:
@@ -52,13 +56,13 @@ def transform_for(name: str, p0: float, bounds: tuple[float, float] | None = Non
             raise ValueError(f"the starting value of {name!r} ({p0:g}) is outside its bounds {bounds}")
         x = (p0 - lo) / (hi - lo)
         return Transform("sigmoid", p0, lo=lo, hi=hi, shift=math.log(x / (1 - x)))
-    if name in POSITIVE or (name in NONNEG and p0 > 0):
+    if spec.sign == "positive" or (spec.sign == "nonneg" and p0 > 0):
         if p0 <= 0:
             raise ValueError(f"{name!r} must start > 0, got {p0:g}")
         return Transform("log", p0)
-    if name == "r_series":  # signed (the bridge may be over-compensated), scale 10 MOhm
-        return Transform("affine", p0, scale=1e7)
-    if name in NONNEG:
-        s = 1e-3 if name == "t_ref" else 1e-3
-        return Transform("softplus", p0, scale=s, shift=-10.0)   # starts at ~s * 4.5e-5
-    return Transform("affine", p0, scale=max(abs(p0), 1e-2))
+    if spec.sign == "nonneg":
+        if p0 < 0:
+            raise ValueError(f"{name!r} must start >= 0, got {p0:g}")
+        # starts at ~scale * 4.5e-5
+        return Transform("softplus", p0, scale=spec.scale or 1e-3, shift=-10.0)
+    return Transform("affine", p0, scale=spec.scale or max(abs(p0), 1e-2))

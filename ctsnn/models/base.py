@@ -14,16 +14,75 @@ axis of 1 when every neuron shares the parameters, ``n`` when a parameter is per
 
 Models never import solvers. Parameters are scalars or 1-D per-neuron tensors; a tensor that
 requires grad is kept as given (not copied) so gradients flow back to it.
+
+Each model declares its parameters once, in ``PARAMS`` (name -> :class:`Param`: unit, sign,
+whether it is a time constant, which parameter it must stay below) and its string options in
+``OPTIONS`` (name -> :class:`Option`). The constructors, assignments (``model.tau_mem = ...``,
+``alif.adaptation = ...``), the fitting transforms, the command line (parsing and help), the
+trace's event geometry and the plots read these declarations; nothing else keeps a list of
+parameter names.
 """
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["NeuronModel", "check_param"]
+__all__ = ["NeuronModel", "check_param", "Param", "Option"]
+
+_SIGNS = (None, "positive", "nonneg")
+
+
+@dataclass(frozen=True)
+class Param:
+    """The declaration of one numeric model parameter.
+
+    ``unit``: unit of the stored number: an SI unit (``"s"``, ``"V"``, ``"A"``, ``"ohm"``,
+    ``"F"``, ``"S"``; the command line then accepts any prefix of it, "10ms"), or a model's own
+    (``"mV"``, ``"1/ms"``, ``"V/(A s)"``: a bare number on the command line), ``""`` when
+    dimensionless. ``sign``: ``"positive"`` (> 0), ``"nonneg"`` (>= 0) or None (any sign); the
+    constructor and assignments enforce it and the fit keeps it (log or softplus coordinates).
+    ``time_constant``: a decay time constant tau (a decay factor per step ``dt`` is
+    ``exp(-dt/tau)``). ``below``: the name of a parameter this one must stay below (``v_reset``
+    below ``v_th``); checked by ``validate`` and kept by the fit. ``scale``: the size of a typical
+    change in the stored unit (the fit's step for signed parameters that may start at 0).
+    """
+
+    unit: str = ""
+    sign: str | None = None
+    time_constant: bool = False
+    below: str | None = None
+    scale: float | None = None
+    doc: str = ""
+
+    def __post_init__(self):
+        if self.sign not in _SIGNS:
+            raise ValueError(f"Param.sign must be one of {_SIGNS}, got {self.sign!r}")
+        if self.time_constant and self.sign != "positive":
+            raise ValueError("a time constant is declared positive")
+
+    @property
+    def dimension(self) -> str | None:
+        """The SI dimension (``"time"``, ``"voltage"``, ...) when ``unit`` is an SI unit, else None."""
+        from ..units import unit_dimension
+        return unit_dimension(self.unit)
+
+
+@dataclass(frozen=True)
+class Option:
+    """The declaration of one string option of a model (``reset``, ``adaptation``, ...)."""
+
+    choices: tuple[str, ...]
+    doc: str = ""
+
+    def check(self, name: str, value: Any) -> str:
+        if not isinstance(value, str) or value not in self.choices:
+            raise ValueError(f"{name} must be one of {self.choices}, got {value!r}")
+        return value
 
 
 def check_param(name: str, value: Any, *, positive: bool = False, nonneg: bool = False,
@@ -32,6 +91,7 @@ def check_param(name: str, value: Any, *, positive: bool = False, nonneg: bool =
 
     Raises ``ValueError`` naming ``name`` for NaN/Inf, wrong sign or more than one dimension.
     A tensor that requires grad is returned as is, so it stays connected to the graph.
+    (Models call it through their declaration, ``Param.sign``.)
     """
     if isinstance(value, Tensor):
         t = value
@@ -90,8 +150,14 @@ class NeuronModel(nn.Module):
     event_signs: tuple[int, ...] = (1,)
     input_state: str = "v"
     clamp_state: str = "v"
-    #: names of the numeric parameters (constructor keywords), in display order
-    param_names: tuple[str, ...] = ()
+    #: the numeric parameters a model of this class may have (constructor keywords), in display
+    #: order; a subclass's entries add to (or replace) its bases' (see ``declared_params``)
+    PARAMS: dict[str, Param] = {}
+    #: the string options (constructor keywords) and their choices
+    OPTIONS: dict[str, Option] = {}
+    #: unit of the membrane states (``v``, ...) and of the injected current (see :class:`Param`)
+    voltage_unit: str = "V"
+    current_unit: str = "A"
 
     def __init__(self, *, n: int | None = None, **options: Any) -> None:
         super().__init__()
@@ -105,20 +171,60 @@ class NeuronModel(nn.Module):
         self._tensor_dtypes: list[torch.dtype] = []
 
     # ---------------------------------------------------------------- parameters
+    @classmethod
+    def declared_params(cls) -> dict[str, Param]:
+        """Every parameter this class may have, name -> :class:`Param` (``PARAMS`` along the MRO)."""
+        return dict(_along_mro(cls, "PARAMS"))
+
+    @classmethod
+    def declared_options(cls) -> dict[str, Option]:
+        """The string options of this class, name -> :class:`Option` (``OPTIONS`` along the MRO)."""
+        return dict(_along_mro(cls, "OPTIONS"))
+
+    def param_spec(self, name: str) -> Param:
+        """The declaration of parameter ``name`` of this model (``"base.v_th"`` for a wrapped
+        model's)."""
+        head, dot, rest = name.partition(".")
+        if dot and isinstance(getattr(self, head, None), NeuronModel):
+            return getattr(self, head).param_spec(rest)
+        spec = type(self).declared_params().get(name)
+        if spec is None:
+            raise ValueError(f"{type(self).__name__} declares no parameter {name!r}; it declares "
+                             f"{sorted(type(self).declared_params())}")
+        return spec
+
+    def orders(self) -> tuple[tuple[str, str], ...]:
+        """The pairs ``(upper, lower)`` of this model's parameters that must stay in that order
+        (from ``Param.below``), as ``validate`` checks them and the fit keeps them."""
+        own = [k for k in self.params() if "." not in k]
+        out = [(spec.below, name) for name in own for spec in [self.param_spec(name)]
+               if spec.below is not None and spec.below in own]
+        base = self._modules.get("base")
+        if isinstance(base, NeuronModel):       # a wrapper (Recurrent, Traced): its model's orders
+            out += [("base." + up, "base." + lo) for up, lo in base.orders()]
+        return tuple(out)
+
     def __setattr__(self, name: str, value: Any) -> None:
         """Assigning a parameter (``model.tau_mem = 0.02``) checks it as the constructor does
-        (finite, sign, range) and then the model's consistency (``validate``); a number is stored
-        as a float64 tensor.  A failed check leaves the old value in place."""
+        (finite, sign, range, from its declaration) and then the model's consistency
+        (``validate``); a number is stored as a float64 tensor.  Assigning an option
+        (``alif.adaptation = "current"``) checks it against the declared choices and then
+        ``validate``.  A failed check leaves the old value in place."""
         rules = self.__dict__.get("_param_rules")
-        if rules is not None and name in self.__dict__.get("_options", ()) and name in self.__dict__:
-            old = self.__dict__[name]  # a constructor option (``reset``, ...): checked by ``validate``
+        option = dict(_along_mro(type(self), "OPTIONS")).get(name) if rules is not None else None
+        if option is not None:
+            option.check(name, value)
+            if not self.__dict__.get("_validated"):
+                return super().__setattr__(name, value)   # still being constructed
+            old = self.__dict__.get(name)
             super().__setattr__(name, value)
             try:
                 self.validate()
             except ValueError:
                 super().__setattr__(name, old)
                 raise
-            self._options[name] = value
+            if name in self._options:
+                self._options[name] = value
             return None
         if rules is None or name not in rules:
             return super().__setattr__(name, value)
@@ -144,10 +250,12 @@ class NeuronModel(nn.Module):
         else:
             self._buffers[name] = t.detach().clone()
 
-    def _set_param(self, name: str, value: Any, *, positive: bool = False, nonneg: bool = False,
-                   dtype: torch.dtype | None = None) -> None:
-        self._param_rules[name] = dict(positive=positive, nonneg=nonneg)
-        t = check_param(name, value, positive=positive, nonneg=nonneg, dtype=dtype)
+    def _set_param(self, name: str, value: Any, *, dtype: torch.dtype | None = None) -> None:
+        """Check ``value`` against the declaration of ``name`` (``PARAMS``) and keep it."""
+        sign = self.param_spec(name).sign
+        rule = dict(positive=sign == "positive", nonneg=sign == "nonneg")
+        self._param_rules[name] = rule
+        t = check_param(name, value, dtype=dtype, **rule)
         if isinstance(value, Tensor) or dtype is not None:
             self._tensor_dtypes.append(t.dtype)
         if isinstance(value, nn.Parameter):
@@ -302,10 +410,46 @@ class NeuronModel(nn.Module):
         """Magnitude ``[n|1]`` of the output event of event function ``e`` (its sign is separate)."""
         return torch.ones(1, dtype=dtype or self.param_dtype(), device=device)
 
+    def event_geometry(self) -> dict[str, Any]:
+        """The threshold geometry as plain Python (JSON-ready, kept in ``Trace.thresholds``), read
+        from ``event_matrix``, ``event_offset`` and ``jump_map``: for each event its ``name``,
+        ``coef`` the nonzero coefficients ``G[e]`` by state (``{"v": 1.0, "b": -1.0}``: the event
+        fires when ``v - b`` crosses ``offset`` upward, i.e. ``v`` crosses ``offset + b``),
+        ``offset`` theta_e per neuron (one value when shared), and ``reset`` the states the jump
+        sets to a fixed value (a zero row of ``J``) with that value per neuron; and the model's
+        ``voltage_unit``."""
+        f64 = torch.float64
+        with torch.no_grad():
+            G = self.event_matrix(f64).detach().cpu()
+            theta = self.event_offset(f64).detach().cpu()
+            events = []
+            for e, name in enumerate(self.event_names):
+                J, k = (x.detach().cpu() for x in self.jump_map(e, f64))
+                events.append({
+                    "name": name,
+                    "coef": {s: float(G[e, j]) for j, s in enumerate(self.state_names) if G[e, j] != 0},
+                    "offset": theta[:, e].tolist(),
+                    "reset": {s: k[:, j].tolist() for j, s in enumerate(self.state_names)
+                              if not bool(J[j].any())}})
+        return {"events": events, "voltage_unit": self.voltage_unit}
+
     # ---------------------------------------------------------------- checks
     def validate(self) -> None:
-        """Raise ``ValueError`` for inconsistent parameters (called by the constructors)."""
+        """Raise ``ValueError`` for inconsistent parameters (called by the constructors): the
+        per-neuron sizes agree, every option is one of its declared choices, and every declared
+        order (``Param.below``, see ``orders``) holds."""
         _ = self.n
+        for name, option in type(self).declared_options().items():
+            if name in self.__dict__:
+                option.check(name, self.__dict__[name])
+        params = self.params()
+        with torch.no_grad():
+            for upper, lower in self.orders():
+                hi, lo = params[upper], params[lower]
+                if not bool((lo < hi).all()):
+                    raise ValueError(f"{type(self).__name__}: {lower} must be below {upper}, got "
+                                     f"{lower}={_show_param(lo)}, {upper}={_show_param(hi)}")
+        self.__dict__["_validated"] = True
 
     def extra_repr(self) -> str:
         parts = []
@@ -317,6 +461,20 @@ class NeuronModel(nn.Module):
         for k, v in self._options.items():
             parts.append(f"{k}={v!r}")
         return ", ".join(parts)
+
+
+@functools.lru_cache(maxsize=None)
+def _along_mro(cls: type, attr: str) -> tuple:
+    """The entries of the class attribute ``attr`` (a dict) merged along the MRO, subclasses last
+    (so they add to or replace their bases'); read on every assignment, hence cached."""
+    out: dict = {}
+    for klass in reversed(cls.__mro__):
+        out.update(klass.__dict__.get(attr, {}))
+    return tuple(out.items())
+
+
+def _show_param(t: Tensor) -> str:
+    return f"{float(t):g}" if t.numel() == 1 else str(t.detach().cpu().tolist())
 
 
 def _eye(S: int, dtype, device) -> Tensor:

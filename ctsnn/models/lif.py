@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import NeuronModel
+from .base import NeuronModel, Option, Param
 
 __all__ = ["LIF", "IF", "CubaLIF", "ALIF"]
 
@@ -32,55 +32,58 @@ class _Membrane(NeuronModel):
     _syn = False
     _adapt = False
 
+    PARAMS = {
+        "tau_mem": Param("s", "positive", time_constant=True, doc="membrane time constant"),
+        "tau_syn": Param("s", "positive", time_constant=True, doc="synaptic time constant"),
+        "r": Param("ohm", "positive", doc="membrane resistance (current -> voltage)"),
+        "v_leak": Param("V", doc="resting potential"),
+        "v_th": Param("V", doc="threshold"),
+        "v_reset": Param("V", below="v_th", doc="reset potential (below v_th unless reset='none')"),
+        "t_ref": Param("s", "nonneg", scale=1e-3, doc="refractory period"),
+        "tau_adapt": Param("s", "positive", time_constant=True, doc="adaptation time constant"),
+        "adapt_jump": Param("V", "nonneg", scale=1e-3, doc="increment of b at each spike"),
+    }
+    OPTIONS = {"reset": Option(RESETS, "what a spike does to v")}
+
     def __init__(self, *, tau_mem=None, r=1.0, v_leak=0.0, v_th=1.0, v_reset=0.0,
                  reset="to_value", t_ref=0.0, tau_syn=None, tau_adapt=None, adapt_jump=None,
                  adaptation="threshold", subtract="v_th", n=None, dtype=None, **options):
-        if reset not in RESETS:
-            raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
-        if adaptation not in ("threshold", "current"):
-            raise ValueError(f"adaptation must be 'threshold' or 'current', got {adaptation!r}")
-        if subtract not in ("v_th", "threshold"):
-            raise ValueError(f"subtract must be 'v_th' or 'threshold', got {subtract!r}")
-        if subtract == "threshold" and not (self._adapt and adaptation == "threshold"):
-            raise ValueError("subtract='threshold' needs ALIF with adaptation='threshold'")
         super().__init__(n=n, reset=reset, **options)
         self.reset = reset
-        self.adaptation = adaptation
-        self.subtract = subtract
+        if self._adapt:
+            self.adaptation = adaptation
+            self.subtract = subtract
+        else:   # LIF, IF, CubaLIF have neither option
+            object.__setattr__(self, "adaptation", None)
+            object.__setattr__(self, "subtract", "v_th")
         states = ["v"]
         if self._leaky:
-            self._set_param("tau_mem", tau_mem, positive=True, dtype=dtype)
+            self._set_param("tau_mem", tau_mem, dtype=dtype)
         if self._syn:
-            self._set_param("tau_syn", tau_syn, positive=True, dtype=dtype)
+            self._set_param("tau_syn", tau_syn, dtype=dtype)
             states.append("i")
         self._set_param("r", r, dtype=dtype)
         if self._leaky:
             self._set_param("v_leak", v_leak, dtype=dtype)
         self._set_param("v_th", v_th, dtype=dtype)
         self._set_param("v_reset", v_reset, dtype=dtype)
-        self._set_param("t_ref", t_ref, nonneg=True, dtype=dtype)
+        self._set_param("t_ref", t_ref, dtype=dtype)
         if self._adapt:
-            self._set_param("tau_adapt", tau_adapt, positive=True, dtype=dtype)
+            self._set_param("tau_adapt", tau_adapt, dtype=dtype)
             self._set_param("adapt_jump", adapt_jump, dtype=dtype)
             states.append("b")
         self.state_names = tuple(states)
         self.input_state = "i" if self._syn else "v"
         self.validate()
 
+    def orders(self):
+        # with reset="none" v is never reset: v_reset is unused and may lie anywhere
+        return () if self.reset == "none" else super().orders()
+
     def validate(self) -> None:
         super().validate()
-        if self.reset not in RESETS:
-            raise ValueError(f"reset must be one of {RESETS}, got {self.reset!r}")
-        if self.reset == "to_value":
-            with torch.no_grad():
-                bad = torch.broadcast_tensors(self.v_reset >= self.v_th)[0]
-                if bool(bad.any()):
-                    raise ValueError("v_reset must be below v_th with reset='to_value' (the reset would "
-                                     f"land on or above threshold): v_reset={self.v_reset}, v_th={self.v_th}")
-        if self.reset == "subtract":
-            with torch.no_grad():
-                if bool((self.v_th - self.v_reset <= 0).any()):
-                    raise ValueError("reset='subtract' needs v_th > v_reset (it subtracts v_th - v_reset)")
+        if self.subtract == "threshold" and self.adaptation != "threshold":
+            raise ValueError("subtract='threshold' needs ALIF with adaptation='threshold'")
 
     def init_state(self, shape, dtype, device=None):
         y = super().init_state(shape, dtype, device)
@@ -176,6 +179,7 @@ class IF(_Membrane):
     """
 
     _leaky = False
+    PARAMS = {"r": Param("V/(A s)", "positive", doc="1/C: dv/dt per unit current")}
 
     def __init__(self, r=1.0, v_th=1.0, v_reset=0.0, reset="to_value", t_ref=0.0, *, n=None,
                  dtype=None):
@@ -217,6 +221,8 @@ class ALIF(_Membrane):
     """
 
     _adapt = True
+    OPTIONS = {"adaptation": Option(("threshold", "current"), "b raises the threshold or is subtracted from v"),
+               "subtract": Option(("v_th", "threshold"), "what reset='subtract' subtracts")}
 
     def __init__(self, tau_mem, tau_adapt, adapt_jump, r=1.0, v_leak=0.0, v_th=1.0, v_reset=0.0,
                  reset="to_value", t_ref=0.0, adaptation="threshold", tau_syn=None,

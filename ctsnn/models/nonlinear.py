@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import NeuronModel
+from .base import NeuronModel, Param
 
 __all__ = ["AdEx", "QIF", "Izhikevich"]
 
@@ -45,23 +45,28 @@ class AdEx(_Nonlinear):
     """
 
     state_names = ("v", "w")
-    param_names = ("C", "g_L", "E_L", "V_T", "Delta_T", "tau_w", "a", "b", "v_reset", "v_peak")
+    PARAMS = {
+        "C": Param("F", "positive", doc="membrane capacitance"),
+        "g_L": Param("S", "positive", doc="leak conductance"),
+        "E_L": Param("V", doc="leak reversal potential"),
+        "V_T": Param("V", doc="threshold slope factor's midpoint"),
+        "Delta_T": Param("V", "positive", doc="slope factor"),
+        "tau_w": Param("s", "positive", time_constant=True, doc="adaptation time constant"),
+        "a": Param("S", doc="subthreshold adaptation conductance"),
+        "b": Param("A", doc="spike-triggered adaptation current"),
+        "v_reset": Param("V", below="v_peak", doc="reset potential"),
+        "v_peak": Param("V", doc="spike cut-off"),
+    }
 
     def __init__(self, C=281e-12, g_L=30e-9, E_L=-70.6e-3, V_T=-50.4e-3, Delta_T=2e-3, tau_w=144e-3,
                  a=4e-9, b=80.5e-12, v_reset=-70.6e-3, v_peak=-40.4e-3, exp_cap=50.0, *, n=None,
                  dtype=None):
         super().__init__(n=n, exp_cap=exp_cap)
-        for name, val, pos in (("C", C, True), ("g_L", g_L, True), ("E_L", E_L, False),
-                               ("V_T", V_T, False), ("Delta_T", Delta_T, True), ("tau_w", tau_w, True),
-                               ("a", a, False), ("b", b, False), ("v_reset", v_reset, False),
-                               ("v_peak", v_peak, False)):
-            self._set_param(name, val, positive=pos, dtype=dtype)
-        if not (float(exp_cap) > 0):
-            raise ValueError(f"exp_cap must be > 0, got {exp_cap!r}")
-        self.exp_cap = float(exp_cap)
-        with torch.no_grad():
-            if bool((self.v_reset >= self.v_peak).any()):
-                raise ValueError("v_reset must be below v_peak")
+        for name, val in (("C", C), ("g_L", g_L), ("E_L", E_L), ("V_T", V_T), ("Delta_T", Delta_T),
+                          ("tau_w", tau_w), ("a", a), ("b", b), ("v_reset", v_reset), ("v_peak", v_peak)):
+            self._set_param(name, val, dtype=dtype)
+        from ..validate import number
+        self.exp_cap = number("exp_cap", exp_cap, positive=True)
         self.validate()
 
     def drift(self, t, y, u):
@@ -97,20 +102,21 @@ class QIF(_Nonlinear):
     """
 
     state_names = ("v",)
-    param_names = ("tau_mem", "v_rest", "v_c", "r", "v_reset", "v_peak")
+    PARAMS = {
+        "tau_mem": Param("s", "positive", time_constant=True, doc="membrane time constant"),
+        "v_rest": Param("V", below="v_c", doc="resting potential (stable fixed point)"),
+        "v_c": Param("V", doc="critical potential (unstable fixed point)"),
+        "r": Param("ohm", "positive", doc="membrane resistance"),
+        "v_reset": Param("V", below="v_peak", doc="reset potential"),
+        "v_peak": Param("V", doc="spike cut-off"),
+    }
 
     def __init__(self, tau_mem, v_rest=0.0, v_c=1.0, r=1.0, v_reset=0.0, v_peak=10.0, *, n=None,
                  dtype=None):
         super().__init__(n=n)
-        self._set_param("tau_mem", tau_mem, positive=True, dtype=dtype)
-        for name, val in (("v_rest", v_rest), ("v_c", v_c), ("r", r), ("v_reset", v_reset),
-                          ("v_peak", v_peak)):
+        for name, val in (("tau_mem", tau_mem), ("v_rest", v_rest), ("v_c", v_c), ("r", r),
+                          ("v_reset", v_reset), ("v_peak", v_peak)):
             self._set_param(name, val, dtype=dtype)
-        with torch.no_grad():
-            if bool((self.v_c <= self.v_rest).any()):
-                raise ValueError("v_c must be above v_rest")
-            if bool((self.v_reset >= self.v_peak).any()):
-                raise ValueError("v_reset must be below v_peak")
         self.validate()
 
     def drift(self, t, y, u):
@@ -146,17 +152,22 @@ class Izhikevich(_Nonlinear):
     """
 
     state_names = ("v", "u")
-    param_names = ("a", "b", "c", "d", "v_peak")
+    # Izhikevich's own units: voltages in mV, rates per ms, a dimensionless current
+    PARAMS = {
+        "a": Param("1/ms", "positive", doc="recovery rate"),
+        "b": Param("", doc="sensitivity of u to v"),
+        "c": Param("mV", below="v_peak", doc="reset voltage"),
+        "d": Param("mV", doc="increment of u at each spike"),
+        "v_peak": Param("mV", doc="spike cut-off"),
+    }
+    voltage_unit = "mV"
+    current_unit = ""
     K = 1000.0
 
     def __init__(self, a=0.02, b=0.2, c=-65.0, d=8.0, v_peak=30.0, *, n=None, dtype=None):
         super().__init__(n=n)
-        self._set_param("a", a, positive=True, dtype=dtype)
-        for name, val in (("b", b), ("c", c), ("d", d), ("v_peak", v_peak)):
+        for name, val in (("a", a), ("b", b), ("c", c), ("d", d), ("v_peak", v_peak)):
             self._set_param(name, val, dtype=dtype)
-        with torch.no_grad():
-            if bool((self.c >= self.v_peak).any()):
-                raise ValueError("c (the reset voltage) must be below v_peak")
         self.validate()
 
     def drift(self, t, y, u_in):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import NeuronModel, check_param
+from .base import NeuronModel, Param, check_param
 
 __all__ = ["Recurrent", "Feedback"]
 
@@ -52,10 +52,17 @@ class Feedback:
 class Recurrent(NeuronModel):
     """Wrap ``model`` so that its own output events feed back (see the module docstring)."""
 
+    PARAMS = {
+        "weight": Param("", doc="feedback weight, in units of the target state per output event"),
+        "tau_rec": Param("s", "positive", time_constant=True, doc="time constant of the feedback trace r"),
+        "rec_weight": Param("", doc="coupling of the trace r into the target state"),
+    }
+
     def __init__(self, model: NeuronModel, weight=None, *, delay: float = 0.0, target: str | None = None,
                  tau_rec=None, rec_weight=None):
         super().__init__()
         self.base = model
+        self.voltage_unit, self.current_unit = model.voltage_unit, model.current_unit
         self.state_names = tuple(model.state_names) + (("r",) if tau_rec is not None else ())
         self.event_names, self.event_signs = model.event_names, model.event_signs
         self.input_state, self.clamp_state = model.input_state, model.clamp_state
@@ -73,7 +80,7 @@ class Recurrent(NeuronModel):
                                  "(trace feedback), not both")
             if self.delay != 0:
                 raise ValueError("trace feedback (tau_rec) acts without delay; delay must be 0")
-            self._set_param("tau_rec", tau_rec, positive=True)
+            self._set_param("tau_rec", tau_rec)
             self._set_param("rec_weight", 1.0 if rec_weight is None else rec_weight)
             self.mode = "trace"
         else:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import NeuronModel
+from .base import NeuronModel, Param
 
 __all__ = ["LIT", "DualLIT", "Traced"]
 
@@ -42,13 +42,19 @@ class _Ternary(NeuronModel):
     event_names = ("positive", "negative")
     event_signs = (1, -1)
     _v_states: tuple[str, ...] = ("v",)
+    PARAMS = {
+        "r": Param("ohm", "positive", doc="input gain (current -> voltage)"),
+        "pos_th": Param("V", "positive", doc="positive threshold"),
+        "neg_th": Param("V", "positive", doc="magnitude of the negative threshold"),
+        "bias": Param("V", doc="added to v in both event functions"),
+        "pos_scale": Param("", doc="size of a positive output event"),
+        "neg_scale": Param("", doc="size of a negative output event"),
+    }
 
     def _ternary_params(self, pos_th, neg_th, bias, pos_scale, neg_scale, dtype):
-        self._set_param("pos_th", pos_th, positive=True, dtype=dtype)
-        self._set_param("neg_th", neg_th, positive=True, dtype=dtype)
-        self._set_param("bias", bias, dtype=dtype)
-        self._set_param("pos_scale", pos_scale, dtype=dtype)
-        self._set_param("neg_scale", neg_scale, dtype=dtype)
+        for name, val in (("pos_th", pos_th), ("neg_th", neg_th), ("bias", bias), ("pos_scale", pos_scale),
+                          ("neg_scale", neg_scale)):
+            self._set_param(name, val, dtype=dtype)
 
     def event_matrix(self, dtype=None, device=None):
         G = torch.zeros(2, self.n_states, dtype=dtype or self.param_dtype(), device=device)
@@ -86,12 +92,15 @@ class LIT(_Ternary):
     -``neg_scale``). Input spikes of weight w jump i (with a synapse) or v by w.
     """
 
+    PARAMS = {"tau_mem": Param("s", "positive", time_constant=True, doc="membrane time constant"),
+              "tau_syn": Param("s", "positive", time_constant=True, doc="synaptic time constant")}
+
     def __init__(self, tau_mem, pos_th=1.0, neg_th=1.0, bias=0.0, pos_scale=1.0, neg_scale=1.0,
                  r=1.0, tau_syn=None, *, n=None, dtype=None):
         super().__init__(n=n)
-        self._set_param("tau_mem", tau_mem, positive=True, dtype=dtype)
+        self._set_param("tau_mem", tau_mem, dtype=dtype)
         if tau_syn is not None:
-            self._set_param("tau_syn", tau_syn, positive=True, dtype=dtype)
+            self._set_param("tau_syn", tau_syn, dtype=dtype)
         self._set_param("r", r, dtype=dtype)
         self._ternary_params(pos_th, neg_th, bias, pos_scale, neg_scale, dtype)
         self.state_names = ("v", "i") if tau_syn is not None else ("v",)
@@ -131,12 +140,14 @@ class DualLIT(_Ternary):
     state_names = ("v_pos", "v_neg")
     input_state = "v_pos"
     clamp_state = "v_pos"
+    PARAMS = {"tau_pos": Param("s", "positive", time_constant=True, doc="time constant of v_pos"),
+              "tau_neg": Param("s", "positive", time_constant=True, doc="time constant of v_neg")}
 
     def __init__(self, tau_pos, tau_neg, pos_th=1.0, neg_th=1.0, bias=0.0, pos_scale=1.0,
                  neg_scale=1.0, r=1.0, *, n=None, dtype=None):
         super().__init__(n=n)
-        self._set_param("tau_pos", tau_pos, positive=True, dtype=dtype)
-        self._set_param("tau_neg", tau_neg, positive=True, dtype=dtype)
+        self._set_param("tau_pos", tau_pos, dtype=dtype)
+        self._set_param("tau_neg", tau_neg, dtype=dtype)
         self._set_param("r", r, dtype=dtype)
         self._ternary_params(pos_th, neg_th, bias, pos_scale, neg_scale, dtype)
         self.validate()
@@ -176,6 +187,14 @@ class Traced(NeuronModel):
     then the membrane driven by the updated traces; see ``ctsnn.discrete``).
     """
 
+    PARAMS = {
+        **{"tau_syn" + ch: Param("s", "positive", time_constant=True, doc="synaptic trace time constant")
+           for ch in ("", "_pos", "_neg")},
+        **{"tau_rec" + ch: Param("s", "positive", time_constant=True, doc="recurrent trace time constant")
+           for ch in ("", "_pos", "_neg")},
+        **{"rec_weight" + ch: Param("", doc="gain of the recurrent trace") for ch in ("", "_pos", "_neg")},
+    }
+
     def __init__(self, base: NeuronModel, tau_syn=None, tau_rec=None, rec_weight=None):
         super().__init__()
         if not isinstance(base, (LIT, DualLIT)):
@@ -187,6 +206,7 @@ class Traced(NeuronModel):
         if tau_rec is None and rec_weight is not None:
             raise ValueError("rec_weight belongs to the recurrent trace; pass tau_rec too")
         self.base = base
+        self.voltage_unit, self.current_unit = base.voltage_unit, base.current_unit
         self.event_names, self.event_signs = base.event_names, base.event_signs
         self.input_state, self.clamp_state = base.input_state, base.clamp_state
         self._v = tuple(base._v_states)
@@ -195,19 +215,19 @@ class Traced(NeuronModel):
         self.has_syn, self.has_rec = tau_syn is not None, tau_rec is not None
         dtype = base.param_dtype()
 
-        def per_channel(name, value, **kw):
+        def per_channel(name, value):
             vals = tuple(value) if isinstance(value, (tuple, list)) else (value,) * K
             if len(vals) != K:
                 raise ValueError(f"{name}: give one value per channel ({K}), got {len(vals)}")
             for ch, v in zip(self.channels, vals):
-                self._set_param(name + ch, v, dtype=dtype if not isinstance(v, torch.Tensor) else None, **kw)
+                self._set_param(name + ch, v, dtype=dtype if not isinstance(v, torch.Tensor) else None)
 
         names = list(base.state_names)
         if self.has_syn:
-            per_channel("tau_syn", tau_syn, positive=True)
+            per_channel("tau_syn", tau_syn)
             names += ["i" + ch for ch in self.channels]
         if self.has_rec:
-            per_channel("tau_rec", tau_rec, positive=True)
+            per_channel("tau_rec", tau_rec)
             per_channel("rec_weight", 0.0 if rec_weight is None else rec_weight)
             names += ["r" + ch for ch in self.channels]
         self.state_names = tuple(names)

@@ -47,22 +47,93 @@ stepped to exactly.
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
-from torchdiffeq._impl.misc import _PerturbFunc, _rms_norm
-from torchdiffeq._impl.odeint import SOLVERS as _TD
 
 from ..events import attach_event_time, bracketed_root, hidden, immediate, upward
 from .base import Solver
 
-__all__ = ["Adaptive", "ADAPTIVE_METHODS", "FIXED_METHODS", "make_solver_class"]
+__all__ = ["Adaptive", "ADAPTIVE_METHODS", "FIXED_METHODS", "make_solver_class", "torchdiffeq_internals",
+           "TESTED_TORCHDIFFEQ"]
 
 #: adaptive torchdiffeq methods (error-controlled step size)
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 #: fixed-grid torchdiffeq methods, by ctsnn name -> torchdiffeq name ("euler" is ctsnn's own)
 FIXED_METHODS = {"rk4": "rk4", "midpoint": "midpoint", "heun2": "heun2", "heun3": "heun3",
                  "torchdiffeq_euler": "euler"}
+#: order of each torchdiffeq method (by torchdiffeq name); checked against torchdiffeq's own
+ORDERS = {"dopri5": 5, "dopri8": 8, "bosh3": 3, "fehlberg2": 2, "adaptive_heun": 2, "rk4": 4,
+          "midpoint": 2, "heun2": 2, "heun3": 3, "euler": 1}
+
+#: the torchdiffeq release whose private step interface (below) this module was tested with;
+#: heun2 and heun3 first appear in 0.2.5
+TESTED_TORCHDIFFEQ = "0.2.5"
+
+# torchdiffeq's public ``odeint`` integrates to given output times and stops the whole batch at
+# the first event; ctsnn needs each accepted step with its dense output, so it drives the
+# solvers' private step interface. What it uses, and the signatures it calls:
+_PRIVATE = {"misc": ("_PerturbFunc", "_rms_norm"), "odeint": ("SOLVERS",)}
+_RK_STATE_FIELDS = ("y1", "f1", "t0", "t1", "dt", "interp_coeff")
+_ADAPTIVE_CALLS = {"__init__": ("func", "y0", "rtol", "atol"), "_before_integrate": ("t",),
+                   "_adaptive_step": ("rk_state",)}
+_ADAPTIVE_INIT_KW = ("norm", "step_t")
+_FIXED_CALLS = {"__init__": ("func", "y0"), "_step_func": ("func", "t0", "dt", "t1", "y0")}
+_INTERNALS: dict = {}
+
+
+def torchdiffeq_internals() -> dict:
+    """torchdiffeq's private pieces that the adaptive solvers drive (``PerturbFunc``,
+    ``rms_norm``, ``SOLVERS``), after checking that each is there with the signature ctsnn calls.
+
+    Raises ``ImportError`` naming what is missing or changed, the installed version and the
+    tested one (:data:`TESTED_TORCHDIFFEQ`), instead of an ``AttributeError`` deep in a run."""
+    if _INTERNALS:
+        return _INTERNALS
+    import importlib
+    try:
+        import torchdiffeq
+    except ImportError as exc:   # pragma: no cover (a dependency)
+        raise ImportError(f"the torchdiffeq methods need torchdiffeq=={TESTED_TORCHDIFFEQ}: {exc}") from None
+    have = getattr(torchdiffeq, "__version__", "?")
+    problems = []
+    mods = {}
+    for mod, names in _PRIVATE.items():
+        try:
+            mods[mod] = importlib.import_module(f"torchdiffeq._impl.{mod}")
+        except ImportError:
+            problems.append(f"module torchdiffeq._impl.{mod}")
+            continue
+        problems += [f"torchdiffeq._impl.{mod}.{n}" for n in names if not hasattr(mods[mod], n)]
+    try:
+        fields = importlib.import_module("torchdiffeq._impl.rk_common")._RungeKuttaState._fields
+        problems += [f"_RungeKuttaState.{f}" for f in _RK_STATE_FIELDS if f not in fields]
+    except (ImportError, AttributeError):
+        problems.append("torchdiffeq._impl.rk_common._RungeKuttaState")
+    solvers = getattr(mods.get("odeint"), "SOLVERS", {})
+    for name in ADAPTIVE_METHODS + tuple(FIXED_METHODS.values()):
+        cls = solvers.get(name)
+        if cls is None:
+            problems.append(f"method {name!r}")
+            continue
+        calls = _ADAPTIVE_CALLS if name in ADAPTIVE_METHODS else _FIXED_CALLS
+        for meth, args in calls.items():
+            fn = getattr(cls, meth, None)
+            params = list(inspect.signature(fn).parameters) if callable(fn) else []
+            if params[1:1 + len(args)] != list(args):
+                problems.append(f"{cls.__name__}.{meth}{tuple(args)} (found {tuple(params[1:]) if fn else 'none'})")
+        if name in ADAPTIVE_METHODS:
+            init = inspect.signature(cls.__init__).parameters
+            kw_ok = any(p.kind == p.VAR_KEYWORD for p in init.values())
+            problems += [f"{cls.__name__}(..., {k}=)" for k in _ADAPTIVE_INIT_KW if k not in init and not kw_ok]
+    if problems:
+        raise ImportError(f"ctsnn's torchdiffeq methods drive torchdiffeq's private step interface, tested with "
+                          f"torchdiffeq {TESTED_TORCHDIFFEQ}; the installed torchdiffeq {have} lacks or changed: "
+                          f"{'; '.join(problems)}. Install torchdiffeq=={TESTED_TORCHDIFFEQ}, or use "
+                          f"method='exact' or 'euler'")
+    _INTERNALS.update(PerturbFunc=mods["misc"]._PerturbFunc, rms_norm=mods["misc"]._rms_norm, SOLVERS=solvers)
+    return _INTERNALS
 
 
 #: methods whose torchdiffeq midpoint estimate is only first order (y0 + h/2 k1): their dense
@@ -96,6 +167,7 @@ class Adaptive(Solver):
 
     def __init__(self, sim, rtol=None, atol=None, step_size=None):
         super().__init__(sim)
+        torchdiffeq_internals()          # a torchdiffeq whose private interface changed: refused now
         m = sim.model
         if self.adaptive:
             if step_size is not None:
@@ -190,14 +262,15 @@ class Adaptive(Solver):
         ``coeff``: polynomial coefficients in ``x = (s - t0)/(t1 - t0)``, each ``[Bt, n, S]``."""
         sim = self.sim
         shape = y0.shape
-        func = _PerturbFunc(lambda tt, yy: self._f(tt, yy.view(shape)).reshape(-1))
+        td = torchdiffeq_internals()
+        func = td["PerturbFunc"](lambda tt, yy: self._f(tt, yy.view(shape)).reshape(-1))
         for cb in ("callback_step", "callback_accept_step", "callback_reject_step"):
             setattr(func, cb, _noop)
         yf = y0.reshape(-1)
         tdt = torch.float64
         if self.adaptive:
-            solver = _TD[self.td_name](func=func, y0=yf, rtol=self.rtol, atol=self.atol,
-                                       norm=_rms_norm, step_t=torch.tensor([b], dtype=tdt))
+            solver = td["SOLVERS"][self.td_name](func=func, y0=yf, rtol=self.rtol, atol=self.atol,
+                                                 norm=td["rms_norm"], step_t=torch.tensor([b], dtype=tdt))
             solver._before_integrate(torch.tensor([t, b], dtype=tdt))
             st = solver.rk_state
             st = st._replace(dt=st.dt.detach())
@@ -219,7 +292,7 @@ class Adaptive(Solver):
                     yield t0, t1, new.y1.view(shape), coeff
                 st = new
         else:
-            solver = _TD[self.td_name](func=func, y0=yf, atol=0.0)
+            solver = td["SOLVERS"][self.td_name](func=func, y0=yf, atol=0.0)
             f0 = None
             while t < b:
                 t1 = min(t + self.h, b)
@@ -451,7 +524,7 @@ def make_solver_class(name: str) -> type[Adaptive]:
         td, adaptive = FIXED_METHODS[name], False
     else:
         raise ValueError(f"{name!r} is not a torchdiffeq method known to ctsnn")
-    order = getattr(_TD[td], "order", 0)
+    order = ORDERS[td]
     return type(f"Adaptive_{name}", (Adaptive,), {"name": name, "td_name": td, "adaptive": adaptive,
                                                    "order": order,
                                                    "__doc__": f"torchdiffeq {td!r} (order {order}) "
