@@ -70,6 +70,8 @@ def _lib(S: int, E: int):
     lib.ctsnn_engine_nspikes.argtypes = [_P]
     lib.ctsnn_engine_spikes.restype = None
     lib.ctsnn_engine_spikes.argtypes = [_P] * 7
+    lib.ctsnn_engine_propagate.restype = None
+    lib.ctsnn_engine_propagate.argtypes = [_P, _P, _P, _D, _INT, _P]
     lib.ctsnn_engine_free.restype = None
     lib.ctsnn_engine_free.argtypes = [_P]
     lib._ctsnn_typed = True
