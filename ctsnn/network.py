@@ -224,7 +224,9 @@ class NetworkResult:
     ``spike_times`` (s), ``spike_population`` (index into ``Network.populations``),
     ``spike_neuron`` (index within the population), ``spike_events`` (event function);
     ``t`` the recorded times, ``states[name]`` ``[len(t), len(record_neurons)]`` in the order of
-    ``recorded`` (pairs (population, neuron)); ``stats``."""
+    ``recorded`` (pairs (population, neuron)); ``stats``: ``wall_time_s`` and ``cpu_time_s`` of
+    the engine call, ``setup_s`` the preparation before it (projections to CSR order, sources,
+    model arrays), ``steps``, ``events``, ``backend``."""
 
     spike_times: np.ndarray
     spike_population: np.ndarray
@@ -283,6 +285,8 @@ class Network:
         from .engine import _model_arrays, run_engine, unsupported_reason
         from .simulate import SimulationError
 
+        import time as _time
+        setup = _time.perf_counter()
         dt, t_end = float(dt), float(t_end)
         if not (math.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be a finite number of seconds > 0, got {dt!r}")
@@ -373,12 +377,12 @@ class Network:
         if isinstance(record, str):
             record = (record,)
         rec_states = [self.populations[0].model.state_index(r) for r in record] if rec_pairs.size else []
-        import time as _time
-        wall = _time.perf_counter()
+        setup = _time.perf_counter() - setup
+        wall, cpu = _time.perf_counter(), _time.process_time()
         out = run_engine(md, M=N, n=N, dt=dt, t_end=t_end, n_steps=n_steps, y=y, u=u, syn=syn, poisson=ps,
                          record_elems=rec_elems, record_states=rec_states, stride=stride,
                          max_events=int(max_events_per_step), threads=threads)
-        wall = _time.perf_counter() - wall
+        wall, cpu = _time.perf_counter() - wall, _time.process_time() - cpu
         if out["status"] == 1:
             raise SimulationError(f"neuron {out['bad_elem']} (global index) produced more than "
                                   f"{int(max_events_per_step)} events in the step starting at t={out['bad_t']:.9g} s")
@@ -391,5 +395,6 @@ class Network:
         return NetworkResult(spike_times=out["times"], spike_population=pop,
                              spike_neuron=out["elems"] - self.offsets[pop], spike_events=out["events"],
                              t=rec_t, states=states, recorded=rec_pairs,
-                             stats={"wall_time_s": wall, "steps": n_steps, "events": int(out["times"].shape[0]),
+                             stats={"wall_time_s": wall, "cpu_time_s": cpu, "setup_s": setup, "steps": n_steps,
+                                    "events": int(out["times"].shape[0]),
                                     "backend": "engine"})

@@ -1226,6 +1226,23 @@ void ctsnn_engine_spikes(void* h, double* t, i64* elem, i64* seq, i64* ev, doubl
 
 void ctsnn_engine_free(void* h) { delete (Result*)h; }
 
+// The CSR order of n synapses by (pre, post): two stable counting sorts (by post, then by pre),
+// O(n + M); ptr [M + 1] gets the row starts.
+void ctsnn_engine_csr_order(i64 n, const i64* pre, const i64* post, i64 Mn, i64* order, i64* ptr) {
+    std::vector<i64> pos(Mn + 1, 0), tmp(n);
+    for (i64 s = 0; s < n; ++s) ++pos[post[s] + 1];
+    for (i64 m = 0; m < Mn; ++m) pos[m + 1] += pos[m];
+    for (i64 s = 0; s < n; ++s) tmp[pos[post[s]]++] = s;
+    std::fill(pos.begin(), pos.end(), 0);
+    for (i64 s = 0; s < n; ++s) ++pos[pre[s] + 1];
+    for (i64 m = 0; m < Mn; ++m) pos[m + 1] += pos[m];
+    for (i64 m = 0; m <= Mn; ++m) ptr[m] = pos[m];
+    for (i64 q = 0; q < n; ++q) {
+        const i64 s = tmp[q];
+        order[pos[pre[s]]++] = s;
+    }
+}
+
 // y(L) = E(L) y0 + F(L) b for one A [S, S] (as the engine stores it), by the propagator the engine
 // uses for a sub-step (which = 0: the Taylor polynomial of phi_1 where L ||A||_1 <= 1/2, else the
 // scaled exponential; which = 1: always the scaled exponential).  For the tests.
