@@ -383,10 +383,30 @@ struct Stepper {
     // safeguarded Newton on g_e(y(x)) in [lo, hi] (g(lo) < 0 <= g(hi)), dg/dt = G_e (A y + b):
     // Newton steps while they stay inside the bracket, else the Illinois step; stops once a step
     // or the bracket is below xtol.  Agrees with the Illinois result of the torch path to xtol.
+    // dlo, dhi: dg/dt at lo and hi where known (else NaN): the first guess is then the root of
+    // the cubic Hermite interpolant of g on [lo, hi] (error O(H^4), so one or two Newton steps on
+    // the exact solution remain), found by a few Newton steps on the cubic from the secant point.
     double newton(const double* y0, double s, int e, double lo, double hi, double flo, double fhi,
-                  double xtol) const {
+                  double xtol, double dlo = NAN, double dhi = NAN) const {
         int side = 0;
         double x = hi - fhi * (hi - lo) / (fhi - flo > 0 ? fhi - flo : 1.0);
+        if (std::isfinite(dlo) && std::isfinite(dhi) && fhi - flo > 0) {
+            const double H = hi - lo, m0 = dlo * H, m1 = dhi * H;
+            double u = -flo / (fhi - flo);
+            for (int it = 0; it < 4; ++it) {
+                const double u2 = u * u, u3 = u2 * u;
+                const double p = (2 * u3 - 3 * u2 + 1) * flo + (u3 - 2 * u2 + u) * m0 + (-2 * u3 + 3 * u2) * fhi +
+                                 (u3 - u2) * m1;
+                const double dp = (6 * u2 - 6 * u) * flo + (3 * u2 - 4 * u + 1) * m0 + (-6 * u2 + 6 * u) * fhi +
+                                  (3 * u2 - 2 * u) * m1;
+                if (!(dp > 0)) break;
+                const double un = u - p / dp;
+                if (!(un > 0 && un < 1)) break;
+                u = un;
+            }
+            const double xh = lo + u * H;
+            if (xh > lo && xh < hi) x = xh;
+        }
 #if NS == 1
         {   // one state: the closed-form crossing (crossing.h) as the first guess
             const double Gv = M.G[e], A = Ag[0], d = b[0], vth = th[e] / Gv, v0 = y0[0];
@@ -431,7 +451,7 @@ struct Stepper {
     // earliest event of the element in (s, bnd]: (time, event); event -1: refractory release.
     // yb gets the state at bnd when it was computed (have_yb).
     void first_event(const double* y0, double s, double bnd, double& tev, int& eev, double* yb,
-                     bool& have_yb) const {
+                     bool& have_yb, const double* yknown = nullptr) const {
         tev = INF;
         eev = -2;
         have_yb = false;
@@ -441,7 +461,11 @@ struct Stepper {
             return;
         }
         double g0[NE], gb[NE], gd0[NE], gdb[NE];
-        prop(y0, bnd - s, yb);
+        if (yknown) {  // the caller's prop(y0, bnd - s)
+            for (int i = 0; i < NS; ++i) yb[i] = yknown[i];
+        } else {
+            prop(y0, bnd - s, yb);
+        }
         have_yb = true;
         gvals(y0, g0);
         gvals(yb, gb);
@@ -465,7 +489,10 @@ struct Stepper {
                 up = gm[e] >= 0;
                 if (up) { hi_end = tm; ghi = gm[e]; }
             }
-            if (up && te > s) te = std::min(te, newton(y0, s, e, s, hi_end, g0[e], ghi, xtol));
+            if (up && te > s)
+                te = std::min(te, M.hidden ? newton(y0, s, e, s, hi_end, g0[e], ghi, xtol, gd0[e],
+                                                    hi_end == bnd ? gdb[e] : 0.0)
+                                           : newton(y0, s, e, s, hi_end, g0[e], ghi, xtol));
             if (te < tev) { tev = te; eev = e; }
         }
     }
@@ -523,7 +550,7 @@ struct Stepper {
             double tev, yb[NS];
             int eev;
             bool have_yb;
-            first_event(y0, s, bnd, tev, eev, yb, have_yb);
+            first_event(y0, s, bnd, tev, eev, yb, have_yb, it == 0 ? y1 : nullptr);
             const bool ref = in_ref_at(s);
             if (std::isinf(tev)) {
                 double g[NE];
