@@ -8,8 +8,10 @@
 // target state after a delay.
 //
 // Per element (one neuron of one batch row) and grid step [t0, t0 + h] the state is propagated
-// exactly (y(s) = E(s) y + F(s) b with [[E, F], [0, I]] = exp([[A, I], [0, 0]] s), a degree-18
-// Taylor series after scaling, then squaring) from input to input.  Each stretch is checked for
+// exactly (y(s) = E(s) y + F(s) b) from input to input: whole steps with E(dt), F(dt) from
+// [[E, F], [0, I]] = exp([[A, I], [0, 0]] dt) (Taylor series after scaling, then squaring; once
+// per parameter group), a cut of length L with the polynomial y + L phi_1(L A) (A y + b) whose
+// coefficients A^k / (k + 1)! are tabulated per group (substep_table; no exponential per input).  Each stretch is checked for
 // an upward crossing (end-point sign change, or for S > 1 a maximum of g above 0 inside it:
 // dg/dt > 0 at the start and < 0 at the end), which is located on the exact solution by the
 // Illinois method (the maximum first, where there is one); the state is propagated to it, the
