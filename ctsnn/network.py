@@ -193,10 +193,13 @@ class PoissonSource:
         self.post.model.state_index(self.target)
 
     def streams(self) -> np.ndarray:
-        """The start state of each neuron's random stream (uint64)."""
+        """The start state of each neuron's random stream (uint64): the splitmix64 output of
+        ``seed * C + j * golden + 1``. (Start states one ``golden`` apart would make neighbouring
+        neurons' streams the same sequence shifted by one draw, i.e. strongly correlated trains;
+        mixed start states are scattered over 2^64, so the streams do not overlap.)"""
         with np.errstate(over="ignore"):
             base = np.uint64(int(self.seed) & (2 ** 64 - 1)) * np.uint64(0xD1B54A32D192ED03)
-            return base + np.arange(self.post.n, dtype=np.uint64) * _GOLDEN + np.uint64(1)
+            return _splitmix(base + np.arange(self.post.n, dtype=np.uint64) * _GOLDEN + np.uint64(1))[1]
 
     def sample(self, t_end: float) -> tuple[np.ndarray, np.ndarray]:
         """``(times, neurons)`` of every arrival in ``[0, t_end]``, in time order: the arrivals

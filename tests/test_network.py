@@ -135,3 +135,15 @@ def test_threads_give_identical_results():
         assert np.array_equal(r.spike_neuron, runs[0].spike_neuron)
         for k in ("v", "i"):
             assert np.array_equal(r.states[k], runs[0].states[k])
+
+
+def test_poisson_streams_of_neighbouring_neurons_are_independent():
+    """Each neuron's train comes from its own stream: neighbouring neurons share no arrival
+    intervals (start states one increment apart would give the same sequence shifted by one)."""
+    pop = Population(cuba(), 50)
+    times, neurons = PoissonSource(pop, rate=1000.0, seed=3).sample(0.2)
+    iv = [np.diff(np.concatenate([[0.0], times[neurons == j]])) for j in range(50)]
+    for j in range(49):
+        assert np.intersect1d(np.round(iv[j], 15), np.round(iv[j + 1], 15)).size == 0
+    counts = np.bincount(neurons, minlength=50)
+    assert abs(counts.mean() - 200) < 10 and np.corrcoef(counts[:-1], counts[1:])[0, 1] < 0.5
