@@ -167,7 +167,7 @@ def run_ctsnn(workload, T, repeats, threads):
     torch.set_num_threads(threads)
     model = ctsnn.CubaLIF(tau_syn=P["tau_s"] * 1e-3, tau_mem=P["tau_m"] * 1e-3, r=R_MV_PER_PA, v_leak=P["E_L"],
                           v_th=P["V_th"], v_reset=P["V_reset"], t_ref=P["t_ref"] * 1e-3)
-    walls, cpus = [], []
+    walls, cpus, setups = [], [], []
     for r in range(repeats + 1):    # run 0 compiles the engine (cached on disk) and is not timed
         if workload == "W6a":
             I = torch.linspace(550.0, 660.0, 1000, dtype=torch.float64)[None]
@@ -191,15 +191,16 @@ def run_ctsnn(workload, T, repeats, threads):
                           for k, Q in enumerate((E, I_))]
                 net = Network([E, I_], projs, [PoissonSource(P_, p_rate, J, seed=r + 100 * k)
                                                for k, P_ in enumerate((E, I_))])
-            t, c = time.perf_counter(), time.process_time()
             res = net.run(T, DT_MS * 1e-3, record=(), threads=threads)
-            wall, cpu = time.perf_counter() - t, time.process_time() - c
+            # the engine call; the preparation (projections to CSR order: NEST's Connect) apart
+            wall, cpu = res.stats["wall_time_s"], res.stats["cpu_time_s"]
+            setups.append(res.stats["setup_s"])
             times = res.spike_times
             senders = res.spike_neuron + np.where(res.spike_population == 1, BRUNEL["NE"], 0)
         if r:
             walls.append(wall)
             cpus.append(cpu)
-    return {"wall": walls, "cpu": cpus}, times, senders
+    return {"wall": walls, "cpu": cpus, "setup": setups}, times, senders
 
 
 def main(argv=None):
@@ -207,7 +208,9 @@ def main(argv=None):
     ap.add_argument("--refsim", default="/tmp/refsim/bin/python", help="python of the NEST/Brian2 venv")
     ap.add_argument("--workloads", default="W6a,W6b,W6c")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", default="1", help="thread counts, e.g. 1,2 (each workload at each)")
+    ap.add_argument("--ref-threads", default=None,
+                    help="thread counts of the references (default: those of --threads)")
     ap.add_argument("--t-c", type=float, default=0.2, help="simulated seconds of W6c")
     ap.add_argument("--no-brian", action="store_true")
     args = ap.parse_args(argv)
@@ -215,24 +218,29 @@ def main(argv=None):
         sys.exit(f"no reference venv at {args.refsim}; make it with\n  python3 -m venv /tmp/refsim && "
                  f"/tmp/refsim/bin/pip install nest-simulator==3.10.0 brian2==2.9.0 'numpy<2.4'")
     sims = ["nest"] + ([] if args.no_brian else ["brian2"])
+    threads = [int(x) for x in args.threads.split(",")]
+    ref_threads = [int(x) for x in (args.ref_threads or args.threads).split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for wl in args.workloads.split(","):
             T = args.t_c if wl == "W6c" else 1.0
             N = BRUNEL["NE"] + BRUNEL["NI"] if wl == "W6c" else 1000
-            ours, t_ours, s_ours = run_ctsnn(wl, T, args.repeats, args.threads)
+            ours = {th: run_ctsnn(wl, T, args.repeats, th) for th in threads}
+            _o, t_ours, s_ours = ours[threads[0]]
+            for th in threads[1:]:          # the engine's result does not depend on the thread count
+                if not (np.array_equal(ours[th][1], t_ours) and np.array_equal(ours[th][2], s_ours)):
+                    sys.exit(f"{wl}: ctsnn on {th} threads differs from {threads[0]} thread(s)")
             rate_ours = t_ours.shape[0] / (N * T)
-            ref = {}
-            for sim in sims:
-                ref[sim] = run_reference(args.refsim, sim, wl, T, args.repeats, args.threads, tmp)
+            ref = {(sim, th): run_reference(args.refsim, sim, wl, T, args.repeats, th, tmp)
+                   for sim in sims for th in ref_threads}
             # checks before any time is printed
-            for sim, (_tm, t_ref, s_ref) in ref.items():
+            for (sim, th), (_tm, t_ref, s_ref) in ref.items():
                 rate_ref = t_ref.shape[0] / (N * T)
                 if abs(rate_ours / rate_ref - 1) > 0.02:
                     sys.exit(f"{wl}: mean rate {rate_ours:.4f} Hz differs from {sim}'s {rate_ref:.4f} Hz by more "
                              f"than 2 %")
             if wl == "W6a":
-                _tm, t_n, s_n = ref["nest"]
+                _tm, t_n, s_n = ref[("nest", ref_threads[0])]
                 worst = 0.0
                 for j in range(N):
                     a, b = np.sort(t_ours[s_ours == j]), np.sort(t_n[s_n == j])
@@ -244,19 +252,31 @@ def main(argv=None):
                     sys.exit(f"W6a: a spike time differs from NEST's by {worst:.3g} s (> 1e-12 s)")
                 print(f"W6a: {t_ours.shape[0]} spikes, every one within {worst:.2g} s of NEST iaf_psc_exp_ps")
             print(f"{wl}: mean rate ctsnn {rate_ours:.3f} Hz; " + ", ".join(
-                f"{s} {r[1].shape[0] / (N * T):.3f} Hz" for s, r in ref.items()))
+                f"{s} ({th} thr) {r[1].shape[0] / (N * T):.3f} Hz" for (s, th), r in ref.items()))
             med = lambda x: statistics.median(x)  # noqa: E731
-            row = {"workload": wl, "T": T, "ctsnn_wall": med(ours["wall"]), "ctsnn_cpu": med(ours["cpu"])}
-            for sim, (tm, *_r) in ref.items():
-                row[f"{sim}_wall"], row[f"{sim}_cpu"] = med(tm["wall"]), med(tm["cpu"])
-            rows.append(row)
-    print(f"\nthreads {args.threads}, medians of {args.repeats} runs (s of wall / CPU time per run)")
+            for th in threads:
+                tm = ours[th][0]
+                row = {"workload": wl, "T": T, "threads": th, "ctsnn_wall": med(tm["wall"]),
+                       "ctsnn_cpu": med(tm["cpu"]), "setup": med(tm["setup"]) if tm["setup"] else None}
+                for (sim, rth), (rtm, *_r) in ref.items():
+                    if rth == th:
+                        row[f"{sim}_wall"], row[f"{sim}_cpu"] = med(rtm["wall"]), med(rtm["cpu"])
+                rows.append(row)
+    print(f"\nmedians of {args.repeats} runs (s of wall / CPU time per run)")
     for r in rows:
-        line = f"{r['workload']} ({r['T']:g} s simulated): ctsnn {r['ctsnn_wall']:.3f} / {r['ctsnn_cpu']:.3f}"
+        line = (f"{r['workload']} ({r['T']:g} s simulated, {r['threads']} thread(s)): ctsnn {r['ctsnn_wall']:.3f} / "
+                f"{r['ctsnn_cpu']:.3f}")
+        if r["setup"] is not None:
+            line += f" (+ {r['setup']:.2f} s wall of network preparation)"
         for sim in sims:
-            line += (f"; {sim} {r[sim + '_wall']:.3f} / {r[sim + '_cpu']:.3f} (ctsnn / {sim}: wall "
-                     f"{r['ctsnn_wall'] / r[sim + '_wall']:.2f}x, CPU {r['ctsnn_cpu'] / r[sim + '_cpu']:.2f}x)")
+            if sim + "_wall" in r:
+                line += (f"; {sim} {r[sim + '_wall']:.3f} / {r[sim + '_cpu']:.3f} (ctsnn / {sim}: wall "
+                         f"{r['ctsnn_wall'] / r[sim + '_wall']:.2f}x, CPU {r['ctsnn_cpu'] / r[sim + '_cpu']:.2f}x)")
         print(line)
+    for wl in {r["workload"] for r in rows}:
+        rr = {r["threads"]: r for r in rows if r["workload"] == wl}
+        if 1 in rr and 2 in rr:
+            print(f"{wl}: ctsnn 2 threads vs 1: {rr[1]['ctsnn_wall'] / rr[2]['ctsnn_wall']:.2f}x faster (wall)")
 
 
 if __name__ == "__main__":

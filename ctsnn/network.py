@@ -194,10 +194,13 @@ class PoissonSource:
         self.post.model.state_index(self.target)
 
     def streams(self) -> np.ndarray:
-        """The start state of each neuron's random stream (uint64)."""
+        """The start state of each neuron's random stream (uint64): the splitmix64 output of
+        ``seed * C + j * golden + 1``. (Start states one ``golden`` apart would make neighbouring
+        neurons' streams the same sequence shifted by one draw, i.e. strongly correlated trains;
+        mixed start states are scattered over 2^64, so the streams do not overlap.)"""
         with np.errstate(over="ignore"):
             base = np.uint64(int(self.seed) & (2 ** 64 - 1)) * np.uint64(0xD1B54A32D192ED03)
-            return base + np.arange(self.post.n, dtype=np.uint64) * _GOLDEN + np.uint64(1)
+            return _splitmix(base + np.arange(self.post.n, dtype=np.uint64) * _GOLDEN + np.uint64(1))[1]
 
     def sample(self, t_end: float) -> tuple[np.ndarray, np.ndarray]:
         """``(times, neurons)`` of every arrival in ``[0, t_end]``, in time order: the arrivals
@@ -225,7 +228,9 @@ class NetworkResult:
     ``spike_times`` (s), ``spike_population`` (index into ``Network.populations``),
     ``spike_neuron`` (index within the population), ``spike_events`` (event function);
     ``t`` the recorded times, ``states[name]`` ``[len(t), len(record_neurons)]`` in the order of
-    ``recorded`` (pairs (population, neuron)); ``stats``."""
+    ``recorded`` (pairs (population, neuron)); ``stats``: ``wall_time_s`` and ``cpu_time_s`` of
+    the engine call, ``setup_s`` the preparation before it (projections to CSR order, sources,
+    model arrays), ``steps``, ``events``, ``backend``."""
 
     spike_times: np.ndarray
     spike_population: np.ndarray
@@ -287,6 +292,8 @@ class Network:
         from .engine import _model_arrays, run_engine, unsupported_reason
         from .simulate import SimulationError
 
+        import time as _time
+        setup = _time.perf_counter()
         dt, t_end = float(dt), float(t_end)
         if not (math.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be a finite number of seconds > 0, got {dt!r}")
@@ -392,13 +399,13 @@ class Network:
             for i, p in enumerate(self.populations):
                 sel = pi == i
                 in_inc[sel] = p.model.spike_input(torch.from_numpy(wi[sel].astype(np.float64))).numpy()
-        import time as _time
-        wall = _time.perf_counter()
+        setup = _time.perf_counter() - setup
+        wall, cpu = _time.perf_counter(), _time.process_time()
         out = run_engine(md, M=N, n=N, dt=dt, t_end=t_end, n_steps=n_steps, y=y, u=u, syn=syn, poisson=ps,
                          in_elem=in_elem, in_t=in_t, in_inc=in_inc,
                          record_elems=rec_elems, record_states=rec_states, stride=stride,
                          max_events=int(max_events_per_step), threads=threads)
-        wall = _time.perf_counter() - wall
+        wall, cpu = _time.perf_counter() - wall, _time.process_time() - cpu
         if out["status"] == 1:
             raise SimulationError(f"neuron {out['bad_elem']} (global index) produced more than "
                                   f"{int(max_events_per_step)} events in the step starting at t={out['bad_t']:.9g} s")
@@ -411,5 +418,6 @@ class Network:
         return NetworkResult(spike_times=out["times"], spike_population=pop,
                              spike_neuron=out["elems"] - self.offsets[pop], spike_events=out["events"],
                              t=rec_t, states=states, recorded=rec_pairs,
-                             stats={"wall_time_s": wall, "steps": n_steps, "events": int(out["times"].shape[0]),
+                             stats={"wall_time_s": wall, "cpu_time_s": cpu, "setup_s": setup, "steps": n_steps,
+                                    "events": int(out["times"].shape[0]),
                                     "backend": "engine"})

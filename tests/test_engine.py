@@ -189,3 +189,90 @@ def test_float32_and_batch_shapes():
     assert a.n_spikes == b.n_spikes and torch.equal(a.spike_neurons, b.spike_neurons)
     assert float((a.spike_times - b.spike_times).abs().max()) < 1e-7      # float32 torch path
     assert float((a["v"] - b["v"]).abs().max()) < 1e-4
+
+
+# ----------------------------------------------------------------------------- the sub-step propagator
+def _augmented_exact(A, b, y0, L, dps=50):
+    """``E(L) y0 + F(L) b`` from mpmath's matrix exponential of ``[[A, I], [0, 0]] L`` at 50 digits."""
+    import mpmath
+    with mpmath.workdps(dps):
+        S = A.shape[0]
+        M = mpmath.zeros(2 * S, 2 * S)
+        for i in range(S):
+            for j in range(S):
+                M[i, j] = mpmath.mpf(float(A[i, j])) * mpmath.mpf(L)
+            M[i, S + i] = mpmath.mpf(L)
+        X = mpmath.expm(M)
+        return np.array([float(sum(X[i, j] * mpmath.mpf(float(y0[j])) for j in range(S)) +
+                               sum(X[i, S + j] * mpmath.mpf(float(b[j])) for j in range(S))) for i in range(S)])
+
+
+@pytest.mark.parametrize("case", ["cuba-SI", "cuba-SI-coincident", "cuba-mV", "alif-current-SI"])
+def test_substep_propagator_equals_mpmath(case):
+    """The engine's propagator for a cut of the step (a polynomial in L A, no matrix exponential)
+    equals the 50-digit exponential of the augmented matrix, in SI units (A entries 4e9 next to
+    1e2 before the engine's exact power-of-two scaling) and with tau_syn within 1e-12 of tau_mem."""
+    import ctypes
+    from ctsnn.engine import _lib, _model_arrays
+    if case.startswith("cuba"):
+        SI = "SI" in case
+        tm = 1e-2
+        ts = tm * (1 + 1e-12) if "coincident" in case else 2e-3
+        model = ctsnn.CubaLIF(tau_syn=ts, tau_mem=tm, r=4e7 if SI else 0.04, v_leak=-0.07 if SI else -70.0,
+                              v_th=-0.05 if SI else -50.0, v_reset=-0.07 if SI else -70.0)
+        y_phys = np.array([-0.055, 3e-10]) if SI else np.array([-55.0, 300.0])
+        u_phys = 5.5e-10 if SI else 550.0
+    else:
+        model = ctsnn.ALIF(tau_mem=1e-2, tau_adapt=0.1, adapt_jump=2e-11, r=4e7, v_leak=-0.07, v_th=-0.05,
+                           v_reset=-0.07, adaptation="current", tau_syn=2e-3)
+        y_phys = np.array([-0.055, 3e-10, 1e-10])[[model.state_index(s) for s in ("v", "i", "b")]]
+        u_phys = 5.5e-10
+    dt = 1e-4
+    md = _model_arrays(model, 1, dt)
+    S, d = md["S"], md["d"]
+    A, Bm, c = md["A"][0], md["B"][0], md["c"][0]
+    b = Bm @ np.atleast_1d(u_phys) + c
+    y0 = y_phys / d                                          # the engine's scaled state
+    lib = _lib(S, md["E"])
+    P = ctypes.c_void_p
+    for L in (1e-9, 3.7e-6, 2.5e-5, 6.1e-5, 9.999e-5):
+        ours, ref_expm = np.empty(S), np.empty(S)
+        for which, out in ((0, ours), (1, ref_expm)):
+            lib.ctsnn_engine_propagate(np.ascontiguousarray(A).ctypes.data_as(P), b.ctypes.data_as(P),
+                                       y0.ctypes.data_as(P), L, which, out.ctypes.data_as(P))
+        exact = _augmented_exact(A, b, y0, L)
+        scale = np.abs(exact)                                # every state to its own relative accuracy
+        assert np.all(np.abs(ours - exact) <= 4e-16 * scale + 1e-300), (case, L, ours, exact)
+        assert np.all(np.abs(ref_expm - exact) <= 4e-15 * scale + 1e-300), (case, L)
+
+
+@pytest.mark.parametrize("kind", ["cuba-ref", "alif-cur", "lit", "lif-ref", "dual"])
+def test_lockstep_lanes_equal_the_scalar_path(kind):
+    """A held current runs lanes of neurons in lockstep (kernels/engine.cpp, run_block); a table of
+    the same numbers runs each neuron alone (fast_run). Same operations, so identical bits: spike
+    times, states at the spikes and recorded states; 13 neurons (a partial block of lanes)."""
+    n, dt, T = 13, 1e-4, 0.05
+    if kind == "cuba-ref":
+        model = ctsnn.CubaLIF(tau_syn=2e-3, tau_mem=1e-2, r=1.5, v_th=1.0, t_ref=1.3e-3)
+    elif kind == "alif-cur":
+        model = ctsnn.ALIF(tau_mem=1e-2, tau_adapt=0.05, adapt_jump=0.3, v_th=1.0, adaptation="current",
+                           tau_syn=3e-3, t_ref=5e-4)
+    elif kind == "lit":
+        model = ctsnn.LIT(tau_mem=1e-2, pos_th=0.8, neg_th=0.5, tau_syn=2e-3)
+    elif kind == "dual":
+        model = ctsnn.DualLIT(tau_pos=1e-2, tau_neg=4e-3, pos_th=0.8, neg_th=0.6, neg_scale=0.5)
+    else:
+        model = ctsnn.LIF(tau_mem=1e-2, v_th=1.0, t_ref=2e-3)
+    I = torch.linspace(-0.5, 3.0, n, dtype=F64)
+    rng = np.random.default_rng(3)
+    spikes = (np.sort(rng.uniform(0, T, 40)), rng.integers(0, n, 40), rng.uniform(-1.0, 1.5, 40))
+    held = ctsnn.simulate(model, I[None], spikes, t_end=T, dt=dt, record="all", dtype=F64)
+    table = ctsnn.simulate(model, I.expand(round(T / dt), n).contiguous(), spikes, t_end=T, dt=dt, record="all",
+                           dtype=F64)
+    assert held.stats["backend"] == table.stats["backend"] == "engine"
+    assert held.n_spikes > 20
+    assert torch.equal(held.spike_times, table.spike_times) and torch.equal(held.spike_neurons, table.spike_neurons)
+    assert torch.equal(held.spike_pre, table.spike_pre) and torch.equal(held.spike_post, table.spike_post)
+    for k in held.states:
+        assert torch.equal(held[k], table[k]), k
+    # (the table path equals the torch path: test_engine_equals_torch_path)

@@ -8,8 +8,10 @@
 // target state after a delay.
 //
 // Per element (one neuron of one batch row) and grid step [t0, t0 + h] the state is propagated
-// exactly (y(s) = E(s) y + F(s) b with [[E, F], [0, I]] = exp([[A, I], [0, 0]] s), a degree-18
-// Taylor series after scaling, then squaring) from input to input.  Each stretch is checked for
+// exactly (y(s) = E(s) y + F(s) b) from input to input: whole steps with E(dt), F(dt) from
+// [[E, F], [0, I]] = exp([[A, I], [0, 0]] dt) (Taylor series after scaling, then squaring; once
+// per parameter group), a cut of length L with the polynomial y + L phi_1(L A) (A y + b) whose
+// coefficients A^k / (k + 1)! are tabulated per group (substep_table; no exponential per input).  Each stretch is checked for
 // an upward crossing (end-point sign change, or for S > 1 a maximum of g above 0 inside it:
 // dg/dt > 0 at the start and < 0 at the end), which is located on the exact solution by the
 // Illinois method (the maximum first, where there is one); the state is propagated to it, the
@@ -44,6 +46,12 @@
 #endif
 
 typedef int64_t i64;
+// lanes of the lockstep fast path: NV vectors of VW doubles (GCC/Clang vector extensions)
+#define VW 4
+#define NV 2
+#define LANES (VW * NV)
+typedef double vd __attribute__((vector_size(8 * VW)));
+typedef long long vl __attribute__((vector_size(8 * VW)));
 static const double INF = std::numeric_limits<double>::infinity();
 static const double EPS = std::numeric_limits<double>::epsilon();
 
@@ -130,6 +138,84 @@ static void propagator(const double* A, double tau, Prop& P) {
 #endif
 }
 
+// y(L) for a sub-step L without a matrix exponential (S > 1): with w = A y + b,
+//   y(L) = y + L phi_1(L A) w,   phi_1(X) = sum_k X^k / (k + 1)!,
+// evaluated by Horner's scheme on the vector (v <- w + (L / (j + 1)) A v, j = K..1) with the
+// smallest degree K whose first omitted term theta^(K+1) / (K+2)! (theta = L ||A||_1) is below
+// 2^-56.  It only uses A and b of the model, needs no special case for coincident eigenvalues
+// (tau_syn = tau_mem) and costs K matrix-vector products (K = 6..10 for theta <= 0.05, the
+// W6 workloads); the caller uses it for theta <= 1/2 (A is balanced, so theta is of the size of
+// L / tau) and the scaled exponential otherwise.
+static const double SUBSTEP_THETA = 0.5;
+
+static inline void substep(const double* A, const double* b, const double* y0, double L, double anorm,
+                           double* out) {
+    double w[NS], v[NS], t[NS];
+    for (int i = 0; i < NS; ++i) {
+        double s = 0.0;
+        for (int j = 0; j < NS; ++j) s += A[i * NS + j] * y0[j];
+        w[i] = s + b[i];
+    }
+    const double theta = L * anorm;
+    int K = 0;
+    for (double c = 0.5 * theta; c > 1.3877787807814457e-17 && K < 30;) {
+        ++K;
+        c *= theta / (K + 2);
+    }
+    for (int i = 0; i < NS; ++i) v[i] = w[i];
+    for (int j = K; j >= 1; --j) {
+        const double f = L / (j + 1);
+        for (int i = 0; i < NS; ++i) {
+            double s = 0.0;
+            for (int l = 0; l < NS; ++l) s += A[i * NS + l] * v[l];
+            t[i] = s;
+        }
+        for (int i = 0; i < NS; ++i) v[i] = w[i] + t[i] * f;
+    }
+    for (int i = 0; i < NS; ++i) out[i] = y0[i] + L * v[i];
+}
+
+// The same polynomial with the matrix coefficients C_k = A^k / (k + 1)! precomputed per group
+// (phi_1(L A) = sum_k L^k C_k by Horner's scheme in the scalar L, the S^2 entries independent,
+// then one matrix-vector product): used where the group's table exists (degree <= kmax).
+static inline void substep_table(const double* C, int kmax, const double* A, const double* b,
+                                 const double* y0, double L, double anorm, double* out) {
+    double w[NS], P[NS * NS];
+    for (int i = 0; i < NS; ++i) {
+        double s = 0.0;
+        for (int j = 0; j < NS; ++j) s += A[i * NS + j] * y0[j];
+        w[i] = s + b[i];
+    }
+    const double theta = L * anorm;
+    int K = 0;
+    for (double c = 0.5 * theta; c > 1.3877787807814457e-17 && K < 30;) {
+        ++K;
+        c *= theta / (K + 2);
+    }
+    if (K > kmax) {
+        substep(A, b, y0, L, anorm, out);
+        return;
+    }
+    for (int q = 0; q < NS * NS; ++q) P[q] = C[K * NS * NS + q];
+    for (int k = K - 1; k >= 0; --k)
+        for (int q = 0; q < NS * NS; ++q) P[q] = P[q] * L + C[k * NS * NS + q];
+    for (int i = 0; i < NS; ++i) {
+        double s = 0.0;
+        for (int j = 0; j < NS; ++j) s += P[i * NS + j] * w[j];
+        out[i] = y0[i] + L * s;
+    }
+}
+
+static inline double norm1(const double* A) {  // max column sum of |A|
+    double nrm = 0.0;
+    for (int j = 0; j < NS; ++j) {
+        double s = 0.0;
+        for (int i = 0; i < NS; ++i) s += std::fabs(A[i * NS + j]);
+        nrm = std::max(nrm, s);
+    }
+    return nrm;
+}
+
 static inline void apply(const Prop& P, const double* y, const double* b, double* out) {
     for (int i = 0; i < NS; ++i) {
         double a = 0.0, c = 0.0;
@@ -156,6 +242,9 @@ struct Model {
     i64 n, ng;
     double dt;
     std::vector<Prop> Pdt;  // E(dt), F(dt) per group
+    std::vector<double> anorm;  // ||A||_1 per group (the sub-step degree)
+    int kmax = -1;              // degree of the coefficient tables (-1: none)
+    std::vector<double> coef;   // per group C_0 .. C_kmax (A^k / (k + 1)!), [ng, kmax + 1, S, S]
 };
 
 struct Spike {
@@ -226,6 +315,8 @@ struct Stepper {
     Result* res;
     int stop = 0;
     const Prop* Pdt = nullptr;  // E(dt), F(dt) of the group (the same numbers as propagator(A, dt))
+    double anorm = 0.0;         // ||A||_1 of the group
+    const double* coef = nullptr;  // its table C_k (or null)
 
     inline void gvals(const double* y, double* g) const {
         for (int e = 0; e < NE; ++e) {
@@ -256,6 +347,13 @@ struct Stepper {
             apply(*Pdt, y0, b, out_);
             return;
         }
+#if NS > 1
+        if (L * anorm <= SUBSTEP_THETA) {
+            if (coef) substep_table(coef, M.kmax, Ag, b, y0, L, anorm, out_);
+            else substep(Ag, b, y0, L, anorm, out_);
+            return;
+        }
+#endif
         Prop P;
         propagator(Ag, L, P);
         apply(P, y0, b, out_);
@@ -287,10 +385,30 @@ struct Stepper {
     // safeguarded Newton on g_e(y(x)) in [lo, hi] (g(lo) < 0 <= g(hi)), dg/dt = G_e (A y + b):
     // Newton steps while they stay inside the bracket, else the Illinois step; stops once a step
     // or the bracket is below xtol.  Agrees with the Illinois result of the torch path to xtol.
+    // dlo, dhi: dg/dt at lo and hi where known (else NaN): the first guess is then the root of
+    // the cubic Hermite interpolant of g on [lo, hi] (error O(H^4), so one or two Newton steps on
+    // the exact solution remain), found by a few Newton steps on the cubic from the secant point.
     double newton(const double* y0, double s, int e, double lo, double hi, double flo, double fhi,
-                  double xtol) const {
+                  double xtol, double dlo = NAN, double dhi = NAN) const {
         int side = 0;
         double x = hi - fhi * (hi - lo) / (fhi - flo > 0 ? fhi - flo : 1.0);
+        if (std::isfinite(dlo) && std::isfinite(dhi) && fhi - flo > 0) {
+            const double H = hi - lo, m0 = dlo * H, m1 = dhi * H;
+            double u = -flo / (fhi - flo);
+            for (int it = 0; it < 4; ++it) {
+                const double u2 = u * u, u3 = u2 * u;
+                const double p = (2 * u3 - 3 * u2 + 1) * flo + (u3 - 2 * u2 + u) * m0 + (-2 * u3 + 3 * u2) * fhi +
+                                 (u3 - u2) * m1;
+                const double dp = (6 * u2 - 6 * u) * flo + (3 * u2 - 4 * u + 1) * m0 + (-6 * u2 + 6 * u) * fhi +
+                                  (3 * u2 - 2 * u) * m1;
+                if (!(dp > 0)) break;
+                const double un = u - p / dp;
+                if (!(un > 0 && un < 1)) break;
+                u = un;
+            }
+            const double xh = lo + u * H;
+            if (xh > lo && xh < hi) x = xh;
+        }
 #if NS == 1
         {   // one state: the closed-form crossing (crossing.h) as the first guess
             const double Gv = M.G[e], A = Ag[0], d = b[0], vth = th[e] / Gv, v0 = y0[0];
@@ -335,7 +453,7 @@ struct Stepper {
     // earliest event of the element in (s, bnd]: (time, event); event -1: refractory release.
     // yb gets the state at bnd when it was computed (have_yb).
     void first_event(const double* y0, double s, double bnd, double& tev, int& eev, double* yb,
-                     bool& have_yb) const {
+                     bool& have_yb, const double* yknown = nullptr) const {
         tev = INF;
         eev = -2;
         have_yb = false;
@@ -345,7 +463,11 @@ struct Stepper {
             return;
         }
         double g0[NE], gb[NE], gd0[NE], gdb[NE];
-        prop(y0, bnd - s, yb);
+        if (yknown) {  // the caller's prop(y0, bnd - s)
+            for (int i = 0; i < NS; ++i) yb[i] = yknown[i];
+        } else {
+            prop(y0, bnd - s, yb);
+        }
         have_yb = true;
         gvals(y0, g0);
         gvals(yb, gb);
@@ -369,7 +491,10 @@ struct Stepper {
                 up = gm[e] >= 0;
                 if (up) { hi_end = tm; ghi = gm[e]; }
             }
-            if (up && te > s) te = std::min(te, newton(y0, s, e, s, hi_end, g0[e], ghi, xtol));
+            if (up && te > s)
+                te = std::min(te, M.hidden ? newton(y0, s, e, s, hi_end, g0[e], ghi, xtol, gd0[e],
+                                                    hi_end == bnd ? gdb[e] : 0.0)
+                                           : newton(y0, s, e, s, hi_end, g0[e], ghi, xtol));
             if (te < tev) { tev = te; eev = e; }
         }
     }
@@ -427,7 +552,7 @@ struct Stepper {
             double tev, yb[NS];
             int eev;
             bool have_yb;
-            first_event(y0, s, bnd, tev, eev, yb, have_yb);
+            first_event(y0, s, bnd, tev, eev, yb, have_yb, it == 0 ? y1 : nullptr);
             const bool ref = in_ref_at(s);
             if (std::isinf(tev)) {
                 double g[NE];
@@ -606,6 +731,165 @@ struct Run {
         return k;
     }
 
+    // Steps k0 .. k1-1 of the elements m0 .. m0+nl-1 (nl <= LANES) in lockstep, the input held
+    // (wconst): the quiet step of fast_run (the same operations in the same order, so the same
+    // bits) for all lanes at once, in arrays the compiler vectorises; a lane with an input, a
+    // candidate event or a release in the step goes through the general path (step) for that
+    // step and rejoins.  Returns 1 when an element stopped (too many events): bad_m, bad_k.
+    int run_block(i64 m0, int nl, i64 k0, i64 k1, std::vector<Spike>& spk, std::vector<InputRef>& inputs,
+                  i64& bad_m, i64& bad_k, volatile int* stop_flag) {
+        const double dt = M.dt;
+        const bool has_ref = M.tref != nullptr;
+        const i64 Mn = (i64)els.size();
+        // lane l lives in vector l / VW, slot l % VW; flags are integer masks (-1 true, 0 false)
+        vd y[NS][NV], E[NS * NS][NV], A[NS * NS][NV], w[NS][NV], b[NS][NV], th[NE][NV], g0[NE][NV];
+        vd gd0[NE][NV];  // dg/dt at the start of the step, G (A y + b) (carried: the end value of the last)
+        vd ru[NV], cv[NV], nx[NV];
+        vl armed[NE][NV], spec[NV], ring_in[NV];
+        i64 mm[LANES];
+        for (int l = 0; l < LANES; ++l) mm[l] = m0 + std::min(l, nl - 1);  // padding repeats the last
+        auto next_input = [&](i64 m) {
+            double t = in_pos[m] < in_ptr[m + 1] ? in_t[in_pos[m]] : INF;
+            if (ps_ptr)
+                for (i64 q = ps_ptr[m]; q < ps_ptr[m + 1]; ++q) t = std::min(t, ps_next[q]);
+            return t;
+        };
+        auto load = [&](int l) {
+            const int v = l / VW, o = l % VW;
+            const Elem& el = els[mm[l]];
+            for (int i = 0; i < NS; ++i) y[i][v][o] = el.y[i];
+            for (int e = 0; e < NE; ++e) armed[e][v][o] = el.armed[e] ? -1 : 0;
+            ru[v][o] = el.ref_until;
+            cv[v][o] = el.clamp_val;
+            nx[v][o] = next_input(mm[l]);
+            for (int e = 0; e < NE; ++e) {
+                double sg = 0.0;
+                for (int i = 0; i < NS; ++i) sg += el.y[i] * M.G[e * NS + i];
+                g0[e][v][o] = sg - th[e][v][o];
+            }
+            if (M.hidden) {
+                double f0[NS];
+                for (int i = 0; i < NS; ++i) {
+                    double a0 = 0.0;
+                    for (int j = 0; j < NS; ++j) a0 += A[i * NS + j][v][o] * el.y[j];
+                    f0[i] = a0 + b[i][v][o];
+                }
+                for (int e = 0; e < NE; ++e) {
+                    double s0 = 0.0;
+                    for (int i = 0; i < NS; ++i) s0 += f0[i] * M.G[e * NS + i];
+                    gd0[e][v][o] = s0;
+                }
+            }
+        };
+        auto store = [&](int l) {
+            const int v = l / VW, o = l % VW;
+            Elem& el = els[mm[l]];
+            for (int i = 0; i < NS; ++i) el.y[i] = y[i][v][o];
+            for (int e = 0; e < NE; ++e) el.armed[e] = armed[e][v][o] != 0;
+        };
+        for (int l = 0; l < LANES; ++l) {
+            const int v = l / VW, o = l % VW;
+            const i64 m = mm[l];
+            const i64 g = M.ng > 1 ? (m % M.n) : 0;
+            for (int q = 0; q < NS * NS; ++q) { E[q][v][o] = M.Pdt[g].E[q]; A[q][v][o] = M.A[g * NS * NS + q]; }
+            for (int i = 0; i < NS; ++i) { w[i][v][o] = wconst[m * NS + i]; b[i][v][o] = bconst[m * NS + i]; }
+            for (int e = 0; e < NE; ++e) th[e][v][o] = M.theta[g * NE + e];
+            load(l);
+        }
+        const int ic = M.ic;
+        const bool hidden = M.hidden;
+        double Gs[NE * NS];
+        for (int q = 0; q < NE * NS; ++q) Gs[q] = M.G[q];
+        const vd zero = {};
+        for (i64 k = k0; k < k1; ++k) {
+            if (stop_flag && *stop_flag) break;
+            const double t0 = k * dt, tend = t0 + dt;
+            const bool rec_now = rec_out && (k + 1) % stride == 0;
+            if (!(t_end - t0 >= dt)) {                                   // a short last step
+                for (int l = 0; l < nl; ++l) {
+                    store(l);
+                    if (step(mm[l], k, row_of(k), spk, inputs)) { bad_m = mm[l]; bad_k = k; return 1; }
+                    load(l);
+                }
+                continue;
+            }
+            for (int v = 0; v < NV; ++v) ring_in[v] = vl{} ;
+            if (syn_ptr)
+                for (int l = 0; l < LANES; ++l)
+                    ring_in[l / VW][l % VW] = ring[(k % nslots) * Mn + mm[l]].empty() ? 0 : -1;
+            vl any = {};
+            for (int v = 0; v < NV; ++v) {
+                // the quiet step of fast_run, sums in the same order
+                vd y1[NS];
+                for (int i = 0; i < NS; ++i) {
+                    vd sa = zero;
+                    for (int j = 0; j < NS; ++j) sa += E[i * NS + j][v] * y[j][v];
+                    y1[i] = sa + w[i][v];
+                }
+                const vl refm = has_ref ? (vl)(ru[v] > t0) : vl{};
+                vl sp = (refm & (vl)(ru[v] - t0 <= dt)) | (vl)(nx[v] <= tend) | ring_in[v];
+                y1[ic] = refm ? cv[v] : y1[ic];
+                vl cand = {};
+                vd g1[NE], gd1[NE];
+                for (int e = 0; e < NE; ++e) {
+                    vd sg = zero;
+                    for (int i = 0; i < NS; ++i) sg += y1[i] * Gs[e * NS + i];
+                    g1[e] = sg - th[e][v];
+                    cand |= ((vl)(g0[e][v] < 0) & (vl)(g1[e] >= 0)) | (armed[e][v] & (vl)(g0[e][v] >= 0));
+                }
+                if (hidden) {
+                    vd f1[NS];
+                    for (int i = 0; i < NS; ++i) {
+                        vd a1 = zero;
+                        for (int j = 0; j < NS; ++j) a1 += A[i * NS + j][v] * y1[j];
+                        f1[i] = a1 + b[i][v];
+                    }
+                    for (int e = 0; e < NE; ++e) {
+                        vd s1 = zero;
+                        for (int i = 0; i < NS; ++i) s1 += f1[i] * Gs[e * NS + i];
+                        gd1[e] = s1;
+                        cand |= (vl)(g0[e][v] < 0) & (vl)(g1[e] < 0) & (vl)(gd0[e][v] > 0) & (vl)(s1 < 0);
+                    }
+                }
+                sp |= ~refm & cand;
+                spec[v] = sp;
+                any |= sp;
+                for (int e = 0; e < NE; ++e) {
+                    armed[e][v] = sp ? armed[e][v] : (armed[e][v] | (vl)(g1[e] < 0));
+                    g0[e][v] = sp ? g0[e][v] : g1[e];
+                    // gd1 = G (A y1 + b) of the committed state (clamp included): the next start value
+                    if (hidden) gd0[e][v] = sp ? gd0[e][v] : gd1[e];
+                }
+                for (int i = 0; i < NS; ++i) y[i][v] = sp ? y[i][v] : y1[i];
+            }
+            bool anyb = false;
+            for (int o = 0; o < VW; ++o) anyb = anyb || any[o] != 0;
+            if (!anyb && !rec_now && !syn_ptr) continue;
+            for (int l = 0; l < nl; ++l) {
+                const i64 m = mm[l];
+                if (spec[l / VW][l % VW]) {
+                    store(l);
+                    if (step(m, k, row_of(k), spk, inputs)) { bad_m = m; bad_k = k; return 1; }
+                    load(l);
+                } else {
+                    if (syn_ptr && !step_fired[m].empty()) step_fired[m].clear();
+                    if (rec_now && rec_pos[m] >= 0) {
+                        const i64 row = (k + 1) / stride - k_first / stride;
+                        for (int sj = 0; sj < n_rec_s; ++sj)
+                            rec_out[(row * n_rec_e + rec_pos[m]) * n_rec_s + sj] =
+                                y[rec_s[sj]][l / VW][l % VW] * M.D[rec_s[sj]];
+                    }
+                }
+            }
+        }
+        for (int l = 0; l < nl; ++l) store(l);
+        return 0;
+    }
+
+    i64 row_of(i64 k) const {  // the record row written after step k (row 0: the start), or -1
+        return ((k + 1) % stride == 0) ? (k + 1) / stride - k_first / stride : -1;
+    }
+
     // grid step k of element m; returns 1 when it stopped (too many events)
     int step(i64 m, i64 k, i64 row, std::vector<Spike>& spk, std::vector<InputRef>& inputs) {
         const double dt = M.dt;
@@ -625,6 +909,8 @@ struct Run {
             st.b[i] = s + M.c[g * NS + i];
         }
         st.Pdt = &M.Pdt[g];
+        st.anorm = M.anorm[g];
+        if (M.kmax >= 0) st.coef = M.coef.data() + g * (M.kmax + 1) * NS * NS;
         // this step's inputs in time order (external first at equal times)
         inputs.clear();
         const double tend = t0 + h;
@@ -733,7 +1019,39 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
     M.A = A; M.Bm = Bm; M.c = c; M.theta = theta; M.kj = kj; M.val = val; M.tref = tref;
     M.G = G; M.J = J; M.D = D; M.U = U; M.ic = ic; M.hidden = hidden; M.n = n; M.ng = ng; M.dt = dt;
     M.Pdt.resize(ng);
-    for (i64 g = 0; g < ng; ++g) propagator(A + g * NS * NS, dt, M.Pdt[g]);
+    M.anorm.resize(ng);
+    for (i64 g = 0; g < ng; ++g) {
+        propagator(A + g * NS * NS, dt, M.Pdt[g]);
+        M.anorm[g] = norm1(A + g * NS * NS);
+    }
+#if NS > 1
+    {   // coefficient tables up to the degree that L <= dt needs (while they stay small)
+        double th = 0.0;
+        for (i64 g = 0; g < ng; ++g) th = std::max(th, dt * M.anorm[g]);
+        int K = 0;
+        for (double c = 0.5 * th; c > 1.3877787807814457e-17 && K < 30;) {
+            ++K;
+            c *= th / (K + 2);
+        }
+        if (th <= SUBSTEP_THETA && (double)ng * (K + 1) * NS * NS <= 16.0e6) {
+            M.kmax = K;
+            const int SS = NS * NS;
+            M.coef.assign(ng * (K + 1) * SS, 0.0);
+            for (i64 g = 0; g < ng; ++g) {
+                double* C = M.coef.data() + g * (K + 1) * SS;
+                const double* Ag = A + g * SS;
+                for (int i = 0; i < NS; ++i) C[i * NS + i] = 1.0;
+                for (int k = 1; k <= K; ++k)
+                    for (int i = 0; i < NS; ++i)
+                        for (int j = 0; j < NS; ++j) {
+                            double s2 = 0.0;
+                            for (int l = 0; l < NS; ++l) s2 += Ag[i * NS + l] * C[(k - 1) * SS + l * NS + j];
+                            C[k * SS + i * NS + j] = s2 / (k + 1);
+                        }
+            }
+        }
+    }
+#endif
     R.els.resize(Mn);
     for (i64 m = 0; m < Mn; ++m) {
         Elem& el = R.els[m];
@@ -791,6 +1109,8 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
     int nth = 1;
 #endif
     std::vector<std::vector<Spike>> spk(nth);
+    const bool vec = !R.wconst.empty();  // the input held: lanes of LANES elements in lockstep
+    const i64 nblk = (Mn + LANES - 1) / LANES;
     if (!coupled) {
         // independent elements: each runs all its steps (no barrier per step)
         volatile int stop = 0;
@@ -802,6 +1122,24 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
             const int tid = 0;
 #endif
             std::vector<InputRef> inputs;
+            if (vec) {
+#pragma omp for schedule(dynamic, 2)
+                for (i64 blk = 0; blk < nblk; ++blk) {
+                    const i64 m0 = blk * LANES;
+                    i64 bm = -1, bk = -1;
+                    if (R.run_block(m0, (int)std::min<i64>(LANES, Mn - m0), k_start, k_start + n_steps, spk[tid],
+                                    inputs, bm, bk, &stop)) {
+#pragma omp critical
+                        {
+                            if (!stop || bk * dt < res->bad_t || (bk * dt == res->bad_t && bm < res->bad_elem)) {
+                                res->bad_elem = bm;
+                                res->bad_t = bk * dt;
+                            }
+                            stop = 1;
+                        }
+                    }
+                }
+            } else
 #pragma omp for schedule(dynamic, 16)
             for (i64 m = 0; m < Mn; ++m) {
                 for (i64 k = k_start; k < k_start + n_steps && !stop; ++k) {
@@ -832,6 +1170,22 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
             std::vector<InputRef> inputs;
             for (i64 k = k_start; k < k_start + n_steps; ++k) {
                 const i64 row = row_of(k);
+                if (vec) {
+#pragma omp for schedule(static)
+                    for (i64 blk = 0; blk < nblk; ++blk) {
+                        if (stop[tid]) continue;
+                        const i64 m0 = blk * LANES;
+                        i64 bm = -1, bk = -1;
+                        if (R.run_block(m0, (int)std::min<i64>(LANES, Mn - m0), k, k + 1, spk[tid], inputs, bm, bk,
+                                        nullptr)) {
+                            stop[tid] = 1;
+#pragma omp critical
+                            {
+                                if (res->bad_elem < 0 || bm < res->bad_elem) { res->bad_elem = bm; res->bad_t = k * dt; }
+                            }
+                        }
+                    }
+                } else
 #pragma omp for schedule(static)
                 for (i64 m = 0; m < Mn; ++m) {
                     if (stop[tid]) continue;
@@ -848,15 +1202,15 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
                         }
                     }
                 }
-#pragma omp single
-                {
-                    for (int q = 0; q < nth; ++q) any_stop |= stop[q];
-                }
-                if (any_stop) break;
+                // (the loop's implicit barrier has passed: every thread reads the same flags)
+                int stopped = 0;
+                for (int q = 0; q < nth; ++q) stopped |= stop[q];
+                if (stopped) break;
                 R.route(k, Mn * tid / nth, Mn * (tid + 1) / nth);
 #pragma omp barrier
             }
         }
+        for (int q = 0; q < nth; ++q) any_stop |= stop[q];
         if (any_stop) res->status = 1;
     }
     for (i64 m = 0; m < Mn; ++m) {
@@ -900,5 +1254,39 @@ void ctsnn_engine_spikes(void* h, double* t, i64* elem, i64* seq, i64* ev, doubl
 }
 
 void ctsnn_engine_free(void* h) { delete (Result*)h; }
+
+// The CSR order of n synapses by (pre, post): two stable counting sorts (by post, then by pre),
+// O(n + M); ptr [M + 1] gets the row starts.
+void ctsnn_engine_csr_order(i64 n, const i64* pre, const i64* post, i64 Mn, i64* order, i64* ptr) {
+    std::vector<i64> pos(Mn + 1, 0), tmp(n);
+    for (i64 s = 0; s < n; ++s) ++pos[post[s] + 1];
+    for (i64 m = 0; m < Mn; ++m) pos[m + 1] += pos[m];
+    for (i64 s = 0; s < n; ++s) tmp[pos[post[s]]++] = s;
+    std::fill(pos.begin(), pos.end(), 0);
+    for (i64 s = 0; s < n; ++s) ++pos[pre[s] + 1];
+    for (i64 m = 0; m < Mn; ++m) pos[m + 1] += pos[m];
+    for (i64 m = 0; m <= Mn; ++m) ptr[m] = pos[m];
+    for (i64 q = 0; q < n; ++q) {
+        const i64 s = tmp[q];
+        order[pos[pre[s]]++] = s;
+    }
+}
+
+// y(L) = E(L) y0 + F(L) b for one A [S, S] (as the engine stores it), by the propagator the engine
+// uses for a sub-step (which = 0: the Taylor polynomial of phi_1 where L ||A||_1 <= 1/2, else the
+// scaled exponential; which = 1: always the scaled exponential).  For the tests.
+void ctsnn_engine_propagate(const double* A, const double* b, const double* y0, double L, int which,
+                            double* out) {
+    const double an = norm1(A);
+#if NS > 1
+    if (which == 0 && L * an <= SUBSTEP_THETA) {
+        substep(A, b, y0, L, an, out);
+        return;
+    }
+#endif
+    Prop P;
+    propagator(A, L, P);
+    apply(P, y0, b, out);
+}
 
 }  // extern "C"
