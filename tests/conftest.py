@@ -45,6 +45,8 @@ SLOW = {
     "tests/test_gradients.py::test_gradcheck_cubalif[dopri5]": "13 s, gradcheck through dopri5",
     "tests/test_nonlinear.py::test_per_neuron_parameters_batch": "13 s, nonlinear models, dopri5",
     "tests/test_kernels.py::test_stream_memory_is_bounded": "14 s, 3e5 steps of 1000 neurons",
+    "tests/test_discrete_properties.py::test_fused_equals_torch_over_option_combinations":
+        "20 s, 40 random option combinations, each a kernel configuration compiled on first use",
 }
 
 

@@ -13,14 +13,18 @@ D = torch.float64
 
 
 def test_impulse_start_is_propagated_impulse():
-    model = CubaLIF(tau_syn=3.0, tau_mem=7.0, r=2.0)
+    ts, tm, r = 3.0, 7.0, 2.0
+    model = CubaLIF(tau_syn=ts, tau_mem=tm, r=r)
     start = ctsnn.discretize(model, 1.0, input="impulse_start", surrogate="heaviside")
     end = ctsnn.discretize(model, 1.0, input="impulse", surrogate="heaviside")
-    E, F, B, c = start.matrices(D)
-    y = torch.tensor([[0.1, 0.3]], dtype=D)
+    y = torch.tensor([[0.1, 0.3]], dtype=D)  # v, i
     x = torch.tensor([0.2], dtype=D)
     _, y1 = start(x, y)
-    want = (E @ (y + torch.tensor([0.0, 0.2], dtype=D)).unsqueeze(-1)).squeeze(-1)
+    # closed form of tau_syn i' = -i, tau_mem v' = -v + r i over one step from (v0, i0 + x):
+    # i(1) = i0 e^{-1/ts}, v(1) = v0 e^{-1/tm} + r i0 ts / (ts - tm) (e^{-1/ts} - e^{-1/tm})
+    v0, i0 = 0.1, 0.3 + 0.2
+    es, em = math.exp(-1 / ts), math.exp(-1 / tm)
+    want = torch.tensor([[v0 * em + r * i0 * ts / (ts - tm) * (es - em), i0 * es]], dtype=D)
     assert torch.allclose(y1, want, atol=1e-15, rtol=0)
     # an impulse at the start of a step equals the same impulse at the end of the previous step
     _, a = end(x, y)
@@ -79,7 +83,8 @@ def test_threshold_grad_and_detach_states():
 
 def test_state_min_clamps():
     layer = ctsnn.discretize(LIF(tau_mem=4.0), 1.0, state_min={"v": -0.5})
-    out, y, states = layer.run(torch.full((20, 3), -1.0, dtype=D), record_states=True)
+    ran = layer.run(torch.full((20, 3), -1.0, dtype=D), record_states=True)
+    out, y, states = ran.out, ran.state, ran.states
     assert states[..., 0].min() == -0.5
 
 
