@@ -465,7 +465,8 @@ def test_in_step_fused_equals_torch_and_float32():
         for backend in ("fused", "torch"):
             lay = discretize(model, 1e-3, input="zoh", events="in_step", backend=backend)
             with torch.no_grad():
-                res[backend] = lay.run(x.to(dtype), record_states=True), lay.run(x.to(dtype), output="sparse").spikes
+                res[backend] = _fields(lay.run(x.to(dtype), record_states=True)), \
+                    lay.run(x.to(dtype), output="sparse").spikes
         (of, yf, sf), spf = res["fused"]
         (ot, yt, st), spt = res["torch"]
         assert torch.equal(of, ot) and of.sum() > 100

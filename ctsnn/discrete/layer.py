@@ -38,7 +38,8 @@ class DiscreteLayer(nn.Module):
         unknown = [k for k in kw if k not in _options.OPTION_NAMES]
         if unknown:
             raise TypeError(_options.unexpected("DiscreteLayer", unknown, _options.OPTION_NAMES,
-                                                f"its options are {', '.join(_options.OPTION_NAMES)}"))
+                                                f"its options are {', '.join(_options.OPTION_NAMES)} (a "
+                                                "named surrogate's parameters go in surrogate_kw)"))
         if options is not None and not isinstance(options, Options):
             raise TypeError(f"options must be a ctsnn.discrete.Options or None, got {type(options).__name__}")
         o = dataclasses.replace(options, **kw) if options is not None else Options(**kw)

@@ -15,11 +15,12 @@ options go to the named surrogate, and only the ones its factory takes.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from ..errors import unexpected_keywords
 
 # option -> its allowed values (the options not listed take bool, a callable, a dict ...)
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -222,9 +223,4 @@ def surrogate_parameters(surrogate) -> tuple[str, ...]:
 
 def unexpected(func: str, names, known, tail: str = "") -> str:
     """The message of an unknown keyword argument of ``func``, with the close matches."""
-    parts = []
-    for nm in names:
-        close = difflib.get_close_matches(nm, list(known), n=1)
-        parts.append(f"{nm!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    s = "s" if len(parts) > 1 else ""
-    return f"{func}() got unexpected keyword argument{s} {', '.join(parts)}" + (f"; {tail}" if tail else "")
+    return unexpected_keywords(func, names, known, tail)
