@@ -115,6 +115,11 @@ class DiscreteLayer(nn.Module):
         """What this layer uses, as ``ctsnn.discrete.options`` names it (its rules read this)."""
         return _options.features(self)
 
+    def torch_only(self, grad: bool, t_ref_positive: bool) -> str | None:
+        """Why the fused kernel cannot run this layer's options (``options.FUSED_TORCH_ONLY``), or
+        None; ``ctsnn.kernels.fused.plan`` asks this before what the kernel is compiled for."""
+        return _options.torch_only(_options.features(self, t_ref_positive), grad)
+
     def _check_options(self) -> None:
         """Refuse the options that cannot be combined (``options.LAYER_RULES``)."""
         _options.check(self.features(), type(self.model).__name__)

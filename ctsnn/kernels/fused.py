@@ -54,9 +54,9 @@ def _heaviside_kind(fn) -> str | None:
 
 def plan(layer, x: Tensor, grad: bool, mats) -> str | None:
     """None if ``layer.run(x)`` can be fused (``mats``: its ``step_constants``), else the reason
-    it cannot.  Which options the kernel runs is ``ctsnn.discrete.options.FUSED_TORCH_ONLY``; the
-    rest is what the kernel is compiled for (device, dtype, sizes, spike function, input map)."""
-    from ..discrete import options as _options
+    it cannot.  Which options the kernel runs the layer says (``layer.torch_only``, read from
+    ``ctsnn.discrete.options.FUSED_TORCH_ONLY``); the rest is what the kernel is compiled for
+    (device, dtype, sizes, spike function, input map)."""
     m = layer.model
     if x.device.type != "cpu":
         return f"device {x.device.type} (the fused kernel is CPU-only; the torch path runs there)"
@@ -64,7 +64,7 @@ def plan(layer, x: Tensor, grad: bool, mats) -> str | None:
         return f"dtype {x.dtype}"
     if not 1 <= m.n_states <= 3 or m.n_events > 2:
         return f"{m.n_states} states / {m.n_events} events (fused: 1-3 states, 1-2 events)"
-    why = _options.torch_only(_options.features(layer, mats.t_ref is not None), grad)
+    why = layer.torch_only(grad, mats.t_ref is not None)
     if why is not None:
         return why
     if layer.events == "in_step":
@@ -200,7 +200,7 @@ def _forward(g, G, J, lo, out=None, states=None, z0s=None, gs=None, sp=None):
                            ctypes.c_int(torch.get_num_threads()),
                            ctypes.byref(sp) if sp is not None else ctypes.c_void_p(0), ctypes.byref(flags))
     if flags.value:
-        from ..simulate import SimulationError
+        from ..errors import SimulationError
         raise SimulationError("events='in_step': more than 1000 events of one neuron in one step "
                               "(a reset at or above threshold?)")
 
