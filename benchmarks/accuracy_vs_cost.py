@@ -115,10 +115,10 @@ def main_spikes(args):
         with torch.no_grad():
             for _ in range(args.repeat):
                 w = time.perf_counter()
-                sp, _ = lay.run(x, output="sparse")
+                sp = lay.run(x, output="sparse").spikes
                 walls.append(time.perf_counter() - w)
         wall = statistics.median(walls)
-        n, err, bad = _compare(_by_neuron(sp.times, sp.index), want)
+        n, err, bad = _compare(_by_neuron(sp.spike_times, sp.spike_neurons), want)
         print(f"{'discretize grid':<16} {f'dt={dt:g} [{lay.last_backend}]':<28} {n:>6} {bad:>10} {err:>19.2e} "
               f"{wall:>9.3f} {wall / base:>8.1f}")
 

@@ -17,7 +17,7 @@ for dt in (1e-4, 5e-4, 1e-3, 2e-3):
     x = torch.full((steps, 1), I, dtype=torch.float64)
     for name, kw in (("exact order", {}),
                      ("snntorch order", dict(reset_delay=True, reset_order="after_decay"))):
-        out, _ = discretize(model, dt, input="zoh", **kw).run(x)
+        out = discretize(model, dt, input="zoh", **kw).run(x).out
         t = (torch.nonzero(out[:, 0]).flatten() + 1).double() * dt   # spike at the end of its step
         k = min(len(t), len(ref))
         err = (t[:k] - ref[:k]).abs().max().item() * 1e3
@@ -33,7 +33,7 @@ for dt in (1e-3, 2e-3, 5e-3, 10e-3):
     steps = int(round(T_END / dt))
     x = torch.full((steps, 1), I2, dtype=torch.float64)
     for name, kw in (("single spike", {}), ("multi spike", dict(multi_spike=True))):
-        out, _ = discretize(model, dt, input="zoh", **kw).run(x)
+        out = discretize(model, dt, input="zoh", **kw).run(x).out
         counts = out[:, 0].round().long()
         t = torch.repeat_interleave((torch.arange(steps) + 1).double() * dt, counts)
         k = min(len(t), len(ref2))

@@ -39,9 +39,9 @@ def main(argv=None):
     # check: in-step spike times against simulate(method="exact"), float64, 64 neurons
     sub = x[:, 0, :64].double()
     ref = ctsnn.simulate(model.replace(n=64), current=sub, t_end=T * dt, dt=dt, method="exact", record=())
-    sp, _ = discretize(model, dt, input="zoh", events="in_step").run(sub, output="sparse")
+    sp = discretize(model, dt, input="zoh", events="in_step").run(sub, output="sparse").spikes
     a = sorted(zip(ref.spike_neurons.tolist(), ref.spike_times.tolist()))
-    b = sorted(zip(sp.index.tolist(), sp.times.tolist()))
+    b = sorted(zip(sp.spike_neurons.tolist(), sp.spike_times.tolist()))
     err = max((abs(p[1] - q[1]) for p, q in zip(a, b)), default=0.0)
     if len(a) != len(b) or [p[0] for p in a] != [q[0] for q in b] or err > 1e-9:
         print(f"IN-STEP SPIKES DISAGREE with simulate(method='exact'): {len(b)} vs {len(a)} spikes, "
@@ -56,16 +56,16 @@ def main(argv=None):
         inst.run(x[:10], output="sparse")
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            og, _ = grid.run(x)
+            og = grid.run(x).out
             tg.append(time.perf_counter() - t0)
             del og
             t0 = time.perf_counter()
-            oi, _ = inst.run(x)
+            oi = inst.run(x).out
             ti.append(time.perf_counter() - t0)
             rate = float(oi.mean())
             del oi
             t0 = time.perf_counter()
-            spk, _ = inst.run(x, output="sparse")
+            spk = inst.run(x, output="sparse").spikes
             ts.append(time.perf_counter() - t0)
     mg, mi, ms = (statistics.median(v) for v in (tg, ti, ts))
     print(f"N={N} B={B} T={T}, {torch.get_num_threads()} thread(s), torch {torch.__version__}; spike rate "

@@ -88,7 +88,7 @@ def pairs_w1(x):
             sb.reset_states()
             return sb(xb).transpose(0, 1)
 
-        out.append((f"sinabs {sinabs.__version__} LIF", sinabs_peer, lambda: sb_ours.run(x)[0], sb_ours, x))
+        out.append((f"sinabs {sinabs.__version__} LIF", sinabs_peer, lambda: sb_ours.run(x).out, sb_ours, x))
     except ImportError:
         print("sinabs not installed")
     try:
@@ -110,7 +110,7 @@ def pairs_w1(x):
 
         out.append((f"snntorch {snntorch.__version__} Leaky (step loop)", step_loop(sn), step_loop(sn_dialect),
                     sn_dialect.layer, x))
-        out.append((f"snntorch {snntorch.__version__} Leaky (run)", step_loop(sn), lambda: sn_ours.run(x)[0],
+        out.append((f"snntorch {snntorch.__version__} Leaky (run)", step_loop(sn), lambda: sn_ours.run(x).out,
                     sn_ours, x))
     except ImportError:
         print("snntorch not installed")
@@ -177,7 +177,7 @@ def pairs_w2(x):
             return sb(xi)
 
         out.append((f"sinabs {sinabs.__version__} LIF fwd+bwd", fwd_bwd(sinabs_peer, xb, False, sb.reset_states),
-                    fwd_bwd(lambda xi: sb_ours.run(xi)[0], x), sb_ours, x))
+                    fwd_bwd(lambda xi: sb_ours.run(xi).out, x), sb_ours, x))
     except ImportError:
         pass
     try:

@@ -24,7 +24,7 @@ _LAZY = {
     "Izhikevich": "models",
     "simulate": "simulate", "SimulationError": "errors",
     "Trace": "trace",
-    "discretize": "discrete", "DiscreteLayer": "discrete",
+    "discretize": "discrete", "DiscreteLayer": "discrete", "Spikes": "discrete", "RunResult": "discrete",
     "Recording": "io",
     "fit": "fitting", "FitResult": "fitting",
     "Network": "network", "Population": "network", "Projection": "network", "PoissonSource": "network",
@@ -32,12 +32,12 @@ _LAZY = {
 
 __all__ = ["NeuronModel", "LIF", "IF", "CubaLIF", "ALIF", "LIT", "DualLIT", "Recurrent",
            "AdEx", "QIF", "Izhikevich", "simulate", "SimulationError", "Trace", "__version__",
-           "discretize", "DiscreteLayer", "Recording", "io", "fit", "FitResult",
+           "discretize", "DiscreteLayer", "Spikes", "RunResult", "Recording", "io", "fit", "FitResult",
            "Network", "Population", "Projection", "PoissonSource"]
 
 if TYPE_CHECKING:  # what static tools see: the same names, imported eagerly
     from . import io
-    from .discrete import DiscreteLayer, discretize
+    from .discrete import DiscreteLayer, RunResult, Spikes, discretize
     from .fitting import FitResult, fit
     from .io import Recording
     from .models import ALIF, IF, LIF, LIT, QIF, AdEx, CubaLIF, DualLIT, Izhikevich, NeuronModel, Recurrent

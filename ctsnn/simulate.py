@@ -470,9 +470,14 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
         solver = solver_cls(sim, **solver_options)
     except TypeError as exc:
         if solver_options and "unexpected keyword" in str(exc):
-            raise ValueError(f"method={method!r} takes no option(s) {sorted(solver_options)} (rtol/atol "
-                             f"apply to the adaptive torchdiffeq methods such as 'dopri5', step_size to "
-                             f"the fixed-grid ones such as 'rk4')") from None
+            import inspect
+            from .errors import unexpected_keywords
+            known = list(inspect.signature(simulate).parameters) + ["rtol", "atol", "step_size"]
+            raise ValueError(unexpected_keywords(
+                "simulate", sorted(solver_options), known,
+                f"method={method!r} takes no option(s) {sorted(solver_options)} (rtol/atol apply to the "
+                f"adaptive torchdiffeq methods such as 'dopri5', step_size to the fixed-grid ones such as "
+                f"'rk4')")) from None
         raise
 
     # inputs

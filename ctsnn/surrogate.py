@@ -35,6 +35,7 @@ Conventions (read from the installed peers' code):
 """
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable
 
@@ -238,6 +239,9 @@ def _norse_kind(kind: str, pname: str, default: float, positive: bool, doc: str)
             raise ValueError(f"{pname} must be {'> 0' if positive else 'finite'}, got {a}")
         return _step(kind, a, fire_at_zero)
     make.__name__, make.__doc__ = kind, doc
+    P = inspect.Parameter  # the names it takes, for the callers that check keyword arguments
+    make.__signature__ = inspect.Signature([P("fire_at_zero", P.POSITIONAL_OR_KEYWORD, default=False),
+                                            P(pname, P.KEYWORD_ONLY, default=default)])
     return make
 
 

@@ -85,6 +85,8 @@ SLOW = {
     "tests/test_adaptive.py::test_refractory_period_matches_exact[cubalif-fehlberg2]": "12 s",
     "tests/test_adaptive.py::test_refractory_period_matches_exact[alif_threshold-fehlberg2]": "11 s",
     "tests/test_adaptive.py::test_refractory_period_matches_exact[alif_current-fehlberg2]": "11 s",
+    "tests/test_discrete_properties.py::test_fused_equals_torch_over_option_combinations":
+        "30 s and 39 s (two runs), 40 random option combinations; new kernel configurations compile",
 }
 
 # Parameter cases marked slow by a rule over their parameters (robust to changes in the ids).

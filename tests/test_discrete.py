@@ -33,7 +33,8 @@ def test_no_spike_equals_simulate(name, method):
     torch.manual_seed(0)
     x = torch.randn(T, n, dtype=torch.float64) * 5
     layer = discretize(model, DT, method=method, input="zoh")
-    out, _, ys = layer.run(x, record_states=True)
+    ran = layer.run(x, record_states=True)
+    out, ys = ran.out, ran.states
     assert out.abs().sum() == 0
     tr = ctsnn.simulate(model, current=x, t_end=T * DT, dt=DT,
                         method=method, record="all", dtype=torch.float64)
@@ -66,7 +67,7 @@ def test_impulse_lif_matches_beta_recursion_and_spikes():
     layer = discretize(ctsnn.LIF(tau_mem=tau, v_th=th, reset="subtract"), DT, input="impulse")
     torch.manual_seed(1)
     x = torch.rand(300, 4, 1, dtype=torch.float64) * 0.6
-    out, _ = layer.run(x)
+    out = layer.run(x).out
     mem = torch.zeros(4, 1, dtype=torch.float64)
     for t in range(300):
         mem = beta * mem + x[t]
@@ -80,7 +81,8 @@ def test_gradient_flows_to_tau():
     model = ctsnn.LIF(tau_mem=torch.nn.Parameter(torch.tensor([0.02], dtype=torch.float64)))
     layer = discretize(model, DT)
     x = torch.rand(50, 2, 1, dtype=torch.float64)
-    out, y = layer.run(x)
+    ran = layer.run(x)
+    out, y = ran.out, ran.state
     (y.sum() + out.sum()).backward()
     g = model.tau_mem.grad
     assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0

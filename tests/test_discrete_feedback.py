@@ -35,17 +35,17 @@ def test_all_to_all_feedback_one_step_later(delay):
     W = torch.randn(n, n, generator=g, dtype=torch.float64) * 0.4
     x = torch.rand(T, 3, n, generator=g, dtype=torch.float64) * 0.6
     model = ctsnn.Recurrent(ctsnn.LIF(tau_mem=0.01, v_th=1.0, reset="subtract"), weight=W, delay=delay)
-    out, _ = discretize(model, dt).run(x)
+    out = discretize(model, dt).run(x).out
     ref = _reference(x, 0.01, 1.0, W, dt)
     assert torch.equal(out, ref) and out.sum() > 100
     # the same feedback as a module (no bias) and one-to-one as the diagonal
     lin = nn.Linear(n, n, bias=False).double()
     with torch.no_grad():
         lin.weight.copy_(W)
-    out2, _ = discretize(ctsnn.Recurrent(model.base, weight=lin, delay=dt), dt).run(x)
+    out2 = discretize(ctsnn.Recurrent(model.base, weight=lin, delay=dt), dt).run(x).out
     assert torch.equal(out2, ref)
     V = torch.diagonal(W).clone()
-    out3, _ = discretize(ctsnn.Recurrent(model.base, weight=V, delay=dt), dt).run(x)
+    out3 = discretize(ctsnn.Recurrent(model.base, weight=V, delay=dt), dt).run(x).out
     assert torch.equal(out3, _reference(x, 0.01, 1.0, torch.diag(V), dt))
 
 
@@ -71,8 +71,10 @@ def test_learn_decay_matches_continuous_parameters(method):
     a = discretize(model, 1e-3, method=method, input="zoh")
     b = discretize(model, 1e-3, method=method, input="zoh", learn_decay=True)
     assert isinstance(b.decay, nn.Parameter) and b.decay.shape == (3, 1)
-    oa, ya = a.run(x)
-    ob, yb = b.run(x)
+    ran = a.run(x)
+    oa, ya = ran.out, ran.state
+    ran = b.run(x)
+    ob, yb = ran.out, ran.state
     assert torch.equal(oa, ob) and oa.sum() > 50
     torch.testing.assert_close(ya, yb, rtol=0, atol=1e-12)
     (ob.sum() + yb.sum()).backward()
@@ -85,7 +87,8 @@ def test_state_map_applied_before_threshold():
     model = ctsnn.IF(v_th=1.0)
     x = torch.full((5, 1, 1), 0.3)
     clamp = lambda y: y.clamp(max=0.5)  # noqa: E731
-    out, y = discretize(model, 1.0, state_map=clamp).run(x)
+    ran = discretize(model, 1.0, state_map=clamp).run(x)
+    out, y = ran.out, ran.state
     assert out.sum() == 0 and float(y) == 0.5
 
 

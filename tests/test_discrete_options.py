@@ -13,14 +13,18 @@ D = torch.float64
 
 
 def test_impulse_start_is_propagated_impulse():
-    model = CubaLIF(tau_syn=3.0, tau_mem=7.0, r=2.0)
+    ts, tm, r = 3.0, 7.0, 2.0
+    model = CubaLIF(tau_syn=ts, tau_mem=tm, r=r)
     start = ctsnn.discretize(model, 1.0, input="impulse_start", surrogate="heaviside")
     end = ctsnn.discretize(model, 1.0, input="impulse", surrogate="heaviside")
-    E, F, B, c = start.matrices(D)
-    y = torch.tensor([[0.1, 0.3]], dtype=D)
+    y = torch.tensor([[0.1, 0.3]], dtype=D)  # v, i
     x = torch.tensor([0.2], dtype=D)
     _, y1 = start(x, y)
-    want = (E @ (y + torch.tensor([0.0, 0.2], dtype=D)).unsqueeze(-1)).squeeze(-1)
+    # closed form of tau_syn i' = -i, tau_mem v' = -v + r i over one step from (v0, i0 + x):
+    # i(1) = i0 e^{-1/ts}, v(1) = v0 e^{-1/tm} + r i0 ts / (ts - tm) (e^{-1/ts} - e^{-1/tm})
+    v0, i0 = 0.1, 0.3 + 0.2
+    es, em = math.exp(-1 / ts), math.exp(-1 / tm)
+    want = torch.tensor([[v0 * em + r * i0 * ts / (ts - tm) * (es - em), i0 * es]], dtype=D)
     assert torch.allclose(y1, want, atol=1e-15, rtol=0)
     # an impulse at the start of a step equals the same impulse at the end of the previous step
     _, a = end(x, y)
@@ -79,7 +83,8 @@ def test_threshold_grad_and_detach_states():
 
 def test_state_min_clamps():
     layer = ctsnn.discretize(LIF(tau_mem=4.0), 1.0, state_min={"v": -0.5})
-    out, y, states = layer.run(torch.full((20, 3), -1.0, dtype=D), record_states=True)
+    ran = layer.run(torch.full((20, 3), -1.0, dtype=D), record_states=True)
+    out, y, states = ran.out, ran.state, ran.states
     assert states[..., 0].min() == -0.5
 
 
@@ -157,3 +162,86 @@ def test_sinabs_layer_is_exact_discretisation_of_its_model(syn):
         assert (tr["v"][1:] - layer.recordings["v_mem"][0]).abs().max() < 1e-13
         # the trace holds i after the jump at t; the layer's i at the end of step t is i((t+1)-)
         assert (tr["i"][1:T] - x[0, 1:] - layer.recordings["i_syn"][0, :-1]).abs().max() < 1e-13
+
+
+def test_unknown_keywords_are_refused_by_the_function_that_received_them():
+    m = LIF(tau_mem=5.0)
+    with pytest.raises(TypeError, match=r"discretize\(\) got unexpected keyword argument 'reset_dely' "
+                                        r"\(did you mean 'reset_delay'\?\)"):
+        ctsnn.discretize(m, 1.0, reset_dely=True)
+    with pytest.raises(TypeError, match=r"discretize\(\).*'alpah' \(did you mean 'alpha'\?\)"):
+        ctsnn.discretize(m, 1.0, surrogate="atan", alpah=3.0)
+    with pytest.raises(TypeError, match=r"discretize\(\).*'alpha'.*callable surrogate"):
+        ctsnn.discretize(m, 1.0, surrogate=surrogate.atan(), alpha=3.0)
+    with pytest.raises(TypeError, match=r"DiscreteLayer\(\) got unexpected keyword argument 'methd' "
+                                        r"\(did you mean 'method'\?\)"):
+        ctsnn.DiscreteLayer(m, 1.0, methd="euler")
+    with pytest.raises(ValueError, match=r"simulate\(\) got unexpected keyword argument 'recrod' "
+                                         r"\(did you mean 'record'\?\)"):
+        ctsnn.simulate(m, current=2.0, t_end=5.0, dt=1.0, recrod=("v",))
+    # a named surrogate's own parameters still pass, through discretize or surrogate_kw
+    a = ctsnn.discretize(m, 1.0, surrogate="triangle", alpha=0.5)
+    b = ctsnn.DiscreteLayer(m, 1.0, surrogate="triangle", surrogate_kw={"alpha": 0.5})
+    g = torch.linspace(-1, 1, 9, dtype=D, requires_grad=True)
+    (ga,) = torch.autograd.grad(a.spike_fn(g).sum(), g)
+    (gb,) = torch.autograd.grad(b.spike_fn(g).sum(), g)
+    assert torch.equal(ga, gb) and torch.allclose(ga, 0.5 * torch.relu(1 - g.detach().abs()))
+
+
+def test_options_table_decides_and_names_the_conflict():
+    from ctsnn.discrete import options as dopt
+    m = LIF(tau_mem=5.0)
+    for rule in dopt.LAYER_RULES:
+        assert rule.when not in rule.excludes
+    layer = ctsnn.discretize(m, 1.0, reset_delay=True)
+    assert dopt.conflicts(layer.features()) is None
+    assert dopt.conflicts(layer.features() | {"multi_spike"})[1] == ["multi_spike"]
+    with pytest.raises(ValueError, match=r"reset_delay=True .* does not support: multi_spike, state_min"):
+        ctsnn.discretize(m, 1.0, reset_delay=True, multi_spike=True, state_min={"v": -1.0})
+    with pytest.raises(ValueError, match=r"events='in_step' .* does not support: input != 'zoh', reset_delay"):
+        ctsnn.discretize(m, 1.0, events="in_step", reset_delay=True)
+    # the fused planner reads the same table: without gradients reset_delay runs fused, with them not
+    assert dopt.torch_only(layer.features(), grad=False) is None
+    assert "gradients with reset_delay" in dopt.torch_only(layer.features(), grad=True)
+
+
+def test_run_result_and_spikes_vocabulary():
+    layer = ctsnn.discretize(LIF(tau_mem=4.0, reset="subtract"), 1.0)
+    x = torch.full((30, 2, 3), 0.4, dtype=D)
+    res = layer.run(x, record_states=True)
+    assert res.out.shape == x.shape and res.state.shape == (2, 3, 1) and res.states.shape == (30, 2, 3, 1)
+    assert res.spikes is None and res.backend == layer.last_backend
+    sparse = layer.run(x, output="sparse")
+    sp = sparse.spikes
+    assert sparse.out is None and torch.equal(sparse.state, res.state) and torch.equal(sp.dense(), res.out)
+    # Trace's names: spike_times at the end of each event's step, spike_neurons flat, counts per element
+    assert torch.equal(sp.spike_times, (sp.spike_steps + 1).double())
+    assert torch.equal(sp.spike_counts(), res.out.sum(0).long()) and sp.n_spikes == int(res.out.sum())
+    assert torch.equal(sp.times, sp.spike_times)
+    assert sp.index is sp.spike_neurons and sp.value is sp.spike_values and sp.step is sp.spike_steps
+    with pytest.raises(AttributeError):
+        sp.index = sp.spike_neurons
+    with pytest.warns(DeprecationWarning, match="res.out|result.out"):
+        out, y, st = res
+    assert out is res.out and y is res.state and st is res.states
+    with pytest.warns(DeprecationWarning):
+        assert sparse[0] is sp
+
+
+def test_layer_copies_and_pickles_after_a_fused_run():
+    import copy
+    import pickle
+    layer = ctsnn.discretize(LIF(tau_mem=4.0, reset="subtract"), 1.0)
+    x = torch.rand(40, 3, 1, dtype=D, generator=torch.Generator().manual_seed(1))
+    ref = layer.run(x)
+    for twin in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        got = twin.run(x)
+        assert got.backend == ref.backend and torch.equal(got.out, ref.out) and torch.equal(got.state, ref.state)
+
+
+def test_docs_show_the_options_table_as_it_stands():
+    from pathlib import Path
+
+    from ctsnn.discrete import options as dopt
+    page = (Path(__file__).resolve().parents[1] / "docs" / "derivations.md").read_text()
+    assert dopt.table_markdown() in page

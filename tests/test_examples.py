@@ -38,6 +38,6 @@ def test_readme_speed_snippet_runs():
     assert ns["spikes"].shape == (1000, 32, 512) and ns["spikes"].sum() > 0
     assert ns["layer"].last_backend in ("fused", "torch")
     events = ns["events"]  # the in-step run: 64 neurons under 1.5 (v_inf = 1.5 > v_th = 1)
-    assert len(events) > 0 and bool((events.offset >= 0).all()) and bool((events.offset <= 1e-3).all())
-    first = events.times[events.index == 0][0]
+    assert len(events) > 0 and bool((events.spike_offsets >= 0).all()) and bool((events.spike_offsets <= 1e-3).all())
+    first = events.spike_times[events.spike_neurons == 0][0]
     assert abs(float(first) - 10e-3 * float(torch.log(torch.tensor(3.0, dtype=torch.float64)))) < 1e-6

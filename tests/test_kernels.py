@@ -65,7 +65,11 @@ def _both(model, inp, method, x, y0=None, record_states=True, **kw):
     rt = lt.run(x, y0, record_states=record_states)
     rf = lf.run(x, y0, record_states=record_states)
     assert lf.last_backend == "fused" and lt.last_backend == "torch"
-    return rt, rf
+    return _fields(rt), _fields(rf)
+
+
+def _fields(r):
+    return (r.out, r.state) if r.states is None else (r.out, r.state, r.states)
 
 
 NAMES = list(_models(3, False, torch.Generator()))
@@ -138,8 +142,10 @@ def test_initial_state_and_continuation():
     (ot, yt, _), (of, yf, _) = _both(model, "impulse", "exact", x, y0)
     assert torch.equal(of, ot) and torch.equal(yf, yt)
     lf = discretize(model, DT, backend="fused")
-    o1, y1 = lf.run(x[:120], y0)
-    o2, y2 = lf.run(x[120:], y1)
+    ran = lf.run(x[:120], y0)
+    o1, y1 = ran.out, ran.state
+    ran = lf.run(x[120:], y1)
+    o2, y2 = ran.out, ran.state
     assert torch.equal(torch.cat([o1, o2]), of) and torch.equal(y2, yf)
 
 
@@ -188,7 +194,8 @@ def _grad_case(name, per_neuron, inp, method, surrogate, detach_reset, backend):
     w_y = torch.randn(B, n, model.n_states, generator=g, dtype=torch.float64)
     lay = discretize(model2, DT, method=method, input=inp, surrogate=surrogate, detach_reset=detach_reset,
                      backend=backend)
-    out, y, st = lay.run(x, y0, record_states=True)
+    ran = lay.run(x, y0, record_states=True)
+    out, y, st = ran.out, ran.state, ran.states
     loss = (out * w_out).sum() + (st * w_st).sum() + (y * w_y).sum()
     wrt = [x, y0] + list(leaves.values())
     grads = torch.autograd.grad(loss, wrt, allow_unused=True)
@@ -237,7 +244,8 @@ def test_gradients_without_parameter_gradients(name, inp):
         x, y0 = x0.clone().requires_grad_(True), y00.clone().requires_grad_(True)
         lay = discretize(model, DT, input=inp, surrogate="atan", backend=backend)
         assert not any(p.requires_grad for p in lay.parameters())
-        out, y = lay.run(x, y0)
+        ran = lay.run(x, y0)
+        out, y = ran.out, ran.state
         res[backend] = torch.autograd.grad((out * w).sum() + y.sum(), [x, y0])
         assert lay.last_backend == backend
     for a, b in zip(res["torch"], res["fused"]):
@@ -257,7 +265,7 @@ def test_gradients_float32_and_learn_decay():
             if dtype == torch.float32:
                 lay = lay.float()
             x = x64.to(dtype).detach().clone().requires_grad_(True)
-            out, _ = lay.run(x)
+            out = lay.run(x).out
             (out * torch.linspace(-1, 1, 16, dtype=dtype)).sum().backward()
             res[backend, dtype] = (out.detach(), x.grad, lay.decay.grad)
             assert lay.last_backend == backend
@@ -306,12 +314,12 @@ def test_compiler_failure_falls_back(monkeypatch, tmp_path):
     lay = discretize(ctsnn.LIF(tau_mem=0.0123, reset="subtract"), DT)
     x = torch.rand(30, 2, 5) * 0.5
     with pytest.warns(RuntimeWarning, match="could not compile"):
-        out, _ = lay.run(x)
+        out = lay.run(x).out
     assert lay.last_backend == "torch"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         lay.run(x)  # not retried, no second warning
-    assert torch.equal(out, discretize(lay.model, DT, backend="torch").run(x)[0])
+    assert torch.equal(out, discretize(lay.model, DT, backend="torch").run(x).out)
 
 
 def test_cache_is_reused(monkeypatch, tmp_path):
@@ -332,8 +340,8 @@ def test_out_buffer(backend):
     x = torch.rand(100, 3, 7) * 0.5
     lay = discretize(ctsnn.LIF(tau_mem=0.01, reset="subtract"), DT, backend=backend)
     buf = torch.empty_like(x)
-    o, _ = lay.run(x, out=buf)
-    assert o.data_ptr() == buf.data_ptr() and torch.equal(o, lay.run(x)[0]) and lay.last_backend == backend
+    o = lay.run(x, out=buf).out
+    assert o.data_ptr() == buf.data_ptr() and torch.equal(o, lay.run(x).out) and lay.last_backend == backend
     with pytest.raises(ValueError, match="without gradients"):
         lay.run(x.clone().requires_grad_(True), out=buf)
     if backend == "fused":
@@ -346,18 +354,21 @@ def test_sparse_output_and_stream_equal_dense(backend):
     g = torch.Generator().manual_seed(8)
     x = torch.rand(300, 4, 50, generator=g, dtype=torch.float64) * 0.6
     lay = discretize(ctsnn.LIT(tau_mem=0.01, pos_th=1.0, neg_th=0.5), DT, backend=backend)
-    o, y = lay.run(2 * x - 0.6)
-    sp, ys = lay.run(2 * x - 0.6, output="sparse")
+    ran = lay.run(2 * x - 0.6)
+    o, y = ran.out, ran.state
+    ran = lay.run(2 * x - 0.6, output="sparse")
+    sp, ys = ran.spikes, ran.state
     assert lay.last_backend == backend
     assert len(sp) == int((o != 0).sum()) > 0 and torch.equal(sp.dense(), o) and torch.equal(ys, y)
-    assert torch.equal(sp.times, (sp.step + 1).double() * DT)
-    assert bool((sp.value < 0).any()) and bool((sp.value > 0).any())  # both ternary signs
+    assert torch.equal(sp.spike_times, (sp.spike_steps + 1).double() * DT)
+    assert bool((sp.spike_values < 0).any()) and bool((sp.spike_values > 0).any())  # both ternary signs
     for src, kw in ((2 * x - 0.6, {}), (lambda a, b: (2 * x - 0.6)[a:b], {"steps": 300})):
-        st, yst = lay.stream(src, chunk=77, **kw)
+        ran = lay.stream(src, chunk=77, **kw)
+        st, yst = ran.spikes, ran.state
         assert torch.equal(st.dense(), o) and torch.equal(yst, y)
-        assert torch.equal(st.step, sp.step) and torch.equal(st.index, sp.index)
-    held, _ = lay.stream(torch.full((1, 2, 3), 0.3, dtype=torch.float64), steps=500, chunk=64)
-    dense_held, _ = lay.run(torch.full((500, 2, 3), 0.3, dtype=torch.float64))
+        assert torch.equal(st.spike_steps, sp.spike_steps) and torch.equal(st.spike_neurons, sp.spike_neurons)
+    held = lay.stream(torch.full((1, 2, 3), 0.3, dtype=torch.float64), steps=500, chunk=64).spikes
+    dense_held = lay.run(torch.full((500, 2, 3), 0.3, dtype=torch.float64)).out
     assert torch.equal(held.dense(), dense_held)
     with pytest.raises(ValueError, match="steps is required"):
         lay.stream(lambda a, b: x[a:b])
@@ -395,7 +406,8 @@ lay.stream(src, steps=20_000, chunk=2000, callback=lambda sp: None)   # the allo
 base = hwm()
 lay.stream(src, steps=200_000, chunk=2000, callback=lambda sp: counts.append(len(sp)))
 mid = hwm()
-sp, y = lay.stream(src, steps=100_000, chunk=2000)
+ran = lay.stream(src, steps=100_000, chunk=2000)
+sp, y = ran.spikes, ran.state
 peak = hwm()
 print(sum(counts), len(sp), (mid - base) / 1024, (peak - mid) / 1024)
 """
@@ -429,14 +441,15 @@ def test_in_step_events_equal_simulate_exact(name, dt):
     want = _spike_list(ref.spike_times, ref.spike_neurons)
     for backend in ("fused", "torch"):
         lay = discretize(model, dt, input="zoh", events="in_step", backend=backend)
-        sp, y = lay.run(x, output="sparse")
+        ran = lay.run(x, output="sparse")
+        sp, y = ran.spikes, ran.state
         assert lay.last_backend == backend
-        got = _spike_list(sp.times, sp.index)
+        got = _spike_list(sp.spike_times, sp.spike_neurons)
         assert len(got) == len(want) > 3 * n
         assert [a[0] for a in got] == [b[0] for b in want]
         assert max(abs(a[1] - b[1]) for a, b in zip(got, want)) < 1e-12
         with torch.no_grad():
-            counts, _ = lay.run(x)
+            counts = lay.run(x).out
         assert torch.equal(sp.dense(), counts)
         if dt == 5e-3:
             assert counts.max() >= 2  # several spikes inside one step
@@ -452,12 +465,13 @@ def test_in_step_fused_equals_torch_and_float32():
         for backend in ("fused", "torch"):
             lay = discretize(model, 1e-3, input="zoh", events="in_step", backend=backend)
             with torch.no_grad():
-                res[backend] = lay.run(x.to(dtype), record_states=True), lay.run(x.to(dtype), output="sparse")[0]
+                res[backend] = _fields(lay.run(x.to(dtype), record_states=True)), \
+                    lay.run(x.to(dtype), output="sparse").spikes
         (of, yf, sf), spf = res["fused"]
         (ot, yt, st), spt = res["torch"]
         assert torch.equal(of, ot) and of.sum() > 100
-        assert float((sf - st).abs().max()) < tol and float((spf.offset - spt.offset).abs().max()) < tol * 1e-3
-        assert torch.equal(spf.step, spt.step) and torch.equal(spf.index, spt.index)
+        assert float((sf - st).abs().max()) < tol and float((spf.spike_offsets - spt.spike_offsets).abs().max()) < tol * 1e-3
+        assert torch.equal(spf.spike_steps, spt.spike_steps) and torch.equal(spf.spike_neurons, spt.spike_neurons)
 
 
 def test_in_step_refuses_what_it_cannot_do():

@@ -72,17 +72,19 @@ def test_forward_on_reused_memory_equals_torch():
     """The output of the second run lies on the first run's memory (with its old spikes)."""
     lf, lt = _layer("fused"), _layer("torch")
     with torch.no_grad():
-        first, _ = lf.run(_x(0) * 3)
+        first = lf.run(_x(0) * 3).out
         p = first.data_ptr()
         del first
-        out, y, st = lf.run(_x(1), record_states=True)
+        ran = lf.run(_x(1), record_states=True)
+        out, y, st = ran.out, ran.state, ran.states
         assert out.data_ptr() == p and lf.last_backend == "fused"
-        ref, yr, sr = lt.run(_x(1), record_states=True)
+        ran = lt.run(_x(1), record_states=True)
+        ref, yr, sr = ran.out, ran.state, ran.states
     assert torch.equal(out, ref) and torch.equal(y, yr) and torch.equal(st, sr) and ref.sum() > 0
 
 
 def _grad(layer, x, w):
-    out, _ = layer.run(x)
+    out = layer.run(x).out
     (out * w).sum().backward()
     return out.detach(), x.grad
 
@@ -94,15 +96,15 @@ def test_graphs_alive_together_and_retain_graph():
     w = torch.randn(T, B, N, generator=torch.Generator().manual_seed(9))
     ref = {s: _grad(lt, _x(s, True), w) for s in (1, 2)}
     x1, x2 = _x(1, True), _x(2, True)
-    o1, _ = lf.run(x1)
-    o2, _ = lf.run(x2)  # o1's graph is alive: o2's buffers are other memory
+    o1 = lf.run(x1).out
+    o2 = lf.run(x2).out  # o1's graph is alive: o2's buffers are other memory
     l1, l2 = (o1 * w).sum(), (o2 * w).sum()
     l1.backward(retain_graph=True)
     g1 = x1.grad.clone()
     l2.backward()
     del o2, l2
     for s in (3, 4):  # more graphs, made and freed, while l1's is retained
-        o, _ = lf.run(_x(s, True))
+        o = lf.run(_x(s, True)).out
         (o * w).sum().backward()
         del o
     x1.grad = None

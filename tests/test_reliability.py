@@ -35,15 +35,18 @@ def test_in_step_refractory_matches_simulate_exact(model, cur):
         tr = ctsnn.simulate(m, current=cur, t_end=0.2, dt=1e-3)
         layer = ctsnn.discretize(m, 1e-3, input="zoh", events="in_step")
         x = torch.full((200, m.n), cur)
-        sp, y = layer.run(x, output="sparse")
+        ran = layer.run(x, output="sparse")
+        sp, y = ran.spikes, ran.state
         assert layer.last_backend == "torch"
         assert len(sp) == tr.n_spikes > 5
-        a, b = _pairs(sp.index, sp.times), _pairs(tr.spike_neurons, tr.spike_times)
+        a, b = _pairs(sp.spike_neurons, sp.spike_times), _pairs(tr.spike_neurons, tr.spike_times)
         assert max(abs(p[1] - q[1]) for p, q in zip(a, b)) < 1e-12
         assert [p[0] for p in a] == [q[0] for q in b]
         # continued in two calls: the state carries the time left in the refractory period
-        s1, y1 = layer.run(x[:77], output="sparse")
-        s2, y2 = layer.run(x[77:], y1, output="sparse")
+        ran = layer.run(x[:77], output="sparse")
+        s1, y1 = ran.spikes, ran.state
+        ran = layer.run(x[77:], y1, output="sparse")
+        s2, y2 = ran.spikes, ran.state
         assert len(s1) + len(s2) == len(sp) and torch.allclose(y2, y, atol=1e-12)
         assert y.shape[-1] == 2  # v and the time left refractory
     finally:
@@ -55,8 +58,8 @@ def test_in_step_refractory_the_issue_numbers():
     m = ctsnn.LIF(1e-2, t_ref=5e-3, dtype=torch.float64)
     cur = 1.0 / (1 - np.exp(-1.0))  # rate without t_ref: 1 / (tau ln(I/(I-1))) = 100 Hz
     tr = ctsnn.simulate(m, current=cur, t_end=0.2, dt=1e-3)
-    sp, _ = ctsnn.discretize(m, 1e-3, input="zoh", events="in_step").run(
-        torch.full((200, 1), cur, dtype=torch.float64), output="sparse")
+    sp = ctsnn.discretize(m, 1e-3, input="zoh", events="in_step").run(
+        torch.full((200, 1), cur, dtype=torch.float64), output="sparse").spikes
     # closed form: period t_ref + tau ln(I/(I-1)) = 5 ms + 10 ms
     assert tr.n_spikes == len(sp) == int(0.2 // 15e-3)
 
@@ -72,7 +75,8 @@ def test_grid_refractory_matches_simulate_euler(make):
     m = make()
     tr = ctsnn.simulate(m, current=3.0, t_end=0.2, dt=1e-3, method="euler", record="all", dtype=torch.float64)
     layer = ctsnn.discretize(m, 1e-3, method="euler", input="zoh")
-    out, y, st = layer.run(torch.full((200, 1), 3.0, dtype=torch.float64), record_states=True)
+    ran = layer.run(torch.full((200, 1), 3.0, dtype=torch.float64), record_states=True)
+    out, y, st = ran.out, ran.state, ran.states
     k = out[:, 0].nonzero().squeeze(-1)
     assert len(k) == tr.n_spikes > 5
     assert torch.allclose((k + 1).double() * 1e-3, tr.spike_times, atol=1e-15, rtol=0)
@@ -85,8 +89,8 @@ def test_grid_refractory_reduces_rate_exact_method():
     m0, m1 = ctsnn.LIF(1e-2), ctsnn.LIF(1e-2, t_ref=5e-3)
     x = torch.full((400, 1), 3.0)
     n0 = ctsnn.discretize(m0, 1e-3, input="zoh")(x[0])[0]  # one step runs
-    c0 = ctsnn.discretize(m0, 1e-3, input="zoh").run(x)[0].sum()
-    c1 = ctsnn.discretize(m1, 1e-3, input="zoh").run(x)[0].sum()
+    c0 = ctsnn.discretize(m0, 1e-3, input="zoh").run(x).out.sum()
+    c1 = ctsnn.discretize(m1, 1e-3, input="zoh").run(x).out.sum()
     assert n0.shape == (1,) and c1 < c0
     # period: 5 clamped steps + the grid steps to reach threshold from 0 (ceil(tau ln 1.5 / dt) = 5)
     assert int(c1) == 400 // 10
@@ -113,23 +117,23 @@ def test_constants_follow_dt_and_reset_changes(backend):
     m = ctsnn.LIF(1e-2, reset="none", v_th=10.0)
     layer = ctsnn.discretize(m, 1e-2, input="zoh", backend=backend)
     x = torch.ones(1, 1, dtype=torch.float64)
-    _, y = layer.run(x)
+    y = layer.run(x).state
     assert float(y[0, 0]) == pytest.approx(1 - np.exp(-1.0), abs=1e-12)       # 0.632
     layer.dt = 5e-2
-    _, y = layer.run(x)
+    y = layer.run(x).state
     assert float(y[0, 0]) == pytest.approx(1 - np.exp(-5.0), abs=1e-12)       # 0.993, not 0.632
     # the reset mode: 'none' -> 'to_value' after a run
     m2 = ctsnn.LIF(1e-2, reset="subtract", v_th=0.5, v_reset=0.0)
     layer2 = ctsnn.discretize(m2, 1e-2, input="zoh", backend=backend)
-    _, ya = layer2.run(torch.full((1, 1), 2.0, dtype=torch.float64))
+    ya = layer2.run(torch.full((1, 1), 2.0, dtype=torch.float64)).state
     v1 = 2 * (1 - np.exp(-1.0))
     assert float(ya[0, 0]) == pytest.approx(v1 - 0.5, abs=1e-12)
     m2.reset = "to_value"
-    _, yb = layer2.run(torch.full((1, 1), 2.0, dtype=torch.float64))
+    yb = layer2.run(torch.full((1, 1), 2.0, dtype=torch.float64)).state
     assert float(yb[0, 0]) == pytest.approx(0.0, abs=1e-12)
     # a parameter replaced by assignment
     m.tau_mem = torch.tensor(5e-2, dtype=torch.float64)
-    _, y = layer.run(x)
+    y = layer.run(x).state
     assert float(y[0, 0]) == pytest.approx(1 - np.exp(-1.0), abs=1e-12)
 
 
@@ -150,8 +154,10 @@ def test_empty_input_same_on_both_backends(events):
     res = {}
     for be in ("torch", "auto"):
         layer = ctsnn.discretize(m, 1e-3, backend=be, **kw)
-        out, y, st = layer.run(torch.zeros(0, 3, 1), record_states=True)
-        sp, y2 = layer.run(torch.zeros(0, 3, 1), output="sparse")
+        ran = layer.run(torch.zeros(0, 3, 1), record_states=True)
+        out, y, st = ran.out, ran.state, ran.states
+        ran = layer.run(torch.zeros(0, 3, 1), output="sparse")
+        sp, y2 = ran.spikes, ran.state
         res[be] = (out.shape, y.shape, st.shape, len(sp), y2.shape)
         assert torch.equal(y, torch.zeros(3, 1, 1))
     assert res["torch"] == res["auto"] == ((0, 3, 1), (3, 1, 1), (0, 3, 1, 1), 0, (3, 1, 1))
@@ -166,7 +172,7 @@ def test_wrong_out_buffer_same_error(backend):
     with pytest.raises(ValueError, match="out: needs a contiguous"):
         layer.run(x, out=torch.empty(4, 2, 1, dtype=torch.float64))
     buf = torch.empty(4, 2, 1)
-    o, _ = layer.run(x, out=buf)
+    o = layer.run(x, out=buf).out
     assert o.data_ptr() == buf.data_ptr()
 
 
@@ -174,10 +180,10 @@ def test_wrong_out_buffer_same_error(backend):
 def test_integer_input_is_computed_in_floating_point():
     """An int64 input used to run in int64 (no leak: state 20 instead of 9.086)."""
     layer = ctsnn.discretize(ctsnn.LIF(1e-2, v_th=100.0, dtype=torch.float64), 1e-3)
-    _, y = layer.run(torch.ones(20, 1, dtype=torch.int64))
+    y = layer.run(torch.ones(20, 1, dtype=torch.int64)).state
     beta = np.exp(-0.1)
     assert float(y[0, 0]) == pytest.approx((1 - beta ** 20) / (1 - beta), rel=1e-12)   # 9.086
-    _, yb = layer.run(torch.ones(20, 1, dtype=torch.bool))
+    yb = layer.run(torch.ones(20, 1, dtype=torch.bool)).state
     assert torch.equal(y, yb)
     with pytest.raises(TypeError, match="x must be real"):
         layer.run(torch.ones(20, 1, dtype=torch.complex64))
@@ -222,10 +228,11 @@ warnings.simplefilter("always")
 with warnings.catch_warnings(record=True) as w:
     layer = ctsnn.discretize(ctsnn.LIF(1e-2), 1e-3)
     x = torch.rand(50, 4, 3, generator=torch.Generator().manual_seed(0))
-    out, y = layer.run(x)
+    ran = layer.run(x)
+    out, y = ran.out, ran.state
     layer2 = ctsnn.discretize(ctsnn.LIF(1e-2), 1e-3)
-    out2, _ = layer2.run(x)
-ref, _ = ctsnn.discretize(ctsnn.LIF(1e-2), 1e-3, backend="torch").run(x)
+    out2 = layer2.run(x).out
+ref = ctsnn.discretize(ctsnn.LIF(1e-2), 1e-3, backend="torch").run(x).out
 print(json.dumps({"backend": layer.last_backend, "same": bool(torch.equal(out, ref)),
                   "warnings": [str(m.message) for m in w if "ctsnn" in str(m.message)]}))
 """
@@ -306,11 +313,11 @@ def _cache_problem(monkeypatch, path, match):
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         layer = ctsnn.discretize(ctsnn.LIF(1e-2), 1e-3)
-        out, _ = layer.run(x)
+        out = layer.run(x).out
         ctsnn.discretize(ctsnn.LIF(2e-2), 1e-3).run(x)  # a second layer: no second warning
     msgs = [str(m.message) for m in w if "kernel cache" in str(m.message)]
     assert layer.last_backend == "torch" and len(msgs) == 1 and match in msgs[0], msgs
-    ref, _ = ctsnn.discretize(ctsnn.LIF(1e-2), 1e-3, backend="torch").run(x)
+    ref = ctsnn.discretize(ctsnn.LIF(1e-2), 1e-3, backend="torch").run(x).out
     assert torch.equal(out, ref)
 
 

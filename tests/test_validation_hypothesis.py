@@ -108,7 +108,8 @@ def test_discrete_layer_backends_agree(spec, dt, events, reset, n_model, state_b
             layer = ctsnn.discretize(ctsnn.LIF(tau, reset=reset, dtype=torch.float64), dt, input="zoh",
                                      events=events, backend=be)
             with torch.no_grad():
-                res[be] = layer.run(x, state)
+                ran = layer.run(x, state)
+                res[be] = ran.out, ran.state
         except (ValueError, TypeError) as e:
             assert _names(str(e), "x", "dt", "state", "model.n"), str(e)
             res[be] = type(e).__name__ + str(e).split(":")[0]

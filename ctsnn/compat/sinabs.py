@@ -363,7 +363,7 @@ class ALIF(DetachedCopies, _StatefulBase):
         y0 = torch.stack([t.to(dt_) for t in cols], dim=-1)
         x = input_data.reshape(Bt, T, N).transpose(0, 1)
         res = layer.run(x, y0, record_states=self.record_states)
-        out, y = res[0], res[1]
+        out, y = res.out, res.state
         ib = 2 if self.has_syn else 1
 
         def unpack(yy, lead):  # yy [..., N, S] -> sinabs states [lead..., *trail] (own storage, no views)
@@ -378,7 +378,7 @@ class ALIF(DetachedCopies, _StatefulBase):
         for k, v in unpack(y, (Bt,)).items():
             setattr(self, k, v)
         if self.record_states:
-            self.recordings = unpack(res[2].transpose(0, 1), (Bt, T))
+            self.recordings = unpack(res.states.transpose(0, 1), (Bt, T))
         else:
             self.recordings = {}
         spikes = out.transpose(0, 1).reshape(input_data.shape)

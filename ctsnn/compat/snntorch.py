@@ -300,7 +300,7 @@ class _SnnNeuron(nn.Module):
                 layer._constants(input_.dtype, input_.device, layer._tensors())
             layer.last_backend = "torch"
             s, y = layer.step(input_, y0, mats, prev_spk)
-            G, theta, jumps = mats[4], mats[5], mats[6]
+            G, theta, jumps = mats.G, mats.theta, mats.jumps
             r = layer.spike_fn(y0 @ G[0] - theta[..., 0]).detach()
             y = layer._jumps(y, [s - r], jumps)
         return s, y[..., 0].clone()  # not a view: snntorch's helpers detach it in place

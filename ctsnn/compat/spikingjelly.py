@@ -242,7 +242,8 @@ class _Node(DetachedCopies, _NodeBase):
         x, v = inputs[0], states[0]
         if self.detach_input:
             x = x.detach()
-        s, y = self.layer.run(x, v.unsqueeze(-1))
+        ran = self.layer.run(x, v.unsqueeze(-1))
+        s, y = ran.out, ran.state
         return (s,), (y[..., 0].clone(),) + tuple(states[1:])
 
     def extra_repr(self) -> str:

@@ -2,11 +2,13 @@
 (``step.cpp``), forward and backward.
 
 The kernel executes the step constants of ``DiscreteLayer.step_constants`` (derived from the
-model by ``discretize``); it does the same arithmetic in the same order as ``DiscreteLayer.step``,
+model by ``discretize``); it does the same arithmetic in the same order as ``DiscreteLayer.step``
+(``ctsnn.discrete.grid``, ``firing``, ``in_step``),
 so both paths agree bit for bit (tests/test_kernels.py).  ``plan(layer, x, grad, mats)`` says
 whether a call can take the fused path (and why not); ``run`` and ``run_sparse`` run it.
 
-What the fused path covers (everything else runs the torch loop):
+What the fused path covers (everything else runs the torch loop; the options it does not run are
+listed once, in ``ctsnn.discrete.options.FUSED_TORCH_ONLY``):
 
 * CPU tensors in float32 / float64; 1 to 3 states, 1 or 2 events; ``method`` exact or euler;
   ``input`` impulse, zoh or impulse_start, with the model's default single input channel;
@@ -52,7 +54,9 @@ def _heaviside_kind(fn) -> str | None:
 
 def plan(layer, x: Tensor, grad: bool, mats) -> str | None:
     """None if ``layer.run(x)`` can be fused (``mats``: its ``step_constants``), else the reason
-    it cannot."""
+    it cannot.  Which options the kernel runs the layer says (``layer.torch_only``, read from
+    ``ctsnn.discrete.options.FUSED_TORCH_ONLY``); the rest is what the kernel is compiled for
+    (device, dtype, sizes, spike function, input map)."""
     m = layer.model
     if x.device.type != "cpu":
         return f"device {x.device.type} (the fused kernel is CPU-only; the torch path runs there)"
@@ -60,33 +64,21 @@ def plan(layer, x: Tensor, grad: bool, mats) -> str | None:
         return f"dtype {x.dtype}"
     if not 1 <= m.n_states <= 3 or m.n_events > 2:
         return f"{m.n_states} states / {m.n_events} events (fused: 1-3 states, 1-2 events)"
-    if layer.events == "in_step" and grad:
-        return "gradients with events='in_step'"
+    why = layer.torch_only(grad, mats.t_ref is not None)
+    if why is not None:
+        return why
     if layer.events == "in_step":
         A = m.linear_part(torch.float64)[0]
         if not (bool((A != 0).all()) or bool((A == 0).all())):
             return "events='in_step' with leaky and non-leaky neurons mixed"
-    if getattr(mats, "t_ref", None) is not None:
-        return "t_ref > 0 (refractory periods run on the torch path)"
-    if getattr(layer, "cascade", False):
-        return "the cascade step (tracetorch's traced layers)"
-    if layer.reset_delay and grad:
-        return "gradients with reset_delay"
-    if layer.feedback is not None:
-        return "recurrent feedback"
-    if layer.state_map is not None:
-        return "state_map"
     if _heaviside_kind(layer.spike_fn) not in ("gt", "ge"):
         return "spike function without a Heaviside forward"
     if not m.linear_input or m.n_inputs != 1:
         return f"{type(m).__name__} has its own input map"
-    if grad and (layer._split or layer.simultaneous_events or layer.state_min
-                 or layer._detach_states is not None):
-        return "gradients through simultaneous events / split thresholds / state_min / per-state detach"
     if not build.available():
         return "no C++ compiler (or CTSNN_KERNELS=0)"
     key = (x.dtype, str(x.device))
-    known = mats.__dict__.setdefault("_fused_built", {})
+    known = mats.kernel.setdefault("built", {})
     if key not in known:
         shared = all(r.shape[0] == 1 for r in _params(layer, mats, x.dtype, x.device)[0])
         known[key] = build.load(_defines(layer, x.dtype, shared, mats.dA is not None)) is not None
@@ -111,19 +103,20 @@ def _defines(layer, dtype, shared: bool, euler: bool):
 
 def _params(layer, mats, dtype, device):
     """The per-neuron parameter tensors in the kernel's row order (see step.cpp), each
-    ``[n|1, r]``, and the shared G, J, lo (kept on ``mats``, which ``DiscreteLayer`` reuses
+    ``[n|1, r]``, and the shared G, J, lo (kept in ``mats.kernel``, which ``DiscreteLayer`` reuses
     while no parameter changes)."""
-    cached = getattr(mats, "_fused_params", None)
+    cached = mats.kernel.get("params")
     if cached is not None and cached[0] == (dtype, str(device)):
         return cached[1]
     res = _build_params(layer, mats, dtype, device)
-    mats._fused_params = ((dtype, str(device)), res)
+    mats.kernel["params"] = ((dtype, str(device)), res)
     return res
 
 
 def _build_params(layer, mats, dtype, device):
     m = layer.model
-    E, F, B, c, G, theta, jumps, scales = mats
+    E, F, B, c, G, theta = mats.E, mats.F, mats.B, mats.c, mats.G, mats.theta
+    jumps, scales = mats.jumps, mats.scales
     S = m.n_states
     lead = lambda t: t.reshape(t.shape[0], -1) if t.dim() > 1 else t.reshape(-1, 1)  # noqa: E731
     Em = E if mats.dA is None else mats.dA
@@ -207,7 +200,7 @@ def _forward(g, G, J, lo, out=None, states=None, z0s=None, gs=None, sp=None):
                            ctypes.c_int(torch.get_num_threads()),
                            ctypes.byref(sp) if sp is not None else ctypes.c_void_p(0), ctypes.byref(flags))
     if flags.value:
-        from ..simulate import SimulationError
+        from ..errors import SimulationError
         raise SimulationError("events='in_step': more than 1000 events of one neuron in one step "
                               "(a reset at or above threshold?)")
 
@@ -327,7 +320,7 @@ def run(layer, x: Tensor, state: Tensor, mats, record_states: bool = False, out:
     if not (torch.is_grad_enabled() and (x.requires_grad or state.requires_grad
                                          or any(r.requires_grad for r in rows))):
         return _run_nograd(layer, x, state, rows, G, J, lo, euler, bool(record_states), buf,
-                           mats.__dict__.setdefault("_fused_geom", {}))
+                           mats.kernel.setdefault("geom", {}))
     if buf is not None:
         raise ValueError("out= is for runs without gradients")
     res = _Fused.apply(layer, x, state, bool(record_states), euler, len(rows), *rows, G, J, lo)
