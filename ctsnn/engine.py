@@ -338,7 +338,8 @@ def simulate_exact(model: NeuronModel, current=None, spikes=None, *, t_end, dt, 
     t_end = _float("t_end", t_end, nonneg=True)
     if int(max_events_per_step) != max_events_per_step or max_events_per_step < 1:
         return decline("max_events_per_step must be a positive integer")
-    n_steps = max(0, math.ceil(t_end / dt - 1e-9))
+    from .validate import n_steps as _n_steps
+    n_steps = _n_steps(t_end, dt)
     if isinstance(current, Tensor):
         dtype = dtype or (current.dtype if current.is_floating_point() else None)
     dtype = dtype or model.param_dtype()

@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from . import validate as _v
 from .models.base import NeuronModel
 
 __all__ = ["Population", "Projection", "PoissonSource", "Network", "NetworkResult"]
@@ -67,7 +68,7 @@ class Population:
         if not isinstance(self.model, NeuronModel):
             raise ValueError(f"Population: model must be a ctsnn NeuronModel, got {type(self.model).__name__}")
         mn = self.model.n
-        n = mn if self.n is None else int(self.n)
+        n = mn if self.n is None else _v.positive_int("Population: n", self.n)
         if n < 1 or (mn != 1 and n != mn):
             raise ValueError(f"Population: n={self.n!r} but the model has per-neuron parameters for {mn} "
                              f"neurons")
@@ -78,6 +79,15 @@ class Population:
         if not np.all(np.isfinite(cur)):
             raise ValueError("Population: current contains NaN or Inf")
         self.current = np.broadcast_to(cur.reshape(-1) if cur.ndim else cur, (n,)).copy()
+
+
+def _target(what: str, target, model) -> str:
+    """The state a projection or source jumps: ``target`` (default the model's ``input_state``)."""
+    target = target or model.input_state
+    if target not in model.state_names:
+        raise ValueError(f"{what}: target {target!r} is not a state of {type(model).__name__}; its states are "
+                         f"{model.state_names}")
+    return target
 
 
 def _f64(x) -> np.ndarray:
@@ -137,8 +147,7 @@ class Projection:
             setattr(self, nm, np.broadcast_to(v.reshape(-1) if v.ndim else v, (m,)).copy())
         if m and self.delay.min() < 0:
             raise ValueError(f"Projection: delay must be >= dt (and never negative), got {float(self.delay.min())!r} s")
-        self.target = self.target or self.post.model.input_state
-        self.post.model.state_index(self.target)
+        self.target = _target("Projection", self.target, self.post.model)
 
     @classmethod
     def all_to_all(cls, pre: Population, post: Population, weight, delay=1e-3, target=None) -> "Projection":
@@ -162,9 +171,10 @@ class Projection:
                        target=None, seed: int = 0) -> "Projection":
         """Each post neuron receives ``indegree`` synapses from pre neurons drawn uniformly (with
         repetition, NEST's ``fixed_indegree`` default)."""
-        rng = np.random.default_rng(seed)
-        pre_idx = rng.integers(0, pre.n, size=(post.n, int(indegree))).reshape(-1)
-        post_idx = np.repeat(np.arange(post.n), int(indegree))
+        indegree = _v.positive_int("Projection.fixed_indegree: indegree", indegree, minimum=0)
+        rng = np.random.default_rng(_v.positive_int("Projection.fixed_indegree: seed", seed, minimum=0))
+        pre_idx = rng.integers(0, pre.n, size=(post.n, indegree)).reshape(-1)
+        post_idx = np.repeat(np.arange(post.n), indegree)
         return cls(pre, post, pre_idx, post_idx, weight, delay, target)
 
 
@@ -180,17 +190,17 @@ class PoissonSource:
     seed: int = 0
 
     def __post_init__(self):
+        if not isinstance(self.post, Population):
+            raise ValueError(f"PoissonSource: post must be a Population, got {type(self.post).__name__}")
         r = _f64(self.rate)
         if not np.all(np.isfinite(r)) or np.any(r <= 0):
             raise ValueError(f"PoissonSource: rate must be finite and > 0 Hz, got {self.rate!r}")
         if r.ndim > 1 or (r.ndim == 1 and r.shape[0] not in (1, self.post.n)):
             raise ValueError(f"PoissonSource: rate must be a number or [{self.post.n}] values")
         self.rate = np.broadcast_to(r.reshape(-1) if r.ndim else r, (self.post.n,)).copy()
-        self.weight = float(self.weight)
-        if not math.isfinite(self.weight):
-            raise ValueError(f"PoissonSource: weight must be finite, got {self.weight!r}")
-        self.target = self.target or self.post.model.input_state
-        self.post.model.state_index(self.target)
+        self.weight = _v.number("PoissonSource: weight", self.weight)
+        self.seed = _v.positive_int("PoissonSource: seed", self.seed, minimum=-2**63)
+        self.target = _target("PoissonSource", self.target, self.post.model)
 
     def streams(self) -> np.ndarray:
         """The start state of each neuron's random stream (uint64)."""
@@ -249,6 +259,11 @@ class Network:
         self.populations = list(populations)
         if not self.populations:
             raise ValueError("Network needs at least one Population")
+        for what, items, cls in (("populations", self.populations, Population),
+                                 ("projections", projections, Projection), ("sources", sources, PoissonSource)):
+            for j, p in enumerate(items):
+                if not isinstance(p, cls):
+                    raise ValueError(f"Network: {what}[{j}] must be a {cls.__name__}, got {type(p).__name__}")
         self.projections = list(projections)
         self.sources = list(sources)
         ids = {id(p) for p in self.populations}
@@ -274,20 +289,27 @@ class Network:
         return next(i for i, p in enumerate(self.populations) if p is pop)
 
     def run(self, t_end: float, dt: float, *, record=("v",), record_every: float | None = None,
-            record_neurons=None, max_events_per_step: int = 1000, threads: int | None = None) -> NetworkResult:
+            record_neurons=None, max_events_per_step: int = 1000, threads: int | None = None,
+            max_work: float | None = None) -> NetworkResult:
         """Simulate ``[0, t_end]`` on a grid of step ``dt`` (s) on the compiled engine.
 
         ``record``: state names; ``record_neurons``: None (none), ``"all"``, or a list of
         ``(population index, neuron index)`` pairs; ``record_every`` a multiple of dt (default dt).
+        A run above ``max_work`` neuron-steps (or Poisson arrivals) is refused before it starts, as
+        in ``simulate`` (default 1e10, or the environment variable ``CTSNN_MAX_WORK``).
         """
         from .engine import _model_arrays, run_engine, unsupported_reason
         from .simulate import SimulationError
 
-        dt, t_end = float(dt), float(t_end)
-        if not (math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt must be a finite number of seconds > 0, got {dt!r}")
-        if not (math.isfinite(t_end) and t_end >= 0):
-            raise ValueError(f"t_end must be a finite number of seconds >= 0, got {t_end!r}")
+        dt = _v.number("dt", dt, positive=True, unit="seconds")
+        t_end = _v.number("t_end", t_end, nonneg=True, unit="seconds")
+        max_events_per_step = _v.positive_int("max_events_per_step", max_events_per_step)
+        if threads is not None:
+            threads = _v.positive_int("threads", threads)
+        _v.work_bound("Network.run", _v.n_steps(t_end, dt), self.n, max_work)
+        # Poisson arrivals are generated one by one: bound their expected number as well
+        arrivals = sum(float(np.sum(s.rate)) for s in self.sources) * t_end
+        _v.work_bound("Network.run (Poisson arrivals)", arrivals, 1, max_work, hint="check the sources' rates and t_end")
         for j, pr in enumerate(self.projections):
             if pr.delay.size and pr.delay.min() < dt * (1 - 1e-12):
                 raise ValueError(f"projections[{j}]: delay {float(pr.delay.min())!r} s is below the step dt={dt!r} s; "
@@ -297,7 +319,7 @@ class Network:
             why = unsupported_reason(p.model)
             if why is not None:
                 raise ValueError(f"Network: population of {type(p.model).__name__} cannot run on the engine: {why}")
-        n_steps = max(0, math.ceil(t_end / dt - 1e-9))
+        n_steps = _v.n_steps(t_end, dt)
         stride = 1
         if record_every is not None:
             stride = round(float(record_every) / dt)

@@ -69,8 +69,14 @@ class _Membrane(NeuronModel):
 
     def validate(self) -> None:
         super().validate()
-        if self.reset not in RESETS:
-            raise ValueError(f"reset must be one of {RESETS}, got {self.reset!r}")
+        from ..validate import choice
+        choice("reset", self.reset, RESETS)
+        if self._adapt:   # options a user may reassign after construction (model.adaptation = ...)
+            choice("adaptation", self.adaptation, ("threshold", "current"))
+            choice("subtract", self.subtract, ("v_th", "threshold"))
+            if self.subtract == "threshold" and self.adaptation != "threshold":
+                raise ValueError("subtract='threshold' needs adaptation='threshold' (it subtracts the adaptive "
+                                 f"threshold v_th + b), got adaptation={self.adaptation!r}")
         if self.reset == "to_value":
             with torch.no_grad():
                 bad = torch.broadcast_tensors(self.v_reset >= self.v_th)[0]
