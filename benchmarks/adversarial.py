@@ -294,7 +294,7 @@ def _model_cases():
         "AdEx(delta_t=0)": ("ctsnn.AdEx(delta_t=0.0)", "delta_t"),
         "AdEx(tau_mem=nan)": ("ctsnn.AdEx(tau_mem=float('nan'))", "tau_mem"),
         "QIF(tau_mem=-1)": ("ctsnn.QIF(tau_mem=-1.0)", "tau_mem"),
-        "QIF(v_peak<v_reset)": ("ctsnn.QIF(v_peak=-1.0, v_reset=0.0)", ("v_peak", "v_reset")),
+        "QIF(v_peak<v_reset)": ("ctsnn.QIF(tau_mem=1e-2, v_peak=-1.0, v_reset=0.0)", ("v_peak", "v_reset")),
         "Izhikevich(a=inf)": ("ctsnn.Izhikevich(a=float('inf'))", "a"),
         "Izhikevich(v_peak=nan)": ("ctsnn.Izhikevich(v_peak=float('nan'))", "v_peak"),
         "Recurrent(weight=nan)": ("ctsnn.Recurrent(ctsnn.LIF(1e-2), float('nan'))", "weight"),
@@ -351,7 +351,10 @@ def _model_sanity(m, p, v):
         check(torch.allclose(got.detach().double().reshape(-1), want.reshape(-1)), f"{p}: stored {got} for {v}")
     if m.linear_part() is None:
         return
-    tr = ctsnn.simulate(m, current=3.0, t_end=0.02, dt=1e-3, dtype=torch.float64, max_events_per_step=50)
+    try:
+        tr = ctsnn.simulate(m, current=3.0, t_end=0.02, dt=1e-3, dtype=torch.float64, max_events_per_step=50)
+    except ctsnn.SimulationError as exc:   # e.g. a threshold of 1e-300 above a reset of 0: an endless loop,
+        raise Outcome("clear", f"SimulationError: {exc}") from None   # reported as such (documented)
     finite(tr["v"], tr.spike_times, what="simulate of the accepted model")
 
 
@@ -835,7 +838,7 @@ def _fit_cases():
                 accepted()
             res = do_fit(model=model, **kw)
             fit_ok(res)
-            if vname != "params=str" and vname != "model AdEx params tau_mem":
+            if vname not in ("params=str", "model AdEx params tau_mem", "per_sweep overlaps params"):
                 accepted(vname)
         add("fit", f"fit({vname})", f, arg=arg, timeout=40)
 

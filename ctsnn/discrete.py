@@ -247,8 +247,7 @@ class DiscreteLayer(nn.Module):
             if nm not in model.state_names:
                 raise ValueError(f"state_min: {type(model).__name__} has no state {nm!r}; "
                                  f"its states are {model.state_names}")
-            if not math.isfinite(float(val)):
-                raise ValueError(f"state_min[{nm!r}] must be finite, got {val!r}")
+            _v.number(f"state_min[{nm!r}]", val)
         self._split = (self.multi_spike or not self.threshold_grad
                        or getattr(self.spike_fn, "uses_level", False))
         if self.simultaneous_events and (self.reset_delay or self._split or self._detach_states is not None
