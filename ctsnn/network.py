@@ -137,7 +137,11 @@ class Projection:
             raise ValueError(f"Projection: pre_idx has {m} entries but post_idx has {self.post_idx.shape[0]}: "
                              f"give one pre and one post index per synapse")
         for nm in ("weight", "delay"):
-            v = _f64(getattr(self, nm))
+            try:
+                v = _f64(getattr(self, nm))
+            except (TypeError, ValueError):
+                raise TypeError(f"Projection: {nm} must be a number or one number per synapse (SI units), got "
+                                f"{getattr(self, nm)!r}") from None
             if v.ndim > 1 or (v.ndim == 1 and v.shape[0] not in (1, m)):
                 raise ValueError(f"Projection: {nm} has {v.shape[0] if v.ndim else 1} entries but there are "
                                  f"{m} synapses (give a number or one value per synapse)")
@@ -394,6 +398,11 @@ class Network:
         rec_elems = self.offsets[rec_pairs[:, 0]] + rec_pairs[:, 1] if rec_pairs.size else np.zeros(0, np.int64)
         if isinstance(record, str):
             record = (record,)
+        names = self.populations[0].model.state_names
+        bad = [r for r in record if r not in names]
+        if bad:
+            raise ValueError(f"record: {type(self.populations[0].model).__name__} has no state {bad[0]!r}; its "
+                             f"states are {names}")
         rec_states = [self.populations[0].model.state_index(r) for r in record] if rec_pairs.size else []
         import time as _time
         wall = _time.perf_counter()
