@@ -1764,7 +1764,13 @@ def main(argv=None):
     tmp_root = tempfile.mkdtemp(prefix="ctsnn_adv_")
     sub = [cases[i] for i in chosen]
     global_ids = chosen          # workers receive the cases' indices in the full list
-    results_local, wall = _drive_mapped(cases, global_ids, a.jobs, tmp_root, a.verbose)
+    try:
+        results_local, wall = _drive_mapped(cases, global_ids, a.jobs, tmp_root, a.verbose)
+    finally:
+        import shutil
+        for d, _, _ in os.walk(tmp_root):
+            os.chmod(d, 0o755)      # the read-only fixture folder
+        shutil.rmtree(tmp_root, ignore_errors=True)
     groups = sorted({c.group for c in sub}, key=[c.group for c in sub].index)
     table = {g: {o: 0 for o in OUTCOMES} for g in groups}
     for i in global_ids:

@@ -78,8 +78,9 @@ def _compiling() -> bool:
 
 
 def _as_tensor(name: str, value, learn: bool) -> Tensor:
-    t = value if isinstance(value, Tensor) else _v.real_values(name, value, torch.float64).to(
-        torch.get_default_dtype() if isinstance(value, (int, float)) else torch.float64)
+    if not isinstance(value, Tensor):
+        _v.real_values(name, value, torch.float64)   # a clear error for None, strings, complex, NaN
+    t = value if isinstance(value, Tensor) else torch.as_tensor(value)
     if not t.is_floating_point():
         t = t.to(torch.get_default_dtype())
     if t.dim() > 1 and name not in ("V",):
