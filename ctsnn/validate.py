@@ -17,7 +17,7 @@ from torch import Tensor
 
 __all__ = ["number", "positive_int", "finite_tensor", "float_input", "shape_last", "existing_file",
            "output_path", "MAX_WORK", "work_bound", "n_steps", "dtype_arg", "choice", "real_values", "call_user",
-           "callable_or_none", "tensor_input"]
+           "callable_or_none", "tensor_input", "bounded_tensor", "INPUT_MAX", "layer_options", "LAYER_CHOICES"]
 
 
 def _show(value: Any) -> str:
