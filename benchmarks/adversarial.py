@@ -1737,7 +1737,7 @@ class Worker:
         self.ids, self.tmp = list(ids), tmp
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker",
                                       ",".join(map(str, self.ids))], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, cwd=tmp, text=True, start_new_session=True,
+                                     stderr=subprocess.DEVNULL, cwd=tmp, bufsize=0, start_new_session=True,
                                      env=dict(os.environ, PYTHONPATH=ROOT, MPLBACKEND="Agg"))
         self.current, self.started, self.buf = None, time.time(), ""
 
@@ -1818,29 +1818,14 @@ def _drive_mapped(cases, ids, jobs, tmp_root, verbose):
     while workers:
         for key, _ in sel.select(timeout=0.5):
             w = key.data
-            line = w.proc.stdout.readline()
-            if not line:
-                w.proc.wait()
-                sel.unregister(w.proc.stdout)
-                workers.remove(w)
-                if w.current is not None:
-                    rc = w.proc.returncode
-                    results[w.current] = ("crash", f"worker died (exit status {rc}"
-                                          + (f", signal {signal.Signals(-rc).name})" if rc < 0 else ")"),
-                                          time.time() - w.started)
-                    rest = w.ids[w.ids.index(w.current) + 1:]
-                    if rest:
-                        start(rest, w.tmp)
-                continue
-            if line.startswith("S "):
-                w.current, w.started = int(line[2:]), time.time()
-            elif line.startswith("R "):
-                i, kind, msg = json.loads(line[2:])
-                results[i] = (kind, msg, time.time() - w.started)
-                w.current = None
-                if verbose > 1:
-                    print(f"  [{len(results)}/{len(ids)}] {cases[i].group}: {cases[i].name}: {kind}"
-                          + (f"  {msg[:160]}" if kind != "correct" else ""), flush=True)
+            # raw reads, split here: a buffered readline would leave later lines where select cannot see them
+            chunk = os.read(w.proc.stdout.fileno(), 65536).decode()
+            lines = (w.buf + chunk).split("\n")
+            w.buf = lines.pop()
+            if not chunk:
+                lines = [""]
+            for line in lines:
+                _handle_line(w, line, cases, ids, results, workers, sel, start, verbose)
         now = time.time()
         for w in list(workers):
             if w.current is not None and now - w.started > cases[w.current].timeout:
@@ -1853,6 +1838,35 @@ def _drive_mapped(cases, ids, jobs, tmp_root, verbose):
                 if rest:
                     start(rest, w.tmp)
     return results, time.time() - t0
+
+
+
+def _handle_line(w, line, cases, ids, results, workers, sel, start, verbose):
+    """One protocol line of worker ``w`` ("" at end of file: the worker died or finished)."""
+    if not line:
+        if w not in workers:
+            return
+        w.proc.wait()
+        sel.unregister(w.proc.stdout)
+        workers.remove(w)
+        if w.current is not None:
+            rc = w.proc.returncode
+            results[w.current] = ("crash", f"worker died (exit status {rc}"
+                                  + (f", signal {signal.Signals(-rc).name})" if rc < 0 else ")"),
+                                  time.time() - w.started)
+            rest = w.ids[w.ids.index(w.current) + 1:]
+            if rest:
+                start(rest, w.tmp)
+        return
+    if line.startswith("S "):
+        w.current, w.started = int(line[2:]), time.time()
+    elif line.startswith("R "):
+        i, kind, msg = json.loads(line[2:])
+        results[i] = (kind, msg, time.time() - w.started)
+        w.current = None
+        if verbose > 1:
+            print(f"  [{len(results)}/{len(ids)}] {cases[i].group}: {cases[i].name}: {kind}"
+                  + (f"  {msg[:160]}" if kind != "correct" else ""), flush=True)
 
 
 if __name__ == "__main__":
