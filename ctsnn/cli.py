@@ -228,8 +228,8 @@ def _read_table(path: Path, option: str) -> dict:
     import numpy as np
 
     if path.suffix.lower() == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            return {k: np.asarray(z[k]) for k in z.files}
+        from .io import read_table
+        return read_table(path, option)
     if path.suffix.lower() == ".csv":
         with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
@@ -256,7 +256,8 @@ def _current(args, n_steps: int, dt: float, current_dim: str | None):
         path = Path(args.current_file)
         factor = parse_unit(args.current_unit, current_dim, name="--current-unit")
         if path.suffix.lower() == ".npy":
-            arr = np.load(path, allow_pickle=False)
+            from .io import read_table
+            arr = read_table(path, "--current-file")[""]
         else:
             table = _read_table(path, "--current-file")
             if args.current_key is not None:
@@ -348,7 +349,8 @@ def _with_feedback(model, args):
     if args.feedback is not None:
         weight = parse_quantity(args.feedback, None, name="--feedback")
     else:
-        W = np.load(args.feedback_file, allow_pickle=False) if args.feedback_file.endswith(".npy") \
+        from .io import read_table
+        W = read_table(args.feedback_file, "--feedback-file")[""] if args.feedback_file.endswith(".npy") \
             else None
         if W is None:
             raise ValueError("--feedback-file must be a .npy file holding an [n, n] matrix")
@@ -453,8 +455,9 @@ def _run_simulate(args) -> int:
     with _default_dtype(dtype):
         model = build_model(args.model, _param_pairs(args.param), reset=args.reset, n=args.n)
         model = _with_feedback(model, args)
-    from .validate import n_steps as _n_steps
-    n_steps = _n_steps(t_end, dt)
+    from . import validate as _v
+    n_steps = _v.n_steps(t_end, dt)
+    _v.work_bound("ctsnn simulate", n_steps, model.n)   # before the current is tabulated
     current_dim = unit_dimension(model.current_unit)
     current = _current(args, n_steps, dt, current_dim)
     if isinstance(current, torch.Tensor) and current.shape[1] == 1 and model.n > 1:

@@ -66,9 +66,9 @@ class Recording:
     def __init__(self, t, v, current, *, v_unit: str = "V", current_unit: str = "A",
                  time_unit: str = "s", name: str | None = None, meta: dict | None = None,
                  mask_nan: bool = False, input_spikes=None):
-        t = np.asarray(t, dtype=np.float64).ravel() * _scale(time_unit, "time", "t")
-        v = np.asarray(v, dtype=np.float64).ravel() * _scale(v_unit, "voltage", "v")
-        cur = np.asarray(current, dtype=np.float64) * _scale(current_unit, "current", "current")
+        t = _real_array("t", t).ravel() * _scale(time_unit, "time", "t")
+        v = _real_array("v", v).ravel() * _scale(v_unit, "voltage", "v")
+        cur = _real_array("current", current) * _scale(current_unit, "current", "current")
         cur = np.full(t.shape, float(cur)) if cur.ndim == 0 else cur.ravel()
         if not (t.size == v.size == cur.size):
             raise ValueError(f"recording arrays have different lengths: t {t.size}, v {v.size}, "
@@ -148,6 +148,9 @@ class Recording:
             raise ValueError(f"exclude: no samples of {self.name!r} lie in {t0:g}..{t1:g} s "
                              f"(the recording spans {self.t[0]:g}..{self.t[-1]:g} s)")
         out.mask = ~drop if self.mask is None else (self.mask & ~drop)
+        if not out.mask.any():
+            raise ValueError(f"exclude: {t0:g}..{t1:g} s leaves no sample of {self.name!r} "
+                             f"({self.t[0]:g}..{self.t[-1]:g} s) to fit")
         out.meta = dict(self.meta, excluded=list(self.meta.get("excluded", [])) + [(t0, t1)])
         return out
 
@@ -160,6 +163,15 @@ class Recording:
         return (f"Recording({self.name!r}, {self.t.size} samples, {self.t[0]:g}..{self.t[-1]:g} s, "
                 f"v {np.nanmin(self.v) * 1e3:.1f}..{np.nanmax(self.v) * 1e3:.1f} mV, current "
                 f"{self.current.min() * 1e12:.1f}..{self.current.max() * 1e12:.1f} pA)")
+
+
+def _real_array(name: str, x) -> np.ndarray:
+    """``x`` as a float64 array of real numbers: bool, complex, string and object arrays are refused."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"recording {name} must hold real numbers, got an array of dtype {a.dtype}"
+                        + ("; convert it (e.g. x.real, or parse the strings) first" if a.dtype.kind in "cOUS" else ""))
+    return a.astype(np.float64)
 
 
 def detect_spikes(t, v, threshold: float = -0.02, refractory: float = 2e-3) -> np.ndarray:
@@ -202,6 +214,8 @@ def load_npz(path, *, t: str = "t", v: str = "v", current: str = "i", units: dic
     import zipfile
 
     path = _v.existing_file("path", path)
+    if units is not None and not isinstance(units, dict):
+        raise TypeError(f"units must be a dict such as {{'v': 'mV'}}, got {type(units).__name__}")
     try:
         with np.load(path, allow_pickle=False) as z:
             if not hasattr(z, "files"):
@@ -243,6 +257,19 @@ def load_csv(path, *, columns: dict | None = None, units: dict | None = None,
     import csv
 
     path = _v.existing_file("path", path)
+    try:
+        return _load_csv(path, columns, units, name, csv, **kw)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{str(path)!r} is not a text (UTF-8) CSV file: {exc}") from None
+    except csv.Error as exc:
+        raise ValueError(f"{str(path)!r} is not a readable CSV file: {exc}") from None
+
+
+def _load_csv(path, columns, units, name, csv, **kw) -> Recording:
+    if columns is not None and not isinstance(columns, dict):
+        raise TypeError(f"columns must be a dict such as {{'v': 'Vm'}}, got {type(columns).__name__}")
+    if units is not None and not isinstance(units, dict):
+        raise TypeError(f"units must be a dict such as {{'v': 'mV'}}, got {type(units).__name__}")
     # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the first name; csv: quoted names
     with open(path, newline="", encoding="utf-8-sig") as fh:
         rows = csv.reader(fh)
@@ -312,9 +339,7 @@ def nwb_cells(path) -> list[dict[str, Any]]:
         raise ImportError("reading NWB needs pynwb: pip install 'ctsnn[nwb]'") from exc
     import warnings
 
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"NWB file {str(path)!r} does not exist")
+    path = _nwb_path(path)
     out = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -347,9 +372,9 @@ def load_nwb(path, sweeps: Sequence[int | str] | None = None, *,
         raise ImportError("reading NWB needs pynwb: pip install 'ctsnn[nwb]'") from exc
     import warnings
 
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"NWB file {str(path)!r} does not exist")
+    path = _nwb_path(path)
+    if isinstance(sweeps, (str, int)):
+        sweeps = [sweeps]
     out = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -390,7 +415,23 @@ def load_nwb(path, sweeps: Sequence[int | str] | None = None, *,
                         "v_conversion": v_conv, "i_conversion": i_conv,
                         "stimulus_rate": float(stim.rate), "stimulus_resampled": resampled}
                 out.append(Recording(t, v, i, name=k, meta=meta))
+    if not out:
+        raise ValueError(f"{path.name}: no current-clamp sweep"
+                         + (f" whose stimulus description contains {stimulus_type!r}" if stimulus_type else "")
+                         + "; nwb_sweeps(path) lists the sweeps")
     return out
+
+
+def _nwb_path(path) -> Path:
+    """An existing HDF5 file (the container of NWB 2), else a ``ValueError`` naming it."""
+    path = _v.existing_file("path", path)
+    try:
+        import h5py
+        with h5py.File(path, "r"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{str(path)!r} is not a readable NWB (HDF5) file: {exc}") from None
+    return path
 
 
 def _nwb_values(series, dimension: str, where: str):
@@ -440,3 +481,22 @@ def _stimulus_links(nwb) -> dict:
     except Exception:  # the table is optional in NWB; fall back to names
         return {}
     return links
+
+
+def read_table(path, option: str) -> dict:
+    """Named arrays of a ``.npy`` (one array, named ``""``) or ``.npz`` file, for the command line's
+    input options: a file that numpy cannot read as arrays (pickled objects, garbage, a truncated
+    archive) gives one ``ValueError`` naming ``option`` and the file."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".npy":
+            return {"": np.load(path, allow_pickle=False)}
+        with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise ValueError("it holds one array, not named arrays (.npz)")
+            return {k: np.asarray(z[k]) for k in z.files}
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{option}: {str(path)!r} is not a readable {path.suffix or 'numpy'} file: "
+                         f"{type(exc).__name__}: {exc}") from None

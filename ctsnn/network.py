@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from . import validate as _validate
+from . import validate as _v
 from .models.base import NeuronModel
 
 __all__ = ["Population", "Projection", "PoissonSource", "Network", "NetworkResult"]
@@ -68,7 +68,7 @@ class Population:
         if not isinstance(self.model, NeuronModel):
             raise ValueError(f"Population: model must be a ctsnn NeuronModel, got {type(self.model).__name__}")
         mn = self.model.n
-        n = mn if self.n is None else int(self.n)
+        n = mn if self.n is None else _v.positive_int("Population: n", self.n)
         if n < 1 or (mn != 1 and n != mn):
             raise ValueError(f"Population: n={self.n!r} but the model has per-neuron parameters for {mn} "
                              f"neurons")
@@ -79,6 +79,15 @@ class Population:
         if not np.all(np.isfinite(cur)):
             raise ValueError("Population: current contains NaN or Inf")
         self.current = np.broadcast_to(cur.reshape(-1) if cur.ndim else cur, (n,)).copy()
+
+
+def _target(what: str, target, model) -> str:
+    """The state a projection or source jumps: ``target`` (default the model's ``input_state``)."""
+    target = target or model.input_state
+    if target not in model.state_names:
+        raise ValueError(f"{what}: target {target!r} is not a state of {type(model).__name__}; its states are "
+                         f"{model.state_names}")
+    return target
 
 
 def _f64(x) -> np.ndarray:
@@ -128,7 +137,11 @@ class Projection:
             raise ValueError(f"Projection: pre_idx has {m} entries but post_idx has {self.post_idx.shape[0]}: "
                              f"give one pre and one post index per synapse")
         for nm in ("weight", "delay"):
-            v = _f64(getattr(self, nm))
+            try:
+                v = _f64(getattr(self, nm))
+            except (TypeError, ValueError):
+                raise TypeError(f"Projection: {nm} must be a number or one number per synapse (SI units), got "
+                                f"{getattr(self, nm)!r}") from None
             if v.ndim > 1 or (v.ndim == 1 and v.shape[0] not in (1, m)):
                 raise ValueError(f"Projection: {nm} has {v.shape[0] if v.ndim else 1} entries but there are "
                                  f"{m} synapses (give a number or one value per synapse)")
@@ -138,8 +151,7 @@ class Projection:
             setattr(self, nm, np.broadcast_to(v.reshape(-1) if v.ndim else v, (m,)).copy())
         if m and self.delay.min() < 0:
             raise ValueError(f"Projection: delay must be >= dt (and never negative), got {float(self.delay.min())!r} s")
-        self.target = self.target or self.post.model.input_state
-        self.post.model.state_index(self.target)
+        self.target = _target("Projection", self.target, self.post.model)
 
     @classmethod
     def all_to_all(cls, pre: Population, post: Population, weight, delay=1e-3, target=None) -> "Projection":
@@ -163,9 +175,10 @@ class Projection:
                        target=None, seed: int = 0) -> "Projection":
         """Each post neuron receives ``indegree`` synapses from pre neurons drawn uniformly (with
         repetition, NEST's ``fixed_indegree`` default)."""
-        rng = np.random.default_rng(seed)
-        pre_idx = rng.integers(0, pre.n, size=(post.n, int(indegree))).reshape(-1)
-        post_idx = np.repeat(np.arange(post.n), int(indegree))
+        indegree = _v.positive_int("Projection.fixed_indegree: indegree", indegree, minimum=0)
+        rng = np.random.default_rng(_v.positive_int("Projection.fixed_indegree: seed", seed, minimum=0))
+        pre_idx = rng.integers(0, pre.n, size=(post.n, indegree)).reshape(-1)
+        post_idx = np.repeat(np.arange(post.n), indegree)
         return cls(pre, post, pre_idx, post_idx, weight, delay, target)
 
 
@@ -181,17 +194,17 @@ class PoissonSource:
     seed: int = 0
 
     def __post_init__(self):
+        if not isinstance(self.post, Population):
+            raise ValueError(f"PoissonSource: post must be a Population, got {type(self.post).__name__}")
         r = _f64(self.rate)
         if not np.all(np.isfinite(r)) or np.any(r <= 0):
             raise ValueError(f"PoissonSource: rate must be finite and > 0 Hz, got {self.rate!r}")
         if r.ndim > 1 or (r.ndim == 1 and r.shape[0] not in (1, self.post.n)):
             raise ValueError(f"PoissonSource: rate must be a number or [{self.post.n}] values")
         self.rate = np.broadcast_to(r.reshape(-1) if r.ndim else r, (self.post.n,)).copy()
-        self.weight = float(self.weight)
-        if not math.isfinite(self.weight):
-            raise ValueError(f"PoissonSource: weight must be finite, got {self.weight!r}")
-        self.target = self.target or self.post.model.input_state
-        self.post.model.state_index(self.target)
+        self.weight = _v.number("PoissonSource: weight", self.weight)
+        self.seed = _v.positive_int("PoissonSource: seed", self.seed, minimum=-2**63)
+        self.target = _target("PoissonSource", self.target, self.post.model)
 
     def streams(self) -> np.ndarray:
         """The start state of each neuron's random stream (uint64): the splitmix64 output of
@@ -255,6 +268,11 @@ class Network:
         self.populations = list(populations)
         if not self.populations:
             raise ValueError("Network needs at least one Population")
+        for what, items, cls in (("populations", self.populations, Population),
+                                 ("projections", projections, Projection), ("sources", sources, PoissonSource)):
+            for j, p in enumerate(items):
+                if not isinstance(p, cls):
+                    raise ValueError(f"Network: {what}[{j}] must be a {cls.__name__}, got {type(p).__name__}")
         self.projections = list(projections)
         self.sources = list(sources)
         ids = {id(p) for p in self.populations}
@@ -281,24 +299,30 @@ class Network:
 
     def run(self, t_end: float, dt: float, *, record=("v",), record_every: float | None = None,
             record_neurons=None, max_events_per_step: int = 1000, threads: int | None = None,
-            input_spikes=None) -> NetworkResult:
+            input_spikes=None, max_work: float | None = None) -> NetworkResult:
         """Simulate ``[0, t_end]`` on a grid of step ``dt`` (s) on the compiled engine.
 
         ``record``: state names; ``record_neurons``: None (none), ``"all"``, or a list of
         ``(population index, neuron index)`` pairs; ``record_every`` a multiple of dt (default dt);
         ``input_spikes``: external events ``(times, population index, neuron index, weight)``, each
         adding ``weight`` to the population's ``input_state`` at its exact time.
+        A run above ``max_work`` neuron-steps (or Poisson arrivals) is refused before it starts, as
+        in ``simulate`` (default 1e10, or the environment variable ``CTSNN_MAX_WORK``).
         """
         from .engine import _model_arrays, run_engine, unsupported_reason
         from .simulate import SimulationError
 
         import time as _time
         setup = _time.perf_counter()
-        dt, t_end = float(dt), float(t_end)
-        if not (math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt must be a finite number of seconds > 0, got {dt!r}")
-        if not (math.isfinite(t_end) and t_end >= 0):
-            raise ValueError(f"t_end must be a finite number of seconds >= 0, got {t_end!r}")
+        dt = _v.number("dt", dt, positive=True, unit="seconds")
+        t_end = _v.number("t_end", t_end, nonneg=True, unit="seconds")
+        max_events_per_step = _v.positive_int("max_events_per_step", max_events_per_step)
+        if threads is not None:
+            threads = _v.positive_int("threads", threads)
+        _v.work_bound("Network.run", _v.n_steps(t_end, dt), self.n, max_work)
+        # Poisson arrivals are generated one by one: bound their expected number as well
+        arrivals = sum(float(np.sum(s.rate)) for s in self.sources) * t_end
+        _v.work_bound("Network.run (Poisson arrivals)", arrivals, 1, max_work, hint="check the sources' rates and t_end")
         for j, pr in enumerate(self.projections):
             if pr.delay.size and pr.delay.min() < dt * (1 - 1e-12):
                 raise ValueError(f"projections[{j}]: delay {float(pr.delay.min())!r} s is below the step dt={dt!r} s; "
@@ -308,7 +332,7 @@ class Network:
             why = unsupported_reason(p.model)
             if why is not None:
                 raise ValueError(f"Network: population of {type(p.model).__name__} cannot run on the engine: {why}")
-        n_steps = _validate.n_steps(t_end, dt)
+        n_steps = _v.n_steps(t_end, dt)
         stride = 1
         if record_every is not None:
             stride = round(float(record_every) / dt)
@@ -383,6 +407,11 @@ class Network:
         rec_elems = self.offsets[rec_pairs[:, 0]] + rec_pairs[:, 1] if rec_pairs.size else np.zeros(0, np.int64)
         if isinstance(record, str):
             record = (record,)
+        names = self.populations[0].model.state_names
+        bad = [r for r in record if r not in names]
+        if bad:
+            raise ValueError(f"record: {type(self.populations[0].model).__name__} has no state {bad[0]!r}; its "
+                             f"states are {names}")
         rec_states = [self.populations[0].model.state_index(r) for r in record] if rec_pairs.size else []
         in_elem = in_t = in_inc = None
         if input_spikes is not None:

@@ -77,6 +77,16 @@ def _volt_unit(trace, values) -> tuple[float, str]:
     return (1e3, "mV") if ref and max(ref) < 0.5 else (1.0, "V")
 
 
+def _trace_arg(name: str, trace) -> None:
+    """``trace`` must be a :class:`ctsnn.Trace` (what ``simulate`` returns or ``Trace.load`` reads)."""
+    from .trace import Trace
+    if not isinstance(trace, Trace):
+        hint = ("; a Recording is data: draw it with matplotlib (rec.t, rec.v), or fit it and use plot.fit"
+                if type(trace).__name__ == "Recording" else "")
+        raise TypeError(f"{name} must be a ctsnn.Trace (from simulate or Trace.load), got "
+                        f"{type(trace).__name__}{hint}")
+
+
 def _state_series(trace, name: str, neuron: int) -> np.ndarray:
     x = trace[name].detach().cpu()
     return x.reshape(x.shape[0], -1)[:, neuron].double().numpy()
@@ -89,6 +99,12 @@ def membrane_polyline(trace, neuron: int = 0, state: str = "v") -> tuple[np.ndar
     of that neuron, in time order (pre before post before a grid sample at the same time, since
     grid samples are right limits).
     """
+    _trace_arg("trace", trace)
+    if state not in trace.states:
+        raise ValueError(f"state {state!r} was not recorded (recorded: {sorted(trace.states)}); "
+                         f"simulate with record=({state!r}, ...)")
+    if not 0 <= int(neuron) < trace.n_neurons:
+        raise ValueError(f"neuron {neuron} out of range: the trace has {trace.n_neurons} neurons")
     t = trace.t.detach().cpu().double().numpy()
     v = _state_series(trace, state, neuron)
     sel = (trace.spike_neurons == int(neuron)).cpu()
@@ -125,6 +141,7 @@ def membrane(trace, neurons: int | Sequence[int] = 0, state: str = "v", *, ax=No
     ``v_reset``), and a marker at each exact spike time on the pre-reset value.
     Returns the Axes.
     """
+    _trace_arg("trace", trace)
     if state not in trace.states:
         raise ValueError(f"state {state!r} was not recorded (recorded: {sorted(trace.states)}); "
                          f"simulate with record=({state!r}, ...)")
@@ -224,6 +241,11 @@ def _spike_arrays(trace_or_spikes):
     if times.shape != neurons.shape:
         raise ValueError(f"raster: {times.size} times but {neurons.size} neuron indices")
     signs = np.ones(times.size, dtype=int) if signs is None else np.asarray(signs).astype(int).ravel()
+    if signs.shape != times.shape or not np.all(np.abs(signs) == 1):
+        raise ValueError(f"raster: signs must be +1 or -1, one per spike (got {signs[:5]!r}); give a Trace, "
+                         f"a dict with times and neurons, or a tuple (times, neurons[, signs])")
+    if neurons.size and (not np.issubdtype(neurons.dtype, np.integer) or neurons.min() < 0):
+        raise ValueError("raster: neurons must be integer indices >= 0")
     t_end = float(times.max()) if times.size else 1.0
     n = int(neurons.max()) + 1 if neurons.size else 1
     return times, neurons, signs, t_end, n
@@ -263,6 +285,10 @@ def raster(trace_or_spikes, *, ax=None, groups: dict[str, Sequence[int]] | None 
         order, ticks, labels, start = {}, [], [], 0
         for lab, members in groups.items():
             members = list(members)
+            bad = [m for m in members if not 0 <= int(m) < n]
+            if bad:
+                raise ValueError(f"raster: groups[{lab!r}] names neuron {bad[0]}, but there are {n} neurons "
+                                 f"(0..{n - 1})")
             for r_, m in enumerate(members):
                 order[int(m)] = start + r_
             ticks.append(start + (len(members) - 1) / 2)
@@ -301,6 +327,7 @@ def raster(trace_or_spikes, *, ax=None, groups: dict[str, Sequence[int]] | None 
 
 def states(trace, neuron: int = 0, *, axes=None, t_unit=None):
     """Every recorded state of one neuron in stacked panels sharing the time axis."""
+    _trace_arg("trace", trace)
     names = [s for s in trace.state_names if s in trace.states]
     if not names:
         raise ValueError("the trace recorded no state; simulate with record='all'")
@@ -403,7 +430,11 @@ def fi_curve(model, currents, *, t_end: float = 1.0, dt: float = 1e-4, method: s
     current) and optionally ``data = (currents, rates)``. Returns the Axes."""
     from .simulate import simulate
 
-    cur = torch.as_tensor(currents, dtype=torch.float64).reshape(1, -1)
+    from . import validate as _v
+    cur = _v.real_values("currents", currents, torch.float64).reshape(1, -1)
+    if cur.numel() == 0:
+        raise ValueError("fi_curve: currents is empty; give the currents to simulate")
+    _v.number("t_end", t_end, positive=True, unit="seconds", fix="the duration of each run over which the rate is taken")
     if model.n not in (1, cur.shape[1]):
         raise ValueError(f"fi_curve: the model has {model.n} neurons but {cur.shape[1]} currents")
     tr = simulate(model, cur, t_end=t_end, dt=dt, method=method, record=(), dtype=torch.float64)
@@ -427,6 +458,8 @@ def fit(result, sweeps: Sequence[int] | None = None, *, axes=None, max_sweeps: i
     fitted model (coloured, through its spikes, plus ``r_series * I`` when that was fitted), all
     on one axes, and the residuals (model - data, fitted samples only) below. The title lists the
     fitted values with their standard errors. Returns ``[top, bottom]``."""
+    if not hasattr(result, "recordings") or not hasattr(result, "traces"):
+        raise TypeError(f"result must be a ctsnn.FitResult (from ctsnn.fit), got {type(result).__name__}")
     recs, traces = list(result.recordings), list(result.traces)
     if not recs or len(traces) != len(recs):
         raise ValueError("fit: the result holds no recordings/traces to draw (was it loaded from JSON?)")

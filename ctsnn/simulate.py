@@ -41,6 +41,10 @@ def _float(name: str, value: Any, *, positive=False, nonneg=False) -> float:
     return x
 
 
+#: the largest magnitude of an injected current (as for model parameters, ``models.base.PARAM_MAX``)
+_CURRENT_MAX = 1e100
+
+
 class _Current:
     """The injected current as a function of the step index (held over each step)."""
 
@@ -53,24 +57,12 @@ class _Current:
             self.const = torch.zeros((), dtype=dtype, device=device)
         elif callable(current) and not isinstance(current, Tensor):
             self.fn = current
-            probe = torch.as_tensor(current(0.0), dtype=dtype, device=device)
+            probe = self._call(0.0, dtype, device)
             self.shape = tuple(probe.shape)
-            self._check(probe)
         else:
-            if isinstance(current, Tensor):
-                t = current.to(device=device, dtype=dtype) if not current.is_complex() else current
-            else:  # numbers and arrays go straight to dtype (no float32 detour for Python floats)
-                if isinstance(current, (str, bytes)) or (isinstance(current, complex)):
-                    raise TypeError(f"current must be a number in the model's units, an array, a tensor "
-                                    f"or a callable I(t), got {current!r}"
-                                    + (" (strings with units are read by the CLI; pass a number here)"
-                                       if isinstance(current, str) else ""))
-                try:
-                    t = torch.as_tensor(current, dtype=dtype, device=device)
-                except (TypeError, ValueError, RuntimeError) as exc:
-                    raise TypeError(f"current must be a number, an array, a tensor or a callable I(t), got "
-                                    f"{type(current).__name__} ({exc})") from None
-            self._check(t)
+            # numbers and arrays go straight to dtype (no float32 detour for Python floats); bools,
+            # complex numbers and strings are refused, and so are magnitudes that would overflow
+            t = _v.real_values("current", current, dtype, device, limit=_CURRENT_MAX)
             if t.dim() == 0:
                 self.const = t
             else:
@@ -97,10 +89,14 @@ class _Current:
             return self.table[k]
         if self.const is not None:
             return self.const
-        v = torch.as_tensor(self.fn(t0), dtype=dtype, device=device)
-        if not bool(torch.isfinite(v).all()):
-            raise ValueError(f"current(t) returned NaN or Inf at t={t0!r}")
-        return v
+        return self._call(t0, dtype, device)
+
+    def _call(self, t0: float, dtype, device) -> Tensor:
+        v = _v.call_user("current", self.fn, t0)
+        try:
+            return _v.real_values("current", v, dtype, device, limit=_CURRENT_MAX)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"the callable current(t) at t={t0!r}: {exc}") from None
 
 
 class _Sim:
@@ -312,6 +308,9 @@ def _parse_spikes(spikes, model: NeuronModel, M: int, dtype, device) -> tuple[Te
         unknown = set(spikes) - {"times", "neurons", "weights"}
         if unknown:
             raise ValueError(f"spikes has unknown keys {sorted(unknown)}; use times, neurons, weights")
+        missing = [k for k in ("times", "neurons") if k not in spikes]
+        if missing:
+            raise ValueError(f"spikes: the dict lacks {missing}; give times, neurons (and weights)")
         times, neurons, weights = spikes.get("times"), spikes.get("neurons"), spikes.get("weights", 1.0)
     elif isinstance(spikes, (tuple, list)) and len(spikes) in (2, 3):
         times, neurons = spikes[0], spikes[1]
@@ -414,9 +413,11 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
         raise ValueError(f"backend must be 'auto', 'engine' or 'torch', got {backend!r}")
     dt = _float("dt", dt, positive=True)
     t_end = _float("t_end", t_end, nonneg=True)
-    if 0 < t_end < dt:      # one step, of length t_end (its propagator, not that of a dt it never takes)
-        dt = t_end
+    if 0 < t_end < dt:   # one step, [0, t_end]: its length is t_end (a huge dt would cost the root finder
+        dt = t_end       # its precision, relative to the step); the grid and the trace are the same
     max_events_per_step = _v.positive_int("max_events_per_step", max_events_per_step)
+    chunk = _v.positive_int("chunk", chunk, minimum=0, fix="chunk=0 turns the event-free fast path off")
+    dtype = _v.dtype_arg("dtype", dtype)
     _v.work_bound("simulate", t_end / dt, model.n, max_work)      # before anything is allocated
     if method == "euler":
         _v.euler_stability(model, dt, "simulate(method='euler')")
@@ -507,8 +508,6 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
     wall = _time.perf_counter()
     prog = Progress(n_steps, "simulate", progress)
     fast = getattr(solver, "advance_steps", None) if chunk and cur.fn is None else None
-    if int(chunk) != chunk or chunk < 0:
-        raise ValueError(f"chunk must be an integer >= 0, got {chunk!r}")
     n_full = min(n_steps, math.floor(t_end / dt + 1e-9))     # steps of full length dt
     # memory bound of the fast path: the chunk's states and its Toeplitz block
     k_cap = max(2, min(int(chunk), (1 << 22) // max(1, sim.M * sim.S),

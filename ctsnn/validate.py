@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 __all__ = ["number", "positive_int", "names", "finite_tensor", "float_input", "shape_last", "existing_file",
-           "output_path", "MAX_WORK", "work_bound"]
+           "output_path", "MAX_WORK", "work_bound", "n_steps", "dtype_arg", "choice", "real_values", "call_user",
+           "callable_or_none", "tensor_input", "bounded_tensor", "INPUT_MAX", "layer_options"]
 
 
 def _show(value: Any) -> str:
@@ -153,7 +154,7 @@ def output_path(name: str, path: Any) -> Path:
 MAX_WORK = 10**10
 
 
-def work_bound(what: str, steps: int, neurons: int, max_work: Any = None) -> None:
+def work_bound(what: str, steps: int, neurons: int, max_work: Any = None, hint: str = "check t_end and dt") -> None:
     """Refuse a run of ``steps x neurons`` above the limit: ``max_work`` if given, else the
     environment variable ``CTSNN_MAX_WORK``, else :data:`MAX_WORK` (1e10 neuron-steps: about an
     hour of the exact method on one core)."""
@@ -169,7 +170,7 @@ def work_bound(what: str, steps: int, neurons: int, max_work: Any = None) -> Non
     work = float(steps) * float(max(neurons, 1))
     if work > limit:
         raise ValueError(f"{what}: {steps:.3g} steps x {neurons} neuron(s) = {work:.3g} neuron-steps exceeds "
-                         f"the limit of {limit:.3g}; check t_end and dt, or raise the limit with "
+                         f"the limit of {limit:.3g}; {hint}, or raise the limit with "
                          f"max_work=... (or the environment variable CTSNN_MAX_WORK)")
 
 
@@ -204,9 +205,118 @@ def euler_stability(model, dt: float, where: str, cascade: bool = False) -> None
 
 
 def n_steps(t_end: float, dt: float) -> int:
-    """The number of steps of length at most ``dt`` that cover ``[0, t_end]``: ``ceil(t_end / dt)``,
-    where a ratio within 1e-9 of an integer counts as that integer, and at least one step whenever
-    ``t_end > 0`` (a ``dt`` larger than ``t_end`` is one short step, not none)."""
+    """The number of grid steps of a run: ``ceil(t_end / dt)`` (a ratio within 1e-9 of an integer
+    counts as that integer), and at least one step when ``t_end > 0``: a ``dt`` longer than
+    ``t_end`` (even by many orders of magnitude) is one step, never none."""
     if t_end <= 0:
         return 0
     return max(1, math.ceil(t_end / dt - 1e-9))
+
+
+def dtype_arg(name: str, dtype: Any) -> torch.dtype | None:
+    """``None`` or a floating-point ``torch.dtype``."""
+    if dtype is None:
+        return None
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"{name} must be a torch floating dtype such as torch.float64, got {_show(dtype)}")
+    if not dtype.is_floating_point:
+        raise ValueError(f"{name} must be a floating dtype (torch.float32 or torch.float64), got {dtype}")
+    return dtype
+
+
+def choice(name: str, value: Any, options: tuple, fix: str = "") -> Any:
+    """``value`` must be one of ``options`` (compared with ``==``; a non-hashable value is refused)."""
+    try:
+        ok = any(value == o and type(value) is type(o) for o in options)
+    except Exception:  # noqa: BLE001 - a value whose comparison fails is not one of the options
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be one of {', '.join(repr(o) for o in options)}, got {_show(value)}"
+                         f"{'; ' + fix if fix else ''}")
+    return value
+
+
+def real_values(name: str, value: Any, dtype: torch.dtype, device=None, *, limit: float | None = None) -> Tensor:
+    """A number, sequence or array as a real tensor of ``dtype``: bools, complex numbers, strings and
+    other objects are refused with a ``TypeError`` naming ``name``; NaN, Inf and (with ``limit``)
+    magnitudes above ``limit`` with a ``ValueError``."""
+    if isinstance(value, (bool, str, bytes, complex)) or value is None:
+        raise TypeError(f"{name} must be a real number, an array or a tensor, got {_show(value)}"
+                        + ("; give the value in SI units as a number (the command line takes units)"
+                           if isinstance(value, str) else ""))
+    if isinstance(value, Tensor):
+        t = value
+    else:
+        try:
+            import numpy as np
+            a = np.asarray(value)
+            if a.dtype.kind not in "fiub":
+                raise TypeError
+            t = torch.as_tensor(a)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must be a real number, an array or a tensor, got {_show(value)}") from None
+    if t.is_complex():
+        raise TypeError(f"{name} must be real, got dtype {t.dtype}; pass its real part or a float tensor")
+    finite_tensor(name, t)
+    if limit is not None and t.numel() and not torch.compiler.is_compiling():
+        with torch.no_grad():
+            big = float(t.detach().abs().max())
+        if big > limit:
+            raise ValueError(f"{name} has a value of magnitude {big:.3g}, above {limit:g}: products with the "
+                             f"model's parameters would overflow; check its unit (SI)")
+    t = t.to(device=device, dtype=dtype) if device is not None else t.to(dtype=dtype)
+    return finite_tensor(name, t, fix=f"a value overflows {dtype}")
+
+
+def call_user(name: str, fn, *args):
+    """Call a user-supplied callable; an exception it raises becomes a ``ValueError`` naming ``name``
+    and the arguments (the original is chained as its cause)."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's code is reported the same way
+        raise ValueError(f"{name}{tuple(args)!r} raised {type(exc).__name__}: {exc}") from exc
+
+
+def callable_or_none(name: str, value: Any) -> Any:
+    """``None`` or a callable."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be callable (or None), got {_show(value)}")
+    return value
+
+
+def tensor_input(name: str, x: Any, dtype: torch.dtype | None = None, *, min_dim: int = 0) -> Tensor:
+    """The input of a layer's forward: a real tensor (int and bool converted to ``dtype`` or the
+    default float dtype; complex, NaN and Inf refused) with at least ``min_dim`` axes."""
+    x = float_input(name, x, dtype)
+    if x.dim() < min_dim:
+        raise ValueError(f"{name} needs at least {min_dim} axes, got shape {tuple(x.shape)}")
+    return finite_tensor(name, x)
+
+
+#: the largest magnitude of a layer's input or state: products with the step matrices stay finite
+INPUT_MAX = 1e100
+
+
+def bounded_tensor(name: str, x: Tensor, limit: float = INPUT_MAX, fix: str = "") -> Tensor:
+    """Refuse NaN, Inf or a magnitude above ``limit`` in ``x``: one reduction (``max |x|``, NaN
+    propagates), the same cost as a finiteness test. Skipped while ``torch.compile`` traces."""
+    if torch.compiler.is_compiling() or not x.numel():
+        return x
+    with torch.no_grad():
+        big = float(x.detach().abs().max())
+    if not math.isfinite(big):
+        return finite_tensor(name, x, fix)
+    if big > limit:
+        raise ValueError(f"{name} has a value of magnitude {big:.3g}, above {limit:g} (the step would overflow); "
+                         f"check its scale")
+    return x
+
+
+def layer_options(layer, choices: dict) -> None:
+    """The string options of a ``DiscreteLayer`` (``choices``: option -> allowed values, the
+    table of ``ctsnn.discrete.options``), checked at each call (they are plain attributes that a
+    user may reassign): each must still be one of its values."""
+    d = layer.__dict__
+    for name, options in choices.items():
+        if name in d and d[name] not in options:
+            choice(f"layer.{name}", d[name], options, fix="build a new layer with ctsnn.discretize(...) instead")

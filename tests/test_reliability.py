@@ -631,3 +631,242 @@ def test_option_assignment_is_checked():
     with pytest.raises(ValueError, match="reset must be one of"):
         m.reset = "bogus"                     # ran as 'none' silently before
     assert m.reset == "subtract"
+
+
+# ---------------------------------------------------------------- found by benchmarks/adversarial.py
+def test_stream_work_bound_and_arguments():
+    """DiscreteLayer.stream: the same work bound and override as simulate's max_work, refused before
+    any step runs; steps, chunk and callback checked (a float or string steps ran before)."""
+    layer = ctsnn.discretize(ctsnn.LIF(1e-2), 1e-3)
+    calls = []
+
+    def source(t0, t1):
+        calls.append((t0, t1))
+        return torch.ones(t1 - t0, 10)
+
+    with pytest.raises(ValueError, match=r"stream: 1e\+12 steps x 10 neuron.*max_work"):
+        layer.stream(source, steps=10**12)
+    assert len(calls) == 1                                   # only the first chunk, to learn the shape
+    with pytest.raises(ValueError, match="max_work"):
+        layer.stream(torch.ones(1, 1000), steps=10**12)      # a held tensor: known before any step
+    sp, y = layer.stream(torch.full((1, 3), 0.3), steps=50, chunk=7, max_work=150)
+    ref, yr = layer.run(torch.full((50, 3), 0.3))
+    assert len(sp) == int(ref.sum()) and torch.equal(y, yr)
+    with pytest.raises(ValueError, match="max_work"):
+        layer.stream(torch.full((1, 3), 0.3), steps=50, max_work=149)
+    for kw, name in ((dict(steps=1.5), "steps"), (dict(steps="10"), "steps"), (dict(steps=float("nan")), "steps"),
+                     (dict(steps=5, chunk=0), "chunk"), (dict(steps=5, callback=3), "callback")):
+        with pytest.raises(TypeError if name != "chunk" else ValueError, match=name):
+            layer.stream(source, **kw)
+    with pytest.raises(ValueError, match=r"source\(0, 5\) raised ZeroDivisionError"):
+        layer.stream(lambda a, b: 1 / 0, steps=5)
+    with pytest.raises(TypeError, match="must return a tensor"):
+        layer.stream(lambda a, b: [0.0] * (b - a), steps=5)
+
+
+def test_alif_option_assignment_is_checked():
+    m = ctsnn.ALIF(1e-2, 0.1, 0.2)
+    for bad in ("bogus", None, "THRESHOLD", 1):
+        with pytest.raises(ValueError, match="adaptation must be one of"):
+            m.adaptation = bad                      # was stored and ran as 'current' silently
+        assert m.adaptation == "threshold"
+    with pytest.raises(ValueError, match="subtract must be one of"):
+        m.subtract = "bogus"
+    m.adaptation = "current"                        # a legal change takes effect
+    assert m.config()["adaptation"] == "current" and float(m.linear_part()[0][0, 0, 1]) == -100.0
+    s = ctsnn.ALIF(1e-2, 0.1, 0.2, reset="subtract", subtract="threshold")
+    with pytest.raises(ValueError, match="subtract='threshold' needs adaptation='threshold'"):
+        s.adaptation = "current"
+    assert s.adaptation == "threshold"
+
+
+def test_simulate_dt_far_beyond_t_end():
+    """dt >> t_end is one step of length t_end: the closed form, not 1 spike (dt = 1e30 lost the
+    root finder's precision; dt = 1e308 ran no step at all)."""
+    want = [k * 1e-2 * np.log(3.0) for k in range(1, 10)]      # LIF, I = 1.5: period tau ln(I/(I-1))
+    for dt in (0.2, 1e30, 1e308):
+        for backend in ("auto", "torch"):
+            tr = ctsnn.simulate(ctsnn.LIF(1e-2), current=1.5, t_end=0.1, dt=dt, dtype=torch.float64,
+                                backend=backend)
+            assert tr.n_spikes == 9 and np.allclose(tr.spike_times.numpy(), want, atol=1e-12, rtol=0)
+            assert tr.t.tolist() == [0.0, 0.1]
+
+
+def test_simulate_argument_kinds():
+    m = ctsnn.LIF(1e-2)
+    run = lambda **kw: ctsnn.simulate(m, **{"current": 1.5, "t_end": 1e-2, "dt": 1e-3, **kw})  # noqa: E731
+    for cur in (1 + 1j, "1nA", True):
+        with pytest.raises(TypeError, match="current must be a real number"):
+            run(current=cur)
+    with pytest.raises(ValueError, match="current has a value of magnitude 1e"):
+        run(current=1e308)                                     # gave NaN states before
+    with pytest.raises(ValueError, match=r"current\(0.0,\) raised ZeroDivisionError"):
+        run(current=lambda t: 1 / 0)
+    with pytest.raises(TypeError, match="the callable current"):
+        run(current=lambda t: "x")
+    with pytest.raises(ValueError, match="chunk must be an integer >= 0"):
+        run(chunk=-1)                                          # ignored on the engine path before
+    with pytest.raises(ValueError, match="dtype must be a floating dtype"):
+        run(dtype=torch.int64)
+    with pytest.raises(ValueError, match=r"spikes: the dict lacks \['neurons'\]"):
+        run(spikes={"times": torch.tensor([1e-3])})
+
+
+def test_layer_reassigned_options_state_shape_and_scale():
+    layer = ctsnn.discretize(ctsnn.LIF(1e-2), 1e-3)
+    x = torch.full((5, 2, 1), 0.3)
+    layer.method = "bogus"                                     # ran as Euler before
+    with pytest.raises(ValueError, match="layer.method must be one of"):
+        layer.run(x)
+    layer.method = "exact"
+    layer.input = "bogus"                                      # a KeyError before
+    with pytest.raises(ValueError, match="layer.input must be one of"):
+        layer.run(x)
+    layer.input = "impulse"
+    with pytest.raises(ValueError, match=r"state: shape \(3, 1\) does not fit"):
+        layer.run(x, torch.zeros(3, 1))                        # a RuntimeError from expand before
+    with pytest.raises(ValueError, match="neuron axis"):
+        layer.run(torch.ones(5, 2, 0))
+    with pytest.raises(ValueError, match="x has a value of magnitude 1e"):
+        layer.run(torch.full((5, 1), 1e308, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"state_min\['v'\]"):
+        ctsnn.discretize(ctsnn.LIF(1e-2), 1e-3, state_min={"v": "x"})
+
+
+def test_model_constructor_arguments():
+    with pytest.raises(ValueError, match="dtype must be a floating dtype"):
+        ctsnn.LIF(1e-2, dtype=torch.int64)                     # blamed tau_mem before
+    with pytest.raises(TypeError, match="dtype must be a torch floating dtype"):
+        ctsnn.LIF(1e-2, dtype="float64")
+    with pytest.raises(ValueError, match="'tau_mem' is an empty tensor"):
+        ctsnn.LIF(torch.zeros(0))
+    with pytest.raises(ValueError, match="'r' = 1e-310 is out of range"):
+        ctsnn.CubaLIF(5e-3, 1e-2, r=1e-310)                    # OverflowError in the propagator before
+    assert float(ctsnn.LIF(1e-2, v_leak=0.0).v_leak) == 0.0   # zero stays legal
+    with pytest.raises(ValueError, match="Recurrent: target 'bogus'"):
+        ctsnn.Recurrent(ctsnn.LIF(1e-2), 0.1, target="bogus")
+    with pytest.raises(TypeError, match="Recurrent: model must be"):
+        ctsnn.Recurrent(None, 0.1)
+
+
+def test_network_arguments_and_work_bounds():
+    import ctsnn.network as N
+    for n in (2.5, "3", True):
+        with pytest.raises(TypeError, match="Population: n must be an integer"):
+            N.Population(ctsnn.LIF(1e-2), n=n)                 # int(2.5) = 2 neurons before
+    a = N.Population(ctsnn.LIF(1e-2), n=3, current=1.5)
+    with pytest.raises(ValueError, match=r"Network.run: 1e\+15 steps x 3"):
+        N.Network([a]).run(1e6, 1e-9)                          # ran on, unbounded, before
+    with pytest.raises(ValueError, match="Poisson arrivals"):
+        N.Network([a], sources=[N.PoissonSource(a, 1e300)]).run(1e-2, 1e-3)   # a hang before
+    with pytest.raises(ValueError, match="Projection: target 'bogus'"):
+        N.Projection(a, a, [0], [1], 0.1, target="bogus")
+    with pytest.raises(ValueError, match=r"Network: populations\[0\] must be a Population"):
+        N.Network([3])
+    for kw in (dict(threads=0), dict(max_events_per_step=-1)):
+        with pytest.raises(ValueError, match=next(iter(kw))):
+            N.Network([a]).run(1e-2, 1e-3, **kw)
+    with pytest.raises(TypeError, match="seed"):
+        N.PoissonSource(a, 10.0, seed=1.5)
+    res = N.Network([a]).run(0.1, 1e-3, max_work=300)          # the override, as in simulate
+    assert len(res.spike_times) == 27
+
+
+def test_recording_and_reader_errors(tmp_path):
+    from ctsnn import io
+    t = np.arange(0, 0.01, 1e-4)
+    for bad, name in ((np.zeros(t.size, dtype=bool), "v"), (np.zeros(t.size) + 0j, "v")):
+        with pytest.raises(TypeError, match=f"recording {name} must hold real numbers"):
+            ctsnn.Recording(t, bad, 0.0)                       # read as 0/1 or dropped the imaginary part
+    rec = ctsnn.Recording(t, np.zeros(t.size), 0.0)
+    with pytest.raises(ValueError, match="leaves no sample"):
+        rec.exclude(-1.0, 1.0)
+    (tmp_path / "bin.csv").write_bytes(b"\x00\x94garbage\xff")
+    with pytest.raises(ValueError, match="is not a text"):
+        io.load_csv(tmp_path / "bin.csv")                      # UnicodeDecodeError before
+    (tmp_path / "g.nwb").write_bytes(os.urandom(200))
+    with pytest.raises(ValueError, match="not a readable NWB"):
+        io.load_nwb(tmp_path / "g.nwb")                        # a raw OSError before
+    with pytest.raises(TypeError, match="units must be a dict"):
+        io.load_npz(tmp_path / "g.nwb", units=["s"])
+
+
+def test_nwb_selection_that_matches_nothing():
+    pytest.importorskip("pynwb")
+    import ctsnn.datasets as ds
+    from ctsnn import io
+    with pytest.raises(ValueError, match="no current-clamp sweep whose stimulus description contains"):
+        io.load_nwb(ds.path("ca1"), stimulus_type="no-such-stimulus")   # returned [] before
+
+
+def test_plot_argument_errors(trace):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from ctsnn import plot
+    with pytest.raises(TypeError, match="trace must be a ctsnn.Trace"):
+        plot.membrane(None)
+    with pytest.raises(TypeError, match="a Recording is data"):
+        plot.membrane(ctsnn.Recording(np.arange(3) * 1e-3, np.zeros(3), 0.0))
+    with pytest.raises(ValueError, match=r"groups\['a'\] names neuron 99"):
+        plot.raster(trace, groups={"a": [99]})                 # drew nothing for it before
+    with pytest.raises(ValueError, match="signs must be"):
+        plot.raster([1, 2, 3])
+    with pytest.raises(ValueError, match="t_end must be > 0"):
+        plot.fi_curve(ctsnn.LIF(1e-2), [1.5], t_end=0.0, dt=1e-3)   # rates 0/0 before
+    with pytest.raises(ValueError, match="currents contains NaN"):
+        plot.fi_curve(ctsnn.LIF(1e-2), [float("nan")], t_end=0.01, dt=1e-3)
+    with pytest.raises(TypeError, match="result must be a ctsnn.FitResult"):
+        plot.fit(None)
+    plt.close("all")
+
+
+def test_cli_unreadable_input_file_and_work_bound(tmp_path, capsys, monkeypatch):
+    from ctsnn import cli
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "g.npz").write_bytes(os.urandom(300))
+    base = ["simulate", "-p", "tau_mem=10ms", "--dt", "1ms", "--t-end", "10ms", "-o", "x.npz", "--quiet"]
+    assert cli.main(base + ["--current-file", "g.npz"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--current-file" in err[0] and "g.npz" in err[0]   # numpy's pickle text before
+    # the work bound comes before the current is tabulated (an 8e15-byte allocation before)
+    assert cli.main(["simulate", "--current", "1nA", "--dt", "1ns", "--t-end", "1e6", "-o", "y.npz"]) == 2
+    err = capsys.readouterr().err
+    assert "CTSNN_MAX_WORK" in err and "allocate" not in err
+
+
+def test_fit_argument_errors():
+    rec = ctsnn.Recording(np.arange(0, 0.01, 1e-4), np.full(100, -0.07), 0.0)
+    m = ctsnn.LIF(0.01, r=5e7, v_leak=-0.065)
+    with pytest.raises(TypeError, match="recordings must be a ctsnn.Recording"):
+        ctsnn.fit(m, None)
+    with pytest.raises(ValueError, match="recordings is empty"):
+        ctsnn.fit(m, [])
+    with pytest.raises(ValueError, match="params is empty"):
+        ctsnn.fit(m, rec, params=())
+    with pytest.raises(ValueError, match="dtype must be a floating dtype"):
+        ctsnn.fit(m, rec, dtype=torch.int64)
+    with pytest.raises(TypeError, match="callback must be callable"):
+        ctsnn.fit(m, rec, callback=3)
+
+
+def test_dialect_inputs_and_parameters():
+    from ctsnn.compat import norse as cn, sinabs as cs, snntorch as st, spikingjelly as sj, tracetorch as tt
+    with pytest.raises(ValueError, match="input_tensor contains NaN"):
+        cn.LSNNCell()(torch.full((2, 3), float("nan")))        # zeros out, NaN state before
+    with pytest.raises(TypeError, match="input_tensor must be real"):
+        cn.LSNN()(torch.ones(2, 1, 3, dtype=torch.complex64))
+    for layer, name in ((st.Leaky(beta=0.9), "input_"), (sj.LIFNode(), "x"), (tt.LITS(2), "x"),
+                        (cs.ALIF(10.0, 100.0), "input_data")):
+        with pytest.raises(TypeError, match=f"{name} must be a torch.Tensor"):
+            layer([[1.0, 2.0]])
+    for make, name in ((lambda: st.Leaky(beta="0.9"), "beta"), (lambda: st.Leaky(beta=None), "beta"),
+                       (lambda: cs.ALIF(tau_mem=None, tau_adapt=100.0), "tau_mem"),
+                       (lambda: sj.LIFNode(v_threshold=float("nan")), "v_threshold"),
+                       (lambda: sj.LIFNode(tau=1j), "tau")):
+        with pytest.raises((TypeError, ValueError), match=name):
+            make()
+    with pytest.raises(ValueError, match="linear_features"):
+        st.RLeaky(beta=0.9, linear_features=3)(torch.ones(4, 5))
+    out = st.RLeaky(beta=0.9, linear_features=3)(torch.ones(4, 3, dtype=torch.int64))[0]   # a dtype error before
+    assert out.dtype == torch.get_default_dtype()

@@ -45,6 +45,7 @@ from typing import NamedTuple, Tuple
 import torch
 from torch import Tensor, nn
 
+from .. import validate as _v
 from ..discrete import discretize
 from ..models import ALIF
 from ..models.base import check_param
@@ -262,6 +263,7 @@ def _check_weights(input_tensor, state, input_weights, recurrent_weights):
 
 
 def _recurrent_step(input_tensor, state, input_weights, recurrent_weights, p, dt, adaptation, detach):
+    input_tensor = _v.tensor_input("input_tensor", input_tensor)
     _check_weights(input_tensor, state, input_weights, recurrent_weights)
     drive = (nn.functional.linear(input_tensor, input_weights)
              + nn.functional.linear(state.z.to(input_tensor.dtype), recurrent_weights))
@@ -292,6 +294,7 @@ def lsnn_feed_forward_step(input_tensor: Tensor, state: LSNNFeedForwardState,
                            p: LSNNParameters = LSNNParameters(),
                            dt: float = 0.001) -> Tuple[Tensor, LSNNFeedForwardState]:
     """norse ``lsnn_feed_forward_step``: as ``lsnn_step`` with ``i += input_tensor`` and no detach."""
+    input_tensor = _v.tensor_input("input_tensor", input_tensor)
     if not isinstance(state, tuple) or not all(hasattr(state, f) for f in ("v", "i", "b")):
         raise ValueError(f"state must be an LSNNFeedForwardState (v, i, b), got {type(state).__name__}")
     dtype = _dtype(input_tensor, state.v, state.i, state.b, *[getattr(p, f, None) for f in _FIELDS])
@@ -333,6 +336,7 @@ class LSNNCell(_SNNCellBase):
         _stepper(p, self.dt, "threshold", False, None, None)  # the model, built outside any trace
 
     def initial_state(self, input_tensor: Tensor) -> LSNNFeedForwardState:
+        input_tensor = _v.float_input("input_tensor", input_tensor)
         v = _full(input_tensor.shape, torch.as_tensor(self.p.v_leak), input_tensor)
         state = LSNNFeedForwardState(v=v, i=_zeros(input_tensor.shape, input_tensor),
                                       b=torch.as_tensor(self.p.v_th).detach())
@@ -406,6 +410,7 @@ class LSNNRecurrentCell(_RecurrentWeights, _SNNRecurrentCellBase):
                     activation_sparse)
 
     def initial_state(self, input_tensor: Tensor) -> LSNNState:
+        input_tensor = _v.float_input("input_tensor", input_tensor)
         return self._initial((*input_tensor.shape[:-1], int(self.hidden_size)), input_tensor, False)
 
 
@@ -444,6 +449,7 @@ class LSNN(_SNNBase):
         return f"p={self.p}, dt={self.dt}"
 
     def initial_state(self, input_tensor: Tensor) -> LSNNFeedForwardState:
+        input_tensor = _v.float_input("input_tensor", input_tensor)
         dims = input_tensor.shape[1:]
         state = LSNNFeedForwardState(v=_full(dims, torch.as_tensor(self.p.v_leak), input_tensor),
                                      i=_zeros(dims, input_tensor),
@@ -453,8 +459,10 @@ class LSNN(_SNNBase):
         return state
 
     def forward(self, input_tensor: Tensor, state=None):
-        if input_tensor.dim() < 1:
-            raise ValueError("input_tensor must have a leading time axis [T, ...]")
+        input_tensor = _v.tensor_input("input_tensor", input_tensor, min_dim=1)
+        if input_tensor.dim() < 1 or input_tensor.shape[0] == 0:
+            raise ValueError(f"input_tensor must have a leading time axis [T, ...] with T >= 1, got shape "
+                             f"{tuple(input_tensor.shape)}")
         state = state if state is not None else self.state_fallback(input_tensor)
         if self.activation is not lsnn_feed_forward_step or (self.activation_sparse is not None
                                                               and input_tensor.is_sparse):
@@ -488,6 +496,7 @@ class LSNNRecurrent(_RecurrentWeights, _SNNRecurrentBase):
                     activation_sparse, record_states)
 
     def initial_state(self, input_tensor: Tensor) -> LSNNState:
+        input_tensor = _v.float_input("input_tensor", input_tensor)
         return self._initial((*input_tensor.shape[1:-1], int(self.hidden_size)), input_tensor, True)
 
     def forward(self, input_tensor: Tensor, state=None):

@@ -45,6 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import surrogate as _surrogate
+from .. import validate as _v
 from ..discrete import discretize
 from ..models import ALIF as _ALIFModel
 from ._copying import DetachedCopies
@@ -127,7 +128,8 @@ def _surrogate_from(fn):
 
 def _tensor(name: str, value, positive: bool = False) -> Tensor:
     # numbers stay float64 (as in sinabs' Python-float arithmetic); tensors keep their dtype
-    t = value if isinstance(value, Tensor) else torch.as_tensor(value, dtype=torch.float64)
+    t = _v.real_values(name, value, value.dtype if isinstance(value, Tensor) and value.is_floating_point()
+                       else torch.float64)
     with torch.no_grad():
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} must be finite, got {value!r}")
@@ -346,6 +348,7 @@ class ALIF(DetachedCopies, _StatefulBase):
         return self._alphas()[2]
 
     def forward(self, input_data: Tensor) -> Tensor:
+        input_data = _v.tensor_input("input_data", input_data)
         if input_data.dim() < 3:
             raise ValueError(f"input_data must be [batch, time, ...neurons], got shape {tuple(input_data.shape)}")
         Bt, T, *trail = input_data.shape

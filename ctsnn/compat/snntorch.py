@@ -54,6 +54,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import surrogate as _surrogate
+from .. import validate as _v
 from ..discrete import DiscreteLayer, discretize
 from ..models import IF, LIF
 from ..models.recurrent import Recurrent
@@ -77,6 +78,8 @@ def _compiling() -> bool:
 
 
 def _as_tensor(name: str, value, learn: bool) -> Tensor:
+    if not isinstance(value, Tensor):
+        _v.real_values(name, value, torch.float64)   # a clear error for None, strings, complex, NaN
     t = value if isinstance(value, Tensor) else torch.as_tensor(value)
     if not t.is_floating_point():
         t = t.to(torch.get_default_dtype())
@@ -408,6 +411,7 @@ class Leaky(_SnnNeuron, _LeakyBase):
     def forward(self, input_: Tensor, mem: Tensor | None = None):
         if self.init_hidden and mem is not None:
             raise TypeError("`mem` should not be passed as an argument while `init_hidden=True`")
+        input_ = _v.tensor_input("input_", input_)
         s, self.mem = self._step(input_, self._state(input_, mem))
         spk = self._fire_post(s)
         if self.init_hidden and not self.output:
@@ -495,6 +499,10 @@ class RLeaky(_SnnNeuron, _RLeakyBase):
     def forward(self, input_: Tensor, spk: Tensor | None = None, mem: Tensor | None = None):
         if self.init_hidden and (mem is not None or spk is not None):
             raise TypeError("When `init_hidden=True`, RLeaky expects 1 input argument.")
+        input_ = _v.tensor_input("input_", input_)
+        if self.all_to_all and self.linear_features and input_.shape[-1] != self.linear_features:
+            raise ValueError(f"input_: last axis {input_.shape[-1]} does not match linear_features = "
+                             f"{self.linear_features} (the recurrent Linear's size)")
         if spk is not None:
             self.spk = spk
         if self.spk.shape != input_.shape:

@@ -32,6 +32,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
+from .. import validate as _v
 from ..discrete import discretize
 from ..models import IF, LIF
 from ._copying import DetachedCopies
@@ -189,8 +190,8 @@ class _Node(DetachedCopies, _NodeBase):
         key, alpha = _surrogate(surrogate, alpha)
         if isinstance(surrogate, str) and _sj_surrogate is not None:  # spikingjelly's own object, as its nodes hold
             surrogate = getattr(_sj_surrogate, _SJ_NAME[key])(alpha=alpha)
-        v_reset = None if v_reset is None else float(v_reset)
-        super().__init__(float(v_threshold), v_reset, surrogate, bool(detach_reset), step_mode=step_mode,
+        v_reset = None if v_reset is None else _v.number("v_reset", v_reset)
+        super().__init__(_v.number("v_threshold", v_threshold), v_reset, surrogate, bool(detach_reset), step_mode=step_mode,
                          store_v_seq=bool(store_v_seq))
         self._alpha = alpha
         self.detach_input = bool(detach_input)
@@ -231,15 +232,26 @@ class _Node(DetachedCopies, _NodeBase):
         super().__setstate__(state)
         self.layer  # ready before any torch.compile of the copy
 
+    def single_step_forward(self, x, *args, **kw):
+        return super().single_step_forward(_v.tensor_input("x", x), *args, **kw)
+
+    def multi_step_forward(self, x_seq, *args, **kw):
+        x_seq = _v.tensor_input("x_seq", x_seq, min_dim=1)
+        if x_seq.shape[0] == 0:
+            raise ValueError(f"x_seq: no time steps (shape {tuple(x_seq.shape)}); give [T, ...] with T >= 1")
+        return super().multi_step_forward(x_seq, *args, **kw)
+
     def single_step_functional_forward(self, inputs, states, **kwargs):
-        x, v = inputs[0], states[0]
+        x, v = _v.tensor_input("x", inputs[0]), states[0]
         if self.detach_input:
             x = x.detach()
         s, y = self.layer(x, v.unsqueeze(-1))
         return (s,), (y[..., 0].clone(),) + tuple(states[1:])  # own storage: spikingjelly detaches it in place
 
     def multi_step_functional_forward(self, inputs, states, **kwargs):
-        x, v = inputs[0], states[0]
+        x, v = _v.tensor_input("x_seq", inputs[0], min_dim=1), states[0]
+        if x.shape[0] == 0:
+            raise ValueError(f"x_seq: no time steps (shape {tuple(x.shape)}); give [T, ...] with T >= 1")
         if self.detach_input:
             x = x.detach()
         ran = self.layer.run(x, v.unsqueeze(-1))
@@ -261,7 +273,7 @@ class LIFNode(_Node):
                  v_reset: float | None = 0.0, surrogate_function="Sigmoid", alpha: float | None = None,
                  detach_reset: bool = False, step_mode: str = "s", detach_input: bool = False,
                  store_v_seq: bool = False) -> None:
-        if not float(tau) > 0:
+        if not _v.number("tau", tau, unit="steps") > 0:
             raise ValueError(f"tau must be > 0 (steps), got {tau}")
         self.__dict__["tau"], self.__dict__["decay_input"] = float(tau), bool(decay_input)
         super().__init__(v_threshold, v_reset, surrogate_function, alpha, detach_reset, step_mode, detach_input,

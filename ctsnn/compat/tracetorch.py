@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import validate as _v
 from ..discrete import discretize
 from ..models import LIT, DualLIT, Traced
 from ._copying import DetachedCopies
@@ -270,6 +271,7 @@ class _TTLayer(DetachedCopies, _LayerBase):
                 setattr(self, name, t.detach())
 
     def forward(self, x: Tensor) -> Tensor:
+        x = _v.tensor_input("x", x)
         xw = x.movedim(self.dim, -1)
         if xw.shape[-1] != self.num_neurons:
             raise ValueError(f"x: axis dim={self.dim} has {xw.shape[-1]} entries, num_neurons={self.num_neurons}")

@@ -252,12 +252,15 @@ class DiscreteLayer(nn.Module):
     def _input(self, x, min_dim: int) -> Tensor:
         """``x`` checked: a real tensor (integer / bool converted to the model's dtype), at least
         ``min_dim`` axes, last axis the neuron axis, finite (one vectorised pass)."""
+        _v.layer_options(self, _options.CHOICES)
         x = _v.float_input("x", x, self.model.param_dtype())
         if x.dim() < min_dim:
             raise ValueError(f"x: needs {'[T, *batch, n]' if min_dim == 2 else '[*batch, n]'}, got shape "
                              f"{tuple(x.shape)}")
         _v.shape_last("x", x, self.model.n)
-        _v.finite_tensor("x", x, "the discrete layer has no meaning for NaN or Inf input")
+        if x.shape[-1] == 0:
+            raise ValueError(f"x: the neuron axis (last) is empty, shape {tuple(x.shape)}; give at least one neuron")
+        _v.bounded_tensor("x", x, fix="the discrete layer has no meaning for NaN or Inf input")
         return x
 
     def _state(self, state, shape, x: Tensor, mats) -> Tensor:
@@ -274,7 +277,14 @@ class DiscreteLayer(nn.Module):
                 raise ValueError(f"state: needs a trailing axis of {' or '.join(map(str, width))} "
                                  f"({self.model.state_names}{' + time left refractory' if ref else ''}), "
                                  f"got shape {tuple(state.shape)}")
-            _v.finite_tensor("state", state, "start from rest with state=None")
+            _v.bounded_tensor("state", state, fix="start from rest with state=None")
+            try:
+                fits = torch.broadcast_shapes(tuple(state.shape[:-1]), tuple(shape)) == tuple(shape)
+            except RuntimeError:
+                fits = False
+            if not fits:
+                raise ValueError(f"state: shape {tuple(state.shape)} does not fit the input's batch and neurons "
+                                 f"{tuple(shape)}: give [*batch, n, {state.shape[-1]}] (or broadcastable to it)")
             if state.shape[-1] == S + 1:
                 return state
         if ref:
@@ -366,7 +376,7 @@ class DiscreteLayer(nn.Module):
                          torch.stack(states) if record_states else None)
 
     def stream(self, source, steps: int | None = None, chunk: int = 1000, state: Tensor | None = None,
-               progress: bool = False, callback=None) -> RunResult:
+               progress: bool = False, callback=None, max_work: float | None = None) -> RunResult:
         """Run a long simulation in bounded memory: the input is taken ``chunk`` steps at a time and
         only the sparse spikes and the state are kept -> ``RunResult`` with ``.spikes`` and ``.state``
         (no gradient; steps and indices stored as int32 where they fit: 12 bytes per spike in float32).
@@ -376,11 +386,16 @@ class DiscreteLayer(nn.Module):
         ``steps`` is required).  ``callback(spikes)``, if given, receives each chunk's ``Spikes``
         (steps counted from the start) and nothing is kept: memory stays bounded by the chunk
         whatever the number of spikes (the returned ``Spikes`` is then empty).  ``progress``
-        prints a progress line to stderr."""
+        prints a progress line to stderr.  A stream of more than ``max_work`` neuron-steps (steps
+        times the neurons of each step, batch included; default ``ctsnn.validate.MAX_WORK`` = 1e10
+        or the environment variable ``CTSNN_MAX_WORK``) is refused before it starts, as in
+        ``simulate``."""
         import sys
         import time
-        if not (isinstance(chunk, int) and chunk > 0):
-            raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+        chunk = _v.positive_int("chunk", chunk)
+        if steps is not None:
+            steps = _v.positive_int("steps", steps, minimum=0)
+        _v.callable_or_none("callback", callback)
         if isinstance(source, Tensor):
             if source.dim() < 2:
                 raise ValueError(f"source: needs [T, *batch, n], got shape {tuple(source.shape)}")
@@ -394,7 +409,14 @@ class DiscreteLayer(nn.Module):
         elif callable(source):
             if steps is None:
                 raise ValueError("steps is required when source is a callable")
-            total, get = int(steps), source
+            total = steps
+
+            def get(t0, t1):
+                x = _v.call_user("source", source, t0, t1)
+                if not isinstance(x, Tensor):
+                    raise TypeError(f"source({t0}, {t1}) must return a tensor [t1 - t0, *batch, n], got "
+                                    f"{type(x).__name__}")
+                return x
         else:
             raise ValueError(f"source must be a tensor or a callable (t0, t1) -> x, got {type(source).__name__}")
         if total < 0:
@@ -408,6 +430,7 @@ class DiscreteLayer(nn.Module):
                     raise ValueError(f"source({t0}, {t1}) returned {x.shape[0]} steps, expected {t1 - t0}")
                 if shape is None:
                     shape = tuple(x.shape[1:])
+                    _v.work_bound("DiscreteLayer.stream", total, math.prod(shape), max_work, hint="check steps")
                 elif tuple(x.shape[1:]) != shape:
                     raise ValueError(f"source({t0}, {t1}) returned shape {tuple(x.shape[1:])}, expected {shape}")
                 res = self.run(x, state, output="sparse")

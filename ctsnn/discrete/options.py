@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .. import validate as _v
 from ..errors import unexpected_keywords
 
 # option -> its allowed values (the options not listed take bool, a callable, a dict ...)
@@ -70,8 +71,7 @@ class Options:
         if self.state_map is not None and not callable(self.state_map):
             raise ValueError(f"state_map must be callable or None, got {self.state_map!r}")
         for nm, val in (self.state_min or {}).items():
-            if not math.isfinite(float(val)):
-                raise ValueError(f"state_min[{nm!r}] must be finite, got {val!r}")
+            _v.number(f"state_min[{nm!r}]", val)
         if not isinstance(self.surrogate_kw, dict):
             raise TypeError(f"surrogate_kw must be a dict, got {type(self.surrogate_kw).__name__}")
 

@@ -151,7 +151,7 @@ class _Problem:
         if len(set(names)) != len(names):
             raise ValueError(f"parameters listed twice: {params}")
         if not names:
-            raise ValueError("no parameters to fit")
+            raise ValueError("params is empty: no parameters to fit; name at least one, e.g. params=('tau_mem',)")
         init = dict(init or {})
         unknown = set(init) - set(names)
         if unknown:
@@ -354,11 +354,17 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
          spike_threshold, spike_window, spike_weight, vr_tau, spike_metric, mse_weight, method,
          dtype, stderr, progress, callback) -> FitResult:
     t_start = time.perf_counter()
+    from .. import validate as _v
     if isinstance(recordings, Recording):
         recordings = [recordings]
+    if recordings is None or isinstance(recordings, (str, bytes)) or not hasattr(recordings, "__iter__"):
+        raise TypeError(f"recordings must be a ctsnn.Recording or a list of them (read files with ctsnn.io), "
+                        f"got {type(recordings).__name__}")
     recordings = list(recordings)
     if not recordings:
-        raise ValueError("fit needs at least one recording")
+        raise ValueError("recordings is empty: fit needs at least one recording")
+    dtype = _v.dtype_arg("dtype", dtype)
+    _v.callable_or_none("callback", callback)
     for r in recordings:
         if not isinstance(r, Recording):
             raise ValueError(f"recordings must be ctsnn.Recording objects, got {type(r).__name__}")

@@ -93,6 +93,9 @@ def check_param(name: str, value: Any, *, positive: bool = False, nonneg: bool =
     A tensor that requires grad is returned as is, so it stays connected to the graph.
     (Models call it through their declaration, ``Param.sign``.)
     """
+    if dtype is not None:
+        from ..validate import dtype_arg
+        dtype = dtype_arg("dtype", dtype)
     if isinstance(value, Tensor):
         t = value
         if not t.is_floating_point():
@@ -103,6 +106,8 @@ def check_param(name: str, value: Any, *, positive: bool = False, nonneg: bool =
             t = torch.as_tensor(value, dtype=dtype or torch.float64)
         except (TypeError, ValueError, RuntimeError) as exc:
             raise ValueError(f"parameter {name!r} must be a number or a tensor, got {value!r}") from exc
+    if t.numel() == 0:
+        raise ValueError(f"parameter {name!r} is an empty tensor; give a number or one value per neuron")
     if t.dim() > 1:
         raise ValueError(f"parameter {name!r} must be a scalar or a 1-D per-neuron tensor, got shape "
                          f"{tuple(t.shape)}")
@@ -120,6 +125,9 @@ def check_param(name: str, value: Any, *, positive: bool = False, nonneg: bool =
         if bool((t.abs() > PARAM_MAX).any()):
             raise ValueError(f"parameter {name!r} = {value!r} is out of range: |{name}| must be <= {PARAM_MAX:g} "
                              f"(products and ratios of parameters would overflow); check its unit (SI)")
+        if bool(((t != 0) & (t.abs() < PARAM_MIN)).any()):
+            raise ValueError(f"parameter {name!r} = {value!r} is out of range: a nonzero |{name}| must be >= "
+                             f"{PARAM_MIN:g} (ratios with it would overflow); check its unit (SI)")
         if positive and bool((t < PARAM_MIN).any()):
             raise ValueError(f"parameter {name!r} = {value!r} is out of range: it must be >= {PARAM_MIN:g} "
                              f"(1/{name} would overflow); check its unit (SI)")

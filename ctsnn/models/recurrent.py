@@ -61,12 +61,17 @@ class Recurrent(NeuronModel):
     def __init__(self, model: NeuronModel, weight=None, *, delay: float = 0.0, target: str | None = None,
                  tau_rec=None, rec_weight=None):
         super().__init__()
+        if not isinstance(model, NeuronModel):
+            raise TypeError(f"Recurrent: model must be a ctsnn NeuronModel, got {type(model).__name__}")
         self.base = model
         self.voltage_unit, self.current_unit = model.voltage_unit, model.current_unit
         self.state_names = tuple(model.state_names) + (("r",) if tau_rec is not None else ())
         self.event_names, self.event_signs = model.event_names, model.event_signs
         self.input_state, self.clamp_state = model.input_state, model.clamp_state
         self.target = target or model.input_state
+        if self.target not in model.state_names:
+            raise ValueError(f"Recurrent: target {self.target!r} is not a state of {type(model).__name__}; its "
+                             f"states are {model.state_names}")
         self._target_index = model.state_index(self.target)
         try:
             self.delay = float(delay)
