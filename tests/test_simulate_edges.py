@@ -29,6 +29,6 @@ def test_string_current_names_the_argument(backend):
 
 @pytest.mark.parametrize("backend", ["engine", "torch"])
 def test_overflowing_current_raises_instead_of_nan(backend):
-    with pytest.raises(ctsnn.SimulationError, match="current"):
+    with pytest.raises(ValueError, match="current"):
         ctsnn.simulate(ctsnn.LIF(0.03125, dtype=torch.float64), 1e308, t_end=0.0625, dt=0.001953125,
                        backend=backend)
