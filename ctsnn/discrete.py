@@ -657,6 +657,13 @@ class DiscreteLayer(nn.Module):
             self.__dict__["_const_cache"] = cache
         return cache[2]
 
+    def __getstate__(self):
+        """Copies (``copy.deepcopy``, ``pickle``) leave out the constants cache (``_constants``): it
+        holds the fused kernel's ctypes handles, which cannot be copied; the next call rebuilds it."""
+        state = super().__getstate__()
+        state.pop("_const_cache", None)
+        return state
+
     def forward(self, x: Tensor, state: Tensor | None = None,
                 prev_out: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """One step: ``layer(x, state, prev_out=None) -> (out, state)``; ``state=None`` starts at

@@ -360,8 +360,7 @@ class _SnnNeuron(nn.Module):
         with torch.no_grad():  # the model's slots point at leaves (rebound on every call anyway)
             m = layer.model
             _put(m.base if isinstance(m, Recurrent) else m, "tau_mem", _tau_of_beta(self.beta.detach()))
-        inner = layer.__dict__.copy()
-        inner.pop("_const_cache", None)  # holds compiled-kernel handles; rebuilt on use
+        inner = layer.__getstate__()  # (without its constants cache: rebuilt on use)
         if self._spike_spec is None or isinstance(self._spike_spec, str) or self.surrogate_disable:
             inner["spike_fn"] = None  # ctsnn's surrogates are closures: rebuilt from the spec
         state["_dl_state"] = inner
