@@ -230,6 +230,41 @@ def test_reset_delay_false_as_snntorch():
     assert [float(ours(torch.tensor([v]))[1]) for v in (3.0, 0.5, 0.0)] == [2.0, 1.5, 0.75]
 
 
+def test_inhibition_with_reset_delay_false_as_snntorch():
+    """inhibition with reset_delay=False: snntorch masks the spike to the largest mem - th of each
+    row, then resets in the same step by spk / graded_spikes_factor - reset (the delayed reset of
+    every neuron above threshold, winner or not); Leaky (graded 1 and 1.5) and RLeaky, subtract and
+    zero, spikes, membranes and gradients as snntorch's (float64 surrogate, float64)."""
+    dtype = torch.float64
+    g = torch.Generator().manual_seed(21)
+    x = torch.rand(12, 3, 5, generator=g, dtype=dtype) * 1.6
+    for reset in ("subtract", "zero"):
+        kw = dict(beta=torch.tensor([0.5, 0.6, 0.7, 0.8, 0.9], dtype=dtype), threshold=torch.tensor(0.8, dtype=dtype),
+                  reset_mechanism=reset, reset_delay=False, inhibition=True, learn_beta=True,
+                  spike_grad=_Atan64.apply)
+        for cls, extra in (("Leaky", {}), ("Leaky", dict(graded_spikes_factor=1.5)),
+                           ("RLeaky", dict(V=torch.tensor(0.3, dtype=dtype), all_to_all=False))):
+            ours = getattr(cs, cls)(**kw, **extra)
+            with pytest.warns(UserWarning):  # snntorch warns that inhibition is experimental
+                theirs = getattr(snn, cls)(**kw, **extra)
+            res, above = [], 0
+            for m in (ours, theirs):
+                xx = x.clone().requires_grad_()
+                S, M = [], []
+                for t in range(x.shape[0]):
+                    s, mem = m(xx[t])
+                    S.append(s.to(dtype))
+                    M.append(mem)
+                S, M = torch.stack(S), torch.stack(M)
+                grads = torch.autograd.grad((M ** 2).sum() + S.sum(), [xx, m.beta])
+                res.append((S, M) + grads)
+                above = max(above, int(((M - 0.8) > 0).sum(-1).max()))
+            assert (res[1][0] != 0).sum(-1).max() == 1 and res[1][0].abs().sum() >= 5  # one winner per row
+            assert above >= 2  # rows with losers above threshold after the step (the case that matters)
+            for a, b in zip(res[0], res[1]):
+                torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=f"{reset} {cls} {extra}")
+
+
 # ------------------------------------------------------------------ checkpoints
 
 _CONFIGS = [

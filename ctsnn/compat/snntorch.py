@@ -158,9 +158,6 @@ class _SnnNeuron(nn.Module):
                graded_spikes_factor, learn_graded_spikes_factor, reset_delay) -> None:
         if reset_mechanism not in _RESETS:
             raise ValueError(f"reset_mechanism must be 'subtract', 'zero' or 'none', got {reset_mechanism!r}")
-        if inhibition and not reset_delay:
-            raise ValueError("inhibition with reset_delay=False is not supported (snntorch then resets "
-                             "only the winning neuron)")
         if state_quant and not callable(state_quant):
             raise ValueError(f"state_quant must be a quantisation function or False, got {state_quant!r}")
         self.threshold = _as_tensor("threshold", threshold, learn_threshold)
@@ -319,7 +316,11 @@ class _SnnNeuron(nn.Module):
         if not self.reset_delay:  # snntorch's same-step reset, weight spk - reset (module docstring)
             G, theta, jumps = mats[4], mats[5], mats[6]
             r = layer.spike_fn(y0 @ G[0] - theta[..., 0]).detach()
-            y = layer._jumps(y, [s - r], jumps)
+            w = s - r
+            if self.inhibition:  # the winner's spike, unscaled, over graded_spikes_factor (as snntorch)
+                s = self._inhibit(s, y[..., 0])
+                w = s / self.graded_spikes_factor.to(s.dtype) - r
+            y = layer._jumps(y, [w], jumps)
         return s, y[..., 0].clone()  # not a view: snntorch's helpers detach it in place
 
     def _key_tensors(self) -> list[Tensor]:
@@ -361,12 +362,17 @@ class _SnnNeuron(nn.Module):
         self.__dict__["_grad_cache"] = (key, ts, mats, token)
         return mats
 
+    def _inhibit(self, spk: Tensor, mem: Tensor) -> Tensor:
+        """Only the largest ``mem - th`` along dim 1 may spike (snntorch's ``fire_inhibition``; ``mem``
+        the pre-reset membrane of this step; no graded scaling)."""
+        g = mem - self.threshold.to(mem.dtype)
+        mask = torch.zeros_like(spk)
+        mask[torch.arange(g.shape[0]), torch.argmax(g, dim=1)] = 1
+        return spk * mask
+
     def _fire_post(self, spk: Tensor) -> Tensor:
-        if self.inhibition:  # only the largest mem - th along dim 1 may spike (as snntorch)
-            g = self.mem - self.threshold.to(self.mem.dtype)
-            mask = torch.zeros_like(spk)
-            mask[torch.arange(g.shape[0]), torch.argmax(g, dim=1)] = 1
-            return spk * mask
+        if self.inhibition:  # (without reset_delay already applied in _step, before the same-step reset)
+            return self._inhibit(spk, self.mem) if self.reset_delay else spk
         f = self.graded_spikes_factor
         if not _compiling() and not f.requires_grad and f.numel() == 1 and bool(f == 1.0):
             return spk  # spk * 1 is spk: skip the copy
