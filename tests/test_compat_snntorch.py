@@ -322,8 +322,6 @@ def test_leaky_errors():
         cs.Leaky(beta=[0.5, 1.0]).to_model()
     with pytest.raises(ValueError, match="threshold"):
         cs.Leaky(beta=0.9, threshold=float("inf"))
-    with pytest.raises(ValueError, match="inhibition"):
-        cs.Leaky(beta=0.9, inhibition=True, reset_delay=False)
     with pytest.raises(ValueError, match="state_quant"):
         cs.Leaky(beta=0.9, state_quant="yes")
     with pytest.raises(ValueError, match="surrogate"):

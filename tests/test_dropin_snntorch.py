@@ -138,6 +138,51 @@ def test_training_loop_with_snntorch_reset_float32():
             torch.testing.assert_close(g1[k], g2[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
+def test_learnable_step_constants_made_once_per_graph():
+    """With learnable beta / threshold the step constants (tau, the propagator) are made once and
+    shared by the steps until a backward pass, an optimiser step or an in-place change: Leaky and
+    RLeaky against snntorch over three SGD iterations (two forward sequences before one backward; a
+    dropped forward pass, then beta scaled in place), losses and gradients equal in float64."""
+    dtype = torch.float64
+    for cls, kw in (("Leaky", dict(beta=torch.tensor([0.6, 0.8, 0.9], dtype=dtype))),
+                    ("RLeaky", dict(beta=torch.tensor([0.6, 0.8, 0.9], dtype=dtype), all_to_all=False,
+                                    V=torch.tensor([0.2, -0.3, 0.1], dtype=dtype)))):
+        kw.update(threshold=torch.tensor(0.7, dtype=dtype), learn_beta=True, learn_threshold=True,
+                  spike_grad=_Atan64.apply)
+        ours, theirs = getattr(cs, cls)(**kw), getattr(snn, cls)(**kw)
+        made = []
+        make = ours._dl.step_constants
+        ours._dl.step_constants = lambda *a, **k: made.append(1) or make(*a, **k)
+        g = torch.Generator().manual_seed(5)
+        xs = torch.rand(3, 2, 8, 2, 3, generator=g, dtype=dtype) * 1.5
+        for it in range(3):
+            res = []
+            for m in (ours, theirs):
+                if it == 2:  # a forward pass with gradients whose graph is dropped, then an in-place change
+                    m.reset_mem()
+                    m(xs[it, 0, 0])
+                    with torch.no_grad():
+                        m.beta.mul_(0.9)
+                loss = 0.0
+                for x in xs[it]:  # two forward sequences, one backward
+                    m.reset_mem()
+                    for t in range(x.shape[0]):
+                        out = m(x[t])
+                        loss = loss + ((out[1] - 0.5) ** 2).mean() + out[0].mean()
+                loss.backward()
+                res.append((loss.detach(), [p.grad.clone() for p in m.parameters()]))
+                with torch.no_grad():  # an SGD step (in place, as torch's optimisers)
+                    for p in m.parameters():
+                        p.sub_(0.01 * p.grad)
+                        p.grad = None
+            (l1, g1), (l2, g2) = res
+            torch.testing.assert_close(l1, l2, rtol=1e-13, atol=0)
+            for a, b in zip(g1, g2):
+                assert b.abs().max() > 0
+                torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-13)
+        assert len(made) == 4, (cls, len(made))  # one per iteration, one more after the in-place change
+
+
 def test_reset_hidden_and_detach_hidden_reach_ctsnn_layers():
     lk = cs.Leaky(beta=0.9, init_hidden=True)
     rl = cs.RLeaky(beta=0.9, V=0.5, all_to_all=False, init_hidden=True)
@@ -183,6 +228,41 @@ def test_reset_delay_false_as_snntorch():
     # the case of the issue: snntorch's membranes 2.0, 1.5, 0.75 (computed by snntorch above)
     ours = cs.Leaky(beta=0.5, threshold=1.0, reset_mechanism="subtract", reset_delay=False)
     assert [float(ours(torch.tensor([v]))[1]) for v in (3.0, 0.5, 0.0)] == [2.0, 1.5, 0.75]
+
+
+def test_inhibition_with_reset_delay_false_as_snntorch():
+    """inhibition with reset_delay=False: snntorch masks the spike to the largest mem - th of each
+    row, then resets in the same step by spk / graded_spikes_factor - reset (the delayed reset of
+    every neuron above threshold, winner or not); Leaky (graded 1 and 1.5) and RLeaky, subtract and
+    zero, spikes, membranes and gradients as snntorch's (float64 surrogate, float64)."""
+    dtype = torch.float64
+    g = torch.Generator().manual_seed(21)
+    x = torch.rand(12, 3, 5, generator=g, dtype=dtype) * 1.6
+    for reset in ("subtract", "zero"):
+        kw = dict(beta=torch.tensor([0.5, 0.6, 0.7, 0.8, 0.9], dtype=dtype), threshold=torch.tensor(0.8, dtype=dtype),
+                  reset_mechanism=reset, reset_delay=False, inhibition=True, learn_beta=True,
+                  spike_grad=_Atan64.apply)
+        for cls, extra in (("Leaky", {}), ("Leaky", dict(graded_spikes_factor=1.5)),
+                           ("RLeaky", dict(V=torch.tensor(0.3, dtype=dtype), all_to_all=False))):
+            ours = getattr(cs, cls)(**kw, **extra)
+            with pytest.warns(UserWarning):  # snntorch warns that inhibition is experimental
+                theirs = getattr(snn, cls)(**kw, **extra)
+            res, above = [], 0
+            for m in (ours, theirs):
+                xx = x.clone().requires_grad_()
+                S, M = [], []
+                for t in range(x.shape[0]):
+                    s, mem = m(xx[t])
+                    S.append(s.to(dtype))
+                    M.append(mem)
+                S, M = torch.stack(S), torch.stack(M)
+                grads = torch.autograd.grad((M ** 2).sum() + S.sum(), [xx, m.beta])
+                res.append((S, M) + grads)
+                above = max(above, int(((M - 0.8) > 0).sum(-1).max()))
+            assert (res[1][0] != 0).sum(-1).max() == 1 and res[1][0].abs().sum() >= 5  # one winner per row
+            assert above >= 2  # rows with losers above threshold after the step (the case that matters)
+            for a, b in zip(res[0], res[1]):
+                torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=f"{reset} {cls} {extra}")
 
 
 # ------------------------------------------------------------------ checkpoints

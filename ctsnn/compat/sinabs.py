@@ -149,6 +149,26 @@ def _per_neuron(name: str, t: Tensor, trail: tuple[int, ...]) -> Tensor:
                          f"{trail} (input [batch, time, *neurons])") from None
 
 
+def _plain(d: dict) -> tuple:
+    """A comparable key of a dict of settings (numbers, strings, tuples, dicts of numbers; anything
+    else by identity)."""
+    plain = (str, int, float, bool, type(None), tuple)
+    return tuple((k, v if isinstance(v, plain) else _plain(v) if isinstance(v, dict) else id(v))
+                 for k, v in sorted(d.items()))
+
+
+class _Run(nn.Module):
+    """``layer.run(x, y0, record_states)`` as a module's ``forward`` (for ``functional_call``)."""
+
+    def __init__(self, layer) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: Tensor, y0: Tensor, record_states: bool):
+        res = self.layer.run(x, y0, record_states=record_states)
+        return res.out, res.state, res.states
+
+
 class ALIF(DetachedCopies, _StatefulBase):
     """sinabs-compatible ``ALIF(tau_mem, tau_adapt, tau_syn=None, adapt_scale=1.8,
     spike_threshold=1.0, spike_fn=SingleSpike, reset_fn=MembraneSubtract(),
@@ -225,6 +245,7 @@ class ALIF(DetachedCopies, _StatefulBase):
         self.recordings: dict = {}
         if shape:
             self.init_state_with_shape(tuple(shape))
+        self._cached()  # made now: torch.compile then finds it ready
 
     # ------------------------------------------------------------ parameters
     def _alphas(self):
@@ -233,24 +254,31 @@ class ALIF(DetachedCopies, _StatefulBase):
         a_s = torch.exp(-1 / self.tau_syn) if self.has_syn else None
         return torch.exp(-1 / self.tau_mem), torch.exp(-1 / self.tau_adapt), a_s
 
-    def build(self, trail: tuple[int, ...]):
-        """``(DiscreteLayer, rho [N|1], adapt_scale [N|1], b0 [N|1])`` for the neuron shape ``trail``."""
+    def _values(self, trail: tuple[int, ...] | None):
+        """``(values, rho, adapt_scale, b0)``: the continuous model's parameters (``tau_mem``,
+        ``tau_adapt``, ``adapt_jump``, ``v_th``, with a synapse ``tau_syn`` and ``r``, with
+        ``subtract_value`` ``v_reset``; see the module docstring) derived from the layer's current
+        tensors (differentiable), each scalar or ``[N]`` for the neuron shape ``trail`` (``None``:
+        the first neuron's values, scalars)."""
         a_m, a_a, a_s = self._alphas()
-        bad = [k for k, a in (("tau_mem", a_m), ("tau_adapt", a_a), ("tau_syn", a_s))
-               if a is not None and not bool(((a > 0) & (a < 1)).all())]
-        if bad:
-            raise ValueError(f"{bad[0]} must be > 0 (alpha = exp(-1/tau) in (0, 1))")
+        named = [(k, a) for k, a in (("tau_mem", a_m), ("tau_adapt", a_a), ("tau_syn", a_s)) if a is not None]
+        if torch.compiler.is_compiling():  # no Python branch on values: asserted in the graph
+            for k, a in named:
+                torch._assert_async(((a > 0) & (a < 1)).all(), f"{k} must be > 0 (alpha = exp(-1/tau) in (0, 1))")
+        else:
+            bad = [k for k, a in named if not bool(((a > 0) & (a < 1)).all())]
+            if bad:
+                raise ValueError(f"{bad[0]} must be > 0 (alpha = exp(-1/tau) in (0, 1))")
         tau_m, tau_a = -1 / torch.log(a_m), -1 / torch.log(a_a)
         c = self.adapt_scale
-        aj = c * (1 - a_a) / a_a
-        kw = dict(reset="subtract", subtract="threshold", v_reset=0.0)
-        rname = type(self.reset_fn).__name__
-        if rname == "MembraneReset":
-            kw = dict(reset="to_value", v_reset=0.0)
-        elif self.reset_fn.subtract_value is not None:
-            kw = dict(reset="subtract", v_reset=self.b0 - float(self.reset_fn.subtract_value))
-            kw["v_reset"] = _per_neuron("spike_threshold", kw["v_reset"], trail)
-        P = lambda name, t: _per_neuron(name, t, trail)  # noqa: E731
+        if trail is None:
+            P = lambda name, t: t.reshape(-1)[0]  # noqa: E731
+        else:
+            P = lambda name, t: _per_neuron(name, t, trail)  # noqa: E731
+        vals = dict(tau_mem=P("tau_mem", tau_m), tau_adapt=P("tau_adapt", tau_a),
+                    adapt_jump=P("adapt_scale", c * (1 - a_a) / a_a), v_th=P("spike_threshold", self.b0))
+        if type(self.reset_fn).__name__ == "MembraneSubtract" and self.reset_fn.subtract_value is not None:
+            vals["v_reset"] = P("spike_threshold", self.b0 - float(self.reset_fn.subtract_value))
         if self.has_syn:
             a_se = a_s * (1 - a_m) if self.norm_input else a_s
             tau_se = -1 / torch.log(a_se)
@@ -258,20 +286,60 @@ class ALIF(DetachedCopies, _StatefulBase):
             small = k.abs() < 1e-4  # series of phi1 there: value and derivative stay exact
             ks = torch.where(small, torch.ones_like(k), k)
             phi1 = torch.where(small, 1 + k / 2 + k ** 2 / 6 + k ** 3 / 24, torch.expm1(ks) / ks)
-            r = a_se * tau_m / (a_m * phi1)
-            model = _ALIFModel(tau_mem=P("tau_mem", tau_m), tau_adapt=P("tau_adapt", tau_a),
-                               adapt_jump=P("adapt_scale", aj), r=P("tau_syn", r), v_th=P("spike_threshold", self.b0),
-                               tau_syn=P("tau_syn", tau_se), **kw)
-            inp = "impulse_start"
+            vals["r"] = P("tau_syn", a_se * tau_m / (a_m * phi1))
+            vals["tau_syn"] = P("tau_syn", tau_se)
+        return vals, P("tau_adapt", a_a), P("adapt_scale", c), P("spike_threshold", self.b0)
+
+    def _options(self) -> dict:
+        """The model's and ``discretize``'s settings (no tensors)."""
+        rname = type(self.reset_fn).__name__
+        if rname == "MembraneReset":
+            model = dict(reset="to_value", v_reset=0.0)
+        elif self.reset_fn.subtract_value is not None:
+            model = dict(reset="subtract")
         else:
-            model = _ALIFModel(tau_mem=P("tau_mem", tau_m), tau_adapt=P("tau_adapt", tau_a),
-                               adapt_jump=P("adapt_scale", aj), v_th=P("spike_threshold", self.b0), **kw)
-            inp = "zoh" if self.norm_input else "impulse"
-        layer = discretize(model, 1.0, method="exact", input=inp, surrogate=_surrogate_from(self.surrogate_grad_fn),
-                           multi_spike=self.multi_spike, threshold_grad=False,
-                           detach_reset=("v",) if rname == "MembraneReset" else False,
-                           state_min=None if self.min_v_mem is None else {"v": float(self.min_v_mem)})
-        return layer, P("tau_adapt", a_a), P("adapt_scale", c), P("spike_threshold", self.b0)
+            model = dict(reset="subtract", subtract="threshold", v_reset=0.0)
+        inp = "impulse_start" if self.has_syn else ("zoh" if self.norm_input else "impulse")
+        disc = dict(method="exact", input=inp, multi_spike=self.multi_spike, threshold_grad=False,
+                    detach_reset=("v",) if rname == "MembraneReset" else False,
+                    state_min=None if self.min_v_mem is None else {"v": float(self.min_v_mem)})
+        return model, disc
+
+    def build(self, trail: tuple[int, ...] | None):
+        """``(DiscreteLayer, rho [N|1], adapt_scale [N|1], b0 [N|1])`` for the neuron shape ``trail``,
+        made from the current values (``forward`` runs a cached one, see ``_cached``)."""
+        vals, rho, c, b0 = self._values(trail)
+        model_kw, disc_kw = self._options()
+        layer = discretize(_ALIFModel(**vals, **model_kw), 1.0, surrogate=_surrogate_from(self.surrogate_grad_fn),
+                           **disc_kw)
+        return layer, rho, c, b0
+
+    def _cached(self):
+        """``discretize``'s layer (inside a small module that calls its ``run``), made at construction
+        and again when a setting changes (``reset_fn``, ``min_v_mem``, ``surrogate_grad_fn``, ...),
+        from the first neuron's values; ``forward`` runs it with the current values for every neuron
+        put in (``torch.func.functional_call``; the model's neuron count follows the values), so a
+        call constructs no model and ``torch.compile(fullgraph=True)`` traces it."""
+        model_kw, disc_kw = self._options()
+        key = (_plain(model_kw),
+               _plain(disc_kw), _plain(vars(self.surrogate_grad_fn)) if hasattr(self.surrogate_grad_fn, "__dict__")
+               else id(self.surrogate_grad_fn), type(self.surrogate_grad_fn))
+        cache = self.__dict__.get("_layer_cache")
+        if cache is not None and cache[0] == key:
+            return cache[1]
+        with torch.no_grad():
+            runner = _Run(self.build(None)[0])
+        self.__dict__["_layer_cache"] = (key, runner)
+        return runner
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_layer_cache", None)  # made again (its surrogate is a closure)
+        return state
+
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        self._cached()
 
     # ------------------------------------------------------------ states (sinabs' StatefulLayer API)
     def is_state_initialised(self) -> bool:
@@ -355,7 +423,8 @@ class ALIF(DetachedCopies, _StatefulBase):
         trail = tuple(trail)
         if not self.is_state_initialised() or not self.state_has_shape((Bt,) + trail):
             self.init_state_with_shape((Bt,) + trail)
-        layer, rho, c, b0 = self.build(trail)
+        vals, rho, c, b0 = self._values(trail)
+        runner = self._cached()
         N = math.prod(trail)
         dt_, dev = input_data.dtype, input_data.device
         rho, c, b0 = (t.to(dtype=dt_, device=dev) for t in (rho, c, b0))
@@ -365,8 +434,9 @@ class ALIF(DetachedCopies, _StatefulBase):
         cols.append(c * self.b.reshape(Bt, N) / rho)
         y0 = torch.stack([t.to(dt_) for t in cols], dim=-1)
         x = input_data.reshape(Bt, T, N).transpose(0, 1)
-        res = layer.run(x, y0, record_states=self.record_states)
-        out, y = res.out, res.state
+        res = torch.func.functional_call(runner, {"layer.model." + k: v for k, v in vals.items()},
+                                         (x, y0, self.record_states))
+        out, y, states = res
         ib = 2 if self.has_syn else 1
 
         def unpack(yy, lead):  # yy [..., N, S] -> sinabs states [lead..., *trail] (own storage, no views)
@@ -381,7 +451,7 @@ class ALIF(DetachedCopies, _StatefulBase):
         for k, v in unpack(y, (Bt,)).items():
             setattr(self, k, v)
         if self.record_states:
-            self.recordings = unpack(res.states.transpose(0, 1), (Bt, T))
+            self.recordings = unpack(states.transpose(0, 1), (Bt, T))
         else:
             self.recordings = {}
         spikes = out.transpose(0, 1).reshape(input_data.shape)

@@ -102,6 +102,18 @@ def _tau_of_beta(beta: Tensor) -> Tensor:
     return torch.where(below, -1.0 / torch.log(bs), torch.full_like(b, float("inf")))
 
 
+def _flat_tensors(mats) -> list[Tensor]:
+    """Every tensor in ``step_constants``' result (tuples, lists and its attributes)."""
+    out, todo = [], [mats, *vars(mats).values()]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, Tensor):
+            out.append(v)
+        elif isinstance(v, (tuple, list)):
+            todo.extend(v)
+    return out
+
+
 def _put(module: nn.Module, name: str, value: Tensor) -> None:
     """Point ``module.name`` at ``value`` (a parameter or a buffer slot; no copy)."""
     if name in module._parameters:
@@ -149,9 +161,6 @@ class _SnnNeuron(nn.Module):
                graded_spikes_factor, learn_graded_spikes_factor, reset_delay) -> None:
         if reset_mechanism not in _RESETS:
             raise ValueError(f"reset_mechanism must be 'subtract', 'zero' or 'none', got {reset_mechanism!r}")
-        if inhibition and not reset_delay:
-            raise ValueError("inhibition with reset_delay=False is not supported (snntorch then resets "
-                             "only the winning neuron)")
         if state_quant and not callable(state_quant):
             raise ValueError(f"state_quant must be a quantisation function or False, got {state_quant!r}")
         self.threshold = _as_tensor("threshold", threshold, learn_threshold)
@@ -294,26 +303,79 @@ class _SnnNeuron(nn.Module):
     def _step(self, input_: Tensor, mem: Tensor, prev_spk: Tensor | None = None):
         """``(s, mem)``: spikes before graded scaling and the new membrane (pre-reset with
         ``reset_delay``, post-reset without)."""
-        layer = self._bind()
+        mats = self._grad_constants(input_) if self._learning() else None
+        layer = self._bind() if mats is None else self.__dict__["_dl"]
         y0 = mem.unsqueeze(-1)
-        if self.reset_delay:
+        if self.reset_delay and mats is None:  # the layer's own call (the fused kernel without gradients)
             s, y = layer(input_, y0, prev_out=prev_spk) if prev_spk is not None else layer(input_, y0)
-        else:  # the layer's torch step, then snntorch's same-step reset, weight spk - reset (module docstring)
+            return s, y[..., 0].clone()  # not a view: snntorch's helpers detach it in place
+        if mats is None:
             mats = layer.step_constants(input_.dtype, input_.device) if _compiling() else \
                 layer._constants(input_.dtype, input_.device, layer._tensors())
-            layer.last_backend = "torch"
-            s, y = layer.step(input_, y0, mats, prev_spk)
+        x = layer._input(input_, 1)
+        y0 = layer._state(y0, x.shape, x, mats)
+        layer.last_backend = "torch"
+        s, y = layer.step(x, y0, mats, prev_spk)
+        if not self.reset_delay:  # snntorch's same-step reset, weight spk - reset (module docstring)
             G, theta, jumps = mats.G, mats.theta, mats.jumps
             r = layer.spike_fn(y0 @ G[0] - theta[..., 0]).detach()
-            y = layer._jumps(y, [s - r], jumps)
+            w = s - r
+            if self.inhibition:  # the winner's spike, unscaled, over graded_spikes_factor (as snntorch)
+                s = self._inhibit(s, y[..., 0])
+                w = s / self.graded_spikes_factor.to(s.dtype) - r
+            y = layer._jumps(y, [w], jumps)
         return s, y[..., 0].clone()  # not a view: snntorch's helpers detach it in place
 
+    def _key_tensors(self) -> list[Tensor]:
+        """The registered tensors the step constants are made from (all but the states)."""
+        return list(self.parameters()) + [t for n, t in self.named_buffers() if n not in ("mem", "spk")]
+
+    def _learning(self) -> bool:
+        """Eager, gradients on, and a parameter that requires them: ``_grad_constants`` applies."""
+        return torch.is_grad_enabled() and not _compiling() and any(p.requires_grad for p in self.parameters())
+
+    def _grad_constants(self, x: Tensor):
+        """The step constants while parameters require gradients, made once and shared by the steps
+        that follow (one node of the graph, its gradient summed over the steps), until a registered
+        tensor is replaced or changed in place (an optimiser step), the reset mechanism or the spike
+        function changes, or a backward
+        pass goes through them (which frees their graph: a hook on each constant drops the cache).
+        Without this, every step derived ``tau`` and the propagator again."""
+        layer = self.__dict__["_dl"]
+        ts = self._key_tensors()
+        # the settings: a new reset mechanism makes a new layer, a new spike_grad a new spike_fn
+        key = (x.dtype, x.device, tuple((t._version, t.dtype, t.device) for t in ts), id(layer), id(layer.spike_fn))
+        c = self.__dict__.get("_grad_cache")
+        if c is not None and c[0] == key and len(c[1]) == len(ts) and all(a is b for a, b in zip(c[1], ts)):
+            return c[2]
+        self._bind()
+        mats = layer.step_constants(x.dtype, x.device)
+        token, me = object(), weakref.ref(self)
+
+        def drop(grad, token=token):  # a backward pass reached the constants: their graph is spent
+            inst = me()
+            if inst is not None:
+                cur = inst.__dict__.get("_grad_cache")
+                if cur is not None and cur[3] is token:
+                    del inst.__dict__["_grad_cache"]
+
+        for t in _flat_tensors(mats):
+            if t.requires_grad:
+                t.register_hook(drop)
+        self.__dict__["_grad_cache"] = (key, ts, mats, token)
+        return mats
+
+    def _inhibit(self, spk: Tensor, mem: Tensor) -> Tensor:
+        """Only the largest ``mem - th`` along dim 1 may spike (snntorch's ``fire_inhibition``; ``mem``
+        the pre-reset membrane of this step; no graded scaling)."""
+        g = mem - self.threshold.to(mem.dtype)
+        mask = torch.zeros_like(spk)
+        mask[torch.arange(g.shape[0]), torch.argmax(g, dim=1)] = 1
+        return spk * mask
+
     def _fire_post(self, spk: Tensor) -> Tensor:
-        if self.inhibition:  # only the largest mem - th along dim 1 may spike (as snntorch)
-            g = self.mem - self.threshold.to(self.mem.dtype)
-            mask = torch.zeros_like(spk)
-            mask[torch.arange(g.shape[0]), torch.argmax(g, dim=1)] = 1
-            return spk * mask
+        if self.inhibition:  # (without reset_delay already applied in _step, before the same-step reset)
+            return self._inhibit(spk, self.mem) if self.reset_delay else spk
         f = self.graded_spikes_factor
         if not _compiling() and not f.requires_grad and f.numel() == 1 and bool(f == 1.0):
             return spk  # spk * 1 is spk: skip the copy
@@ -363,13 +425,13 @@ class _SnnNeuron(nn.Module):
         with torch.no_grad():  # the model's slots point at leaves (rebound on every call anyway)
             m = layer.model
             _put(m.base if isinstance(m, Recurrent) else m, "tau_mem", _tau_of_beta(self.beta.detach()))
-        inner = layer.__dict__.copy()
-        inner.pop("_const_cache", None)  # holds compiled-kernel handles; rebuilt on use
+        inner = layer.__getstate__()  # (without its constants cache: rebuilt on use)
         if self._spike_spec is None or isinstance(self._spike_spec, str) or self.surrogate_disable:
             inner["spike_fn"] = None  # ctsnn's surrogates are closures: rebuilt from the spec
         state["_dl_state"] = inner
         state["_dl"] = None
         state.pop("_tau_cache", None)
+        state.pop("_grad_cache", None)
         return state
 
     def __setstate__(self, state) -> None:

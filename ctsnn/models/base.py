@@ -90,7 +90,9 @@ def check_param(name: str, value: Any, *, positive: bool = False, nonneg: bool =
     """Validate one model parameter and return it as a tensor (scalar or 1-D per neuron).
 
     Raises ``ValueError`` naming ``name`` for NaN/Inf, wrong sign or more than one dimension.
-    A tensor that requires grad is returned as is, so it stays connected to the graph.
+    A tensor that requires grad is returned as is, so it stays connected to the graph.  Under
+    ``torch.compile`` the value conditions (finite, sign, range) are assertions in the graph
+    instead (``RuntimeError`` naming the parameter when the compiled call runs).
     (Models call it through their declaration, ``Param.sign``.)
     """
     if dtype is not None:
@@ -113,6 +115,11 @@ def check_param(name: str, value: Any, *, positive: bool = False, nonneg: bool =
                          f"{tuple(t.shape)}")
     if t.is_complex():
         raise TypeError(f"parameter {name!r} must be real, got a complex value {value!r}")
+    if torch.compiler.is_compiling():
+        # traced (torch.compile): a tensor's value cannot decide a Python branch without breaking the
+        # graph, so the same conditions are asserted inside the graph (checked when it runs)
+        _check_traced(name, t, positive, nonneg)
+        return t
     with torch.no_grad():
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"parameter {name!r} must be finite, got {value!r}")
@@ -132,6 +139,21 @@ def check_param(name: str, value: Any, *, positive: bool = False, nonneg: bool =
             raise ValueError(f"parameter {name!r} = {value!r} is out of range: it must be >= {PARAM_MIN:g} "
                              f"(1/{name} would overflow); check its unit (SI)")
     return t
+
+
+def _check_traced(name: str, t: Tensor, positive: bool, nonneg: bool) -> None:
+    """``check_param``'s value conditions as graph assertions (``torch._assert_async``): a compiled
+    call with a bad value raises ``RuntimeError`` naming the parameter and the condition."""
+    with torch.no_grad():
+        conds = [(torch.isfinite(t).all(), "must be finite"),
+                 ((t.abs() <= PARAM_MAX).all(), f"must have |{name}| <= {PARAM_MAX:g} (check its unit, SI)")]
+        if positive:
+            conds += [(t.gt(0).all(), "must be > 0"),
+                      (t.ge(PARAM_MIN).all(), f"must be >= {PARAM_MIN:g} (check its unit, SI)")]
+        if nonneg:
+            conds.append((t.ge(0).all(), "must be >= 0"))
+        for ok, what in conds:
+            torch._assert_async(ok, f"parameter {name!r} {what}")
 
 
 #: the largest magnitude of a model parameter, and the smallest positive one (``check_param``)

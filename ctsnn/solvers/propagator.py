@@ -128,19 +128,56 @@ def balance(A: Tensor) -> Tensor:
 
 _DEGREE = 18
 
+#: squarings the traced (``torch.compile``) path of ``expm`` can apply: 1-norms up to 2**63
+_MAX_SQUARINGS = 64
+
 
 def expm(M: Tensor) -> Tensor:
-    """Matrix exponential of a batch ``[m, d, d]`` by scaled Taylor series and squaring."""
+    """Matrix exponential of a batch ``[m, d, d]`` by scaled Taylor series and squaring.
+
+    ``s = ceil(log2(||M||_1 / 0.5))`` squarings (none when the norm is at most 1/2) after the
+    Taylor polynomial of ``M / 2**s``.  Under ``torch.compile`` the count ``s`` cannot become a
+    Python number (the graph would break), so the same arithmetic runs with ``s`` as a tensor:
+    the exact power-of-two scaling ``M / 2**s``, the same Horner polynomial, and
+    ``_MAX_SQUARINGS`` steps ``R <- R @ Q``, ``Q = R`` for the first ``s`` and ``Q = I`` after
+    (a product with the identity is exact, and no step past ``s`` can overflow): the eager
+    result, op for op, forward and backward.  A norm beyond ``2**63`` (more squarings than that)
+    is refused there by an assertion that fails when the compiled code runs (``RuntimeError``).
+    """
+    if torch.compiler.is_compiling() and M.numel():
+        return _expm_traced(M)
     with torch.no_grad():
         norm = float(M.detach().abs().sum(-2).amax()) if M.numel() else 0.0
     squarings = max(0, math.ceil(math.log2(norm / 0.5))) if norm > 0.5 else 0
     X = M / (2.0 ** squarings) if squarings else M
-    eye = torch.eye(M.shape[-1], dtype=M.dtype, device=M.device)
+    R = _taylor(X)
+    for _ in range(squarings):
+        R = R @ R
+    return R
+
+
+def _taylor(X: Tensor) -> Tensor:
+    """Degree-``_DEGREE`` Taylor polynomial of ``exp(X)`` in Horner form."""
+    eye = torch.eye(X.shape[-1], dtype=X.dtype, device=X.device)
     R = eye + X / _DEGREE
     for k in range(_DEGREE - 1, 0, -1):
         R = eye + (X @ R) / k
-    for _ in range(squarings):
-        R = R @ R
+    return R
+
+
+def _expm_traced(M: Tensor) -> Tensor:
+    """``expm`` with the number of squarings a tensor (see ``expm``): no data-dependent Python."""
+    with torch.no_grad():
+        # the norm in M's dtype, then float64 as eager's float(...); ceil(log2(norm / 0.5)), >= 0
+        norm = M.detach().abs().sum(-2).amax().to(torch.float64)
+        s = torch.where(norm > 0.5, torch.ceil(torch.log2(norm / 0.5)), torch.zeros_like(norm))
+        torch._assert_async(s <= _MAX_SQUARINGS, f"expm (under torch.compile): the matrix 1-norm exceeds "
+                            f"2**{_MAX_SQUARINGS - 1}; the step matrix is out of range (check the parameters' units)")
+        scale = torch.exp2(s).to(M.dtype)          # a power of two: M / scale is exact
+    R = _taylor(M / scale)
+    eye = torch.eye(M.shape[-1], dtype=M.dtype, device=M.device)
+    for k in range(_MAX_SQUARINGS):
+        R = R @ torch.where(s > k, R, eye)
     return R
 
 
