@@ -68,6 +68,7 @@ import torch
 from ..io import Recording
 from ..models import ALIF, LIF, AdEx
 from ..simulate import SimulationError, simulate
+from .core import FitResult
 from .metrics import bootstrap_ci, detect_action_potentials, explained_variance, gamma_factor, isi_error
 
 __all__ = ["Recipe", "StepSweep", "ProtocolFit", "step_sweep", "fit_protocol", "evaluate", "summarize",
@@ -538,12 +539,7 @@ class ProtocolFit:
                               "recorded": [r["n_data"] for r in self.train]}}
         return _finite(json.loads(json.dumps(d, default=_jsonable)))
 
-    def to_json(self, path=None, indent: int = 2) -> str:
-        text = json.dumps(self.to_dict(), indent=indent)
-        if path is not None:
-            with open(path, "w") as fh:
-                fh.write(text + "\n")
-        return text
+    to_json = FitResult.to_json   # the same JSON writer as a single fit's (over to_dict)
 
     def summary(self) -> str:
         lines = [f"fit_protocol: {self.kind} chosen from {', '.join(self.candidates)} on {len(self.sweeps)} "

@@ -148,9 +148,10 @@ static void propagator(const double* A, double tau, Prop& P) {
 // L / tau) and the scaled exponential otherwise.
 static const double SUBSTEP_THETA = 0.5;
 
-static inline void substep(const double* A, const double* b, const double* y0, double L, double anorm,
-                           double* out) {
-    double w[NS], v[NS], t[NS];
+// The two polynomials' shared start: w = A y0 + b (the rate at y0), and the degree K, the
+// smallest whose first omitted term (L |A|)^(K+1) / (K+2)! is below 2^-56 (at most 30).
+static inline int substep_start(const double* A, const double* b, const double* y0, double L, double anorm,
+                                double* w) {
     for (int i = 0; i < NS; ++i) {
         double s = 0.0;
         for (int j = 0; j < NS; ++j) s += A[i * NS + j] * y0[j];
@@ -162,6 +163,13 @@ static inline void substep(const double* A, const double* b, const double* y0, d
         ++K;
         c *= theta / (K + 2);
     }
+    return K;
+}
+
+static inline void substep(const double* A, const double* b, const double* y0, double L, double anorm,
+                           double* out) {
+    double w[NS], v[NS], t[NS];
+    const int K = substep_start(A, b, y0, L, anorm, w);
     for (int i = 0; i < NS; ++i) v[i] = w[i];
     for (int j = K; j >= 1; --j) {
         const double f = L / (j + 1);
@@ -181,17 +189,7 @@ static inline void substep(const double* A, const double* b, const double* y0, d
 static inline void substep_table(const double* C, int kmax, const double* A, const double* b,
                                  const double* y0, double L, double anorm, double* out) {
     double w[NS], P[NS * NS];
-    for (int i = 0; i < NS; ++i) {
-        double s = 0.0;
-        for (int j = 0; j < NS; ++j) s += A[i * NS + j] * y0[j];
-        w[i] = s + b[i];
-    }
-    const double theta = L * anorm;
-    int K = 0;
-    for (double c = 0.5 * theta; c > 1.3877787807814457e-17 && K < 30;) {
-        ++K;
-        c *= theta / (K + 2);
-    }
+    const int K = substep_start(A, b, y0, L, anorm, w);
     if (K > kmax) {
         substep(A, b, y0, L, anorm, out);
         return;
