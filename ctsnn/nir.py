@@ -52,6 +52,7 @@ from torch import nn
 from .models import IF, LIF, CubaLIF
 from .models.base import PARAM_MAX, NeuronModel
 from .network import Network, Population, Projection
+from .solvers.propagator import tau_from_decay
 
 __all__ = ["read", "write", "Graph", "Edge", "GraphLayers", "SOURCES"]
 
@@ -822,7 +823,7 @@ def _adapt(source, name, kind, nd, model, dt, export_dt, reset):
         beta = 1.0 - d0 / f("tau")
         if np.any((beta <= 0) | (beta >= 1)):
             raise ValueError(f"node {name!r}: tau = {f('tau')} gives beta = 1 - 1e-4/tau outside (0, 1)")
-        m = LIF(tau_mem=T(-dt / np.log(beta)), r=1.0, v_leak=0.0, v_th=T(f("v_threshold")), v_reset=0.0,
+        m = LIF(tau_mem=tau_from_decay(T(beta), dt), r=1.0, v_leak=0.0, v_th=T(f("v_threshold")), v_reset=0.0,
                 reset="subtract" if mech == "subtract" else "to_value")
         order = "after_decay" if mech == "subtract" else "before_decay"
         return m, one, 1.0 / (1.0 - beta), dict(reset_delay=True, detach_reset=True, reset_order=order)

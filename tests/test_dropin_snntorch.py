@@ -363,9 +363,10 @@ def test_spike_grad_and_surrogate_disable_as_snntorch():
 
 def test_nir_export_reads_the_dialect():
     """snntorch's NIR export dispatches on snntorch's types and reads beta, threshold and
-    recurrent.V.  With the installed nir, snntorch 1.0.0's export fails for its own layers when it
-    builds the node (nir.LIF has no v_reset); the dialect must reach that same point, i.e. every
-    attribute the export reads is there (a missing one is an AttributeError first)."""
+    recurrent.V.  The dialect must reach the same outcome as snntorch's own layer (with nir 1.0.4
+    both failed where nir.LIF refused v_reset; with nir >= 1.0.8 both export): every attribute the
+    export reads is there (a missing one is an AttributeError first).  Whole graphs are compared
+    in tests/test_dropin_nir.py."""
     pytest.importorskip("nir")
     from snntorch.export_nir import _extract_snntorch_module
 

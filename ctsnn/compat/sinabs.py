@@ -48,6 +48,7 @@ from .. import surrogate as _surrogate
 from .. import validate as _v
 from ..discrete import discretize
 from ..models import ALIF as _ALIFModel
+from ..solvers.propagator import phi1, tau_from_decay
 from ._copying import DetachedCopies
 
 try:  # sinabs' own base class, so that its helpers (utils.reset_states, Network) see the layer
@@ -269,7 +270,7 @@ class ALIF(DetachedCopies, _StatefulBase):
             bad = [k for k, a in named if not bool(((a > 0) & (a < 1)).all())]
             if bad:
                 raise ValueError(f"{bad[0]} must be > 0 (alpha = exp(-1/tau) in (0, 1))")
-        tau_m, tau_a = -1 / torch.log(a_m), -1 / torch.log(a_a)
+        tau_m, tau_a = tau_from_decay(a_m), tau_from_decay(a_a)
         c = self.adapt_scale
         if trail is None:
             P = lambda name, t: t.reshape(-1)[0]  # noqa: E731
@@ -281,12 +282,9 @@ class ALIF(DetachedCopies, _StatefulBase):
             vals["v_reset"] = P("spike_threshold", self.b0 - float(self.reset_fn.subtract_value))
         if self.has_syn:
             a_se = a_s * (1 - a_m) if self.norm_input else a_s
-            tau_se = -1 / torch.log(a_se)
+            tau_se = tau_from_decay(a_se)
             k = 1 / tau_m - 1 / tau_se
-            small = k.abs() < 1e-4  # series of phi1 there: value and derivative stay exact
-            ks = torch.where(small, torch.ones_like(k), k)
-            phi1 = torch.where(small, 1 + k / 2 + k ** 2 / 6 + k ** 3 / 24, torch.expm1(ks) / ks)
-            vals["r"] = P("tau_syn", a_se * tau_m / (a_m * phi1))
+            vals["r"] = P("tau_syn", a_se * tau_m / (a_m * phi1(k)))
             vals["tau_syn"] = P("tau_syn", tau_se)
         return vals, P("tau_adapt", a_a), P("adapt_scale", c), P("spike_threshold", self.b0)
 
@@ -385,7 +383,7 @@ class ALIF(DetachedCopies, _StatefulBase):
     def _param_dict(self) -> dict:
         """Constructor arguments that rebuild this layer (sinabs' ``arg_dict``)."""
         if self.train_alphas:
-            taus = {k: None if a is None else -1 / torch.log(a.detach())
+            taus = {k: None if a is None else tau_from_decay(a.detach())
                     for k, a in (("tau_mem", self.alpha_mem), ("tau_adapt", self.alpha_adapt),
                                  ("tau_syn", self.alpha_syn))}
         else:

@@ -58,6 +58,7 @@ from .. import validate as _v
 from ..discrete import DiscreteLayer, discretize
 from ..models import IF, LIF
 from ..models.recurrent import Recurrent
+from ..solvers.propagator import tau_from_decay
 
 try:  # snntorch's helpers find neurons by type: derive from its classes when it is installed
     import snntorch as _snn
@@ -99,7 +100,7 @@ def _tau_of_beta(beta: Tensor) -> Tensor:
     b = beta.to(torch.float64).clamp(0, 1)
     below = b < 1
     bs = torch.where(below, b, torch.full_like(b, 0.5)).clamp_min(torch.finfo(torch.float64).tiny)
-    return torch.where(below, -1.0 / torch.log(bs), torch.full_like(b, float("inf")))
+    return torch.where(below, tau_from_decay(bs), torch.full_like(b, float("inf")))
 
 
 def _flat_tensors(mats) -> list[Tensor]:

@@ -57,6 +57,7 @@ from torch import Tensor, nn
 from .. import validate as _v
 from ..discrete import discretize
 from ..models import LIT, DualLIT, Traced
+from ..solvers.propagator import tau_from_decay
 from ._copying import DetachedCopies
 
 __all__ = ["LITS", "DLITS", "SLITS", "RLITS", "SRLITS", "DSLITS", "DRLITS", "DSRLITS"]
@@ -198,8 +199,8 @@ class _TTLayer(DetachedCopies, _LayerBase):
         last bit of the layer's dtype."""
         probe = self.__dict__.get("_probe")
         if probe is not None:
-            return probe(("tau", name), -1.0 / torch.log(getattr(self, name).double()))
-        return -1.0 / torch.log(getattr(self, name).double())
+            return probe(("tau", name), tau_from_decay(getattr(self, name).double()))
+        return tau_from_decay(getattr(self, name).double())
 
     def _spike(self, g):
         return self.quant_fn(self.spike_fn(g))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..solvers.propagator import propagator
+from ..solvers.propagator import phi1, propagator
 
 
 @dataclass(eq=False)
@@ -68,7 +68,7 @@ def learned_matrices(layer, dtype, device=None) -> tuple:
     if layer.method == "exact":
         one = d >= 1
         ds = torch.where(one | (d <= 0), torch.full_like(d, 0.5), d)
-        f = torch.where(one, torch.ones_like(d), (1 - ds) / (-torch.log(ds)))
+        f = torch.where(one, torch.ones_like(d), phi1(torch.log(ds)))     # (1 - d) / (-ln d)
         f = torch.where(d <= 0, torch.zeros_like(d), f) * layer.dt
     else:
         f = torch.full_like(d, layer.dt)

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from .. import surrogate as _surrogate
 from .. import validate as _v
 from ..models.base import NeuronModel
+from ..solvers.propagator import tau_from_decay
 from . import cascade as _cascade
 from . import constants as _constants
 from . import firing as _firing
@@ -157,8 +158,8 @@ class DiscreteLayer(nn.Module):
         d = self.decay.detach()[:, 0].clamp(0, 1)
         if not bool(((d > 0) & (d < 1)).all()):
             raise ValueError("to_model: a learned decay of 0 or 1 has no finite tau_mem")
-        return self.model.replace(tau_mem=(-self.dt / torch.log(d)).squeeze(0) if d.shape[0] == 1
-                                  else -self.dt / torch.log(d))
+        tau = tau_from_decay(d, self.dt)
+        return self.model.replace(tau_mem=tau.squeeze(0) if d.shape[0] == 1 else tau)
 
     def matrices(self, dtype, device=None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(E [n|1,S,S], F [n|1,S,S], B, c)`` of one step, derived from ``model.linear_part``
