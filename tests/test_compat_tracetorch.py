@@ -62,7 +62,9 @@ def _run(layer, x, states):
 
 @pytest.mark.parametrize("cls", list(_CLASSES))
 @pytest.mark.parametrize("rank", [0, 1])
-@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 1e-5)])
+# tolerances as measured over every case here (2026-12-03): float64 worst 3.6e-14 (outputs and
+# states) and 1.4e-13 (parameter gradients, relative); float32 worst 6.8e-6
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("quant", ["identity", "round"])
 def test_matches_tracetorch(cls, rank, dtype, tol, quant):
     g = torch.Generator().manual_seed(zlib.crc32(f"{cls}{rank}{dtype}{quant}".encode()))
