@@ -76,14 +76,18 @@ def jump_weights(layer, s: Tensor, n: Tensor, J: Tensor) -> Tensor:
     return w
 
 
-class Sequential:
-    """Events in order, each jump applied before the next event is tested (the default)."""
+class _Immediate:
+    """A variant whose jumps are all applied within ``fire``: nothing before or after it."""
 
     def before(self, layer, y, c):
         return y, None
 
     def after(self, layer, y, c, pending):
         return y
+
+
+class Sequential(_Immediate):
+    """Events in order, each jump applied before the next event is tested (the default)."""
 
     def fire(self, layer, y, c, out, held):
         split, per_state = layer._split, layer._detach_states is not None
@@ -109,14 +113,8 @@ class Sequential:
         return out, y, fired
 
 
-class Simultaneous:
+class Simultaneous(_Immediate):
     """Every event decided from the same post-input state, then all jumps (tracetorch's order)."""
-
-    def before(self, layer, y, c):
-        return y, None
-
-    def after(self, layer, y, c, pending):
-        return y
 
     def fire(self, layer, y, c, out, held):
         spikes = [layer.spike_fn(y @ c.G[e] - c.theta[..., e]) for e in range(c.G.shape[0])]
