@@ -286,11 +286,13 @@ def callable_or_none(name: str, value: Any) -> Any:
 
 def tensor_input(name: str, x: Any, dtype: torch.dtype | None = None, *, min_dim: int = 0) -> Tensor:
     """The input of a layer's forward: a real tensor (int and bool converted to ``dtype`` or the
-    default float dtype; complex, NaN and Inf refused) with at least ``min_dim`` axes."""
+    default float dtype; complex, NaN, Inf and magnitudes above ``INPUT_MAX`` refused) with at
+    least ``min_dim`` axes: the checks a discrete layer's ``run`` makes, so a dialect's step need
+    not repeat them."""
     x = float_input(name, x, dtype)
     if x.dim() < min_dim:
         raise ValueError(f"{name} needs at least {min_dim} axes, got shape {tuple(x.shape)}")
-    return finite_tensor(name, x)
+    return bounded_tensor(name, x)
 
 
 #: the largest magnitude of a layer's input or state: products with the step matrices stay finite

@@ -313,7 +313,10 @@ class _SnnNeuron(nn.Module):
         if mats is None:
             mats = layer.step_constants(input_.dtype, input_.device) if _compiling() else \
                 layer._constants(input_.dtype, input_.device, layer._tensors())
-        x = layer._input(input_, 1)
+        x = input_   # checked by forward (validate.tensor_input): only the neuron axis is left
+        _v.shape_last("input_", x, layer.model.n)
+        if x.shape[-1] == 0:
+            raise ValueError(f"input_: the neuron axis (last) is empty, shape {tuple(x.shape)}")
         y0 = layer._state(y0, x.shape, x, mats)
         layer.last_backend = "torch"
         s, y = layer.step(x, y0, mats, prev_spk)
