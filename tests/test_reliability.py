@@ -872,3 +872,17 @@ def test_dialect_inputs_and_parameters():
         st.RLeaky(beta=0.9, linear_features=3)(torch.ones(4, 5))
     out = st.RLeaky(beta=0.9, linear_features=3)(torch.ones(4, 3, dtype=torch.int64))[0]   # a dtype error before
     assert out.dtype == torch.get_default_dtype()
+
+
+def test_dialect_errors_name_the_dialect_argument():
+    """Errors of the models the dialects build name the dialect's own argument (found by
+    benchmarks/adversarial.py after the parameter declarations moved into the models)."""
+    from ctsnn.compat import sinabs as cb
+    from ctsnn.compat import spikingjelly as cj
+    with pytest.raises(ValueError, match="adapt_scale"):
+        cb.ALIF(tau_mem=10.0, tau_adapt=20.0, adapt_scale=-0.5)
+    for v_th in (0.0, -1.0):
+        with pytest.raises(ValueError, match="v_threshold"):
+            cj.LIFNode(v_threshold=v_th)
+        with pytest.raises(ValueError, match="v_threshold"):
+            cj.IFNode(v_threshold=v_th)

@@ -212,6 +212,8 @@ class ALIF(DetachedCopies, _StatefulBase):
             else:
                 self.tau_syn = None
         self.adapt_scale = _tensor("adapt_scale", adapt_scale)
+        if bool((self.adapt_scale < 0).any()):
+            raise ValueError(f"adapt_scale must be > 0 (a spike raises the threshold), got {adapt_scale!r}")
         if bool((self.adapt_scale == 0).any()):
             raise ValueError("adapt_scale must be nonzero (with 0 the layer is a LIF; b would "
                              "not be recoverable from the threshold state)")

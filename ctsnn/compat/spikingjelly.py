@@ -191,7 +191,11 @@ class _Node(DetachedCopies, _NodeBase):
         if isinstance(surrogate, str) and _sj_surrogate is not None:  # spikingjelly's own object, as its nodes hold
             surrogate = getattr(_sj_surrogate, _SJ_NAME[key])(alpha=alpha)
         v_reset = None if v_reset is None else _v.number("v_reset", v_reset)
-        super().__init__(_v.number("v_threshold", v_threshold), v_reset, surrogate, bool(detach_reset), step_mode=step_mode,
+        v_threshold = _v.number("v_threshold", v_threshold)
+        if v_threshold <= (0.0 if v_reset is None else v_reset):
+            raise ValueError(f"v_threshold={v_threshold!r} must be above v_reset={v_reset!r} (0 for the soft "
+                             f"reset): the reset would land on or above threshold")
+        super().__init__(v_threshold, v_reset, surrogate, bool(detach_reset), step_mode=step_mode,
                          store_v_seq=bool(store_v_seq))
         self._alpha = alpha
         self.detach_input = bool(detach_input)
