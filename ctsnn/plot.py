@@ -63,18 +63,31 @@ def _time_unit(t_end: float) -> tuple[float, str]:
     return (1e3, "ms") if t_end <= 2.0 else (1.0, "s")
 
 
-def _volt_unit(trace, values) -> tuple[float, str]:
-    """The model's own voltage unit when it states one (``voltage_unit``, e.g. Izhikevich's mV:
-    no rescaling); for SI (or unitless) models mV for physiological values (|v| and the
-    thresholds below ~0.5), else V."""
-    geo = trace.thresholds
-    own = geo.get("voltage_unit", "V")
-    if own != "V":
-        return 1.0, own
-    ref = [abs(float(x)) for x in np.ravel(values) if np.isfinite(x)]
-    for ev in geo.get("events", ()):
-        ref.extend(abs(float(x)) for x in ev["offset"])
-    return (1e3, "mV") if ref and max(ref) < 0.5 else (1.0, "V")
+def _state_unit(trace, state: str) -> str | None:
+    """The unit the model declares for ``state`` (``NeuronModel.declared_states``, kept in
+    ``trace.thresholds["state_units"]``); None when the trace does not say (saved without it)."""
+    return trace.thresholds.get("state_units", {}).get(state)
+
+
+def _axis_unit(trace, state: str, values) -> tuple[float, str]:
+    """(factor, unit name) in which ``state`` is drawn, from its declared unit: volts as mV for
+    physiological values (|values| and the thresholds of the events that involve the state below
+    ~0.5), else V; amperes as pA, nA or A by magnitude; any other unit (a model's own ``"mV"``,
+    ``"1/s"``, ``""``) as stored. A trace without declared units is drawn as stored, unlabelled."""
+    unit = _state_unit(trace, state)
+    if unit == "V":
+        ref = [abs(float(x)) for x in np.ravel(values) if np.isfinite(x)]
+        for ev in trace.thresholds.get("events", ()):
+            if state in ev.get("coef", {}):
+                ref.extend(abs(float(x)) for x in ev["offset"])
+        return (1e3, "mV") if ref and max(ref) < 0.5 else (1.0, "V")
+    if unit == "A":
+        return _current_unit(values)
+    return 1.0, unit or ""
+
+
+def _axis_label(state: str, unit: str) -> str:
+    return f"{state} ({unit})" if unit else state
 
 
 def _trace_arg(name: str, trace) -> None:
@@ -156,7 +169,7 @@ def membrane(trace, neurons: int | Sequence[int] = 0, state: str = "v", *, ax=No
             raise ValueError(f"neuron {j} out of range: the trace has {trace.n_neurons} neurons")
     ax = _new_axes(ax)
     ts_scale, ts_name = t_unit if t_unit else _time_unit(trace.t_end)
-    vs_scale, vs_name = v_unit if v_unit else _volt_unit(trace, trace[state].detach().cpu().numpy())
+    vs_scale, vs_name = v_unit if v_unit else _axis_unit(trace, state, trace[state].detach().cpu().numpy())
     i_state = trace.state_names.index(state)
     th = trace.thresholds
     for n_i, j in enumerate(neurons):
@@ -178,7 +191,7 @@ def membrane(trace, neurons: int | Sequence[int] = 0, state: str = "v", *, ax=No
                 ax.plot(st * ts_scale, pre * vs_scale, ls="none", marker="v", ms=4, color=c,
                         label="spikes", gid=f"spikes-{j}")
     ax.set_xlabel(f"time ({ts_name})")
-    ax.set_ylabel(f"{state} ({vs_name})")
+    ax.set_ylabel(_axis_label(state, vs_name))
     ax.set_xlim(0, trace.t_end * ts_scale)
     _dedupe_legend(ax)
     return ax
@@ -326,7 +339,10 @@ def raster(trace_or_spikes, *, ax=None, groups: dict[str, Sequence[int]] | None 
 
 
 def states(trace, neuron: int = 0, *, axes=None, t_unit=None):
-    """Every recorded state of one neuron in stacked panels sharing the time axis."""
+    """Every recorded state of one neuron in stacked panels sharing the time axis, each labelled
+    and scaled by its declared unit (the model's ``STATES``). A state that leads an event function
+    (the first state with a nonzero coefficient in ``event_matrix``: ``v``, ``v_pos``) is drawn
+    as in :func:`membrane`, with its threshold, reset level and spike markers."""
     _trace_arg("trace", trace)
     names = [s for s in trace.state_names if s in trace.states]
     if not names:
@@ -336,20 +352,18 @@ def states(trace, neuron: int = 0, *, axes=None, t_unit=None):
     if len(axes) != len(names):
         raise ValueError(f"states: {len(names)} recorded states need {len(names)} axes, got {len(axes)}")
     ts_scale, ts_name = t_unit if t_unit else _time_unit(trace.t_end)
+    leading = {next(iter(ev["coef"]), None) for ev in trace.thresholds.get("events", ()) if ev.get("coef")}
     for a, name in zip(axes, names):
-        if name in ("v", "v_pos", "v_neg"):
-            membrane(trace, neuron, name, ax=a, t_unit=(ts_scale, ts_name), reset=False,
-                     threshold=name == "v")
+        if name in leading:
+            membrane(trace, neuron, name, ax=a, t_unit=(ts_scale, ts_name), reset=False)
             a.set_xlabel("")
         else:
             t, y = membrane_polyline(trace, neuron, name)
-            a.plot(t * ts_scale, y, color="C1", lw=1.1, label=name, gid=f"state-{name}")
-            a.set_ylabel(f"{name} ({_STATE_UNITS.get(name, 'SI')})")
+            scale, unit = _axis_unit(trace, name, y)
+            a.plot(t * ts_scale, y * scale, color="C1", lw=1.1, label=name, gid=f"state-{name}")
+            a.set_ylabel(_axis_label(name, unit))
     axes[-1].set_xlabel(f"time ({ts_name})")
     return axes
-
-
-_STATE_UNITS = {"i": "A", "b": "V", "r": "events"}
 
 
 def match_spikes(ref, other) -> tuple[np.ndarray, np.ndarray]:
@@ -392,7 +406,7 @@ def compare(traces: Sequence, labels: Sequence[str] | None = None, neuron: int =
     top, bot = axes
     t_end = max(tr.t_end for tr in traces)
     ts_scale, ts_name = t_unit if t_unit else _time_unit(t_end)
-    vs = _volt_unit(traces[0], traces[0][state].detach().cpu().numpy())
+    vs = _axis_unit(traces[0], state, traces[0][state].detach().cpu().numpy())
     ref = traces[0].spikes(neuron).detach().cpu().double().numpy()
     for c, (tr, lab) in enumerate(zip(traces, labels)):
         membrane(tr, neuron, state, ax=top, label=lab, color=f"C{c % 10}", threshold=c == 0,

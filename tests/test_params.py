@@ -107,3 +107,22 @@ def test_command_line_reads_units_from_the_declaration():
         build_model("alif", {"adaptation": "sometimes"})
     with pytest.raises(ValueError, match="--reset applies to lif, if, cubalif, alif"):
         build_model("qif", {}, reset="subtract")
+
+
+def test_states_are_declared_once_and_kept_by_the_trace(tmp_path):
+    alif = ctsnn.ALIF(TAU, 0.1, 0.1, adaptation="current", tau_syn=5e-3)
+    assert {k: s.unit for k, s in alif.declared_states().items()} == {"v": "V", "i": "A", "b": "V"}
+    assert alif.declared_states()["b"].dimension == "voltage"
+    # a wrapper keeps its model's declarations and adds its own
+    rec = ctsnn.models.Recurrent(alif, tau_rec=TAU)
+    assert {k: s.unit for k, s in rec.declared_states().items()} == {"v": "V", "i": "A", "b": "V", "r": ""}
+    tr = ctsnn.simulate(rec, 1.0, t_end=2e-3, dt=1e-3, record="all")
+    assert ctsnn.Trace.load(tr.save(tmp_path / "t.npz")).thresholds["state_units"] == \
+        {"v": "V", "i": "A", "b": "V", "r": ""}
+
+    class Undeclared(ctsnn.LIF):
+        pass
+    m = Undeclared(TAU)
+    m.state_names = ("v", "x")
+    with pytest.raises(ValueError, match="declares no state 'x'"):
+        m.declared_states()

@@ -285,3 +285,54 @@ def test_membrane_neuron_indices_in_any_integer_form():
         plot.membrane(tr, neurons=[0.5])
     with pytest.raises(ValueError, match="integer"):
         plot.membrane(tr, neurons=[])
+
+
+def _state_plot_examples():
+    """One instance (and the solver that runs it) of every public model class, with the variants
+    whose states differ (ALIF's two adaptations, with and without a synapse; wrappers)."""
+    M = ctsnn.models
+    si = dict(r=100e6, v_leak=-0.07, v_th=-0.05, v_reset=-0.07)
+    return [
+        (M.LIF(TAU, **si), "exact"), (M.IF(r=1 / 200e-12, v_th=-0.05, v_reset=-0.07), "exact"),
+        (M.CubaLIF(5e-3, TAU, **si), "exact"),
+        (M.ALIF(TAU, 0.1, 2e-3, **si), "exact"),
+        (M.ALIF(TAU, 0.1, 2e-3, adaptation="current", tau_syn=5e-3, **si), "exact"),
+        (M.LIT(TAU, tau_syn=5e-3), "exact"), (M.DualLIT(TAU, 2 * TAU), "exact"),
+        (M.Traced(M.DualLIT(TAU, 2 * TAU), tau_syn=5e-3, tau_rec=TAU), "euler"),
+        (M.Recurrent(M.CubaLIF(5e-3, TAU), tau_rec=TAU), "exact"),
+        (M.AdEx(), "euler"), (M.QIF(TAU), "euler"), (M.Izhikevich(), "euler"),
+    ]
+
+
+def _shown_unit(declared):
+    """The units an axis may show for a declared unit: SI volts and amperes get a prefix by
+    magnitude; any other unit is shown as declared."""
+    return {"V": {"mV", "V"}, "A": {"pA", "nA", "A"}}.get(declared, {declared})
+
+
+def test_every_state_axis_is_labelled_with_its_declared_unit():
+    examples = _state_plot_examples()
+    public = {getattr(ctsnn.models, k) for k in ctsnn.models.__all__}
+    public = {c for c in public if isinstance(c, type) and issubclass(c, ctsnn.models.NeuronModel)
+              and c is not ctsnn.models.NeuronModel}
+    assert public <= {type(m) for m, _ in examples}, "a model class has no example here"
+    for model, method in examples:
+        tr = ctsnn.simulate(model, 3e-10, t_end=5e-3, dt=1e-3, method=method, record="all",
+                            dtype=torch.float64)
+        declared = model.declared_states()
+        assert tuple(declared) == model.state_names
+        axes = plot.states(tr)
+        for ax, (name, spec) in zip(axes, declared.items()):
+            label = ax.get_ylabel()
+            shown = label[len(name) + 2:-1] if label != name else ""
+            assert label.startswith(name) and shown in _shown_unit(spec.unit), (type(model).__name__, label, spec)
+    # ALIF with current adaptation: b enters tau_mem dv/dt = ... - b, a voltage (as adapt_jump),
+    # and i is a current; the labels say so however the states are named
+    alif = ctsnn.ALIF(TAU, 0.1, 2e-3, adaptation="current", tau_syn=5e-3, r=100e6, v_leak=-0.07,
+                      v_th=-0.05, v_reset=-0.07)
+    tr = ctsnn.simulate(alif, 3e-10, spikes=([0.01], [0], [2e-10]), t_end=0.05, dt=1e-3, record="all",
+                        dtype=torch.float64)
+    axes = plot.states(tr)
+    assert [a.get_ylabel() for a in axes] == ["v (mV)", "i (pA)", "b (mV)"]
+    # drawn in the unit of the label: the current's peak (the 200 pA input spike) in pA
+    assert np.max(_line(axes[1], "state-i").get_ydata()) == pytest.approx(200.0, rel=1e-9)

@@ -1,5 +1,5 @@
 """Neuron models: each is a drift, affine event functions and affine jumps (see ``base``)."""
-from .base import NeuronModel, Option, Param, check_param
+from .base import NeuronModel, Option, Param, State, check_param
 from .lif import ALIF, IF, LIF, CubaLIF
 from .nonlinear import QIF, AdEx, Izhikevich
 from .recurrent import Feedback, Recurrent

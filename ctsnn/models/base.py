@@ -20,7 +20,9 @@ whether it is a time constant, which parameter it must stay below) and its strin
 ``OPTIONS`` (name -> :class:`Option`). The constructors, assignments (``model.tau_mem = ...``,
 ``alif.adaptation = ...``), the fitting transforms, the command line (parsing and help), the
 trace's event geometry and the plots read these declarations; nothing else keeps a list of
-parameter names.
+parameter names.  Its state variables are declared the same way, in ``STATES`` (name ->
+:class:`State`: unit and meaning); the trace keeps their units and the plots label and scale
+their axes from them (``declared_states``), so no reader decides a unit from a state's name.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["NeuronModel", "check_param", "Param", "Option"]
+__all__ = ["NeuronModel", "check_param", "Param", "Option", "State"]
 
 _SIGNS = (None, "positive", "nonneg")
 
@@ -68,6 +70,24 @@ class Param:
     @property
     def dimension(self) -> str | None:
         """The SI dimension (``"time"``, ``"voltage"``, ...) when ``unit`` is an SI unit, else None."""
+        from ..units import unit_dimension
+        return unit_dimension(self.unit)
+
+
+@dataclass(frozen=True)
+class State:
+    """The declaration of one state variable of a model.
+
+    ``unit``: unit of the stored number, as for :class:`Param` (an SI unit, ``"V"``, ``"A"``,
+    ``"1/s"``, a model's own ``"mV"``, or ``""`` when dimensionless). ``doc``: what it is.
+    """
+
+    unit: str = ""
+    doc: str = ""
+
+    @property
+    def dimension(self) -> str | None:
+        """The SI dimension (``"voltage"``, ``"current"``, ...) when ``unit`` is an SI unit, else None."""
         from ..units import unit_dimension
         return unit_dimension(self.unit)
 
@@ -185,6 +205,9 @@ class NeuronModel(nn.Module):
     PARAMS: dict[str, Param] = {}
     #: the string options (constructor keywords) and their choices
     OPTIONS: dict[str, Option] = {}
+    #: the state variables a model of this class may have, name -> :class:`State` (merged along
+    #: the MRO as ``PARAMS``); which of them an instance has is ``state_names``
+    STATES: dict[str, State] = {}
     #: unit of the membrane states (``v``, ...) and of the injected current (see :class:`Param`)
     voltage_unit: str = "V"
     current_unit: str = "A"
@@ -210,6 +233,22 @@ class NeuronModel(nn.Module):
     def declared_options(cls) -> dict[str, Option]:
         """The string options of this class, name -> :class:`Option` (``OPTIONS`` along the MRO)."""
         return dict(_along_mro(cls, "OPTIONS"))
+
+    def declared_states(self) -> dict[str, State]:
+        """This model's states in order, name -> :class:`State`: the class's ``STATES`` (along the
+        MRO), and for a wrapper (``Recurrent``, ``Traced``) its model's for the states it keeps.
+        Raises ``ValueError`` for a state that nobody declares."""
+        own = dict(_along_mro(type(self), "STATES"))
+        base = self._modules.get("base")
+        inner = base.declared_states() if isinstance(base, NeuronModel) else {}
+        out = {}
+        for name in self.state_names:
+            spec = own.get(name, inner.get(name))
+            if spec is None:
+                raise ValueError(f"{type(self).__name__} declares no state {name!r} (STATES); it declares "
+                                 f"{sorted(set(own) | set(inner))}")
+            out[name] = spec
+        return out
 
     def param_spec(self, name: str) -> Param:
         """The declaration of parameter ``name`` of this model (``"base.v_th"`` for a wrapped
@@ -446,8 +485,8 @@ class NeuronModel(nn.Module):
         ``coef`` the nonzero coefficients ``G[e]`` by state (``{"v": 1.0, "b": -1.0}``: the event
         fires when ``v - b`` crosses ``offset`` upward, i.e. ``v`` crosses ``offset + b``),
         ``offset`` theta_e per neuron (one value when shared), and ``reset`` the states the jump
-        sets to a fixed value (a zero row of ``J``) with that value per neuron; and the model's
-        ``voltage_unit``."""
+        sets to a fixed value (a zero row of ``J``) with that value per neuron; the model's
+        ``voltage_unit``; and ``state_units``, the declared unit of each state (``STATES``)."""
         f64 = torch.float64
         with torch.no_grad():
             G = self.event_matrix(f64).detach().cpu()
@@ -461,7 +500,8 @@ class NeuronModel(nn.Module):
                     "offset": theta[:, e].tolist(),
                     "reset": {s: k[:, j].tolist() for j, s in enumerate(self.state_names)
                               if not bool(J[j].any())}})
-        return {"events": events, "voltage_unit": self.voltage_unit}
+        return {"events": events, "voltage_unit": self.voltage_unit,
+                "state_units": {k: spec.unit for k, spec in self.declared_states().items()}}
 
     # ---------------------------------------------------------------- checks
     def validate(self) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import NeuronModel, Option, Param
+from .base import NeuronModel, Option, Param, State
 
 __all__ = ["LIF", "IF", "CubaLIF", "ALIF"]
 
@@ -44,6 +44,14 @@ class _Membrane(NeuronModel):
         "adapt_jump": Param("V", "nonneg", scale=1e-3, doc="increment of b at each spike"),
     }
     OPTIONS = {"reset": Option(RESETS, "what a spike does to v")}
+    STATES = {
+        "v": State("V", "membrane potential"),
+        "i": State("A", "synaptic current"),
+        # tau_mem dv/dt = ... - b with adaptation="current": b is r times an adaptation current,
+        # a voltage in both modes (as adapt_jump)
+        "b": State("V", "adaptation: the threshold's increment (adaptation='threshold') or the "
+                        "drive r I_adapt subtracted in tau_mem dv/dt (adaptation='current')"),
+    }
 
     def __init__(self, *, tau_mem=None, r=1.0, v_leak=0.0, v_th=1.0, v_reset=0.0,
                  reset="to_value", t_ref=0.0, tau_syn=None, tau_adapt=None, adapt_jump=None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import NeuronModel, Param
+from .base import NeuronModel, Param, State
 
 __all__ = ["AdEx", "QIF", "Izhikevich"]
 
@@ -45,6 +45,7 @@ class AdEx(_Nonlinear):
     """
 
     state_names = ("v", "w")
+    STATES = {"v": State("V", "membrane potential"), "w": State("A", "adaptation current")}
     PARAMS = {
         "C": Param("F", "positive", doc="membrane capacitance"),
         "g_L": Param("S", "positive", doc="leak conductance"),
@@ -102,6 +103,7 @@ class QIF(_Nonlinear):
     """
 
     state_names = ("v",)
+    STATES = {"v": State("V", "membrane potential")}
     PARAMS = {
         "tau_mem": Param("s", "positive", time_constant=True, doc="membrane time constant"),
         "v_rest": Param("V", below="v_c", doc="resting potential (stable fixed point)"),
@@ -152,6 +154,7 @@ class Izhikevich(_Nonlinear):
     """
 
     state_names = ("v", "u")
+    STATES = {"v": State("mV", "membrane potential"), "u": State("mV", "recovery variable")}
     # Izhikevich's own units: voltages in mV, rates per ms, a dimensionless current
     PARAMS = {
         "a": Param("1/ms", "positive", doc="recovery rate"),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import NeuronModel, Param, check_param
+from .base import NeuronModel, Param, State, check_param
 
 __all__ = ["Recurrent", "Feedback"]
 
@@ -57,6 +57,8 @@ class Recurrent(NeuronModel):
         "tau_rec": Param("s", "positive", time_constant=True, doc="time constant of the feedback trace r"),
         "rec_weight": Param("", doc="coupling of the trace r into the target state"),
     }
+    # the wrapped model's states keep their declarations (``declared_states``)
+    STATES = {"r": State("", "feedback trace of the output events (jumps by each event's size)")}
 
     def __init__(self, model: NeuronModel, weight=None, *, delay: float = 0.0, target: str | None = None,
                  tau_rec=None, rec_weight=None):

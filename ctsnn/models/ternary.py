@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import NeuronModel, Param
+from .base import NeuronModel, Param, State
 
 __all__ = ["LIT", "DualLIT", "Traced"]
 
@@ -50,6 +50,9 @@ class _Ternary(NeuronModel):
         "pos_scale": Param("", doc="size of a positive output event"),
         "neg_scale": Param("", doc="size of a negative output event"),
     }
+    STATES = {"v": State("V", "membrane potential"), "i": State("A", "synaptic current"),
+              "v_pos": State("V", "positive compartment of the membrane"),
+              "v_neg": State("V", "negative compartment of the membrane")}
 
     def _ternary_params(self, pos_th, neg_th, bias, pos_scale, neg_scale, dtype):
         for name, val in (("pos_th", pos_th), ("neg_th", neg_th), ("bias", bias), ("pos_scale", pos_scale),
@@ -193,6 +196,11 @@ class Traced(NeuronModel):
         **{"tau_rec" + ch: Param("s", "positive", time_constant=True, doc="recurrent trace time constant")
            for ch in ("", "_pos", "_neg")},
         **{"rec_weight" + ch: Param("", doc="gain of the recurrent trace") for ch in ("", "_pos", "_neg")},
+    }
+    # the base's states keep their declarations (``declared_states``)
+    STATES = {
+        **{"i" + ch: State("A", "synaptic trace of the input current") for ch in ("", "_pos", "_neg")},
+        **{"r" + ch: State("1/s", "recurrent trace of the output events (rate)") for ch in ("", "_pos", "_neg")},
     }
 
     def __init__(self, base: NeuronModel, tau_syn=None, tau_rec=None, rec_weight=None):
