@@ -270,10 +270,7 @@ class _Problem:
     def simulate(self, models) -> list:
         traces = []
         for m, d in zip(models, self.data):
-            initial = None
-            ps = m.params()
-            if "v_leak" in ps and "r" in ps:
-                initial = {"v": ps["v_leak"] + ps["r"] * d["current"][0, 0]}
+            initial = _steady_state(m, d["current"][0, 0])
             traces.append(simulate(m, d["current"], d["spikes"], t_end=(d["T"] - 1) * d["dt"], dt=d["dt"],
                                    method=self.method, initial=initial, dtype=self.dtype,
                                    max_events_per_step=FIT_MAX_EVENTS_PER_STEP))
@@ -563,6 +560,24 @@ def _fit(model, recordings, params, per_sweep, init, bounds, loss, optimizer, ma
                      n_eval=prob.n_eval, optimizer=optimizer, loss_kind=loss, success=success,
                      message=message, wall_time_s=time.perf_counter() - t_start, model=models[0],
                      models=models, traces=traces, recordings=recordings)
+
+
+def _steady_state(model: NeuronModel, current0: torch.Tensor) -> dict[str, torch.Tensor] | None:
+    """The state at which ``model`` rests under the constant current ``I(0)``, by state name: the
+    fixed point of its linear part, ``A y* + B u + c = 0`` with ``u = input_channels(I(0))``
+    (``v_leak + r I(0)`` and every other state 0 for LIF, CubaLIF, ALIF), differentiable in the
+    parameters; None (the model's own ``init_state``) for a nonlinear model or a singular ``A``
+    (IF: no rest under a current)."""
+    lin = model.linear_part(current0.dtype, current0.device)
+    if lin is None:
+        return None
+    A, B, c = lin
+    u = model.input_channels(current0.reshape(1))                   # [1, U]
+    rhs = -(torch.einsum("niu,nu->ni", B, u.expand(B.shape[0], -1)) + c)
+    y, info = torch.linalg.solve_ex(A, rhs.unsqueeze(-1))
+    if bool((info != 0).any()) or not bool(torch.isfinite(y).all()):
+        return None
+    return {name: y[:, j, 0] for j, name in enumerate(model.state_names)}
 
 
 def _spec(model: NeuronModel, label: str) -> Param:
