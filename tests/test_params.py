@@ -126,3 +126,22 @@ def test_states_are_declared_once_and_kept_by_the_trace(tmp_path):
     m.state_names = ("v", "x")
     with pytest.raises(ValueError, match="declares no state 'x'"):
         m.declared_states()
+
+
+def test_fit_starts_at_the_fixed_point_of_the_linear_part():
+    from ctsnn.fitting.core import _steady_state
+    I0 = torch.tensor(2e-10, dtype=torch.float64)
+    v_leak = torch.tensor(-0.07, dtype=torch.float64, requires_grad=True)
+    si = dict(r=1e8, v_leak=v_leak, v_th=0.0, v_reset=-0.08)
+    for m in (ctsnn.LIF(TAU, **si), ctsnn.CubaLIF(2e-3, TAU, **si),
+              ctsnn.ALIF(TAU, 0.1, 1e-3, adaptation="current", tau_syn=2e-3, **si)):
+        y = _steady_state(m, I0)
+        assert set(y) == set(m.state_names)
+        # closed form: v = v_leak + r I(0); the synaptic current and the adaptation decay to 0
+        assert float(y["v"].detach()) == pytest.approx(-0.07 + 1e8 * 2e-10, abs=1e-15)
+        assert all(float(y[k].detach()) == 0 for k in m.state_names if k != "v")
+        assert float(torch.autograd.grad(y["v"].sum(), v_leak)[0]) == pytest.approx(1.0, abs=1e-14)
+    # LIT has no leak potential: rest at r I(0); IF has no rest under a current, AdEx no linear part
+    assert float(_steady_state(ctsnn.LIT(TAU, r=3.0), torch.tensor(0.5, dtype=torch.float64))["v"]) == \
+        pytest.approx(1.5, abs=1e-15)
+    assert _steady_state(ctsnn.IF(), I0) is None and _steady_state(ctsnn.AdEx(), I0) is None
