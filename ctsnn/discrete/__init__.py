@@ -30,8 +30,10 @@ The pieces (each module's docstring states its equations):
 * ``in_step``:   spikes located inside the step in closed form (``events="in_step"``);
 * ``result``:    ``RunResult`` (what ``run`` and ``stream`` return) and ``Spikes`` (sparse events,
   named as ``ctsnn.Trace`` names them);
-* ``layer``:     ``DiscreteLayer`` (the module: constants cache, ``forward``, ``run``, ``stream``)
-  and ``discretize``.
+* ``layer``:     ``DiscreteLayer`` (the module: model, ``dt``, options, step constants and
+  ``step``) and ``discretize``;
+* ``run``:       running it: one step (``forward``), a sequence (``run``), a long stream in
+  bounded memory (``stream``), each on the fused kernel or the torch loop.
 
 Execution: ``run`` takes the fused kernel (``ctsnn.kernels``, the same arithmetic compiled; see
 docs/performance.md) where ``options.FUSED_TORCH_ONLY`` allows, else the torch loop over the

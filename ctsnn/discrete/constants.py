@@ -107,3 +107,29 @@ def step_constants(layer, dtype, device=None) -> StepConstants:
         out.nia = torch.where(A64 != 0, -1.0 / torch.where(A64 != 0, A64, torch.ones_like(A64)),
                               torch.zeros_like(A64)).to(dtype)  # -1/A, rounded once
     return out
+
+
+def _config_key(layer) -> tuple:
+    """The plain settings the step constants depend on besides tensors: ``dt``, ``method``,
+    ``input``, the model's ``reset`` / ``adaptation`` / ... (every str, number or bool attribute
+    of the layer, its model and their submodules), so that changing one after a run re-derives
+    the constants."""
+    plain = (str, int, float, bool, type(None))
+    return tuple(tuple(sorted((k, v) for k, v in vars(mod).items()
+                              if isinstance(v, plain) and k not in ("last_backend", "training")))
+                 for mod in layer.modules())
+
+
+def cached(layer, dtype, device, ts: list[Tensor]) -> StepConstants:
+    """``layer.step_constants``, reused between calls while no parameter needs a gradient and none
+    changed (keyed by identity and in-place version counter; kept in the layer's ``_const_cache``,
+    which copies and pickles leave out); ``ts``: the layer's ``_tensors()``."""
+    if torch.compiler.is_compiling() or any(t.requires_grad for t in ts):  # traced: no cache
+        return layer.step_constants(dtype, device)
+    key = (dtype, str(device), tuple(t._version for t in ts), _config_key(layer))
+    cache = layer.__dict__.get("_const_cache")  # (key, tensors held so their ids stay theirs, consts)
+    if (cache is None or cache[0] != key or len(cache[1]) != len(ts)
+            or any(a is not b for a, b in zip(cache[1], ts))):
+        cache = (key, ts, layer.step_constants(dtype, device))
+        layer.__dict__["_const_cache"] = cache
+    return cache[2]

@@ -5,5 +5,5 @@ from .nonlinear import QIF, AdEx, Izhikevich
 from .recurrent import Feedback, Recurrent
 from .ternary import LIT, DualLIT, Traced
 
-__all__ = ["NeuronModel", "check_param", "Param", "Option", "LIF", "IF", "CubaLIF", "ALIF", "LIT", "DualLIT", "Traced",
+__all__ = ["NeuronModel", "check_param", "Param", "Option", "State", "LIF", "IF", "CubaLIF", "ALIF", "LIT", "DualLIT", "Traced",
            "Recurrent", "Feedback", "AdEx", "QIF", "Izhikevich"]
