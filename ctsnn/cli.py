@@ -294,8 +294,10 @@ def _current(args, n_steps: int, dt: float, current_dim: str | None):
     return 0.0 if total is None else total
 
 
-def _spikes(args, n: int, t_end: float):
-    """Input spikes from --spikes-file: (times, neurons, weights) in SI, or None."""
+def _spikes(args, n: int, t_end: float, weight_dim: str | None = None):
+    """Input spikes from --spikes-file: (times, neurons, weights) in SI, or None; ``weight_dim``:
+    the dimension of the state the weights jump (the model's declared input state), which a unit
+    given in --spikes-weight-unit must have."""
     import numpy as np
     import torch
 
@@ -316,7 +318,7 @@ def _spikes(args, n: int, t_end: float):
         raise ValueError(f"--spikes-file: {path.name} needs a column or array 'weights' (the jump of the "
                          f"input state per spike, in --spikes-weight-unit)")
     weights = np.asarray(table[wkey], dtype=np.float64).reshape(-1) * parse_unit(
-        args.spikes_weight_unit, None, name="--spikes-weight-unit")
+        args.spikes_weight_unit, weight_dim, name="--spikes-weight-unit")
     if not (times.size == neurons.size == weights.size):
         raise ValueError(f"--spikes-file: times, neurons and weights differ in length "
                          f"({times.size}, {neurons.size}, {weights.size})")
@@ -462,7 +464,7 @@ def _run_simulate(args) -> int:
     current = _current(args, n_steps, dt, current_dim)
     if isinstance(current, torch.Tensor) and current.shape[1] == 1 and model.n > 1:
         current = current.expand(-1, model.n)
-    spikes = _spikes(args, model.n, t_end)
+    spikes = _spikes(args, model.n, t_end, model.declared_states()[model.input_state].dimension)
     if args.record == "all":
         record = tuple(model.state_names)
     else:

@@ -145,3 +145,15 @@ def test_fit_starts_at_the_fixed_point_of_the_linear_part():
     assert float(_steady_state(ctsnn.LIT(TAU, r=3.0), torch.tensor(0.5, dtype=torch.float64))["v"]) == \
         pytest.approx(1.5, abs=1e-15)
     assert _steady_state(ctsnn.IF(), I0) is None and _steady_state(ctsnn.AdEx(), I0) is None
+
+
+def test_cli_spike_weights_take_the_unit_of_the_declared_input_state(tmp_path, capsys):
+    from ctsnn.cli import main
+    with open(tmp_path / "in.csv", "w") as fh:
+        fh.write("times,weights\n10,5\n")
+    argv = ["simulate", "--spikes-file", str(tmp_path / "in.csv"), "--spikes-time-unit", "ms",
+            "--t-end", "20ms", "-o", str(tmp_path / "out.npz"), "--quiet", "--force"]
+    # CubaLIF's input spikes jump i, declared in amperes: a weight in mV is refused, one in pA is taken
+    assert main(argv + ["--model", "cubalif", "--spikes-weight-unit", "mV"]) != 0
+    assert "expected a unit of current" in capsys.readouterr().err
+    assert main(argv + ["--model", "cubalif", "--spikes-weight-unit", "pA"]) == 0
