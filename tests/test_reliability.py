@@ -886,3 +886,35 @@ def test_dialect_errors_name_the_dialect_argument():
             cj.LIFNode(v_threshold=v_th)
         with pytest.raises(ValueError, match="v_threshold"):
             cj.IFNode(v_threshold=v_th)
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_snntorch_fused_path_checks_its_input_once(monkeypatch, recurrent):
+    """The snntorch dialect's layer without gradients (reset_delay=True: the layer's own step,
+    the fused kernel where it applies) makes one magnitude/finiteness pass over the input per
+    call: forward's tensor_input; the layer's own forward made a second one before.  What is
+    checked stays: NaN, a huge value, the neuron axis and an empty neuron axis are refused naming
+    input_."""
+    import ctsnn.validate as v
+    from ctsnn.compat import snntorch as st
+    layer = st.RLeaky(beta=0.9, linear_features=3) if recurrent else st.Leaky(beta=torch.full((3,), 0.9))
+    x = torch.rand(2, 3) * 2
+    seen = []
+    real = v.bounded_tensor
+
+    def counting(name, t, *a, **k):
+        if t.data_ptr() == x.data_ptr():
+            seen.append(name)
+        return real(name, t, *a, **k)
+
+    monkeypatch.setattr(v, "bounded_tensor", counting)
+    with torch.no_grad():
+        out = layer(x)
+    assert seen == ["input_"]
+    monkeypatch.undo()
+    for bad, match in ((torch.full((2, 3), float("nan")), "input_ contains NaN"),
+                       (torch.full((2, 3), 1e200, dtype=torch.float64), "input_ has a value of magnitude"),
+                       (torch.rand(2, 4), "input_"), (torch.rand(2, 0), "input_")):
+        with torch.no_grad(), pytest.raises(ValueError, match=match):
+            layer(bad)
+    assert out[0].shape == (2, 3)
