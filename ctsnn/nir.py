@@ -54,7 +54,7 @@ from .models.base import PARAM_MAX, NeuronModel
 from .network import Network, Population, Projection
 from .solvers.propagator import tau_from_decay
 
-__all__ = ["read", "write", "Graph", "Edge", "GraphLayers", "SOURCES"]
+__all__ = ["read", "write", "Graph", "GraphRun", "Edge", "GraphLayers", "SOURCES"]
 
 #: the libraries whose exports ``read(source=...)`` repairs
 SOURCES = ("snntorch", "norse", "sinabs", "spikingjelly")
@@ -74,6 +74,19 @@ def _nir():
 
 
 # ----------------------------------------------------------------------------- the graph
+class GraphRun(dict):
+    """What :meth:`Graph.run` returns: ``{population: (spike times [K], neurons [K])}``, plus
+    ``t`` (the recording grid, s), ``states[population][name]`` ``[len(t), k]`` and
+    ``recorded[population]`` (the ``k`` neuron indices of those columns) for the populations
+    recorded (empty when none)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.t = np.zeros(0)
+        self.states: dict[str, dict[str, np.ndarray]] = {}
+        self.recorded: dict[str, np.ndarray] = {}
+
+
 @dataclass(eq=False)
 class Edge:
     """Synapses from ``src`` (a population or an input) to population ``dst``: ``weight``
@@ -164,19 +177,36 @@ class Graph:
         return float(m.event_signs[0]) * float(m.output_scale(0, torch.float64).reshape(-1)[0])
 
     # ------------------------------------------------------------------ exact
-    def run(self, inputs=None, *, t_end: float, dt: float, max_events_per_step: int = 1000) -> dict:
-        """Exact spike times: ``{population: (times [K], neurons [K])}`` in time order.
+    def run(self, inputs=None, *, t_end: float, dt: float, max_events_per_step: int = 1000,
+            record=("v",), record_neurons=None, record_every: float | None = None) -> "GraphRun":
+        """Exact spike times: ``{population: (times [K], neurons [K])}`` in time order (a
+        :class:`GraphRun`, a dict that also holds the recorded states).
 
         ``inputs``: ``{input name: (times, channels[, values])}`` (a bare tuple for a graph with
         one input): each event is an impulse of area ``value`` (default 1) on that input channel
         at its exact time.  Each strongly connected group of populations runs as one
         :class:`ctsnn.Network` on the event engine (``dt``: its grid step; delays on cycles must be
         >= dt), fed by the spikes of the groups before it at their exact arrival times
-        (``t_spike + delay``)."""
+        (``t_spike + delay``).
+
+        Recording, as :meth:`ctsnn.Network.run`: ``record`` the state names (each recorded
+        population's model must have them), ``record_neurons`` None (none), ``"all"``, or
+        ``{population: neuron indices or "all"}``, ``record_every`` a multiple of ``dt`` (default
+        ``dt``).  The states are sampled on the grid ``t = 0, k dt, ..., t_end`` (after the events
+        at that time) into ``result.states[population][name]`` ``[len(result.t), k]``, columns in
+        the order of ``result.recorded[population]``."""
         dt, t_end = float(dt), float(t_end)
         self._check_delays(dt)
         events = self._input_events(inputs)
-        spikes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        wanted = self._record_neurons(record_neurons)
+        record = (record,) if isinstance(record, str) else tuple(record)
+        for pop in wanted:
+            names = self.populations[pop].model.state_names
+            bad = [r for r in record if r not in names]
+            if bad:
+                raise ValueError(f"record: population {pop!r} ({type(self.populations[pop].model).__name__}) has no "
+                                 f"state {bad[0]!r}; its states are {names}")
+        spikes = GraphRun()
         for comp in self.order():
             ts, ps, ns, ws = [], [], [], []
             for e in self.edges:
@@ -214,11 +244,43 @@ class Graph:
             inp = None
             if ts:
                 inp = (np.concatenate(ts), np.concatenate(ps), np.concatenate(ns), np.concatenate(ws))
-            res = net.run(t_end, dt, record=(), max_events_per_step=max_events_per_step, input_spikes=inp)
+            pairs = [(i, int(j)) for i, c in enumerate(comp) if c in wanted for j in wanted[c]]
+            res = net.run(t_end, dt, record=record if pairs and record else (), max_events_per_step=max_events_per_step,
+                          input_spikes=inp, record_neurons=pairs or None, record_every=record_every)
+            spikes.t = res.t
             for i, c in enumerate(comp):
                 sel = res.spike_population == i
                 spikes[c] = (res.spike_times[sel], res.spike_neuron[sel])
+                if c in wanted and record:
+                    cols = res.recorded[:, 0] == i
+                    spikes.recorded[c] = res.recorded[cols, 1]
+                    spikes.states[c] = {name: res.states[name][:, cols] for name in record}
         return spikes
+
+    def _record_neurons(self, record_neurons) -> dict[str, np.ndarray]:
+        """``record_neurons`` of :meth:`run` as ``{population: neuron indices}``."""
+        if record_neurons is None:
+            return {}
+        if isinstance(record_neurons, str):
+            if record_neurons != "all":
+                raise ValueError(f"record_neurons must be None, 'all' or {{population: neurons}}, got "
+                                 f"{record_neurons!r}")
+            record_neurons = {name: "all" for name in self.populations}
+        if not isinstance(record_neurons, dict):
+            raise ValueError(f"record_neurons must be None, 'all' or {{population: neuron indices}}, got "
+                             f"{type(record_neurons).__name__}")
+        out = {}
+        for name, idx in record_neurons.items():
+            if name not in self.populations:
+                raise ValueError(f"record_neurons: the graph has no population {name!r}; its populations are "
+                                 f"{sorted(self.populations)}")
+            n = self.populations[name].n
+            idx = np.arange(n) if isinstance(idx, str) and idx == "all" else np.asarray(idx).reshape(-1)
+            if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= n):
+                raise ValueError(f"record_neurons[{name!r}]: neuron indices must be integers in 0..{n - 1}, got "
+                                 f"{idx.tolist()}")
+            out[name] = idx.astype(np.int64)
+        return out
 
     def network(self) -> Network:
         """The populations and the edges between them as one :class:`ctsnn.Network` (the

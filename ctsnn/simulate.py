@@ -360,7 +360,7 @@ def _population_shape(model: NeuronModel, cur: "_Current", initial) -> tuple:
             model.state_index(k)
             shapes.append(tuple(torch.as_tensor(v).shape))
     try:
-        shape = tuple(torch.broadcast_shapes(*shapes))
+        shape = _v.broadcast_shapes(*shapes)
     except RuntimeError:
         raise ValueError(f"shape mismatch: the model has {model.n} neuron(s) but the current has shape "
                          f"{cur.shape} per step (and initial values {shapes[2:]}); the last axis is the "

@@ -17,7 +17,8 @@ from torch import Tensor
 
 __all__ = ["number", "positive_int", "names", "finite_tensor", "float_input", "shape_last", "existing_file",
            "output_path", "MAX_WORK", "work_bound", "n_steps", "dtype_arg", "choice", "real_values", "call_user",
-           "callable_or_none", "tensor_input", "bounded_tensor", "INPUT_MAX", "layer_options"]
+           "callable_or_none", "tensor_input", "bounded_tensor", "INPUT_MAX", "layer_options",
+           "broadcast_shapes"]
 
 
 def _show(value: Any) -> str:
@@ -322,3 +323,24 @@ def layer_options(layer, choices: dict) -> None:
     for name, options in choices.items():
         if name in d and d[name] not in options:
             choice(f"layer.{name}", d[name], options, fix="build a new layer with ctsnn.discretize(...) instead")
+
+
+def broadcast_shapes(*shapes) -> tuple[int, ...]:
+    """The broadcast of ``shapes`` (tuples of ints) by numpy's and torch's rule: aligned from the
+    last axis, each axis's sizes equal or 1.  Raises ``RuntimeError`` when they do not broadcast,
+    as ``torch.broadcast_shapes`` does.  Plain integer arithmetic: ``torch.broadcast_shapes``
+    imports torch's symbolic-shape machinery (sympy) on its first call, about a second of a fresh
+    process's first ``simulate``."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = [1] * ndim
+    for s in shapes:
+        for k, size in enumerate(s, start=ndim - len(s)):
+            size = int(size)
+            if size < 0:
+                raise RuntimeError(f"shape {tuple(s)} has a negative size")
+            if out[k] == 1:
+                out[k] = size
+            elif size != 1 and size != out[k]:
+                raise RuntimeError(f"shapes {[tuple(x) for x in shapes]} do not broadcast (axis {k - ndim}: "
+                                   f"{out[k]} and {size})")
+    return tuple(out)

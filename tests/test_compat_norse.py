@@ -287,3 +287,75 @@ def test_functional_cache_follows_parameter_changes():
             assert torch.equal(zn, zc)
             for a, b in zip(sc, sn):
                 torch.testing.assert_close(a, b)
+
+
+# ------------------------------------------------ which input shapes are accepted, as in norse
+_SHAPES = [(), (0,), (3,), (1, 3), (2, 3), (0, 3), (3, 0), (2, 0, 3), (4, 2, 3)]
+
+
+def _outcome(fn):
+    """('ok', output shapes) or ('refused', exception)."""
+    try:
+        z, s = fn()
+    except Exception as exc:  # noqa: BLE001 - norse refuses with whatever its code raises
+        return "refused", exc
+    return "ok", (tuple(z.shape), tuple(s.v.shape))
+
+
+def _same_verdict(norse_fn, ours_fn):
+    n, c = _outcome(norse_fn), _outcome(ours_fn)
+    assert n[0] == c[0], f"norse: {n}, ctsnn: {c}"
+    if n[0] == "ok":
+        assert n[1] == c[1], f"output shapes: norse {n[1]}, ctsnn {c[1]}"
+    else:  # ours refuses clearly, naming the argument
+        assert isinstance(c[1], ValueError) and "input_tensor" in str(c[1]), repr(c[1])
+
+
+@pytest.mark.parametrize("shape", _SHAPES, ids=str)
+@pytest.mark.parametrize("name", ["LSNN", "LSNNCell"])
+def test_feed_forward_modules_accept_the_shapes_norse_accepts(name, shape):
+    x = torch.rand(shape)
+    _same_verdict(lambda: getattr(NM, name)()(x), lambda: getattr(C, name)()(x))
+    if name == "LSNNCell" or len(shape) >= 1:  # with a state of one step's shape
+        z = torch.zeros(shape if name == "LSNNCell" else shape[1:])
+        _same_verdict(lambda: getattr(NM, name)()(x, NF.LSNNFeedForwardState(z, z, z + 1)),
+                      lambda: getattr(C, name)()(x, C.LSNNFeedForwardState(z, z, z + 1)))
+
+
+@pytest.mark.parametrize("shape", _SHAPES, ids=str)
+@pytest.mark.parametrize("name", ["LSNNRecurrent", "LSNNRecurrentCell"])
+def test_recurrent_modules_accept_the_shapes_norse_accepts(name, shape):
+    x = torch.rand(shape)
+    torch.manual_seed(0)
+    ref = getattr(NM, name)(3, 4)
+    torch.manual_seed(0)
+    ours = getattr(C, name)(3, 4)
+    _same_verdict(lambda: ref(x), lambda: ours(x))
+
+
+@pytest.mark.parametrize("shape", _SHAPES, ids=str)
+def test_step_functions_accept_the_shapes_norse_accepts(shape):
+    x = torch.rand(shape)
+    z = torch.zeros(shape)
+    _same_verdict(lambda: NF.lsnn_feed_forward_step(x, NF.LSNNFeedForwardState(z, z, z + 1)),
+                  lambda: C.lsnn_feed_forward_step(x, C.LSNNFeedForwardState(z, z, z + 1)))
+    h = torch.zeros((*shape[:-1], 4) if shape else (4,))
+    w, r = torch.rand(4, 3), torch.rand(4, 4)
+    for fn in ("lsnn_step", "ada_lif_step"):
+        _same_verdict(lambda: getattr(NF, fn)(x, NF.LSNNState(h, h, h, h + 1), w, r),
+                      lambda: getattr(C, fn)(x, C.LSNNState(h, h, h, h + 1), w, r))
+
+
+def test_sequence_state_broadcasts_per_step_as_norse():
+    """A state of shape [B, n] with input [T, n]: each step's input broadcasts against the state
+    (norse), not the whole sequence (the time axis is not the state's batch axis)."""
+    torch.manual_seed(3)
+    x = torch.rand(5, 3) * 3
+    v = torch.rand(2, 3)
+    s_n = NF.LSNNFeedForwardState(v, torch.zeros(2, 3), torch.ones(2, 3))
+    zn, fn = NM.LSNN()(x, s_n)
+    zc, fc = C.LSNN()(x, C.LSNNFeedForwardState(*s_n))
+    assert zn.shape == zc.shape == (5, 2, 3)
+    assert torch.equal(zn, zc)
+    for a, b in zip(fc, fn):
+        torch.testing.assert_close(a, b)

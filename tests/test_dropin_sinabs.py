@@ -242,3 +242,70 @@ def test_compile_fullgraph_equals_eager():
         mod.tau_mem[1] = -5.0
     with pytest.raises(RuntimeError, match="tau_mem must be > 0"):
         compiled(x)
+
+
+def _set(layer, **settings):
+    for k, v in settings.items():
+        setattr(layer, k, v)
+    layer.reset_states()
+
+
+def test_settings_changed_after_construction_take_effect_as_in_sinabs():
+    """sinabs reads spike_fn, reset_fn, surrogate_grad_fn, min_v_mem and norm_input at each call,
+    so an assignment after construction takes effect: the dialect's spikes equal sinabs' after
+    each change (before: spike_fn was read once, at construction, so MultiSpike was ignored)."""
+    x = batches(1)[0][:, :, :1].expand(2, 60, 4) * 3  # strong: several spikes in one step
+    ref, ours = SALIF(**KW), cs.ALIF(**KW)
+    for settings in (dict(spike_fn=sa.MultiSpike), dict(reset_fn=sa.MembraneReset()),
+                     dict(min_v_mem=-0.3, norm_input=False), dict(spike_fn=sa.SingleSpike)):
+        _set(ref, **settings)
+        _set(ours, **settings)
+        a, b = ref(x), ours(x)
+        assert torch.equal(a, b.to(a.dtype)), settings
+    assert ref(x).max() == 1 and float(_set(ref, spike_fn=sa.MultiSpike) or ref(x).max()) > 1
+
+
+@pytest.mark.parametrize("name, value, match", [
+    ("spike_fn", "bogus", "spike_fn"), ("reset_fn", sa.MembraneSubtract(subtract_value=-1.0), "subtract_value"),
+    ("reset_fn", 3, "reset_fn"), ("min_v_mem", float("nan"), "min_v_mem"),
+    ("adapt_scale", -1.0, "adapt_scale"), ("adapt_scale", 0.0, "adapt_scale")])
+def test_bad_settings_assigned_after_construction_are_refused(name, value, match):
+    layer = cs.ALIF(**KW)
+    with pytest.raises((ValueError, TypeError), match=match):
+        setattr(layer, name, value)
+
+
+def test_a_setting_changed_in_place_is_checked_at_the_next_call():
+    layer = cs.ALIF(**KW, reset_fn=cs.MembraneSubtract(subtract_value=0.5))
+    x = batches(1)[0][:, :, :1].expand(2, 60, 4)
+    s1 = layer(x)
+    layer.reset_fn.subtract_value = 0.2  # takes effect: rebuilt at the next call
+    layer.reset_states()
+    assert not torch.equal(layer(x), s1)
+    layer.reset_fn.subtract_value = -1.0
+    with pytest.raises(ValueError, match="subtract_value"):
+        layer(x)
+
+
+@pytest.mark.slow
+def test_compiled_layer_follows_a_setting_change():
+    """A compiled layer whose reset_fn and spike_fn are assigned new values retraces with the new
+    layer (the model is rebuilt eagerly at the assignment) and equals eager; before, the rebuild ran
+    inside the trace and failed in the model's checks.  A setting changed in place while compiled
+    (so that the layer would have to be rebuilt inside the trace) is refused with a message saying
+    to assign a new object."""
+    torch._dynamo.reset()
+    x = batches(1)[0][:, :, :1].expand(2, 60, 4).to(torch.float32) * 3
+    eager = cs.ALIF(**KW).float()
+    mod = copy.deepcopy(eager)
+    compiled = torch.compile(mod, fullgraph=True, backend="aot_eager")
+    _set(mod), _set(eager)
+    assert torch.equal(compiled(x), eager(x))
+    mod.reset_fn.subtract_value = 0.25  # MembraneSubtract() -> subtract 0.25: another model
+    with pytest.raises(Exception, match="assign a new object"):
+        compiled(x)
+    settings = dict(reset_fn=cs.MembraneReset(), spike_fn=cs.MultiSpike)
+    _set(mod, **settings)
+    _set(eager, **settings)
+    a, b = compiled(x), eager(x)
+    assert torch.equal(a, b) and a.max() > 1

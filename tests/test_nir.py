@@ -480,3 +480,57 @@ def test_network_input_spikes_checked():
         net.run(0.01, 1e-3, input_spikes=([-1e-3], [0], [0], [1.0]))
     res = net.run(0.01, 1e-3, record=(), input_spikes=([2.5e-3, 4e-3], [0, 0], [1, 0], [1.5, 0.5]))
     assert np.allclose(res.spike_times, [2.5e-3]) and list(res.spike_neuron) == [1]  # the jump of 1.5 fires
+
+
+# ----------------------------------------------------------------------------- recorded states
+def test_run_records_membranes_as_simulate():
+    """Graph.run records chosen states of chosen neurons on the grid; each recorded trace equals
+    ctsnn.simulate (the torch exact path, a separate implementation of the same propagator) of that
+    population's model fed with the same events: the graph's input events into A, and A's spikes,
+    delayed and weighted by the edge, into B."""
+    dt, t_end = 1e-3, 40e-3
+    rng = np.random.default_rng(4)
+    A = ctsnn.Population(ctsnn.LIF(tau_mem=torch.tensor([10e-3, 12e-3, 15e-3, 20e-3]), r=1.0, v_th=1.0), name="A")
+    Bp = ctsnn.Population(ctsnn.CubaLIF(tau_syn=3e-3, tau_mem=8e-3, r=1.0, v_th=torch.tensor([0.3, 0.5, 0.7])),
+                          name="B")
+    w_in, w_ab = rng.uniform(0, 0.6, (4, NIN)), rng.uniform(0, 0.5, (3, 4))
+    g = cn.Graph({"input": NIN}, {"A": A, "B": Bp},
+                 [cn.Edge("input", "A", w_in, np.zeros((4, NIN))), cn.Edge("A", "B", w_ab, np.full((3, 4), 1.5e-3))],
+                 {"out": "B"})
+    times = np.sort(rng.uniform(0, 30e-3, 60))  # off the grid: no event at a recording time
+    chans = rng.integers(0, NIN, 60)
+    res = g.run((times, chans), t_end=t_end, dt=dt, record=("v",), record_neurons={"A": "all", "B": [0, 2]})
+    assert len(res["A"][0]) > 5 and len(res["B"][0]) > 2
+    assert np.allclose(res.t, np.arange(41) * dt)
+    assert res.states["A"]["v"].shape == (41, 4) and res.states["B"]["v"].shape == (41, 2)
+    assert list(res.recorded["B"]) == [0, 2]
+    # the same inputs, one event per synapse, into ctsnn.simulate
+    post, pre = np.nonzero(w_in)
+    ev = [(times[chans == j], np.full((chans == j).sum(), i), np.full((chans == j).sum(), w_in[i, j]))
+          for i, j in zip(post, pre)]
+    tr = ctsnn.simulate(A.model, spikes=_sorted_events(ev), t_end=t_end, dt=dt, backend="torch")
+    assert tr.spike_times.numel() == len(res["A"][0])
+    np.testing.assert_allclose(res.states["A"]["v"], tr["v"].numpy(), rtol=0, atol=1e-12)
+    st, sn = res["A"]
+    ev = [(st + 1.5e-3, np.full(len(st), i), w_ab[i, sn]) for i in range(3)]
+    tr = ctsnn.simulate(Bp.model, spikes=_sorted_events(ev), t_end=t_end, dt=dt, backend="torch")
+    np.testing.assert_allclose(res.states["B"]["v"], tr["v"].numpy()[:, [0, 2]], rtol=0, atol=1e-12)
+
+
+def _sorted_events(parts):
+    t, n, w = (np.concatenate(a) for a in zip(*parts))
+    o = np.argsort(t, kind="stable")
+    return t[o], n[o], w[o]
+
+
+def test_run_record_arguments_checked():
+    g = _two_layer_graph()
+    ev = _grid_events(_x(2)[:, 0], 1e-3)
+    with pytest.raises(ValueError, match="no population 'C'"):
+        g.run(ev, t_end=0.01, dt=1e-3, record_neurons={"C": [0]})
+    with pytest.raises(ValueError, match=r"record_neurons\['A'\]"):
+        g.run(ev, t_end=0.01, dt=1e-3, record_neurons={"A": [4]})
+    with pytest.raises(ValueError, match="no state 'i'"):
+        g.run(ev, t_end=0.01, dt=1e-3, record=("i",), record_neurons="all")
+    res = g.run(ev, t_end=0.01, dt=1e-3)  # nothing recorded by default, as Network.run
+    assert res.states == {} and set(res) == {"A", "B"}

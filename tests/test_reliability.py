@@ -886,3 +886,68 @@ def test_dialect_errors_name_the_dialect_argument():
             cj.LIFNode(v_threshold=v_th)
         with pytest.raises(ValueError, match="v_threshold"):
             cj.IFNode(v_threshold=v_th)
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_snntorch_fused_path_checks_its_input_once(monkeypatch, recurrent):
+    """The snntorch dialect's layer without gradients (reset_delay=True: the layer's own step,
+    the fused kernel where it applies) makes one magnitude/finiteness pass over the input per
+    call: forward's tensor_input; the layer's own forward made a second one before.  What is
+    checked stays: NaN, a huge value, the neuron axis and an empty neuron axis are refused naming
+    input_."""
+    import ctsnn.validate as v
+    from ctsnn.compat import snntorch as st
+    layer = st.RLeaky(beta=0.9, linear_features=3) if recurrent else st.Leaky(beta=torch.full((3,), 0.9))
+    x = torch.rand(2, 3) * 2
+    seen = []
+    real = v.bounded_tensor
+
+    def counting(name, t, *a, **k):
+        if t.data_ptr() == x.data_ptr():
+            seen.append(name)
+        return real(name, t, *a, **k)
+
+    monkeypatch.setattr(v, "bounded_tensor", counting)
+    with torch.no_grad():
+        out = layer(x)
+    assert seen == ["input_"]
+    monkeypatch.undo()
+    for bad, match in ((torch.full((2, 3), float("nan")), "input_ contains NaN"),
+                       (torch.full((2, 3), 1e200, dtype=torch.float64), "input_ has a value of magnitude"),
+                       (torch.rand(2, 4), "input_"), (torch.rand(2, 0), "input_")):
+        with torch.no_grad(), pytest.raises(ValueError, match=match):
+            layer(bad)
+    assert out[0].shape == (2, 3)
+
+
+def test_broadcast_shapes_as_numpy():
+    """validate.broadcast_shapes (plain arithmetic, used by simulate instead of
+    torch.broadcast_shapes, which imports sympy on its first call) against numpy's."""
+    import numpy as np
+    from ctsnn import validate as v
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        shapes = [tuple(int(rng.choice([0, 1, 2, 3])) for _ in range(int(rng.integers(0, 4))))
+                  for _ in range(int(rng.integers(1, 4)))]
+        try:
+            ref = np.broadcast_shapes(*shapes)
+        except ValueError:
+            with pytest.raises(RuntimeError, match="do not broadcast"):
+                v.broadcast_shapes(*shapes)
+        else:
+            assert v.broadcast_shapes(*shapes) == ref, shapes
+
+
+def test_first_simulate_imports_no_symbolic_shapes():
+    """A fresh process's first simulate does not import sympy (torch's symbolic shapes): it cost
+    about a second of the first call (benchmarks/cli_startup.py measures the time)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys, ctsnn; ctsnn.simulate(ctsnn.LIF(tau_mem=1e-2, v_th=1.0), current=1.2, t_end=0.05, "
+            "dt=1e-3); print(sorted(m for m in ('sympy', 'torch._dynamo') if m in sys.modules))")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300,
+                         env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"

@@ -188,8 +188,8 @@ class _Stepper:
         self.offset = q["v_th"] if self.threshold else None  # norse b = ctsnn b + v_th
 
     def to_y(self, x: Tensor, v, i, b) -> tuple[Tensor, Tensor]:
-        if self.n != 1 and x.shape[-1] != self.n:
-            raise ValueError(f"input_tensor: last axis {x.shape[-1]} does not match the {self.n} "
+        if self.n != 1 and (x.dim() == 0 or x.shape[-1] != self.n):
+            raise ValueError(f"input_tensor: shape {tuple(x.shape)} does not end in the {self.n} "
                              "neurons of the per-neuron parameters")
         cast = lambda t: torch.as_tensor(t).to(dtype=self.dtype, device=self.device)  # noqa: E731
         v, i, b = cast(v), cast(i), cast(b)
@@ -207,6 +207,11 @@ class _Stepper:
         return y[..., 0], y[..., 1], b
 
     def step(self, x: Tensor, y: Tensor):
+        """One Euler step; a 0-d input with 0-d states (one neuron, no batch) keeps its shape, as in
+        norse (the layer's step works on ``[..., n]``)."""
+        if x.dim() == 0:
+            z, y = self.layer.step(x.unsqueeze(0), y.unsqueeze(0), self.mats)
+            return z[0], y[0]
         return self.layer.step(x, y, self.mats)
 
 
@@ -254,6 +259,9 @@ def _stepper(p, dt, adaptation: str, detach: bool, dtype, device) -> _Stepper:
 def _check_weights(input_tensor, state, input_weights, recurrent_weights):
     if not isinstance(state, tuple) or not all(hasattr(state, f) for f in ("z", "v", "i", "b")):
         raise ValueError(f"state must be an LSNNState (z, v, i, b), got {type(state).__name__}")
+    if input_tensor.dim() < 1:
+        raise ValueError(f"input_tensor must be [..., input_size] (at least 1 axis, as norse's linear input "
+                         f"map needs), got shape {tuple(input_tensor.shape)}")
     if input_weights.dim() != 2 or input_weights.shape[1] != input_tensor.shape[-1]:
         raise ValueError(f"input_weights: shape {tuple(input_weights.shape)} must be [hidden, "
                          f"{input_tensor.shape[-1]}] for input_tensor of last axis {input_tensor.shape[-1]}")
@@ -319,6 +327,14 @@ def _zeros(dims, like: Tensor) -> Tensor:
     return torch.zeros(tuple(dims), dtype=like.dtype, device=like.device)
 
 
+def _need_axes(x: Tensor, n: int, what: str) -> None:
+    """Without a state, norse builds the initial state from the input's shape and fails below
+    ``n`` axes; refuse the same inputs with a message."""
+    if x.dim() < n:
+        raise ValueError(f"input_tensor must be {what}: at least {n} axes when no state is given, got shape "
+                         f"{tuple(x.shape)}")
+
+
 def _zero_diagonal(grad: Tensor) -> Tensor:
     """norse's autapse hook: no gradient on the recurrent diagonal (a module-level function, so the
     weights stay picklable)."""
@@ -337,6 +353,7 @@ class LSNNCell(_SNNCellBase):
 
     def initial_state(self, input_tensor: Tensor) -> LSNNFeedForwardState:
         input_tensor = _v.float_input("input_tensor", input_tensor)
+        _need_axes(input_tensor, 1, "[..., neurons] (a 0-d input has no neuron axis; norse refuses it too)")
         v = _full(input_tensor.shape, torch.as_tensor(self.p.v_leak), input_tensor)
         state = LSNNFeedForwardState(v=v, i=_zeros(input_tensor.shape, input_tensor),
                                       b=torch.as_tensor(self.p.v_th).detach())
@@ -411,6 +428,7 @@ class LSNNRecurrentCell(_RecurrentWeights, _SNNRecurrentCellBase):
 
     def initial_state(self, input_tensor: Tensor) -> LSNNState:
         input_tensor = _v.float_input("input_tensor", input_tensor)
+        _need_axes(input_tensor, 1, "[..., input_size]")
         return self._initial((*input_tensor.shape[:-1], int(self.hidden_size)), input_tensor, False)
 
 
@@ -450,6 +468,8 @@ class LSNN(_SNNBase):
 
     def initial_state(self, input_tensor: Tensor) -> LSNNFeedForwardState:
         input_tensor = _v.float_input("input_tensor", input_tensor)
+        _need_axes(input_tensor, 2, "[T, ..., neurons] (time first; a 1-D input has no neuron axis, norse "
+                   "refuses it too; give [T, 1] for one neuron)")
         dims = input_tensor.shape[1:]
         state = LSNNFeedForwardState(v=_full(dims, torch.as_tensor(self.p.v_leak), input_tensor),
                                      i=_zeros(dims, input_tensor),
@@ -471,11 +491,11 @@ class LSNN(_SNNBase):
             raise ValueError(f"state must be an LSNNFeedForwardState (v, i, b), got {type(state).__name__}")
         dtype = _dtype(input_tensor, state.v, state.i, state.b, *[getattr(self.p, f, None) for f in _FIELDS])
         st = _stepper(self.p, self.dt, "threshold", False, dtype, input_tensor.device)
-        x, y = st.to_y(input_tensor, state.v, state.i, state.b)  # broadcasts the state over T
-        y = y[0]
+        x0, y = st.to_y(input_tensor[0], state.v, state.i, state.b)  # one step against the state, as norse
+        x = input_tensor.to(dtype)
         outs, states = [], []
         for t in range(x.shape[0]):
-            z, y = st.step(x[t], y)
+            z, y = st.step(torch.broadcast_to(x[t], x0.shape), y)
             outs.append(z)
             if self.record_states:
                 states.append(LSNNFeedForwardState(*st.from_y(y)))
@@ -497,11 +517,13 @@ class LSNNRecurrent(_RecurrentWeights, _SNNRecurrentBase):
 
     def initial_state(self, input_tensor: Tensor) -> LSNNState:
         input_tensor = _v.float_input("input_tensor", input_tensor)
+        _need_axes(input_tensor, 2, "[T, ..., input_size]")
         return self._initial((*input_tensor.shape[1:-1], int(self.hidden_size)), input_tensor, True)
 
     def forward(self, input_tensor: Tensor, state=None):
-        if input_tensor.dim() < 2:
-            raise ValueError("input_tensor must be [T, ..., input_size]")
+        if input_tensor.dim() < 2 or input_tensor.shape[0] == 0:
+            raise ValueError(f"input_tensor must be [T, ..., input_size] with T >= 1, got shape "
+                             f"{tuple(input_tensor.shape)}")
         state = state if state is not None else self.state_fallback(input_tensor)
         if self.activation is not lsnn_step or (self.activation_sparse is not None and input_tensor.is_sparse):
             return _loop(self, input_tensor, state, (self.input_weights, self.recurrent_weights))

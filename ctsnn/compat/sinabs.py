@@ -170,6 +170,73 @@ class _Run(nn.Module):
         return res.out, res.state, res.states
 
 
+def _check_adapt_scale(value) -> Tensor:
+    t = _tensor("adapt_scale", value)
+    if bool((t < 0).any()):
+        raise ValueError(f"adapt_scale must be > 0 (a spike raises the threshold), got {value!r}")
+    if bool((t == 0).any()):
+        raise ValueError("adapt_scale must be nonzero (with 0 the layer is a LIF; b would "
+                         "not be recoverable from the threshold state)")
+    return t
+
+
+def _check_spike_fn(value):
+    if getattr(value, "__name__", type(value).__name__) not in ("SingleSpike", "MultiSpike"):
+        raise ValueError(f"spike_fn must be SingleSpike or MultiSpike (the class), got {value!r}")
+    return value
+
+
+def _check_reset_fn(value):
+    rname = type(value).__name__
+    if rname == "MembraneSubtract":
+        sv = value.subtract_value
+        if sv is not None and not float(sv) > 0:
+            raise ValueError(f"reset_fn: subtract_value must be > 0, got {sv}")
+    elif rname == "MembraneReset":
+        if float(value.reset_value) != 0.0:
+            raise ValueError("reset_fn: reset_value must be 0 (sinabs 3.1.3 adds reset_value to "
+                             f"v_mem at EVERY step, spiking or not), got {value.reset_value}")
+    else:
+        raise ValueError(f"reset_fn must be MembraneSubtract or MembraneReset, got {value!r}")
+    return value
+
+
+def _check_surrogate(value):
+    _surrogate_from(value)  # checked here, made again by build: a closure, not kept (the layer pickles)
+    return value
+
+
+def _check_min_v_mem(value):
+    if value is not None and not math.isfinite(_v.number("min_v_mem", value, finite=False)):
+        raise ValueError(f"min_v_mem must be finite or None, got {value}")
+    return value
+
+
+def _check_norm_input(value) -> bool:
+    if not isinstance(value, (bool, int)) and not hasattr(value, "__bool__"):
+        raise TypeError(f"norm_input must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _setting(name: str, check):
+    """A setting of the layer as a property: a new value is checked as the constructor checks it
+    and the cached ``discretize`` layer is made again at once (eagerly, outside any
+    ``torch.compile`` trace; the compiled module's guards on the setting then retrace the forward
+    with the new layer).  A value changed in place (``layer.reset_fn.subtract_value = ...``) is
+    found by ``_cached`` at the next call."""
+    slot = "_setting_" + name
+
+    def fget(self):
+        return self.__dict__[slot]
+
+    def fset(self, value) -> None:
+        self.__dict__[slot] = check(value)
+        if "_layer_cache" in self.__dict__:
+            self._cached()
+
+    return property(fget, fset, doc=f"``{name}`` (checked on assignment; the layer is rebuilt for it)")
+
+
 class ALIF(DetachedCopies, _StatefulBase):
     """sinabs-compatible ``ALIF(tau_mem, tau_adapt, tau_syn=None, adapt_scale=1.8,
     spike_threshold=1.0, spike_fn=SingleSpike, reset_fn=MembraneSubtract(),
@@ -211,44 +278,31 @@ class ALIF(DetachedCopies, _StatefulBase):
                 self.alpha_syn = None
             else:
                 self.tau_syn = None
-        self.adapt_scale = _tensor("adapt_scale", adapt_scale)
-        if bool((self.adapt_scale < 0).any()):
-            raise ValueError(f"adapt_scale must be > 0 (a spike raises the threshold), got {adapt_scale!r}")
-        if bool((self.adapt_scale == 0).any()):
-            raise ValueError("adapt_scale must be nonzero (with 0 the layer is a LIF; b would "
-                             "not be recoverable from the threshold state)")
+        self.adapt_scale = adapt_scale
         self.b0 = _tensor("spike_threshold", spike_threshold, positive=True)
-        name = getattr(spike_fn, "__name__", type(spike_fn).__name__)
-        if name not in ("SingleSpike", "MultiSpike"):
-            raise ValueError(f"spike_fn must be SingleSpike or MultiSpike (the class), got {spike_fn!r}")
         self.spike_fn = spike_fn
-        self.multi_spike = name == "MultiSpike"
-        reset_fn = MembraneSubtract() if reset_fn is None else reset_fn
-        rname = type(reset_fn).__name__
-        if rname == "MembraneSubtract":
-            sv = reset_fn.subtract_value
-            if sv is not None and not float(sv) > 0:
-                raise ValueError(f"reset_fn: subtract_value must be > 0, got {sv}")
-        elif rname == "MembraneReset":
-            if float(reset_fn.reset_value) != 0.0:
-                raise ValueError("reset_fn: reset_value must be 0 (sinabs 3.1.3 adds reset_value to "
-                                 f"v_mem at EVERY step, spiking or not), got {reset_fn.reset_value}")
-        else:
-            raise ValueError(f"reset_fn must be MembraneSubtract or MembraneReset, got {reset_fn!r}")
-        self.reset_fn = reset_fn
+        self.reset_fn = MembraneSubtract() if reset_fn is None else reset_fn
         self.surrogate_grad_fn = SingleExponential() if surrogate_grad_fn is None else surrogate_grad_fn
-        # checked here, made again by build: a closure, not kept, so that the layer pickles
-        _surrogate_from(self.surrogate_grad_fn)
-        if min_v_mem is not None and not math.isfinite(float(min_v_mem)):
-            raise ValueError(f"min_v_mem must be finite or None, got {min_v_mem}")
         self.min_v_mem = min_v_mem
-        self.train_alphas, self.norm_input = bool(train_alphas), bool(norm_input)
+        self.train_alphas, self.norm_input = bool(train_alphas), norm_input
         self.record_states = bool(record_states)
         self.has_syn = tau_syn is not None
         self.recordings: dict = {}
         if shape:
             self.init_state_with_shape(tuple(shape))
         self._cached()  # made now: torch.compile then finds it ready
+
+    adapt_scale = _setting("adapt_scale", _check_adapt_scale)
+    spike_fn = _setting("spike_fn", _check_spike_fn)
+    reset_fn = _setting("reset_fn", _check_reset_fn)
+    surrogate_grad_fn = _setting("surrogate_grad_fn", _check_surrogate)
+    min_v_mem = _setting("min_v_mem", _check_min_v_mem)
+    norm_input = _setting("norm_input", _check_norm_input)
+
+    @property
+    def multi_spike(self) -> bool:
+        """``spike_fn is MultiSpike`` (read from ``spike_fn`` at each call)."""
+        return getattr(self.spike_fn, "__name__", type(self.spike_fn).__name__) == "MultiSpike"
 
     # ------------------------------------------------------------ parameters
     def _alphas(self):
@@ -324,9 +378,15 @@ class ALIF(DetachedCopies, _StatefulBase):
         key = (_plain(model_kw),
                _plain(disc_kw), _plain(vars(self.surrogate_grad_fn)) if hasattr(self.surrogate_grad_fn, "__dict__")
                else id(self.surrogate_grad_fn), type(self.surrogate_grad_fn))
+        _check_reset_fn(self.reset_fn)  # a value changed in place is checked as an assigned one
         cache = self.__dict__.get("_layer_cache")
         if cache is not None and cache[0] == key:
             return cache[1]
+        if torch.compiler.is_compiling():  # a model cannot be made inside a trace
+            raise ValueError("a setting of this sinabs ALIF (reset_fn, surrogate_grad_fn, ...) was changed "
+                             "in place after torch.compile traced it; assign a new object instead "
+                             "(layer.reset_fn = MembraneSubtract(subtract_value=...)), which rebuilds the layer")
+        _check_surrogate(self.surrogate_grad_fn)
         with torch.no_grad():
             runner = _Run(self.build(None)[0])
         self.__dict__["_layer_cache"] = (key, runner)

@@ -56,6 +56,7 @@ from torch import Tensor, nn
 from .. import surrogate as _surrogate
 from .. import validate as _v
 from ..discrete import DiscreteLayer, discretize
+from ..discrete import options as _discrete_options
 from ..models import IF, LIF
 from ..models.recurrent import Recurrent
 from ..solvers.propagator import tau_from_decay
@@ -307,16 +308,17 @@ class _SnnNeuron(nn.Module):
         mats = self._grad_constants(input_) if self._learning() else None
         layer = self._bind() if mats is None else self.__dict__["_dl"]
         y0 = mem.unsqueeze(-1)
-        if self.reset_delay and mats is None:  # the layer's own call (the fused kernel without gradients)
-            s, y = layer(input_, y0, prev_out=prev_spk) if prev_spk is not None else layer(input_, y0)
+        x = input_   # checked by forward (validate.tensor_input): only the neuron axis is left
+        _v.layer_options(layer, _discrete_options.CHOICES)
+        _v.shape_last("input_", x, layer.model.n)
+        if x.shape[-1] == 0:
+            raise ValueError(f"input_: the neuron axis (last) is empty, shape {tuple(x.shape)}")
+        if self.reset_delay and mats is None:  # the layer's own step (the fused kernel without gradients)
+            s, y = self._layer_step(layer, x, y0, prev_spk)
             return s, y[..., 0].clone()  # not a view: snntorch's helpers detach it in place
         if mats is None:
             mats = layer.step_constants(input_.dtype, input_.device) if _compiling() else \
                 layer._constants(input_.dtype, input_.device, layer._tensors())
-        x = input_   # checked by forward (validate.tensor_input): only the neuron axis is left
-        _v.shape_last("input_", x, layer.model.n)
-        if x.shape[-1] == 0:
-            raise ValueError(f"input_: the neuron axis (last) is empty, shape {tuple(x.shape)}")
         y0 = layer._state(y0, x.shape, x, mats)
         layer.last_backend = "torch"
         s, y = layer.step(x, y0, mats, prev_spk)
@@ -329,6 +331,29 @@ class _SnnNeuron(nn.Module):
                 w = s / self.graded_spikes_factor.to(s.dtype) - r
             y = layer._jumps(y, [w], jumps)
         return s, y[..., 0].clone()  # not a view: snntorch's helpers detach it in place
+
+    @staticmethod
+    def _layer_step(layer: DiscreteLayer, x: Tensor, y0: Tensor, prev_spk: Tensor | None):
+        """``layer(x, y0, prev_out=prev_spk)`` (``DiscreteLayer.forward``: the fused kernel when no
+        gradient is needed, else the grid step) without the layer's own pass over ``x``, which
+        forward's ``tensor_input`` made (real, finite, bounded) and ``_step`` completed (options,
+        neuron axis); the state is checked by the layer as before."""
+        ts = layer._tensors()
+        mats = layer._constants(x.dtype, x.device, ts)
+        y0 = layer._state(y0, x.shape, x, mats)
+        if layer.backend != "torch" and layer.feedback is None and not _compiling() \
+                and not layer._needs_grad(x, y0, ts):
+            from ..kernels import fused
+            xs = x.unsqueeze(0)
+            why = fused.plan(layer, xs, False, mats)
+            if why is None:
+                layer.last_backend = "fused"
+                out, y = fused.run(layer, xs, y0, mats)
+                return out[0], y
+            if layer.backend == "fused":
+                raise ValueError(f"backend='fused' cannot run this layer: {why}")
+        layer.last_backend = "torch"
+        return layer.step(x, y0, mats, prev_spk)
 
     def _key_tensors(self) -> list[Tensor]:
         """The registered tensors the step constants are made from (all but the states)."""
