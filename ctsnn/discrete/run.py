@@ -57,7 +57,7 @@ def initial_state(layer, state, shape, x: Tensor, mats) -> Tensor:
                              f"got shape {tuple(state.shape)}")
         _v.bounded_tensor("state", state, fix="start from rest with state=None")
         try:
-            fits = torch.broadcast_shapes(tuple(state.shape[:-1]), tuple(shape)) == tuple(shape)
+            fits = _v.broadcast_shapes(tuple(state.shape[:-1]), tuple(shape)) == tuple(shape)
         except RuntimeError:
             fits = False
         if not fits:
