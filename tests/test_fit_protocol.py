@@ -199,3 +199,20 @@ def test_adex_candidate_runs_and_its_report_is_a_plain_simulation():
                             method="euler", initial={"v": 0.0}, dtype=torch.float64)
         t = tr.spike_times.numpy() + s.t[0]
         assert row["n_model"] == int(((t >= 0) & (t < s.duration)).sum())
+
+
+def test_mnlif_candidate_runs_and_its_report_is_a_plain_simulation():
+    """The MNLIF candidate (a tiny search) runs on the compiled engine like the LIF and ALIF ones;
+    its values carry the model's own names, and the spike count reported for each training sweep
+    is that of ``simulate`` run on the fitted model alone."""
+    recs = _cell([160e-12, 240e-12])
+    res = fit_protocol(recs, Recipe(models=("mnlif",), popsize=2, maxiter=2))
+    assert res.kind == "mnlif" and {"theta_inf", "a", "b", "theta_jump", "tau_w", "w_jump", "v_reset"} <= set(res.values)
+    model = res.model()
+    assert isinstance(model, ctsnn.MNLIF)
+    assert float(model.a) == pytest.approx(res.values["a"]) and res.values["theta_inf"] > res.values["v_reset"]
+    for s, row in zip(res.sweeps, res.train):
+        tr = ctsnn.simulate(model, torch.tensor(s.i[:-1])[:, None], t_end=(s.t.size - 1) * s.dt, dt=s.dt,
+                            dtype=torch.float64, progress=False)
+        t = tr.spike_times.numpy() + s.t[0]
+        assert row["n_model"] == int(((t >= 0) & (t < s.duration)).sum())
