@@ -46,7 +46,7 @@ Candidate models (potentials relative to rest): ``"lif"`` (v_th, v_reset, t_ref)
 ``"alif_current"`` (+ tau_adapt, adapt_jump: a hyperpolarising adaptation of the membrane),
 ``"mnlif"`` (:class:`~ctsnn.models.MNLIF`: theta_inf, v_reset, a = a_ratio * b, b, theta_jump, tau_w,
 w_jump: a threshold that follows the membrane, so a cell may fire at a step's onset and then stop;
-no refractory period), the default four; ``"adex"`` (V_T, Delta_T, v_reset, tau_w, a, b; C = tau_mem / r and g_L = 1 / r from the
+no refractory period); the first three are the default; ``"adex"`` (V_T, Delta_T, v_reset, tau_w, a, b; C = tau_mem / r and g_L = 1 / r from the
 passive stage; v_peak = V_T + 5 Delta_T).
 
 :func:`evaluate` reports, per sweep: spike count error, first-spike latency error, ISI error
@@ -83,8 +83,8 @@ MODEL_KINDS = ("lif", "alif_threshold", "alif_current", "mnlif", "adex")
 class Recipe:
     """The choices of :func:`fit_protocol` (the defaults are the documented recipe).
 
-    models : candidate models, from ``MODEL_KINDS`` (default: all but ``"adex"``, which runs on
-        torch's Euler path, not the engine); one model skips the selection.
+    models : candidate models, from ``MODEL_KINDS`` (default: LIF and both ALIFs; ``"mnlif"`` and
+        ``"adex"`` are offered); one model skips the selection.
     count_scale, latency_scale, isi_scale : the scales of the loss terms (relative count error,
         s, relative ISI error): an error of one scale costs 1.
     isi_weight : weight of the ISI term.
@@ -104,7 +104,7 @@ class Recipe:
         model with more parameters).
     """
 
-    models: tuple[str, ...] = ("lif", "alif_threshold", "alif_current", "mnlif")
+    models: tuple[str, ...] = ("lif", "alif_threshold", "alif_current")
     count_scale: float = 0.1
     latency_scale: float = 3e-3
     isi_scale: float = 0.1
