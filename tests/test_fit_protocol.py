@@ -71,7 +71,8 @@ def test_bootstrap_ci_covers_the_mean():
 def test_action_potentials_found_at_any_resting_level():
     """Triangular spikes (80 mV in 0.5 ms up, 1 ms down) at known times: found at the half-height
     crossing (0.25 ms after the start of the upstroke, exact under linear interpolation), the
-    same on a -70 mV and on a +5 mV baseline; noise of 1 mV is not a spike."""
+    same on a -70 mV and on a +5 mV baseline; noise of 1 mV is not a spike, nor a one-sample
+    excursion of 70 mV."""
     dt = 1e-4
     t = np.arange(0, 0.3, dt)
     rng = np.random.default_rng(4)
@@ -88,6 +89,10 @@ def test_action_potentials_found_at_any_resting_level():
         # the first grid point at or after each start begins the ramp
         first = np.ceil(starts / dt - 1e-9) * dt
         assert np.max(np.abs(found - (first + 2.5e-4))) < 3e-5
+        # a one-sample excursion of 70 mV (an electrical artefact, as in the CA1 recording) is not one
+        glitch = v.copy()
+        glitch[int(0.25 / dt)] += 0.07
+        assert np.array_equal(detect_action_potentials(t, glitch), found)
 
 
 # ------------------------------------------------------------------------------ synthetic cell

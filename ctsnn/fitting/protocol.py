@@ -88,7 +88,8 @@ class Recipe:
     count_scale, latency_scale, isi_scale : the scales of the loss terms (relative count error,
         s, relative ISI error): an error of one scale costs 1.
     isi_weight : weight of the ISI term.
-    prominence, max_width : action potential detection (V, s).
+    prominence, max_width, min_width : action potential detection (V, s, s; see
+        :func:`~ctsnn.fitting.metrics.detect_action_potentials`).
     pre : s of baseline before the onset kept in the simulated window.
     artefact : s after the onset left out of the passive fit (the electrode's transient).
     passive_max : the longest charging window used by the passive fit (s after the onset).
@@ -111,6 +112,7 @@ class Recipe:
     isi_weight: float = 1.0
     prominence: float = 0.03
     max_width: float = 3e-3
+    min_width: float = 0.15e-3
     pre: float = 0.02
     artefact: float = 1e-3
     passive_max: float = 0.1
@@ -129,7 +131,7 @@ class Recipe:
         for m in models:
             if m not in MODEL_KINDS:
                 raise ValueError(f"Recipe.models: unknown model {m!r}; choose from {MODEL_KINDS}")
-        for name in ("count_scale", "latency_scale", "isi_scale", "prominence", "max_width", "passive_max"):
+        for name in ("count_scale", "latency_scale", "isi_scale", "prominence", "max_width", "min_width", "passive_max"):
             x = getattr(self, name)
             if not (isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0):
                 raise ValueError(f"Recipe.{name} must be a number > 0, got {x!r}")
@@ -235,7 +237,8 @@ def step_sweep(rec: Recording, *, recipe: Recipe | None = None, step: tuple[floa
     v = rec.v if rec.mask is None else np.where(rec.mask, rec.v, np.nan)
     baseline = float(np.nanmedian(v[:i0]))
     onset, offset = float(rec.t[i0]), float(rec.t[i1 - 1] + dt)
-    spikes = detect_action_potentials(rec.t, np.nan_to_num(v, nan=baseline), recipe.prominence, recipe.max_width)
+    spikes = detect_action_potentials(rec.t, np.nan_to_num(v, nan=baseline), recipe.prominence, recipe.max_width,
+                                      recipe.min_width)
     spikes = spikes[(spikes >= onset) & (spikes < offset)] - onset
     j0 = max(0, i0 - int(round(recipe.pre / dt)))
     j1 = min(len(rec), i1 + 1)
@@ -701,8 +704,9 @@ def leave_one_out(recordings, recipe: Recipe | None = None, *, held_out: Sequenc
                   progress: bool = False) -> list[dict]:
     """Leave-one-sweep-out: for each index in ``held_out`` (default: every sweep with recorded
     spikes during a depolarising step), fit on the other sweeps and evaluate on the one left out. Returns one
-    :func:`evaluate` row per held-out sweep, with the chosen model (``kind``) and the fit's
-    wall time added."""
+    :func:`evaluate` row per held-out sweep, with the chosen model (``kind``), the fit's wall time,
+    its report on the training sweeps (``train``), ``values``, ``passive``, every candidate's
+    parameters and training loss (``candidates``) and the held-out selection scores added."""
     recipe = recipe or Recipe()
     recs = list(recordings)
     sweeps = _sweeps(recs, recipe)
@@ -714,7 +718,9 @@ def leave_one_out(recordings, recipe: Recipe | None = None, *, held_out: Sequenc
         train = [r for i, r in enumerate(recs) if i != j]
         res = fit_protocol(train, recipe, progress=progress)
         row = evaluate(res, [sweeps[j]])[0]
-        row.update(kind=res.kind, wall_time_s=res.wall_time_s, train=res.train, values=res.values)
+        row.update(kind=res.kind, wall_time_s=res.wall_time_s, train=res.train, values=res.values,
+                   selection=dict(res.selection), passive=dict(res.passive),
+                   candidates={k: {"params": c["params"], "loss": c["loss"]} for k, c in res.candidates.items()})
         rows.append(row)
     return rows
 
