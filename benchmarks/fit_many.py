@@ -71,6 +71,15 @@ def main():
         times[n] = time.perf_counter() - t0
         client.close()
         cluster.close()
+        busy: dict[str, list[float]] = {}
+        for c, (w, cpu) in res.timing.items():
+            b = busy.setdefault(res.where[c], [0.0, 0.0, 0])
+            b[0] += w
+            b[1] += cpu
+            b[2] += 1
+        per = ", ".join(f"{b[2]} cells {b[0]:.1f} s wall / {b[1]:.1f} s CPU" for b in busy.values())
+        print(f"   per worker (inside the tasks): {per}; outside the tasks (scheduling, transfers, "
+              f"imbalance): {times[n] - max(b[0] for b in busy.values()):.1f} s")
         err = max(abs(res.results[c].values[p] / truths[c][p] - 1) for c in cells for p in truths[c])
         print(f"{n} worker(s): fits {times[n]:.1f} s (start-up and warm-up {t_start:.1f} s), "
               f"{sum(r.success for r in res.results.values())}/{len(cells)} converged, {len(res.errors)} failed, "

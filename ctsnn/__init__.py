@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "NeuronModel": "models", "LIF": "models", "IF": "models", "CubaLIF": "models", "ALIF": "models",
     "LIT": "models", "DualLIT": "models", "Recurrent": "models", "AdEx": "models", "QIF": "models",
-    "Izhikevich": "models",
+    "Izhikevich": "models", "MNLIF": "models",
     "simulate": "simulate", "SimulationError": "errors",
     "Trace": "trace",
     "discretize": "discrete", "DiscreteLayer": "discrete", "Spikes": "discrete", "RunResult": "discrete",
@@ -31,7 +31,7 @@ _LAZY = {
 }
 
 __all__ = ["NeuronModel", "LIF", "IF", "CubaLIF", "ALIF", "LIT", "DualLIT", "Recurrent",
-           "AdEx", "QIF", "Izhikevich", "simulate", "SimulationError", "Trace", "__version__",
+           "AdEx", "QIF", "Izhikevich", "MNLIF", "simulate", "SimulationError", "Trace", "__version__",
            "discretize", "DiscreteLayer", "Spikes", "RunResult", "Recording", "io", "fit", "FitResult",
            "Network", "Population", "Projection", "PoissonSource"]
 
@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # what static tools see: the same names, imported eagerly
     from .discrete import DiscreteLayer, RunResult, Spikes, discretize
     from .fitting import FitResult, fit
     from .io import Recording
-    from .models import ALIF, IF, LIF, LIT, QIF, AdEx, CubaLIF, DualLIT, Izhikevich, NeuronModel, Recurrent
+    from .models import ALIF, IF, LIF, LIT, MNLIF, QIF, AdEx, CubaLIF, DualLIT, Izhikevich, NeuronModel, Recurrent
     from .network import Network, PoissonSource, Population, Projection
     from .errors import SimulationError
     from .simulate import simulate

@@ -15,7 +15,8 @@ first-spike latency and inter-spike intervals of the whole step of sweeps 181-18
 chosen on the highest training step (184) left out of a refit; sweep 185 is then predicted.
 
 Writes OUTDIR/fit_b6.png and OUTDIR/fit_b6.json (default OUTDIR: ./out) and prints the numbers.
-About 25 s of CPU (one thread); three minutes of wall time on a loaded 2-core machine.
+About 2 minutes of CPU (one thread; 2026-12-03, the default recipe's search of up to 100
+generations); half an hour of wall time on the 2-core machine shared with other jobs (load 15).
 """
 import json
 import sys

@@ -301,6 +301,7 @@ def _state_plot_examples():
         (M.Traced(M.DualLIT(TAU, 2 * TAU), tau_syn=5e-3, tau_rec=TAU), "euler"),
         (M.Recurrent(M.CubaLIF(5e-3, TAU), tau_rec=TAU), "exact"),
         (M.AdEx(), "euler"), (M.QIF(TAU), "euler"), (M.Izhikevich(), "euler"),
+        (M.MNLIF(TAU, **{k: si[k] for k in ("r", "v_leak", "v_reset")}, theta_inf=-0.05, a=5.0), "exact"),
     ]
 
 

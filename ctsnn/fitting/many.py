@@ -49,7 +49,9 @@ class ManyFitResult:
     fits that ran (converged or not: see each ``success``); ``errors``: cell -> the error message
     of a cell that could not be fitted; ``n_sweeps`` and ``spike_counts`` per cell (recorded and
     model spike totals over the sweeps, where the loss is ``"spikes"``); ``where`` the process
-    (host:pid) that fitted each cell; ``warnings`` the warnings each cell's fit gave (also
+    (host:pid) that fitted each cell; ``timing`` its ``(wall, cpu)`` seconds inside the task
+    (the fit alone, without scheduling or transfers; cpu: the fitting thread's CPU time, so
+    wall - cpu is time spent waiting for a core); ``warnings`` the warnings each cell's fit gave (also
     re-issued here, named by cell, wherever the fit ran); ``wall_time_s`` of the
     whole run. ``rows()`` is the summary table, ``to_csv(path)`` writes it.
     """
@@ -60,6 +62,7 @@ class ManyFitResult:
     n_sweeps: dict[str, int] = field(default_factory=dict)
     spike_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
     where: dict[str, str] = field(default_factory=dict)
+    timing: dict[str, tuple[float, float]] = field(default_factory=dict)
     warnings: dict[str, list[str]] = field(default_factory=dict)
     wall_time_s: float = 0.0
 
@@ -143,9 +146,9 @@ def _column(name: str, unit: str, what: str = "") -> str:
 
 def _fit_cell(name: str, recordings, model, params, fit_kwargs) -> tuple:
     """One cell's fit (a Dask task, or a call in-process): ``(name, result, None, where,
-    warnings)`` or ``(name, None, error message, where, warnings)``, ``where`` the process
-    (host:pid) that ran it, ``warnings`` the texts of the warnings the fit gave. Torch runs on
-    one thread inside it."""
+    warnings, timing)`` or ``(name, None, error message, where, warnings, timing)``, ``where``
+    the process (host:pid) that ran it, ``warnings`` the texts of the warnings the fit gave,
+    ``timing`` (wall, CPU of the calling thread) seconds of the fit. Torch runs on one thread inside it."""
     import os
     import socket
 
@@ -154,6 +157,7 @@ def _fit_cell(name: str, recordings, model, params, fit_kwargs) -> tuple:
     from .core import fit
 
     where = f"{socket.gethostname()}:{os.getpid()}"
+    w0, c0 = time.perf_counter(), time.thread_time()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     with warnings.catch_warnings(record=True) as caught:   # returned with the result: a worker's
@@ -170,7 +174,7 @@ def _fit_cell(name: str, recordings, model, params, fit_kwargs) -> tuple:
         finally:
             torch.set_num_threads(threads)
     seen = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
-    return name, res, err, where, seen
+    return name, res, err, where, seen, (time.perf_counter() - w0, time.thread_time() - c0)
 
 
 def _message(exc: BaseException) -> str:
@@ -292,9 +296,11 @@ def fit_many(cells: Mapping[str, Any], model_factory_or_model=None, *, params: S
     bar = _Progress(len(names), progress)
     fitted: dict[str, tuple] = {}
 
-    def collect(name, res, err, where="", caught=()):
+    def collect(name, res, err, where="", caught=(), timing=None):
         fitted[name] = (res, err)
         out.where[name] = where
+        if timing is not None:
+            out.timing[name] = (float(timing[0]), float(timing[1]))
         if caught:
             out.warnings[name] = list(caught)
             for text in caught:

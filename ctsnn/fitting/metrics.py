@@ -59,12 +59,16 @@ def coincidences(model, data, window: float) -> int:
     return n
 
 
-def detect_action_potentials(t, v, prominence: float = 0.03, max_width: float = 3e-3) -> np.ndarray:
+def detect_action_potentials(t, v, prominence: float = 0.03, max_width: float = 3e-3,
+                             min_width: float = 0.15e-3) -> np.ndarray:
     """Times (s) of the action potentials in the membrane trace ``v`` (V) sampled at ``t``.
 
     An action potential is a peak of ``v`` that stands out by at least ``prominence`` (V) above
     the higher of the two troughs around it (``scipy.signal.find_peaks``' prominence) and is
-    narrower than ``max_width`` (s) at half that height. Its time is the upward crossing of the
+    narrower than ``max_width`` (s) at half that height, and wider than ``min_width`` (s) and
+    1.5 samples there: a one-sample excursion is an electrical artefact, not an action potential
+    (the CA1 recording has three, 0.09-0.12 ms wide at 10 kHz, against 0.26 ms and more for its
+    action potentials). Its time is the upward crossing of the
     half-height level ``peak - prominence / 2`` just before the peak, linearly interpolated: a
     time near the onset of the upstroke that does not depend on the cell's resting level (a
     fixed level such as -20 mV fails on a depolarised cell) nor on the peak's height.
@@ -76,7 +80,8 @@ def detect_action_potentials(t, v, prominence: float = 0.03, max_width: float = 
     if t.size < 3:
         return np.zeros(0)
     dt = float(np.median(np.diff(t)))
-    peaks, props = find_peaks(v, prominence=float(prominence), width=(None, max(max_width / dt, 1.0)))
+    lo = max(float(min_width) / dt, 1.5)
+    peaks, props = find_peaks(v, prominence=float(prominence), width=(lo, max(max_width / dt, lo)))
     out = []
     for p, pr in zip(peaks, props["prominences"]):
         level = v[p] - 0.5 * pr

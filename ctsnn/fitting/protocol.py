@@ -44,7 +44,9 @@ fits what a step protocol measures:
 Candidate models (potentials relative to rest): ``"lif"`` (v_th, v_reset, t_ref), ``"alif_threshold"``
 (+ tau_adapt, adapt_jump: the threshold rises by adapt_jump at each spike),
 ``"alif_current"`` (+ tau_adapt, adapt_jump: a hyperpolarising adaptation of the membrane),
-``"adex"`` (V_T, Delta_T, v_reset, tau_w, a, b; C = tau_mem / r and g_L = 1 / r from the
+``"mnlif"`` (:class:`~ctsnn.models.MNLIF`: theta_inf, v_reset, a = a_ratio * b, b, theta_jump, tau_w,
+w_jump: a threshold that follows the membrane, so a cell may fire at a step's onset and then stop;
+no refractory period); the first three are the default; ``"adex"`` (V_T, Delta_T, v_reset, tau_w, a, b; C = tau_mem / r and g_L = 1 / r from the
 passive stage; v_peak = V_T + 5 Delta_T).
 
 :func:`evaluate` reports, per sweep: spike count error, first-spike latency error, ISI error
@@ -66,7 +68,7 @@ import numpy as np
 import torch
 
 from ..io import Recording
-from ..models import ALIF, LIF, AdEx
+from ..models import ALIF, LIF, MNLIF, AdEx
 from ..simulate import SimulationError, simulate
 from .core import FitResult
 from .metrics import bootstrap_ci, detect_action_potentials, explained_variance, gamma_factor, isi_error
@@ -74,18 +76,20 @@ from .metrics import bootstrap_ci, detect_action_potentials, explained_variance,
 __all__ = ["Recipe", "StepSweep", "ProtocolFit", "step_sweep", "fit_protocol", "evaluate", "summarize",
            "leave_one_out", "MODEL_KINDS"]
 
-MODEL_KINDS = ("lif", "alif_threshold", "alif_current", "adex")
+MODEL_KINDS = ("lif", "alif_threshold", "alif_current", "mnlif", "adex")
 
 
 @dataclass(frozen=True)
 class Recipe:
     """The choices of :func:`fit_protocol` (the defaults are the documented recipe).
 
-    models : candidate models, from ``MODEL_KINDS``; one model skips the selection.
+    models : candidate models, from ``MODEL_KINDS`` (default: LIF and both ALIFs; ``"mnlif"`` and
+        ``"adex"`` are offered); one model skips the selection.
     count_scale, latency_scale, isi_scale : the scales of the loss terms (relative count error,
         s, relative ISI error): an error of one scale costs 1.
     isi_weight : weight of the ISI term.
-    prominence, max_width : action potential detection (V, s).
+    prominence, max_width, min_width : action potential detection (V, s, s; see
+        :func:`~ctsnn.fitting.metrics.detect_action_potentials`).
     pre : s of baseline before the onset kept in the simulated window.
     artefact : s after the onset left out of the passive fit (the electrode's transient).
     passive_max : the longest charging window used by the passive fit (s after the onset).
@@ -108,12 +112,13 @@ class Recipe:
     isi_weight: float = 1.0
     prominence: float = 0.03
     max_width: float = 3e-3
+    min_width: float = 0.15e-3
     pre: float = 0.02
     artefact: float = 1e-3
     passive_max: float = 0.1
     tau_factor: float = 2.0
-    popsize: int = 8
-    maxiter: int = 30
+    popsize: int = 12
+    maxiter: int = 100
     prune: float = 3.0
     seed: int = 0
     select: str = "holdout"
@@ -126,7 +131,7 @@ class Recipe:
         for m in models:
             if m not in MODEL_KINDS:
                 raise ValueError(f"Recipe.models: unknown model {m!r}; choose from {MODEL_KINDS}")
-        for name in ("count_scale", "latency_scale", "isi_scale", "prominence", "max_width", "passive_max"):
+        for name in ("count_scale", "latency_scale", "isi_scale", "prominence", "max_width", "min_width", "passive_max"):
             x = getattr(self, name)
             if not (isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0):
                 raise ValueError(f"Recipe.{name} must be a number > 0, got {x!r}")
@@ -232,7 +237,8 @@ def step_sweep(rec: Recording, *, recipe: Recipe | None = None, step: tuple[floa
     v = rec.v if rec.mask is None else np.where(rec.mask, rec.v, np.nan)
     baseline = float(np.nanmedian(v[:i0]))
     onset, offset = float(rec.t[i0]), float(rec.t[i1 - 1] + dt)
-    spikes = detect_action_potentials(rec.t, np.nan_to_num(v, nan=baseline), recipe.prominence, recipe.max_width)
+    spikes = detect_action_potentials(rec.t, np.nan_to_num(v, nan=baseline), recipe.prominence, recipe.max_width,
+                                      recipe.min_width)
     spikes = spikes[(spikes >= onset) & (spikes < offset)] - onset
     j0 = max(0, i0 - int(round(recipe.pre / dt)))
     j1 = min(len(rec), i1 + 1)
@@ -279,6 +285,10 @@ def _space(kind: str, passive: dict, sweeps: Sequence[StepSweep], tau_factor: fl
         return lif
     if kind in ("alif_threshold", "alif_current"):
         return lif + adapt
+    if kind == "mnlif":                  # threshold theta_inf (as v_th), a = a_ratio * b, no t_ref
+        return lif[:-2] + [("gap", "log", 1e-3, 0.04), ("a_ratio", "lin", 0.0, 3.0), ("b", "log", 1.0, 1000.0),
+                           ("theta_jump", "log", 0.1e-3, 20e-3), ("tau_w", "log", 10e-3, 2.0),
+                           ("w_jump", "log", 0.01e-3, 20e-3)]
     g_l = 1.0 / r
     return [("V_T", "lin", 1e-3, v_hi), ("Delta_T", "log", 0.3e-3, 6e-3), ("gap", "log", 1e-3, 0.04),
             ("tau_w", "log", 10e-3, 2.0), ("a", "lin", 0.0, 2.0 * g_l), ("b", "log", 1e-13, 1e-9)]
@@ -307,6 +317,10 @@ def _build(kind: str, passive: dict, p: dict[str, np.ndarray], n: int):
         return AdEx(C=tau / r, g_L=1.0 / r, E_L=0.0, V_T=vt, Delta_T=dT, tau_w=tt(p["tau_w"]), a=tt(p["a"]),
                     b=tt(p["b"]), v_reset=vt - tt(p["gap"]), v_peak=vt + 5 * dT, n=n, dtype=torch.float64)
     vth = tt(p["v_th"])
+    if kind == "mnlif":
+        return MNLIF(tau_mem=tau, r=r, v_leak=0.0, theta_inf=vth, v_reset=vth - tt(p["gap"]), a=tt(p["a_ratio"]) * tt(p["b"]),
+                     b=tt(p["b"]), theta_jump=tt(p["theta_jump"]), tau_w=tt(p["tau_w"]), w_jump=tt(p["w_jump"]), n=n,
+                     dtype=torch.float64)
     common = dict(tau_mem=tau, r=r, v_leak=0.0, v_th=vth, v_reset=vth - tt(p["gap"]), t_ref=tt(p["t_ref"]),
                   n=n, dtype=torch.float64)
     if kind == "lif":
@@ -494,6 +508,9 @@ class ProtocolFit:
             out["r"] = self.params["tau_mem"] * self.passive["r"] / self.passive["tau_mem"]
         base = self.params.get("v_th", self.params.get("V_T"))
         out["v_reset"] = base - self.params["gap"] + self.v_rest
+        if self.kind == "mnlif":        # the model's own names: theta_inf, a (1/s)
+            out["theta_inf"] = out.pop("v_th")
+            out["a"] = out.pop("a_ratio") * self.params["b"]
         return out
 
     @property
@@ -528,7 +545,9 @@ class ProtocolFit:
     def to_dict(self) -> dict[str, Any]:
         units = {"tau_mem": "s", "r": "ohm", "r_series": "ohm", "v_rest": "V", "v_th": "V", "v_reset": "V",
                  "t_ref": "s", "tau_adapt": "s", "adapt_jump": "V", "V_T": "V", "Delta_T": "V", "tau_w": "s",
-                 "a": "S", "b": "A"}
+                 "a": "S", "b": "A", "theta_inf": "V", "theta_jump": "V", "w_jump": "V"}
+        if self.kind == "mnlif":
+            units.update(a="1/s", b="1/s")
         d = {"kind": self.kind, "values": self.values, "units": {k: units.get(k, "") for k in self.values},
              "params_relative_to_rest": self.params, "passive": self.passive, "v_rest": self.v_rest,
              "selection": self.selection, "candidates": self.candidates, "train": self.train,
@@ -685,8 +704,9 @@ def leave_one_out(recordings, recipe: Recipe | None = None, *, held_out: Sequenc
                   progress: bool = False) -> list[dict]:
     """Leave-one-sweep-out: for each index in ``held_out`` (default: every sweep with recorded
     spikes during a depolarising step), fit on the other sweeps and evaluate on the one left out. Returns one
-    :func:`evaluate` row per held-out sweep, with the chosen model (``kind``) and the fit's
-    wall time added."""
+    :func:`evaluate` row per held-out sweep, with the chosen model (``kind``), the fit's wall time,
+    its report on the training sweeps (``train``), ``values``, ``passive``, every candidate's
+    parameters and training loss (``candidates``) and the held-out selection scores added."""
     recipe = recipe or Recipe()
     recs = list(recordings)
     sweeps = _sweeps(recs, recipe)
@@ -698,7 +718,9 @@ def leave_one_out(recordings, recipe: Recipe | None = None, *, held_out: Sequenc
         train = [r for i, r in enumerate(recs) if i != j]
         res = fit_protocol(train, recipe, progress=progress)
         row = evaluate(res, [sweeps[j]])[0]
-        row.update(kind=res.kind, wall_time_s=res.wall_time_s, train=res.train, values=res.values)
+        row.update(kind=res.kind, wall_time_s=res.wall_time_s, train=res.train, values=res.values,
+                   selection=dict(res.selection), passive=dict(res.passive),
+                   candidates={k: {"params": c["params"], "loss": c["loss"]} for k, c in res.candidates.items()})
         rows.append(row)
     return rows
 
