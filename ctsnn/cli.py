@@ -41,6 +41,9 @@ MODELS = {
     "lit": ("LIT", {"tau_mem": 10e-3, "r": 100e6, "pos_th": 20e-3, "neg_th": 20e-3}),
     "duallit": ("DualLIT", {"tau_pos": 10e-3, "tau_neg": 10e-3, "r": 100e6, "pos_th": 20e-3,
                             "neg_th": 20e-3}),
+    "mnlif": ("MNLIF", {"tau_mem": 10e-3, "r": 100e6, "v_leak": -70e-3, "theta_inf": -50e-3,
+                        "v_reset": -70e-3, "a": 5.0, "b": 10.0, "theta_jump": 2e-3, "tau_w": 100e-3,
+                        "w_jump": 1e-3}),
     # nonlinear models (no exact propagator: use --method euler or a torchdiffeq method)
     "adex": ("AdEx", {"C": 281e-12, "g_L": 30e-9, "E_L": -70.6e-3, "V_T": -50.4e-3, "Delta_T": 2e-3,
                       "tau_w": 144e-3, "a": 4e-9, "b": 80.5e-12, "v_reset": -70.6e-3, "v_peak": -40.4e-3}),
