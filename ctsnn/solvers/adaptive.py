@@ -1,6 +1,8 @@
 """torchdiffeq solvers with per-element event location (``method="dopri5"``, ``"rk4"``, ...).
 
-torchdiffeq does the stepping; ctsnn does the events. Over a sub-interval ``[a, b]`` of a grid
+torchdiffeq does the stepping (``step`` returns one accepted step as a ``Segment`` with its dense
+output); ctsnn does the events (``ctsnn.events.locate`` and the event loop of ``simulate``, the
+same for every solver). Over a sub-interval ``[a, b]`` of a grid
 step (input held, no input spike inside: ``simulate`` splits there, so input discontinuities
 are always stepped to exactly) the whole population ``y`` ``[Bt, n, S]`` is integrated as one
 ODE ``dy/dt = f(t, y, u)`` (the model's ``drift``):
@@ -11,10 +13,10 @@ ODE ``dy/dt = f(t, y, u)`` (the model's ``drift``):
    adaptive_heun, the cubic Hermite interpolant through ``(y0, f0, y1, f1)`` for bosh3 and
    fehlberg2 (whose torchdiffeq midpoint is only a first-order estimate) and for the fixed-grid
    methods.
-2. Every event function of every element is checked at the step end: an upward crossing
+2. (``events.locate``) Every event function of every element is checked at the step end: an upward crossing
    ``g(t0) < 0 <= g(t1)`` is located on the dense solution by ``bracketed_root`` (Illinois), each
    element on its own.
-3. The earliest crossing time ``t*`` over the population becomes a restart point: every element
+3. (``simulate``) The earliest crossing time ``t*`` over the population becomes a restart point: every element
    is evaluated on the dense solution at ``t*``, the elements crossing at ``t*`` jump, and
    integration restarts from ``t*`` for everyone. The other elements are not disturbed (their
    state at ``t*`` lies on their own solution; only a step boundary is added), so one neuron's
