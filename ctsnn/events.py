@@ -44,7 +44,7 @@ from torch import Tensor
 from .errors import SimulationError
 
 __all__ = ["bracketed_root", "attach_event_time", "GRAZING_EPS", "EventLoopGuard", "upward",
-           "immediate", "hidden", "candidates", "rearm", "locate", "screen"]
+           "immediate", "hidden", "candidates", "rearm", "locate", "screen", "event_time"]
 
 GRAZING_EPS = 1e-9
 
@@ -161,6 +161,17 @@ def locate(seg, G: Tensor, theta: Tensor, armed: Tensor | None = None,
             t_best = torch.where(better, te, t_best)
             e_best = torch.where(better, torch.full_like(e_best, e), e_best)
     return t_best, e_best
+
+
+def event_time(seg, rows: Tensor, t: Tensor, e: Tensor, G: Tensor, theta: Tensor) -> Tensor:
+    """The located times ``t`` ``[k]`` of events ``e`` of segment rows ``rows`` with their gradient
+    (:func:`attach_event_time` on the segment's dense output): ``g = G_e y(t) - theta_e`` with
+    gradient, ``dg/dt = G_e slope(t)``. ``theta`` ``[k, E]``. The value equals ``t``."""
+    td = t.detach()
+    e_ = e.clamp(min=0)[:, None]
+    g = (seg.at(rows, td) @ G.T - theta).gather(1, e_).squeeze(1)
+    gd = (seg.slope(rows, td) @ G.T).gather(1, e_).squeeze(1)
+    return attach_event_time(t, g, gd)
 
 
 def rearm(g_pre: Tensor, g_post: Tensor) -> Tensor:

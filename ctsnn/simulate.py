@@ -346,10 +346,7 @@ class _Sim:
         th = self._theta(gidx)
         if torch.is_grad_enabled() and (y_at.requires_grad or th.requires_grad or s.requires_grad):
             imm = tev.detach() <= s.detach()
-            e_safe = eev.clamp(min=0)[:, None]
-            g = (y_at @ self.G.T - th).gather(1, e_safe).squeeze(1)
-            gd = (seg.slope(sel, tev.detach()) @ self.G.T).gather(1, e_safe).squeeze(1)
-            t_ift = attach_event_time(tev, g, gd)
+            t_ift = _events.event_time(seg, sel, tev, eev, self.G, th)
             t_att = torch.where(ev & ~imm, t_ift, torch.where(imm, s, tev.detach()))
             y_at = torch.where((ev & ~imm)[:, None], seg.at(sel, t_att),
                                torch.where(imm[:, None], seg.y0[sel], y_at))

@@ -168,3 +168,17 @@ def test_locate_on_the_exact_segment_is_the_closed_form_spike_time():
     seg = ex.step(0.0, torch.zeros(1, 1, 1, dtype=D), 0.02)
     t, e = events.locate(seg, model.event_matrix(D), model.event_offset(D), torch.ones(1, 1, dtype=torch.bool))
     assert int(e) == 0 and abs(float(t) - tau * math.log(I / (I - 1.0))) < 1e-16
+
+
+def test_event_time_carries_the_implicit_function_gradient():
+    # y(s) = p s crosses theta at t* = theta / p: dt*/dp = -theta / p^2, dt*/dtheta = 1 / p
+    p = torch.tensor(2.0, dtype=D, requires_grad=True)
+    th = torch.tensor([[0.5]], dtype=D, requires_grad=True)
+    seg = _segment(lambda s: (p * s)[:, None], lambda s: (p * torch.ones_like(s))[:, None], turns=False)
+    G = torch.ones(1, 1, dtype=D)
+    t, e = events.locate(seg, G, th)
+    assert abs(float(t) - 0.25) < 1e-15 and not t.requires_grad
+    ta = events.event_time(seg, torch.arange(1), t, e, G, th)
+    assert float(ta.detach()) == float(t)
+    gp, gth = torch.autograd.grad(ta.sum(), (p, th))
+    assert abs(float(gp) + 0.5 / 4) < 1e-15 and abs(float(gth) - 0.5) < 1e-15
