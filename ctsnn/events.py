@@ -84,8 +84,8 @@ def screen(seg, G: Tensor, theta: Tensor, armed: Tensor | None = None,
     ``turns``), no root finding. ``theta`` ``[m|1, E]``; ``skip`` ``[m]`` elements without events
     (refractory). For an ``events_at_end`` segment: ``g(t1) >= 0``."""
     with torch.no_grad():
-        g0 = seg.y0 @ G.T - theta
-        g1 = seg.y1 @ G.T - theta
+        g0 = seg.y0.reshape(-1, seg.y0.shape[-1]) @ G.T - theta
+        g1 = seg.y1.reshape(-1, seg.y1.shape[-1]) @ G.T - theta
         if seg.events_at_end:
             cand = g1 >= 0
         elif seg.turns:

@@ -283,12 +283,12 @@ class _Sim:
         seg = self.solver.step(a, self.y, b, hold)
         skip = None if hold is None else hold.mask.reshape(-1)
         tev, eev = _events.locate(seg, self.G, self.theta_el, None, skip)
-        self.y = seg.y1.reshape(self.y.shape)
+        self.y = seg.y1
         fire = eev >= 0
         if bool(fire.any()):
             idx = fire.nonzero().squeeze(-1)
             off = torch.full((idx.shape[0],), b, dtype=self.dtype, device=self.device)
-            self.fire(idx, off, eev[idx], seg.y1[idx])
+            self.fire(idx, off, eev[idx], seg.y1.reshape(-1, self.S)[idx])
         return b
 
     def _advance_elements(self, a, b):
@@ -305,7 +305,7 @@ class _Sim:
             ar = self._armed_flat()
             ar |= (g1 < 0) & ~special.unsqueeze(-1)
             idx = special.nonzero().squeeze(-1)
-        y1 = seg.y1.reshape(self.y.shape)
+        y1 = seg.y1
         if idx.numel() == 0:
             self.y = y1
             return b
@@ -393,7 +393,7 @@ class _Sim:
             return b
         # everyone to tmin (refractory ones held), then the events at tmin
         seg = self.solver.step(a, self.y, tmin, self.hold(a))
-        self.y = seg.y1.reshape(self.y.shape)
+        self.y = seg.y1
         with torch.no_grad():
             self.armed |= (self.y @ self.G.T - self.theta) < 0
         at = (tev == tmin).nonzero().squeeze(-1)
@@ -465,8 +465,8 @@ class _Sim:
             if not bool((eev >= 0).any()):
                 with torch.no_grad():
                     ar = self._armed_flat()
-                    ar |= (seg.y1 @ self.G.T - self.theta_el) < 0
-                y = seg.y1.reshape(self.y.shape)
+                    ar |= (seg.y1.reshape(-1, self.S) @ self.G.T - self.theta_el) < 0
+                y = seg.y1
                 if seg.t1 >= stop:
                     self.y = y
                     return None

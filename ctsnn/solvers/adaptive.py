@@ -326,7 +326,7 @@ class Adaptive(Solver):
         if turns:
             with torch.no_grad():
                 sl0, sl1 = dcoef[0] / span, sum(dcoef) / span
-        return Segment(t0=t0v, t1=s1, y0=cflat[0], y1=y1.reshape(-1, S), at=at, slope=slope, turns=turns,
+        return Segment(t0=t0v, t1=s1, y0=coeff[0], y1=y1, at=at, slope=slope, turns=turns,
                        tol=4 * torch.finfo(torch.float64).eps * max(abs(s1), p.dt), slope0=sl0, slope1=sl1)
 
 

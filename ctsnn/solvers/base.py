@@ -109,8 +109,9 @@ class Segment:
     offsets ``t0`` to ``t1`` (seconds from the grid-step start): ``t0`` ``[m]`` (the dtype of
     ``t0`` is the clock in which event times are located), ``t1`` a float shared by all.
 
-    * ``y0``, ``y1``: ``[m, S]`` states at ``t0`` (right limits) and at ``t1`` (left limits);
-      ``y1`` is the exact endpoint ``at(all, t1)`` (up to rounding).
+    * ``y0``, ``y1``: states at ``t0`` (right limits) and at ``t1`` (left limits), in the shape
+      of the call (``[Bt, n, S]`` for the population, ``[m, S]`` for an element call; flattened,
+      row ``j`` is segment row ``j``); ``y1`` is the endpoint ``at(all, t1)`` (to rounding).
     * ``at(i, s)``: the dense output: states ``[k, S]`` of segment rows ``i`` ``[k]`` at offsets
       ``s`` ``[k]`` in ``[t0[i], t1]``; differentiable in ``s`` and in the parameters (for a linear
       model it is the exact propagator, for a Runge-Kutta method its interpolant).

@@ -56,5 +56,5 @@ class Euler(Solver):
         def slope(i, s):
             return d[i]
 
-        return Segment(t0=s0, t1=t1, y0=y0f, y1=y1f, at=at, slope=slope, turns=False,
+        return Segment(t0=s0, t1=t1, y0=y0, y1=y1, at=at, slope=slope, turns=False,
                        tol=4 * torch.finfo(torch.float64).eps * max(abs(t1), p.dt), events_at_end=True)

@@ -44,6 +44,7 @@ class Exact(Solver):
         self.A, self.B, self.c = lin
         self.hidden = self.A.shape[-1] > 1
         self._cache: dict[float, tuple] = {}
+        self._clocks: dict[float, torch.Tensor] = {}
         self.tol_unit = 4 * torch.finfo(p.dtype).eps
         if p.refractory:
             ic = p.clamp_index
@@ -71,6 +72,15 @@ class Exact(Solver):
             f[..., hold.index] = torch.where(hold.mask, torch.zeros_like(hold.value), f[..., hold.index])
         return f
 
+    def _clock(self, t0):
+        """``[M]`` start offsets ``t0`` (cached: most sub-intervals start at 0)."""
+        c = self._clocks.get(t0)
+        if c is None:
+            c = torch.full((self.problem.M,), t0, dtype=self.problem.dtype, device=self.problem.device)
+            if len(self._clocks) < 4:
+                self._clocks[t0] = c
+        return c
+
     def _rows(self, rows):
         """Drive ``b`` and matrix ``A`` of flat elements ``rows``."""
         p = self.problem
@@ -87,8 +97,8 @@ class Exact(Solver):
             y1 = propagate(E, F, y0, self.bvec)
             if hold is not None:
                 y1 = hold.apply(y1)
-            s0 = torch.full((p.M,), t0, dtype=p.dtype, device=p.device)
-            y0f, y1f = y0.reshape(-1, S), y1.reshape(-1, S)
+            s0 = self._clock(t0)
+            y0f = y0.reshape(-1, S)
             hold_f = None if hold is None else Hold(hold.mask.reshape(-1), hold.index, hold.value.reshape(-1))
             sl0 = sl1 = None
             if self.hidden:
@@ -105,13 +115,13 @@ class Exact(Solver):
             s0 = t0
             y0f = y0
             hold_f = hold
-            y1f = propagate(*propagator(As, t1 - s0), y0, bs)
+            y1 = propagate(*propagator(As, t1 - s0), y0, bs)
             if hold is not None:
-                y1f = hold.apply(y1f)
+                y1 = hold.apply(y1)
             sl0 = sl1 = None
             if self.hidden:
                 sl0 = (As @ y0.unsqueeze(-1)).squeeze(-1) + bs
-                sl1 = (As @ y1f.unsqueeze(-1)).squeeze(-1) + bs
+                sl1 = (As @ y1.unsqueeze(-1)).squeeze(-1) + bs
 
             def gathered(i):
                 return bs[i], As[i]
@@ -127,7 +137,7 @@ class Exact(Solver):
             b, A = gathered(i)
             return (A @ at(i, s).unsqueeze(-1)).squeeze(-1) + b
 
-        return Segment(t0=s0, t1=t1, y0=y0f, y1=y1f, at=at, slope=slope, turns=self.hidden,
+        return Segment(t0=s0, t1=t1, y0=y0, y1=y1, at=at, slope=slope, turns=self.hidden,
                        tol=self.tol_unit * max(abs(t1), p.dt), slope0=sl0, slope1=sl1)
 
     # ------------------------------------------------------------------ fast path
