@@ -78,18 +78,26 @@ def candidates(g0: Tensor, g1: Tensor, armed: Tensor | None = None, gd0: Tensor 
 
 
 def screen(seg, G: Tensor, theta: Tensor, armed: Tensor | None = None,
-           skip: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """Cheap test of a segment: ``(cand, g0, g1)``, where ``cand`` ``[m, E]`` marks the elements and
-    events that may fire in it (upward, immediate when ``armed`` is given, hidden when the segment
-    ``turns``), no root finding. ``theta`` ``[m|1, E]``; ``skip`` ``[m]`` elements without events
-    (refractory). For an ``events_at_end`` segment: ``g(t1) >= 0``."""
+           skip: Tensor | None = None, flat: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """Cheap test of a segment: ``(cand, g0, g1)``, where ``cand`` ``[..., E]`` marks the elements
+    and events that may fire in it (upward, immediate when ``armed`` is given, hidden when the
+    segment ``turns``), no root finding. Shapes follow the segment's states (``[..., S]`` ->
+    ``[..., E]``; ``theta``, ``armed``, ``skip`` broadcast with them), or its rows ``[m, E]`` when
+    ``flat``; ``skip`` marks elements without events (refractory). For an ``events_at_end``
+    segment: ``g(t1) >= 0``."""
     with torch.no_grad():
-        g0 = seg.y0.reshape(-1, seg.y0.shape[-1]) @ G.T - theta
-        g1 = seg.y1.reshape(-1, seg.y1.shape[-1]) @ G.T - theta
+        y0, y1, sl0, sl1 = seg.y0, seg.y1, seg.slope0, seg.slope1
+        if flat:
+            S = y0.shape[-1]
+            y0, y1 = y0.reshape(-1, S), y1.reshape(-1, S)
+            if seg.turns:
+                sl0, sl1 = sl0.reshape(-1, S), sl1.reshape(-1, S)
+        g0 = y0 @ G.T - theta
+        g1 = y1 @ G.T - theta
         if seg.events_at_end:
             cand = g1 >= 0
         elif seg.turns:
-            cand = candidates(g0, g1, armed, seg.slope0 @ G.T, seg.slope1 @ G.T)
+            cand = candidates(g0, g1, armed, sl0 @ G.T, sl1 @ G.T)
         else:
             cand = candidates(g0, g1, armed)
         if skip is not None:
@@ -112,7 +120,7 @@ def locate(seg, G: Tensor, theta: Tensor, armed: Tensor | None = None,
     re-attaches the gradient with :func:`attach_event_time`). For an ``events_at_end`` segment an
     element fires at ``t1`` when an event function is ``>= 0`` there (the largest one).
     """
-    cand, g0, g1 = screen(seg, G, theta, armed, skip)
+    cand, g0, g1 = screen(seg, G, theta, armed, skip, flat=True)
     m, E = g0.shape
     with torch.no_grad():
         s0 = seg.t0.detach()
@@ -142,8 +150,9 @@ def locate(seg, G: Tensor, theta: Tensor, armed: Tensor | None = None,
                     def neg_slope(x, h=h):
                         return -(seg.slope(h, x) @ G[e])
 
-                    tm = bracketed_root(neg_slope, s0[h], t1[h], -(seg.slope0[h] @ G[e]),
-                                        -(seg.slope1[h] @ G[e]), xtol=seg.tol)
+                    S = seg.y0.shape[-1]
+                    tm = bracketed_root(neg_slope, s0[h], t1[h], -(seg.slope0.reshape(-1, S)[h] @ G[e]),
+                                        -(seg.slope1.reshape(-1, S)[h] @ G[e]), xtol=seg.tol)
                     gm = seg.at(h, tm) @ G[e] - th[h, e]
                     crosses = gm >= 0
                     hi[h] = torch.where(crosses, tm, hi[h])

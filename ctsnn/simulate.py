@@ -297,14 +297,13 @@ class _Sim:
         each on its own clock, so several events of one element in one step are found in order."""
         hold = self.hold(a)
         seg = self.solver.step(a, self.y, b, hold)
-        cand, _g0, g1 = _events.screen(seg, self.G, self.theta_el, self._armed_flat())
+        cand, _g0, g1 = _events.screen(seg, self.G, self.theta, self.armed)
         with torch.no_grad():
             special = cand.any(-1)
             if hold is not None:
-                special |= hold.mask.reshape(-1)
-            ar = self._armed_flat()
-            ar |= (g1 < 0) & ~special.unsqueeze(-1)
-            idx = special.nonzero().squeeze(-1)
+                special |= hold.mask
+            self.armed |= (g1 < 0) & ~special.unsqueeze(-1)
+            idx = special.reshape(-1).nonzero().squeeze(-1)
         y1 = seg.y1
         if idx.numel() == 0:
             self.y = y1

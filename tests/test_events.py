@@ -120,7 +120,7 @@ def test_every_solver_returns_its_solution_as_a_segment(name):
     ref1 = _reference(model, y0.reshape(-1, 2), u.reshape(3, -1), t1)
     assert (y1 - ref1).abs().max() < tol
     if seg.turns:
-        torch.testing.assert_close(seg.slope0, seg.slope(rows, torch.zeros(3, dtype=D)), rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(seg.slope0.reshape(-1, 2), seg.slope(rows, torch.zeros(3, dtype=D)), rtol=1e-9, atol=1e-9)
     if cls.per_element:   # element calls: each from its own start offset
         gi = torch.tensor([2, 0])
         s0 = torch.tensor([0.2, 0.6], dtype=D) * h

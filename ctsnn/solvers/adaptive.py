@@ -325,7 +325,7 @@ class Adaptive(Solver):
         sl0 = sl1 = None
         if turns:
             with torch.no_grad():
-                sl0, sl1 = dcoef[0] / span, sum(dcoef) / span
+                sl0, sl1 = (dcoef[0] / span).view(y1.shape), (sum(dcoef) / span).view(y1.shape)
         return Segment(t0=t0v, t1=s1, y0=coeff[0], y1=y1, at=at, slope=slope, turns=turns,
                        tol=4 * torch.finfo(torch.float64).eps * max(abs(s1), p.dt), slope0=sl0, slope1=sl1)
 

@@ -118,7 +118,8 @@ class Segment:
     * ``slope(i, s)``: ``d/ds at(i, s)`` (used to find interior maxima of an event function).
     * ``turns``: whether an event function can rise and fall back inside the segment (False for
       one state under a linear flow, or a linear interpolant): ``locate`` then skips that search.
-    * ``slope0``, ``slope1``: ``[m, S]`` slopes at ``t0`` and ``t1`` when ``turns`` (else None).
+    * ``slope0``, ``slope1``: the slopes at ``t0`` and ``t1`` (shaped like ``y0``) when ``turns``
+      (else None).
     * ``tol``: the time resolution to which event times are located (s).
     * ``events_at_end``: events are checked at ``t1`` only (see ``Solver``).
     """

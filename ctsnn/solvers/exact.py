@@ -102,8 +102,8 @@ class Exact(Solver):
             hold_f = None if hold is None else Hold(hold.mask.reshape(-1), hold.index, hold.value.reshape(-1))
             sl0 = sl1 = None
             if self.hidden:
-                sl0 = ((self.A @ y0.unsqueeze(-1)).squeeze(-1) + self.bvec).reshape(-1, S)
-                sl1 = ((self.A @ y1.unsqueeze(-1)).squeeze(-1) + self.bvec).reshape(-1, S)
+                sl0 = (self.A @ y0.unsqueeze(-1)).squeeze(-1) + self.bvec
+                sl1 = (self.A @ y1.unsqueeze(-1)).squeeze(-1) + self.bvec
             lazy = {}
 
             def gathered(i):
