@@ -1,6 +1,14 @@
-"""Event location: which elements may have an event, bracketed root finding, differentiable
-event times, and the guard against endless event loops. Every solver uses these rules; none
-writes its own.
+"""Event location: which elements may have an event, where the first one lies on a solver's
+dense output (:func:`locate`), bracketed root finding, differentiable event times, and the guard
+against endless event loops. The event loop of ``simulate`` uses these rules for every solver;
+no solver writes its own.
+
+``locate(seg, G, theta, armed)`` takes a :class:`~ctsnn.solvers.base.Segment` (a solver step
+with its dense output ``y(s)`` on ``[t0, t1]``) and the affine event functions
+``g(s) = G y(s) - theta`` and returns, per element, the time and index of its first event in the
+segment: an armed element at or above threshold at ``t0`` fires at ``t0``; otherwise the earliest
+crossing from below, including one that returns below threshold before ``t1`` (its maximum is
+located first on the dense output); ties go to the lower event index.
 
 Candidates on an interval ``[a, b]`` of one element's smooth solution, with event functions
 ``g0 = g(a)``, ``g1 = g(b)`` (``[..., E]``) and their time derivatives ``gd0``, ``gd1``:
@@ -36,7 +44,7 @@ from torch import Tensor
 from .errors import SimulationError
 
 __all__ = ["bracketed_root", "attach_event_time", "GRAZING_EPS", "EventLoopGuard", "upward",
-           "immediate", "hidden", "candidates", "rearm"]
+           "immediate", "hidden", "candidates", "rearm", "locate", "screen", "event_time"]
 
 GRAZING_EPS = 1e-9
 
@@ -67,6 +75,112 @@ def candidates(g0: Tensor, g1: Tensor, armed: Tensor | None = None, gd0: Tensor 
     if gd0 is not None:
         cand = cand | hidden(g0, g1, gd0, gd1)
     return cand
+
+
+def screen(seg, G: Tensor, theta: Tensor, armed: Tensor | None = None,
+           skip: Tensor | None = None, flat: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """Cheap test of a segment: ``(cand, g0, g1)``, where ``cand`` ``[..., E]`` marks the elements
+    and events that may fire in it (upward, immediate when ``armed`` is given, hidden when the
+    segment ``turns``), no root finding. Shapes follow the segment's states (``[..., S]`` ->
+    ``[..., E]``; ``theta``, ``armed``, ``skip`` broadcast with them), or its rows ``[m, E]`` when
+    ``flat``; ``skip`` marks elements without events (refractory). For an ``events_at_end``
+    segment: ``g(t1) >= 0``."""
+    with torch.no_grad():
+        y0, y1, sl0, sl1 = seg.y0, seg.y1, seg.slope0, seg.slope1
+        if flat:
+            S = y0.shape[-1]
+            y0, y1 = y0.reshape(-1, S), y1.reshape(-1, S)
+            if seg.turns:
+                sl0, sl1 = sl0.reshape(-1, S), sl1.reshape(-1, S)
+        g0 = y0 @ G.T - theta
+        g1 = y1 @ G.T - theta
+        if seg.events_at_end:
+            cand = g1 >= 0
+        elif seg.turns:
+            cand = candidates(g0, g1, armed, sl0 @ G.T, sl1 @ G.T)
+        else:
+            cand = candidates(g0, g1, armed)
+        if skip is not None:
+            cand &= ~skip.unsqueeze(-1)
+    return cand, g0, g1
+
+
+def locate(seg, G: Tensor, theta: Tensor, armed: Tensor | None = None,
+           skip: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """First event per element of a segment: ``(t, e)``, ``t`` ``[m]`` offsets in the dtype of
+    ``seg.t0`` (``inf`` where none), ``e`` ``[m]`` event indices (``-1`` where none).
+
+    ``G`` ``[E, S]``, ``theta`` ``[m|1, E]``: event functions ``g = G y - theta``; ``armed``
+    ``[m, E]``: below threshold since the element's last event (an armed element at or above
+    threshold at ``t0`` fires at ``t0``); ``skip`` ``[m]``: elements that cannot fire (refractory).
+    Crossings are located on ``seg.at`` by :func:`bracketed_root` to ``seg.tol``; a crossing that
+    returns below threshold inside the segment is found by locating the maximum of ``g`` first
+    (root of its slope), and if ``g >= 0`` there, the crossing between ``t0`` and the maximum. Of
+    two crossings in one segment the first is returned. Runs without autograd (the event loop
+    re-attaches the gradient with :func:`attach_event_time`). For an ``events_at_end`` segment an
+    element fires at ``t1`` when an event function is ``>= 0`` there (the largest one).
+    """
+    cand, g0, g1 = screen(seg, G, theta, armed, skip, flat=True)
+    m, E = g0.shape
+    with torch.no_grad():
+        s0 = seg.t0.detach()
+        clock = s0.dtype
+        t_best = torch.full((m,), math.inf, dtype=clock, device=g0.device)
+        e_best = torch.full((m,), -1, dtype=torch.long, device=g0.device)
+        if not bool(cand.any()):
+            return t_best, e_best
+        if seg.events_at_end:
+            fire = cand.any(-1)
+            e = torch.where(cand, g1, torch.full_like(g1, -math.inf)).argmax(-1)
+            return torch.where(fire, torch.full_like(t_best, seg.t1), t_best), torch.where(fire, e, e_best)
+        th = theta.expand(m, E)
+        now = immediate(armed, g0) & cand if armed is not None else torch.zeros_like(cand)
+        t1 = torch.full_like(s0, seg.t1)
+        for e in range(E):
+            te = torch.where(now[:, e], s0, torch.full_like(s0, math.inf))
+            ce = cand[:, e] & ~now[:, e]
+            if bool(ce.any()):
+                hi = t1.clone()
+                g_hi = g1[:, e].clone()
+                up = ce & (g1[:, e] >= 0)
+                hid = ce & ~up                       # g < 0 at both ends: a hidden candidate
+                if bool(hid.any()):
+                    h = hid.nonzero().squeeze(-1)
+
+                    def neg_slope(x, h=h):
+                        return -(seg.slope(h, x) @ G[e])
+
+                    S = seg.y0.shape[-1]
+                    tm = bracketed_root(neg_slope, s0[h], t1[h], -(seg.slope0.reshape(-1, S)[h] @ G[e]),
+                                        -(seg.slope1.reshape(-1, S)[h] @ G[e]), xtol=seg.tol)
+                    gm = seg.at(h, tm) @ G[e] - th[h, e]
+                    crosses = gm >= 0
+                    hi[h] = torch.where(crosses, tm, hi[h])
+                    g_hi[h] = torch.where(crosses, gm, g_hi[h])
+                    up[h] = crosses
+                if bool(up.any()):
+                    u = up.nonzero().squeeze(-1)
+
+                    def gfun(x, u=u):
+                        return seg.at(u, x) @ G[e] - th[u, e]
+
+                    root = bracketed_root(gfun, s0[u], hi[u], g0[u, e], g_hi[u], xtol=seg.tol)
+                    te[u] = torch.minimum(te[u], root)
+            better = te < t_best
+            t_best = torch.where(better, te, t_best)
+            e_best = torch.where(better, torch.full_like(e_best, e), e_best)
+    return t_best, e_best
+
+
+def event_time(seg, rows: Tensor, t: Tensor, e: Tensor, G: Tensor, theta: Tensor) -> Tensor:
+    """The located times ``t`` ``[k]`` of events ``e`` of segment rows ``rows`` with their gradient
+    (:func:`attach_event_time` on the segment's dense output): ``g = G_e y(t) - theta_e`` with
+    gradient, ``dg/dt = G_e slope(t)``. ``theta`` ``[k, E]``. The value equals ``t``."""
+    td = t.detach()
+    e_ = e.clamp(min=0)[:, None]
+    g = (seg.at(rows, td) @ G.T - theta).gather(1, e_).squeeze(1)
+    gd = (seg.slope(rows, td) @ G.T).gather(1, e_).squeeze(1)
+    return attach_event_time(t, g, gd)
 
 
 def rearm(g_pre: Tensor, g_post: Tensor) -> Tensor:

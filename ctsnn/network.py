@@ -310,7 +310,7 @@ class Network:
         in ``simulate`` (default 1e10, or the environment variable ``CTSNN_MAX_WORK``).
         """
         from .engine import _model_arrays, run_engine, unsupported_reason
-        from .simulate import SimulationError
+        from .errors import SimulationError
 
         import time as _time
         setup = _time.perf_counter()

@@ -2,8 +2,16 @@
 
 Time is cut into grid steps ``[t_k, t_k + dt]`` (``t_k = k dt``, computed from ``k``, never
 accumulated); the injected current is held over each step. Inside a step the loop stops at every
-input spike (applied at its exact time) and lets the solver advance between them. Output events
-are located and applied by the solver; feedback of a recurrent population is delivered here.
+input spike (applied at its exact time) and runs the event loop between them:
+
+1. the solver takes a step and returns its dense output (``ctsnn.solvers.base.Segment``);
+2. ``ctsnn.events.locate`` finds the first event of every element on it;
+3. the loop here applies the jumps (the model's ``jump_map``) at the event times, with their
+   gradients (implicit function theorem), records them, starts refractory periods (and releases
+   them at their exact times), re-arms the event functions, delivers feedback of a recurrent
+   population, guards against endless event loops, and asks the solver to continue from the
+   event time: each element from its own event time for solvers that step elements
+   (``per_element``, e.g. exact), the whole population from the earliest one otherwise.
 
 All times are SI seconds.
 """
@@ -18,10 +26,12 @@ from torch import Tensor
 
 from . import validate as _v
 from .errors import SimulationError
-from .events import EventLoopGuard, rearm
+from . import events as _events
+from .events import EventLoopGuard, attach_event_time, rearm
 from .models.base import NeuronModel
 from .progress import Progress
 from .solvers import get_solver
+from .solvers.base import Hold, Problem
 from .trace import Trace
 
 __all__ = ["simulate", "SimulationError"]
@@ -100,8 +110,8 @@ class _Current:
 
 
 class _Sim:
-    """Mutable simulation state shared by ``simulate`` and the solvers: the implementation of
-    ``ctsnn.solvers.base.SolverContext`` (what a solver may read and call)."""
+    """Mutable simulation state of ``simulate`` and its event loop (solvers never see it: they
+    get a read-only :class:`~ctsnn.solvers.base.Problem` and return segments)."""
 
     def __init__(self, model: NeuronModel, shape, dtype, device, dt, max_events_per_step):
         self.model, self.shape, self.dtype, self.device, self.dt = model, shape, dtype, device, dt
@@ -131,6 +141,21 @@ class _Sim:
         self.stats = {"steps": 0, "fast_steps": 0, "events": 0}
         self.guard = EventLoopGuard(self.M, self.S, self.max_events_per_step, dtype, device, dt)
         self.seg_end = 0.0              # absolute end of the sub-interval being integrated
+        self.G = model.event_matrix(dtype, device)
+        self.theta = model.event_offset(dtype, device)                      # [n|1, E]
+        self.theta_el = self._theta(torch.arange(self.M, device=device))    # [M, E]
+        self.current_fn = None
+        self.solver = None
+
+    def problem(self) -> Problem:
+        """The read-only description of the run that solvers are built from."""
+        return Problem(model=self.model, dtype=self.dtype, device=self.device, dt=self.dt, n=self.n,
+                       Bt=self.Bt, S=self.S, E=self.E, M=self.M, clamp_index=self.clamp_index,
+                       refractory=self.t_ref is not None, stats=self.stats, current_fn=self.current_fn)
+
+    def _theta(self, gidx: Tensor) -> Tensor:
+        th = self.theta
+        return th[gidx % self.n] if th.shape[0] > 1 else th.expand(gidx.shape[0], -1)
 
     def describe(self, j: int) -> str:
         """Name flat element ``j`` for an error message."""
@@ -152,11 +177,28 @@ class _Sim:
         # the solver (``(ref_until - t0).to(dtype)``), so a released neuron is never still held
         return (self.ref_until.reshape(-1)[gidx] - self.t0).to(s.dtype) > s.detach()
 
-    def clamp(self, y: Tensor, mask: Tensor) -> Tensor:
-        ic = self.clamp_index
-        y = y.clone()
-        y[..., ic] = torch.where(mask, self.clamp_val, y[..., ic])
-        return y
+    def hold(self, a: float) -> Hold | None:
+        """The refractory clamp of the population over an interval starting at offset ``a``."""
+        mask = self.in_refractory(a)
+        if mask is None or not bool(mask.any()):
+            return None
+        return Hold(mask, self.clamp_index, self.clamp_val)
+
+    def _held_offset(self, t_off: float) -> Tensor | None:
+        """``[Bt, n]`` mask of the elements refractory at step offset ``t_off`` (compared in
+        offsets, as the release times are), or None."""
+        if self.t_ref is None:
+            return None
+        held = (self.ref_until - self.t0) > t_off
+        return held if bool(held.any()) else None
+
+    def _next_release(self, t: float, b: float) -> float:
+        """The earliest refractory release in ``(t, b)`` (step offsets), or ``b``."""
+        if self.t_ref is None:
+            return b
+        rel = self.ref_until - self.t0
+        pending = rel[(rel > t) & (rel < b)]
+        return float(pending.min()) if pending.numel() else b
 
     # events --------------------------------------------------------------
     def fire(self, gidx: Tensor, offsets: Tensor, e: Tensor, pre: Tensor, write: bool = True) -> Tensor:
@@ -220,6 +262,301 @@ class _Sim:
             inc = torch.zeros(post_idx.numel(), self.S, dtype=self.dtype, device=self.device)
             inc[:, fb.target] = inc_w.reshape(-1)
             self.pending.append((times, post_idx.reshape(-1), inc))
+
+    # the event loop --------------------------------------------------------
+    def advance(self, a: float, b: float) -> float:
+        """Integrate from step offset ``a`` to ``b`` with every event in between applied; returns
+        ``b``, or for coupled populations the time of the first event (after applying it), so
+        that its feedback is delivered before going on."""
+        if self.solver.events_at_end:
+            return self._advance_end(a, b)
+        if self.solver.per_element:
+            return self._advance_elements(a, b)
+        return self._advance_population(a, b)
+
+    def _armed_flat(self) -> Tensor:
+        return self.armed.view(-1, self.E)
+
+    def _advance_end(self, a, b):
+        """Solvers that check events at step ends only (``events_at_end``)."""
+        hold = self.hold(a)
+        seg = self.solver.step(a, self.y, b, hold)
+        skip = None if hold is None else hold.mask.reshape(-1)
+        tev, eev = _events.locate(seg, self.G, self.theta_el, None, skip)
+        self.y = seg.y1
+        fire = eev >= 0
+        if bool(fire.any()):
+            idx = fire.nonzero().squeeze(-1)
+            off = torch.full((idx.shape[0],), b, dtype=self.dtype, device=self.device)
+            self.fire(idx, off, eev[idx], seg.y1.reshape(-1, self.S)[idx])
+        return b
+
+    def _advance_elements(self, a, b):
+        """Solvers that step single elements: the population goes to ``b`` in one step; only the
+        elements that may have an event (or are refractory) are then handled one event at a time,
+        each on its own clock, so several events of one element in one step are found in order."""
+        hold = self.hold(a)
+        seg = self.solver.step(a, self.y, b, hold)
+        cand, _g0, g1 = _events.screen(seg, self.G, self.theta, self.armed)
+        with torch.no_grad():
+            special = cand.any(-1)
+            if hold is not None:
+                special |= hold.mask
+            self.armed |= (g1 < 0) & ~special.unsqueeze(-1)
+            idx = special.reshape(-1).nonzero().squeeze(-1)
+        y1 = seg.y1
+        if idx.numel() == 0:
+            self.y = y1
+            return b
+        if self.coupled:
+            return self._advance_coupled(idx, a, b, y1)
+        res = self._elements(idx, a, b)
+        self.y = y1.reshape(-1, self.S).index_put((idx,), res).reshape(y1.shape)
+        return b
+
+    def _first_events(self, gidx, y0, s, b):
+        """One element step of ``gidx`` from offsets ``s`` to ``b``, and the first event of each:
+        ``(segment, time, index)``; index -2 is a refractory release, time ``inf`` none."""
+        held = self.in_refractory_at(gidx, s)
+        hold = None
+        if held is not None and bool(held.any()):
+            hold = Hold(held, self.clamp_index, self.clamp_val.reshape(-1)[gidx])
+        else:
+            held = None
+        seg = self.solver.step(s, y0, b, hold, rows=gidx)
+        tev, eev = _events.locate(seg, self.G, self._theta(gidx), self._armed_flat()[gidx], held)
+        if held is not None:
+            rel = (self.ref_until.reshape(-1)[gidx] - self.t0).to(tev.dtype)
+            release = held & (rel <= b)
+            tev = torch.where(release, rel, tev)
+            eev = torch.where(release, torch.full_like(eev, -2), eev)
+        return seg, tev, eev
+
+    def _fire_elements(self, seg, sel, gidx, s, tev, eev):
+        """Elements ``sel`` of ``seg`` (flat ``gidx``) to their event times, the jumps applied;
+        returns their new states and clocks. An event time gets its gradient by the implicit
+        function theorem, and the state it is taken at moves with it (the dense output is
+        differentiable in time)."""
+        y_at = seg.at(sel, tev.detach())
+        ev = eev >= 0
+        if not bool(ev.any()):
+            return y_at, tev.detach()
+        t_att = tev.detach()
+        th = self._theta(gidx)
+        if torch.is_grad_enabled() and (y_at.requires_grad or th.requires_grad or s.requires_grad):
+            imm = tev.detach() <= s.detach()
+            t_ift = _events.event_time(seg, sel, tev, eev, self.G, th)
+            t_att = torch.where(ev & ~imm, t_ift, torch.where(imm, s, tev.detach()))
+            y_at = torch.where((ev & ~imm)[:, None], seg.at(sel, t_att),
+                               torch.where(imm[:, None], seg.y0[sel], y_at))
+        k = ev.nonzero().squeeze(-1)
+        post = self.fire(gidx[k], t_att[k], eev[k], y_at[k], write=False)
+        return y_at.index_put((k,), post), t_att
+
+    def _elements(self, idx, a, b):
+        """Elements ``idx`` from ``a`` to ``b``, one event at a time on their own clocks."""
+        y0 = self.y.reshape(-1, self.S)[idx]
+        s = torch.full((idx.shape[0],), a, dtype=self.dtype, device=self.device)
+        out = y0.new_zeros(y0.shape)
+        alive = torch.arange(idx.shape[0], device=self.device)
+        for _ in range(self.max_events_per_step):
+            if alive.numel() == 0:
+                return out
+            gi = idx[alive]
+            seg, tev, eev = self._first_events(gi, y0, s, b)
+            done = torch.isinf(tev)
+            if bool(done.any()):
+                d = done.nonzero().squeeze(-1)
+                yb = seg.y1[d]
+                out = out.index_put((alive[d],), yb)
+                with torch.no_grad():
+                    ar = self._armed_flat()
+                    ar[gi[d]] |= (yb @ self.G.T - self._theta(gi[d])) < 0
+            go = ~done
+            if not bool(go.any()):
+                return out
+            g_ = go.nonzero().squeeze(-1)
+            y_new, t_new = self._fire_elements(seg, g_, gi[g_], s[g_], tev[g_], eev[g_])
+            alive, y0, s = alive[g_], y_new, t_new
+        self.too_many_events(idx[alive], a)
+
+    def _advance_coupled(self, idx, a, b, y1):
+        """Coupled populations: stop at the earliest event so feedback is delivered in order."""
+        y0 = self.y.reshape(-1, self.S)[idx]
+        s = torch.full((idx.shape[0],), a, dtype=self.dtype, device=self.device)
+        _seg, tev, eev = self._first_events(idx, y0, s, b)
+        tmin = float(tev.min())
+        if math.isinf(tmin):
+            res = self._elements(idx, a, b)
+            self.y = y1.reshape(-1, self.S).index_put((idx,), res).reshape(y1.shape)
+            return b
+        # everyone to tmin (refractory ones held), then the events at tmin
+        seg = self.solver.step(a, self.y, tmin, self.hold(a))
+        self.y = seg.y1
+        with torch.no_grad():
+            self.armed |= (self.y @ self.G.T - self.theta) < 0
+        at = (tev == tmin).nonzero().squeeze(-1)
+        ev = at[eev[at] >= 0]
+        if ev.numel():
+            gi = idx[ev]
+            pre = self.y.reshape(-1, self.S)[gi]
+            off = torch.full((gi.shape[0],), tmin, dtype=self.dtype, device=self.device)
+            self.fire(gi, off, eev[ev], pre)
+        self.count_coupled_event(a)
+        return tmin
+
+    def _advance_population(self, a, b):
+        """Solvers that step the whole population at one time: the earliest event in the
+        population becomes a restart point for all (the others are evaluated on the dense output
+        there, undisturbed); refractory releases are restart points too."""
+        t = a
+        n_events = 0
+        limit = self.max_events_per_step * max(self.M, 1)
+        E = self.E
+        while True:
+            # an armed element already at or above threshold fires now (after an input jump,
+            # or a reset that lands above threshold)
+            with torch.no_grad():
+                g = self.y @ self.G.T - self.theta
+                now = self.armed & (g >= 0)
+                held = self._held_offset(t)
+                if held is not None:
+                    now &= ~held.unsqueeze(-1)
+            if bool(now.any()):
+                idx = now.any(-1).reshape(-1).nonzero().squeeze(-1)
+                e = torch.where(now, g, torch.full_like(g, -math.inf)).reshape(-1, E)[idx].argmax(-1)
+                off = torch.full((idx.shape[0],), t, dtype=self.dtype, device=self.device)
+                self.fire(idx, off, e, self.y.reshape(-1, self.S)[idx])
+                n_events += idx.shape[0]
+                if n_events > limit:
+                    self.too_many_events(idx, a)
+                if self.coupled:
+                    self.count_coupled_event(a)
+                    return t
+                continue
+            if t >= b:
+                return b
+            stop = self._next_release(t, b)
+            t_new = self._integrate(t, stop)
+            if t_new is None:
+                if stop >= b:
+                    return b
+                t = stop          # a release: the drift changes here; restart
+                continue
+            t = t_new
+            n_events += 1
+            if n_events > limit:
+                self.too_many_events(torch.zeros(1, dtype=torch.long), a)
+            if self.coupled:
+                self.count_coupled_event(a)
+                return t
+
+    def _integrate(self, t, stop):
+        """Step the population from ``t`` to ``stop`` (no release inside); at the first event,
+        apply it and return its time, else None."""
+        held = self._held_offset(t)
+        hold = None if held is None else Hold(held, self.clamp_index, self.clamp_val)
+        skip = None if held is None else held.reshape(-1)
+        y = self.y
+        while True:
+            seg = self.solver.step(t, y, stop, hold)
+            tev, eev = _events.locate(seg, self.G, self.theta_el, None, skip)
+            if not bool((eev >= 0).any()):
+                with torch.no_grad():
+                    ar = self._armed_flat()
+                    ar |= (seg.y1.reshape(-1, self.S) @ self.G.T - self.theta_el) < 0
+                y = seg.y1
+                if seg.t1 >= stop:
+                    self.y = y
+                    return None
+                t = seg.t1
+                continue
+            return self._population_event(seg, tev, eev)
+
+    def _population_event(self, seg, tev, eev):
+        """Apply the earliest events of a population segment; everyone restarts from there.
+        With gradients, ``delta = t*_att - t*`` (value 0) carries dt*/dp: the pre-jump state is
+        ``y(t*) + f(y-) delta`` and the restart state ``y+ - f(y+) delta`` (saltation)."""
+        S, M = self.S, self.M
+        tmin = tev.min()
+        ts = float(tmin)
+        fire = (tev <= tmin).nonzero().squeeze(-1)
+        gidx, ev = fire, eev[fire]
+        rows = torch.arange(M, device=self.device)
+        y_star = seg.at(rows, torch.full((M,), ts, dtype=seg.t0.dtype, device=self.device))   # [M, S]
+        ys = y_star[gidx]
+        shape = (self.Bt, self.n, S)
+        f_pre_all = self.solver.drift(ts, y_star.view(shape), self._hold_at(ts)).reshape(-1, S)
+        f_pre = f_pre_all[gidx]
+        gval = (ys @ self.G.T - self._theta(gidx)).gather(1, ev[:, None]).squeeze(1)
+        gdot = (f_pre @ self.G.T).gather(1, ev[:, None]).squeeze(1)
+        t_det = torch.full((gidx.shape[0],), ts, dtype=torch.float64, device=self.device)
+        if torch.is_grad_enabled() and (ys.requires_grad or gval.requires_grad):
+            t_att = attach_event_time(t_det.to(gval.dtype), gval, gdot)
+            delta = t_att - t_att.detach()                       # value 0, carries dt*/dp
+        else:
+            t_att = t_det.to(self.dtype)
+            delta = None
+        with torch.no_grad():
+            self.armed |= (y_star.view(shape) @ self.G.T - self.theta) < 0
+        if delta is None:
+            self.y = y_star.view(shape)
+            self.fire(gidx, t_att, ev, ys)
+        elif not self.coupled:
+            pre = ys + f_pre * delta[:, None]
+            self.y = y_star.view(shape)
+            post = self.fire(gidx, t_att, ev, pre, write=False)
+            f_post = self.solver.drift(ts, y_star.index_put((gidx,), post).view(shape),
+                                       self._hold_at(ts)).reshape(-1, S)[gidx]
+            post = post - f_post * delta[:, None]
+            self.y = y_star.index_put((gidx,), post).view(shape)
+        else:
+            # coupled: the feedback of the event at t* reaches other elements at t*, so every
+            # element's restart state shifts with t*; firing elements by their own delta, the
+            # others by the first firing element's (exact unless simultaneous events differ)
+            dl = delta[0].expand(M).clone().index_put((gidx,), delta)[:, None]
+            yp = y_star + f_pre_all * dl
+            self.y = yp.view(shape)
+            self.fire(gidx, t_att, ev, yp[gidx])
+            yq = self.y.reshape(-1, S)
+            f_post = self.solver.drift(ts, self.y, self._hold_at(ts)).reshape(-1, S)
+            self.y = (yq - f_post * dl).view(shape)
+        self.stats["restarts"] = self.stats.get("restarts", 0) + 1
+        return ts
+
+    def _hold_at(self, t_off):
+        held = self._held_offset(t_off)
+        return None if held is None else Hold(held, self.clamp_index, self.clamp_val)
+
+    def advance_steps(self, fast, U, K):
+        """Up to ``K`` whole event-free grid steps by the solver's fast path: the steps before
+        the first one with an event candidate anywhere in the population (ordinary, hidden and
+        armed-immediate crossings, as in :func:`ctsnn.events.candidates`) are accepted. Neurons
+        refractory over the whole chunk (``simulate`` ends it before the first release) are held
+        and have no candidates. Returns ``(m, Y)``, the ``m`` accepted step-end states."""
+        hold = self.hold(0.0)
+        y0 = self.y
+        st = fast(y0, U, K, hold)
+        Y = st.Y
+        with torch.no_grad():
+            gY = Y @ self.G.T - self.theta                                  # [K, Bt, n, E]
+            g0 = y0 @ self.G.T - self.theta
+            gp = torch.cat([g0[None], gY[:-1]])
+            armed = torch.zeros_like(gY, dtype=torch.bool)
+            armed[0] = self.armed
+            if st.slope0 is not None:
+                cand = _events.candidates(gp, gY, armed, st.slope0 @ self.G.T, st.slope1 @ self.G.T)
+            else:
+                cand = _events.candidates(gp, gY, armed)
+            if hold is not None:
+                cand &= ~hold.mask.unsqueeze(-1)
+            hit = cand.reshape(K, -1).any(1)
+            m = int(hit.to(torch.int8).argmax()) if bool(hit.any()) else K
+            if m:
+                self.armed |= (gY[:m] < 0).any(0)
+        if m:
+            self.y = Y[m - 1]
+        return m, Y[:m]
 
     def too_many_events(self, gidx: Tensor, a: float) -> None:
         j = int(gidx[0])
@@ -468,7 +805,7 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
             y[..., model.state_index(k)] = torch.broadcast_to(v, shape).reshape(sim.Bt, sim.n)
     sim.y = y
     try:
-        solver = solver_cls(sim, **solver_options)
+        solver = solver_cls(sim.problem(), **solver_options)
     except TypeError as exc:
         if solver_options and "unexpected keyword" in str(exc):
             import inspect
@@ -480,6 +817,7 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
                 f"adaptive torchdiffeq methods such as 'dopri5', step_size to the fixed-grid ones such as "
                 f"'rk4')")) from None
         raise
+    sim.solver = solver
 
     # inputs
     if spikes is not None:
@@ -524,7 +862,7 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
                 Useq = cur.table[k:k + K] if cur.table is not None else cur.const[None]
                 Useq = model.input_channels(torch.broadcast_to(Useq, (Useq.shape[0],) + shape)
                                             .reshape(Useq.shape[0], sim.Bt, sim.n))
-                m, Y = fast(sim, Useq, K)
+                m, Y = sim.advance_steps(fast, Useq, K)
                 if rec_idx:
                     first = (-(k + 1)) % stride                 # first j with (k + j + 1) % stride == 0
                     if first < m:
@@ -546,7 +884,7 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
         sim.k, sim.t0, sim.coupled_events = k, t0, 0
         sim.u = model.input_channels(torch.broadcast_to(cur.at(k, t0, dtype, device), shape)
                                      .reshape(sim.Bt, sim.n))
-        solver.begin_step(sim)
+        solver.begin_step(t0, sim.u)
         a = 0.0
         while True:
             if sim.pending:
@@ -562,7 +900,7 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
                 _apply_inputs(sim, *inputs.pop_until(nt))
                 continue
             sim.seg_end = t0 + b
-            a = solver.advance(sim, a, b)
+            a = sim.advance(a, b)
         sim.stats["steps"] += 1
         if rec_idx and (k + 1) % stride == 0:
             rec_t.append(min((k + 1) * dt, t_end))

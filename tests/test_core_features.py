@@ -289,9 +289,11 @@ def test_rest_state_carries_v_leak_gradient():
 
 
 def test_imports_flow_one_way():
-    # solvers and the event component never import simulate (they see it through the typed
-    # SolverContext); errors.py imports nothing from the package
+    # solvers and the event component never import simulate, and solvers call nothing of the
+    # simulation (no fire callback): they get a frozen Problem and return Segments; errors.py
+    # imports nothing from the package
     import ast
+    import dataclasses
     import pathlib
     root = pathlib.Path(ctsnn.__file__).parent
     files = sorted((root / "solvers").glob("*.py")) + [root / "events.py", root / "errors.py"]
@@ -302,7 +304,12 @@ def test_imports_flow_one_way():
                 assert "simulate" not in mod, (path.name, mod)
                 if path.name == "errors.py":
                     assert node.level == 0 and not mod.startswith("ctsnn"), mod
-    from ctsnn.solvers.base import SolverContext
+            if path.parent.name == "solvers" and isinstance(node, ast.Attribute):
+                assert node.attr not in ("fire", "armed", "ref_until", "guard"), (path.name, node.attr)
+    from ctsnn.solvers.base import Problem
     from ctsnn.simulate import _Sim
-    for name in SolverContext.__annotations__:
-        assert name in _Sim.__init__.__code__.co_names or name in ("u", "y", "t0"), name
+    assert Problem.__dataclass_params__.frozen
+    import inspect
+    src = inspect.getsource(_Sim.problem)
+    for f in dataclasses.fields(Problem):
+        assert f"{f.name}=" in src, f.name

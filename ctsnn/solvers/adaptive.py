@@ -1,6 +1,8 @@
 """torchdiffeq solvers with per-element event location (``method="dopri5"``, ``"rk4"``, ...).
 
-torchdiffeq does the stepping; ctsnn does the events. Over a sub-interval ``[a, b]`` of a grid
+torchdiffeq does the stepping (``step`` returns one accepted step as a ``Segment`` with its dense
+output); ctsnn does the events (``ctsnn.events.locate`` and the event loop of ``simulate``, the
+same for every solver). Over a sub-interval ``[a, b]`` of a grid
 step (input held, no input spike inside: ``simulate`` splits there, so input discontinuities
 are always stepped to exactly) the whole population ``y`` ``[Bt, n, S]`` is integrated as one
 ODE ``dy/dt = f(t, y, u)`` (the model's ``drift``):
@@ -11,10 +13,10 @@ ODE ``dy/dt = f(t, y, u)`` (the model's ``drift``):
    adaptive_heun, the cubic Hermite interpolant through ``(y0, f0, y1, f1)`` for bosh3 and
    fehlberg2 (whose torchdiffeq midpoint is only a first-order estimate) and for the fixed-grid
    methods.
-2. Every event function of every element is checked at the step end: an upward crossing
+2. (``events.locate``) Every event function of every element is checked at the step end: an upward crossing
    ``g(t0) < 0 <= g(t1)`` is located on the dense solution by ``bracketed_root`` (Illinois), each
    element on its own.
-3. The earliest crossing time ``t*`` over the population becomes a restart point: every element
+3. (``simulate``) The earliest crossing time ``t*`` over the population becomes a restart point: every element
    is evaluated on the dense solution at ``t*``, the elements crossing at ``t*`` jump, and
    integration restarts from ``t*`` for everyone. The other elements are not disturbed (their
    state at ``t*`` lies on their own solution; only a step boundary is added), so one neuron's
@@ -52,8 +54,7 @@ import math
 
 import torch
 
-from ..events import attach_event_time, bracketed_root, hidden, immediate, upward
-from .base import Solver
+from .base import Hold, Problem, Segment, Solver
 
 __all__ = ["Adaptive", "ADAPTIVE_METHODS", "FIXED_METHODS", "make_solver_class", "torchdiffeq_internals",
            "TESTED_TORCHDIFFEQ"]
@@ -165,10 +166,9 @@ class Adaptive(Solver):
     adaptive = True
     order = 5
 
-    def __init__(self, sim, rtol=None, atol=None, step_size=None):
-        super().__init__(sim)
+    def __init__(self, problem: Problem, rtol=None, atol=None, step_size=None):
+        super().__init__(problem)
         torchdiffeq_internals()          # a torchdiffeq whose private interface changed: refused now
-        m = sim.model
         if self.adaptive:
             if step_size is not None:
                 raise ValueError(f"step_size applies to the fixed-grid methods {sorted(FIXED_METHODS)}, "
@@ -179,7 +179,7 @@ class Adaptive(Solver):
             if rtol is not None or atol is not None:
                 raise ValueError(f"rtol/atol apply to the adaptive methods {list(ADAPTIVE_METHODS)}; "
                                  f"{self.name!r} is a fixed-grid method (use step_size)")
-            h = sim.dt if step_size is None else step_size
+            h = problem.dt if step_size is None else step_size
             try:
                 h = float(h)
             except (TypeError, ValueError):
@@ -187,14 +187,12 @@ class Adaptive(Solver):
             if not (math.isfinite(h) and h > 0):
                 raise ValueError(f"step_size must be > 0 and finite, got {step_size!r}")
             self.h = h
-        self.G = m.event_matrix(sim.dtype, sim.device)
-        self.theta = m.event_offset(sim.dtype, sim.device)
-        self.stats = sim.stats
+        self.stats = problem.stats
         #: a callable current I(t) is evaluated at every stage time (continuous input)
-        self.current_fn = getattr(sim, "current_fn", None)
-        self._hold, self._stepping = None, False
+        self.current_fn = problem.current_fn
         self.stats.setdefault("solver_steps", 0)
         self.stats.setdefault("restarts", 0)
+        self._run = None     # the accepted steps being taken: (generator, its hold, its end, last end, last y)
 
     @staticmethod
     def _tol(name, x):
@@ -206,47 +204,21 @@ class Adaptive(Solver):
             raise ValueError(f"{name} must be > 0 and finite, got {x!r}")
         return v
 
+    def begin_step(self, t0, u):
+        super().begin_step(t0, u)
+        self._run = None
+
     # ------------------------------------------------------------------ pieces
-    def _f(self, t, y):
-        """Drift of the population; ``t`` is the offset from the step start."""
-        sim = self.sim
-        tt = sim.t0 + float(t.detach() if torch.is_tensor(t) else t)
-        u = sim.u if self.current_fn is None else self.current_fn(tt)
-        f = self.sim.model.drift(tt, y, u)
-        # refractory: the clamped state does not move. While stepping, the mask is the one of the
-        # interval being integrated (constant: it ends at the next release), so a stage evaluated
-        # exactly at the release (rk4's last stage) still sees the left limit.
-        held = self._hold if self._stepping else self._held(float(t.detach() if torch.is_tensor(t) else t))
-        if held is not None:
+    def drift(self, t, y, hold=None):
+        """Drift of the population at offset ``t``; held clamp states do not move."""
+        tt = self.t0 + float(t.detach() if torch.is_tensor(t) else t)
+        u = self.u if self.current_fn is None else self.current_fn(tt)
+        f = self.problem.model.drift(tt, y, u)
+        if hold is not None:
             f = f.clone()
-            f[..., sim.clamp_index] = torch.where(held, torch.zeros_like(f[..., sim.clamp_index]),
-                                                  f[..., sim.clamp_index])
+            f[..., hold.index] = torch.where(hold.mask, torch.zeros_like(f[..., hold.index]),
+                                             f[..., hold.index])
         return f
-
-    def _held(self, t_off):
-        """``[Bt, n]`` mask of the elements in their refractory period at step offset ``t_off``
-        (None without t_ref); the comparison is in offsets, as the release times are computed."""
-        sim = self.sim
-        if sim.t_ref is None:
-            return None
-        held = (sim.ref_until - sim.t0) > t_off
-        return held if bool(held.any()) else None
-
-    def _next_release(self, t, b):
-        """The earliest refractory release in ``(t, b)`` (step offsets), or ``b``."""
-        sim = self.sim
-        if sim.t_ref is None:
-            return b
-        rel = sim.ref_until - sim.t0
-        pending = rel[(rel > t) & (rel < b)]
-        return float(pending.min()) if pending.numel() else b
-
-    def _g(self, y):
-        return y @ self.G.T - self.theta
-
-    def _theta_of(self, gidx):
-        nid = gidx % self.sim.n
-        return self.theta[nid] if self.theta.shape[0] > 1 else self.theta.expand(gidx.shape[0], -1)
 
     @staticmethod
     def _poly(coeff, x):
@@ -257,13 +229,15 @@ class Adaptive(Solver):
             tot = c + x * tot
         return tot
 
-    def _steps(self, y0, t, b):
+    def _steps(self, y0, t, b, hold):
         """Generator of accepted steps ``(t0, t1, y1, coeff)`` from offset ``t`` to ``b``;
-        ``coeff``: polynomial coefficients in ``x = (s - t0)/(t1 - t0)``, each ``[Bt, n, S]``."""
-        sim = self.sim
+        ``coeff``: polynomial coefficients in ``x = (s - t0)/(t1 - t0)``, each ``[Bt, n, S]``.
+        The interval holds no refractory release (``simulate`` ends it there), so the mask of
+        held clamp states is constant over it (a stage evaluated exactly at the release, such as
+        rk4's last one, still sees the left limit)."""
         shape = y0.shape
         td = torchdiffeq_internals()
-        func = td["PerturbFunc"](lambda tt, yy: self._f(tt, yy.view(shape)).reshape(-1))
+        func = td["PerturbFunc"](lambda tt, yy: self.drift(tt, yy.view(shape), hold).reshape(-1))
         for cb in ("callback_step", "callback_accept_step", "callback_reject_step"):
             setattr(func, cb, _noop)
         yf = y0.reshape(-1)
@@ -310,210 +284,50 @@ class Adaptive(Solver):
                 yield t, t1, y1.view(shape), coeff
                 t, yf, f0 = t1, y1, f1
 
-    # ------------------------------------------------------------------ main
-    def advance(self, sim, a, b):
-        t = a
-        n_events = 0
-        limit = sim.max_events_per_step * max(sim.M, 1)
-        while True:
-            y = sim.y
-            # an armed element already at or above threshold fires now (after an input jump,
-            # or a reset that lands above threshold)
-            with torch.no_grad():
-                g = self._g(y)
-                now = immediate(sim.armed, g)
-                held = self._held(t)
-                if held is not None:
-                    now &= ~held.unsqueeze(-1)
-            if bool(now.any()):
-                anyn = now.any(-1).reshape(-1)
-                idx = anyn.nonzero().squeeze(-1)
-                e = torch.where(now, g, torch.full_like(g, -math.inf)).reshape(-1, g.shape[-1])[idx].argmax(-1)
-                off = torch.full((idx.shape[0],), t, dtype=sim.dtype, device=sim.device)
-                sim.fire(idx, off, e, sim.y.reshape(-1, sim.S)[idx])
-                n_events += idx.shape[0]
-                if n_events > limit:
-                    sim.too_many_events(idx, a)
-                if sim.coupled:
-                    sim.count_coupled_event(a)
-                    return t
-                continue
-            if t >= b:
-                return b
-            stop = self._next_release(t, b)
-            t_new = self._integrate(sim, t, stop)
-            if t_new is None:
-                if stop >= b:
-                    return b
-                t = stop          # a release: the drift changes here; restart
-                continue
-            t = t_new
-            n_events += 1
-            if n_events > limit:
-                sim.too_many_events(torch.zeros(1, dtype=torch.long), a)
-            if sim.coupled:
-                sim.count_coupled_event(a)
-                return t
-
-    def _integrate(self, sim, t, b):
-        """Integrate from ``t`` to ``b``; stop at the first event time (returned), or None."""
-        y0 = sim.y
-        held = self._held(t)     # constant on [t, b]: b is at most the next release
-        self._hold, self._stepping = held, True
+    # ------------------------------------------------------------------ step
+    def step(self, t0, y0, t1, hold: Hold | None = None, rows=None) -> Segment:
+        """One accepted step from offset ``t0`` towards ``t1`` (the segment ends at most at
+        ``t1``). A call that continues the previous segment (same end, same state object, same
+        hold) continues torchdiffeq's step-size sequence; any other call (after a jump, an input
+        spike or a release) restarts it there."""
+        if rows is not None:
+            raise ValueError(f"{self.name!r} steps the whole population (per_element is False)")
+        p = self.problem
+        run = self._run
+        if (run is None or run[1] is not hold or run[2] != t1 or run[3] != t0
+                or y0.data_ptr() != run[4].data_ptr() or y0.shape != run[4].shape):
+            run = [self._steps(y0, t0, t1, hold), hold, t1, t0, y0]
+            self._run = run
         try:
-            return self._integrate_held(sim, t, b, y0, held)
-        finally:
-            self._stepping = False
+            s0, s1, y1, coeff = next(run[0])
+        except StopIteration:  # pragma: no cover - an empty interval
+            self._run = None
+            s0, s1, y1, coeff = t0, t0, y0, [y0]
+        run[3], run[4] = s1, y1
+        S = p.S
+        cflat = [c.reshape(-1, S) for c in coeff]
+        span = s1 - s0
+        dcoef = [j * cflat[j] for j in range(1, len(cflat))]
+        t0v = torch.full((p.M,), s0, dtype=torch.float64, device=p.device)
 
-    def _integrate_held(self, sim, t, b, y0, held):
-        with torch.no_grad():
-            g_prev = self._g(y0)
-        for t0, t1, y1, coeff in self._steps(y0, t, b):
+        def x_of(s):
+            return ((s - s0) / span).to(cflat[0].dtype) if span > 0 else torch.zeros_like(s, dtype=cflat[0].dtype)
+
+        def at(i, s):
+            return self._poly([c[i] for c in cflat], x_of(s))
+
+        def slope(i, s):
+            if not dcoef:
+                return torch.zeros_like(cflat[0][i])
+            return self._poly([c[i] for c in dcoef], x_of(s)) / span
+
+        turns = len(cflat) >= 3
+        sl0 = sl1 = None
+        if turns:
             with torch.no_grad():
-                g1 = self._g(y1)
-                cand = upward(g_prev, g1)
-                if held is not None:
-                    cand &= ~held.unsqueeze(-1)
-                hi_x, g_hi = self._hidden(coeff, g_prev, g1, cand, held)
-                if hi_x is not None:
-                    cand |= hi_x < 1
-            if not bool(cand.any()):
-                with torch.no_grad():
-                    sim.armed |= g1 < 0
-                g_prev = g1
-                if t1 >= b:
-                    sim.y = y1
-                    return None
-                continue
-            self._stepping = False   # the event's drifts see the refractory state they create
-            if hi_x is not None:     # hidden crossings: bracket [0, x_max]
-                g1 = torch.where(hi_x < 1, g_hi, g1)
-            return self._events(sim, t0, t1, coeff, g_prev, g1, cand, hi_x)
-        sim.y = y0  # pragma: no cover - empty interval
-        return None
-
-    def _hidden(self, coeff, g0, g1, cand, held):
-        """Crossings inside the step with ``g < 0`` at both ends: where the event function's slope
-        on the dense solution goes from positive (x = 0) to negative (x = 1), its maximum
-        ``x_max`` is found (bracketed root of the slope) and, if ``g(x_max) >= 0``, ``[0, x_max]``
-        brackets the crossing. Returns ``(hi_x, g_hi)`` ``[Bt, n, E]`` (``hi_x = 1`` elsewhere) or
-        ``(None, None)`` when there is none."""
-        both = ~cand
-        if held is not None:
-            both &= ~held.unsqueeze(-1)
-        if not bool((both & (g0 < 0) & (g1 < 0)).any()) or len(coeff) < 3:
-            return None, None                       # (a linear interpolant has no interior maximum)
-        S, E = self.sim.S, g0.shape[-1]
-        cflat = [c.reshape(-1, S) for c in coeff]
-        dcoef = [j * cflat[j] for j in range(1, len(cflat))]          # d/dx of the polynomial
-        gd0 = dcoef[0] @ self.G.T
-        gd1 = sum(dcoef) @ self.G.T
-        hid = both.reshape(-1, E) & hidden(g0.reshape(-1, E), g1.reshape(-1, E), gd0, gd1)
-        if not bool(hid.any()):
-            return None, None
-        hi_x = torch.ones_like(g0, dtype=torch.float64).reshape(-1, E)
-        g_hi = g1.clone().reshape(-1, E)
-        with torch.no_grad():
-            for e in range(E):
-                u = hid[:, e].nonzero().squeeze(-1)
-                if u.numel() == 0:
-                    continue
-                du = [c[u] for c in dcoef]
-                cu = [c[u] for c in cflat]
-                th = self._theta_of(u)[:, e]
-
-                def neg_slope(x, du=du):
-                    return -(self._poly(du, x.to(du[0].dtype)) @ self.G[e])
-
-                lo = torch.zeros(u.shape[0], dtype=torch.float64, device=g0.device)
-                xm = bracketed_root(neg_slope, lo, torch.ones_like(lo), -gd0[u, e].to(torch.float64),
-                                    -gd1[u, e].to(torch.float64), xtol=1e-12)
-                gm = self._poly(cu, xm.to(cu[0].dtype)) @ self.G[e] - th
-                crosses = gm >= 0
-                hi_x[u, e] = torch.where(crosses, xm, hi_x[u, e])
-                g_hi[u, e] = torch.where(crosses, gm, g_hi[u, e])
-        if not bool((hi_x < 1).any()):
-            return None, None
-        return hi_x.view(g0.shape), g_hi.view(g0.shape)
-
-    def _events(self, sim, t0, t1, coeff, g0, g1, cand, hi_x=None):
-        S, E = sim.S, g0.shape[-1]
-        span = t1 - t0
-        cflat = [c.reshape(-1, S) for c in coeff]
-        flat_c = cand.reshape(-1, E)
-        el = flat_c.any(-1).nonzero().squeeze(-1)                        # candidate elements
-        th = self._theta_of(el)
-        xtol = 4 * torch.finfo(torch.float64).eps * max(abs(t1), sim.dt) / span   # in x units
-        best = torch.full((el.shape[0],), math.inf, dtype=torch.float64, device=sim.device)
-        best_e = torch.zeros(el.shape[0], dtype=torch.long, device=sim.device)
-        with torch.no_grad():
-            ce = [c[el] for c in cflat]
-            g0e, g1e = g0.reshape(-1, E)[el], g1.reshape(-1, E)[el]
-            for e in range(E):
-                u = flat_c[el, e].nonzero().squeeze(-1)
-                if u.numel() == 0:
-                    continue
-                cu = [c[u] for c in ce]
-
-                def gfun(x, cu=cu, u=u, e=e):
-                    return (self._poly(cu, x.to(cu[0].dtype)) @ self.G[e]) - th[u, e]
-
-                lo = torch.zeros(u.shape[0], dtype=torch.float64, device=sim.device)
-                hi = torch.ones_like(lo) if hi_x is None else hi_x.reshape(-1, E)[el][u, e]
-                r = bracketed_root(gfun, lo, hi, g0e[u, e].to(torch.float64), g1e[u, e].to(torch.float64),
-                                   xtol=xtol)
-                better = r < best[u]
-                best[u] = torch.where(better, r, best[u])
-                best_e[u] = torch.where(better, torch.full_like(u, e), best_e[u])
-        xmin = float(best.min())
-        ts = t0 + xmin * span                                  # restart offset
-        fire = (best <= xmin).nonzero().squeeze(-1)
-        gidx, ev = el[fire], best_e[fire]
-        x = torch.full((sim.M,), xmin, dtype=cflat[0].dtype, device=sim.device)
-        y_star = self._poly(cflat, x)                          # [M, S] everyone at ts
-        # event times with IFT gradients
-        ys = y_star[gidx]
-        f_pre_all = self._f(ts, y_star.view(sim.Bt, sim.n, S)).reshape(-1, S)
-        f_pre = f_pre_all[gidx]
-        gval = (ys @ self.G.T - self._theta_of(gidx)).gather(1, ev[:, None]).squeeze(1)
-        gdot = (f_pre @ self.G.T).gather(1, ev[:, None]).squeeze(1)
-        t_det = torch.full((gidx.shape[0],), ts, dtype=torch.float64, device=sim.device)
-        grad = torch.is_grad_enabled() and (ys.requires_grad or gval.requires_grad)
-        if grad:
-            t_att = attach_event_time(t_det.to(gval.dtype), gval, gdot)
-            delta = t_att - t_att.detach()                       # value 0, carries dt*/dp
-        else:
-            t_att = t_det.to(sim.dtype)
-            delta = None
-        with torch.no_grad():
-            sim.armed |= (y_star.view(sim.Bt, sim.n, S) @ self.G.T - self.theta) < 0
-        if delta is None:
-            sim.y = y_star.view(sim.Bt, sim.n, S)
-            sim.fire(gidx, t_att, ev, ys)
-        elif not sim.coupled:
-            pre = ys + f_pre * delta[:, None]
-            sim.y = y_star.view(sim.Bt, sim.n, S)
-            post = sim.fire(gidx, t_att, ev, pre, write=False)
-            f_post = self._f(ts, self._scatter(y_star, gidx, post, sim)).reshape(-1, S)[gidx]
-            post = post - f_post * delta[:, None]
-            sim.y = self._scatter(y_star, gidx, post, sim)
-        else:
-            # coupled: the feedback of the event at t* reaches other elements at t*, so every
-            # element's restart state shifts with t*; firing elements by their own delta, the
-            # others by the first firing element's (exact unless simultaneous events differ)
-            dl = delta[0].expand(sim.M).clone().index_put((gidx,), delta)[:, None]
-            yp = y_star + f_pre_all * dl
-            sim.y = yp.view(sim.Bt, sim.n, S)
-            sim.fire(gidx, t_att, ev, yp[gidx])
-            yq = sim.y.reshape(-1, S)
-            f_post = self._f(ts, sim.y).reshape(-1, S)
-            sim.y = (yq - f_post * dl).view(sim.Bt, sim.n, S)
-        self.stats["restarts"] += 1
-        return ts
-
-    @staticmethod
-    def _scatter(y_flat, gidx, rows, sim):
-        return y_flat.index_put((gidx,), rows).view(sim.Bt, sim.n, sim.S)
+                sl0, sl1 = (dcoef[0] / span).view(y1.shape), (sum(dcoef) / span).view(y1.shape)
+        return Segment(t0=t0v, t1=s1, y0=coeff[0], y1=y1, at=at, slope=slope, turns=turns,
+                       tol=4 * torch.finfo(torch.float64).eps * max(abs(s1), p.dt), slope0=sl0, slope1=sl1)
 
 
 def make_solver_class(name: str) -> type[Adaptive]:

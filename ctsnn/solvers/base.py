@@ -1,59 +1,66 @@
-"""The solver contract.
+"""The solver contract: a solver integrates, ``ctsnn.events`` locates, ``simulate`` applies.
 
-A solver advances the whole population over one sub-interval ``[a, b]`` of the current grid step
-(offsets in seconds from the step start) and locates the output events in it with the rules of
-``ctsnn.events`` (``candidates``, ``bracketed_root``, ``attach_event_time``); the jumps, their
-recording, refractory clamps, re-arming, feedback and the guard against endless event loops
-belong to the simulation (``SolverContext.fire``). Solvers never import ``ctsnn.simulate``:
-everything they may read or call is listed in :class:`SolverContext`.
+The three roles (as in scipy's ``solve_ivp`` and diffrax's ``diffeqsolve``)::
+
+    solver.step(t0, y0, t1, hold)     -> Segment: y1 and the dense output y(s) on [t0, t1']
+    events.locate(seg, G, theta, ...) -> first event per element in [t0, t1'] and its index
+    simulate                          -> jump maps, refractory clamps and releases, input spikes,
+                                         feedback, the event-loop guard; resumes the solver
+                                         from the event time
+
+A solver never sees the simulation: it gets a read-only :class:`Problem` once and a state to
+advance in each call, and returns a :class:`Segment`; it writes no simulation state, calls no
+callback and never imports ``ctsnn.simulate``.
 
 Guide for implementers (a subclass of :class:`Solver`):
 
-1. Set ``name`` (the ``method=`` string) and ``order`` (``math.inf`` for exact).
-2. ``__init__(ctx, **options)`` reads what it needs from ``ctx.model`` once (``linear_part``,
-   ``event_matrix``, ``event_offset``, or ``drift`` for nonlinear models), in ``ctx.dtype`` on
-   ``ctx.device``. Options it does not know must raise ``TypeError`` (``simulate`` turns that into
-   a ``ValueError`` naming the method). Refuse models it cannot integrate with ``ValueError``.
-3. ``begin_step(ctx)`` runs at the start of every grid step, after ``ctx.u`` (the input
-   channels held over the step, ``[Bt, n, U]``) is set. Cache per-step quantities here.
-4. ``advance(ctx, a, b) -> float`` integrates ``ctx.y`` from offset ``a`` to ``b``. For every
-   element with an event in ``(a, b]``: locate its time (a few ulps of ``dt``), set the state to
-   its left limit there and call ``ctx.fire(elements, offsets, events, pre)``, which applies the
-   jumps and returns the right limits; continue from them to ``b``. Elements that are
-   refractory (``ctx.in_refractory``) keep their clamped state (``ctx.clamp``) and have no events
-   until their release time. Return ``b``; when ``ctx.coupled`` (all-to-all or delayed feedback),
-   return the time of the first event instead, after firing it, so that ``simulate`` delivers
-   its feedback before going on (it calls ``advance`` again from there).
-5. Optional fast path: ``advance_steps(ctx, U, K) -> (m, Y)`` for whole event-free grid steps
-   (see ``Exact``).
-6. Write each equation once: read the model's drift, events and jumps; never restate them.
+1. Set ``name`` (the ``method=`` string), ``order`` (``math.inf`` for exact) and the two
+   capabilities ``per_element`` (``step`` accepts a subset of elements, ``rows``, each with its
+   own start offset: the event loop then continues every element from its own event time without
+   touching the others) and ``events_at_end`` (the solver resolves no time inside a step: an
+   element fires at the step end when its event function is >= 0 there, as the discrete
+   libraries do).
+2. ``__init__(problem, **options)`` reads what it needs from ``problem.model`` once
+   (``linear_part``, ``event_matrix``, ``event_offset``, or ``drift`` for nonlinear models), in
+   ``problem.dtype`` on ``problem.device``. Options it does not know must raise ``TypeError``
+   (``simulate`` turns that into a ``ValueError`` naming the method). Refuse models it cannot
+   integrate with ``ValueError``.
+3. ``begin_step(t0, u)`` runs at the start of every grid step (absolute start ``t0`` in s, input
+   channels ``u`` ``[Bt, n, U]`` held over the step). Cache per-step quantities here.
+4. ``step(t0, y0, t1, hold=None, rows=None) -> Segment`` integrates from offset ``t0`` (seconds
+   from the grid-step start) towards ``t1``; the returned segment may end earlier (an adaptive
+   solver returns one accepted step). Population call (``rows=None``): ``y0`` ``[Bt, n, S]`` and
+   a float ``t0``. Element call (``per_element`` solvers only): ``rows`` the flat element indices
+   ``[m]``, ``y0`` ``[m, S]``, ``t0`` ``[m]`` offsets (which may carry gradients: event times).
+   ``hold`` (:class:`Hold`) freezes the refractory clamp state of some elements over the whole
+   interval (``simulate`` ends intervals at every release).
+5. ``drift(t, y, hold=None)``: the vector field of the population at offset ``t`` (the model's
+   ``drift`` with the held states frozen); the event loop uses it for event-time gradients.
+6. Optional fast path: ``advance_steps(y0, U, K, hold) -> Steps`` for up to ``K`` whole grid
+   steps without an event (see ``Exact``); ``simulate`` checks them for events.
+7. Write each equation once: read the model's drift, events and jumps; never restate them.
 """
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 
 from ..models.base import NeuronModel
 
-__all__ = ["Solver", "SolverContext", "linear_drift"]
+__all__ = ["Solver", "Problem", "Segment", "Hold", "Steps", "linear_drift"]
 
 
-class SolverContext(Protocol):
-    """What a solver may read and call (implemented by the simulation's state object).
-
-    Read-only: ``model``, ``dtype``, ``device``, ``dt``, the sizes ``n`` (neurons), ``Bt``
-    (batch elements), ``S`` (states), ``E`` (events), ``M = Bt n`` (elements), ``t0`` (absolute
-    start of the current step, s), ``u`` (input channels held over the step, ``[Bt, n, U]``),
-    ``t_ref`` (``[n|1]`` refractory periods or None), ``ref_until`` (``[Bt, n]`` float64 absolute
-    release times), ``clamp_index``, ``clamp_val``, ``coupled``, ``max_events_per_step`` and
-    ``current_fn`` (present when the current is a callable of time).
-
-    Read-write: ``y`` (the population state ``[Bt, n, S]``; a solver replaces it by the state at
-    the end of its sub-interval) and ``armed`` (``[Bt, n, E]`` bool; set where an element's event
-    function is below zero at a point the solver has passed, see ``ctsnn.events.rearm``).
-    """
+@dataclass(frozen=True)
+class Problem:
+    """What a solver may read (fixed for a run): the model, the dtype and device, the grid step
+    ``dt`` (s), the sizes ``n`` (neurons), ``Bt`` (batch elements), ``S`` (states), ``E`` (events),
+    ``M = Bt n`` (elements), the index of the refractory clamp state, whether any neuron has a
+    refractory period, ``stats`` (a dict solvers
+    may add counters to) and ``current_fn`` (input channels as a function of absolute time, when
+    the current is a callable; None otherwise)."""
 
     model: NeuronModel
     dtype: torch.dtype
@@ -64,35 +71,81 @@ class SolverContext(Protocol):
     S: int
     E: int
     M: int
-    t0: float
-    u: Tensor
-    t_ref: Tensor | None
-    ref_until: Tensor
     clamp_index: int
-    clamp_val: Tensor
-    coupled: bool
-    max_events_per_step: int
-    y: Tensor
-    armed: Tensor
+    refractory: bool
+    stats: dict
+    current_fn: Optional[Callable[[float], Tensor]] = None
 
-    def in_refractory(self, a: float) -> Tensor | None:
-        """``[Bt, n]`` mask of elements held at offset ``a`` (None without refractory periods)."""
 
-    def in_refractory_at(self, gidx: Tensor, s: Tensor) -> Tensor | None:
-        """Mask of elements ``gidx`` held at their own offsets ``s``."""
+@dataclass(frozen=True)
+class Hold:
+    """The refractory clamp over an interval: state ``index`` of the elements in ``mask``
+    (shaped like the states without their last axis) stays at ``value`` (same shape).
 
-    def clamp(self, y: Tensor, mask: Tensor) -> Tensor:
-        """``y`` with the clamped state of ``mask``-ed elements at its held value."""
+    A solver that propagates the clamped state sets it to ``value`` (exact when the clamped state
+    drives no other state, which ``Exact`` checks); one that integrates the drift sets the clamped
+    state's drift to zero instead (then it keeps the value it starts with)."""
 
-    def fire(self, gidx: Tensor, offsets: Tensor, e: Tensor, pre: Tensor, write: bool = True) -> Tensor:
-        """Apply event ``e`` to flat elements ``gidx`` at step ``offsets`` from left limits ``pre``
-        ``[m, S]``; returns the right limits (and writes them into ``y`` when ``write``)."""
+    mask: Tensor
+    index: int
+    value: Tensor
 
-    def too_many_events(self, gidx: Tensor, a: float) -> None:
-        """Raise ``SimulationError``: more than ``max_events_per_step`` events of ``gidx[0]``."""
+    def apply(self, y: Tensor) -> Tensor:
+        """``y`` with the held elements' clamp state at its value."""
+        y = y.clone()
+        y[..., self.index] = torch.where(self.mask, self.value, y[..., self.index])
+        return y
 
-    def count_coupled_event(self, a: float) -> None:
-        """Count one stop for feedback delivery; raises ``SimulationError`` past the bound."""
+    def rows(self, rows: Tensor) -> "Hold":
+        """The hold of flat elements ``rows`` (of a population hold)."""
+        return Hold(self.mask.reshape(-1)[rows], self.index, self.value.reshape(-1)[rows])
+
+
+@dataclass
+class Segment:
+    """One solver step with its dense output.
+
+    ``m`` elements (the population flattened, or the ``rows`` of an element call) go from
+    offsets ``t0`` to ``t1`` (seconds from the grid-step start): ``t0`` ``[m]`` (the dtype of
+    ``t0`` is the clock in which event times are located), ``t1`` a float shared by all.
+
+    * ``y0``, ``y1``: states at ``t0`` (right limits) and at ``t1`` (left limits), in the shape
+      of the call (``[Bt, n, S]`` for the population, ``[m, S]`` for an element call; flattened,
+      row ``j`` is segment row ``j``); ``y1`` is the endpoint ``at(all, t1)`` (to rounding).
+    * ``at(i, s)``: the dense output: states ``[k, S]`` of segment rows ``i`` ``[k]`` at offsets
+      ``s`` ``[k]`` in ``[t0[i], t1]``; differentiable in ``s`` and in the parameters (for a linear
+      model it is the exact propagator, for a Runge-Kutta method its interpolant).
+    * ``slope(i, s)``: ``d/ds at(i, s)`` (used to find interior maxima of an event function).
+    * ``turns``: whether an event function can rise and fall back inside the segment (False for
+      one state under a linear flow, or a linear interpolant): ``locate`` then skips that search.
+    * ``slope0``, ``slope1``: the slopes at ``t0`` and ``t1`` (shaped like ``y0``) when ``turns``
+      (else None).
+    * ``tol``: the time resolution to which event times are located (s).
+    * ``events_at_end``: events are checked at ``t1`` only (see ``Solver``).
+    """
+
+    t0: Tensor
+    t1: float
+    y0: Tensor
+    y1: Tensor
+    at: Callable[[Tensor, Tensor], Tensor]
+    slope: Callable[[Tensor, Tensor], Tensor]
+    turns: bool
+    tol: float
+    slope0: Optional[Tensor] = None
+    slope1: Optional[Tensor] = None
+    events_at_end: bool = False
+
+
+@dataclass
+class Steps:
+    """``K`` whole grid steps from ``advance_steps``: ``Y`` ``[K, Bt, n, S]`` step-end states and,
+    where an event function can turn inside a step, ``slope0``/``slope1`` ``[K, Bt, n, S]``: the
+    time derivatives at each step's start and end (else None)."""
+
+    Y: Tensor
+    slope0: Optional[Tensor] = None
+    slope1: Optional[Tensor] = None
 
 
 def linear_drift(A: Tensor, B: Tensor, c: Tensor, y: Tensor, u: Tensor) -> Tensor:
@@ -105,12 +158,18 @@ class Solver:
 
     name = "abstract"
     order = 0
+    per_element = False
+    events_at_end = False
 
-    def __init__(self, sim: SolverContext) -> None:
-        self.sim = sim
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
 
-    def begin_step(self, sim: SolverContext) -> None:
-        pass
+    def begin_step(self, t0: float, u: Tensor) -> None:
+        self.t0, self.u = t0, u
 
-    def advance(self, sim: SolverContext, a: float, b: float) -> float:  # pragma: no cover - abstract
+    def step(self, t0, y0: Tensor, t1: float, hold: Hold | None = None,
+             rows: Tensor | None = None) -> Segment:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def drift(self, t: float, y: Tensor, hold: Hold | None = None) -> Tensor:  # pragma: no cover
         raise NotImplementedError

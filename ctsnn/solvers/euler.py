@@ -2,15 +2,17 @@
 
     y(t + h) = y(t) + h f(t, y(t), u)
 
-Order 1. An event fires when its event function is >= 0 at the end of a step (at most one event
-per neuron and step); its time is the step end, and its jump is applied there. Refractory
-neurons (``t_ref > 0``) keep their clamped state while ``t < t_spike + t_ref`` at a step start.
+Order 1. Its dense output is the straight line between the step's ends, but it resolves no
+time inside a step (``events_at_end``): an event fires when its event function is >= 0 at the
+end of a step (at most one event per neuron and step, the largest), at the step end, where its
+jump is applied. Refractory neurons (``t_ref > 0``) keep their clamped state while
+``t < t_spike + t_ref`` at a step start.
 """
 from __future__ import annotations
 
 import torch
 
-from .base import Solver, linear_drift
+from .base import Hold, Problem, Segment, Solver, linear_drift
 
 __all__ = ["Euler"]
 
@@ -20,35 +22,39 @@ class Euler(Solver):
 
     name = "euler"
     order = 1
+    events_at_end = True
 
-    def __init__(self, sim):
-        super().__init__(sim)
-        m = sim.model
-        self.lin = m.linear_part(sim.dtype, sim.device)
-        self.G = m.event_matrix(sim.dtype, sim.device)
-        self.theta = m.event_offset(sim.dtype, sim.device)
+    def __init__(self, problem: Problem):
+        super().__init__(problem)
+        self.lin = problem.model.linear_part(problem.dtype, problem.device)
 
-    def advance(self, sim, a, b):
-        y, h = sim.y, b - a
+    def drift(self, t, y, hold=None):
         if self.lin is not None:
-            f = linear_drift(*self.lin, y, sim.u)
+            f = linear_drift(*self.lin, y, self.u)
         else:
-            f = sim.model.drift(sim.t0 + a, y, sim.u)
-        y1 = y + h * f
-        in_ref = sim.in_refractory(a)
-        if in_ref is not None:
-            y1 = sim.clamp(y1, in_ref)
-        with torch.no_grad():
-            g1 = y1 @ self.G.T - self.theta
-            fire = g1 >= 0
-            if in_ref is not None:
-                fire &= ~in_ref.unsqueeze(-1)
-            anyfire = fire.any(-1)
-        sim.y = y1
-        if bool(anyfire.any()):
-            idx = anyfire.reshape(-1).nonzero().squeeze(-1)
-            e = torch.where(fire, g1, torch.full_like(g1, -torch.inf)).reshape(-1, g1.shape[-1])[idx].argmax(-1)
-            off = torch.full((idx.shape[0],), b, dtype=sim.dtype, device=sim.device)
-            pre = sim.y.reshape(-1, sim.S)[idx]
-            sim.fire(idx, off, e, pre)
-        return b
+            f = self.problem.model.drift(self.t0 + t, y, self.u)
+        if hold is not None:
+            f = f.clone()
+            f[..., hold.index] = torch.where(hold.mask, torch.zeros_like(hold.value), f[..., hold.index])
+        return f
+
+    def step(self, t0, y0, t1, hold: Hold | None = None, rows=None) -> Segment:
+        if rows is not None:
+            raise ValueError("Euler steps the whole population (per_element is False)")
+        p = self.problem
+        h = t1 - t0
+        y1 = y0 + h * self.drift(t0, y0)
+        if hold is not None:
+            y1 = hold.apply(y1)
+        y0f, y1f = y0.reshape(-1, p.S), y1.reshape(-1, p.S)
+        s0 = torch.full((p.M,), t0, dtype=torch.float64, device=p.device)
+        d = (y1f - y0f) / h if h > 0 else torch.zeros_like(y0f)
+
+        def at(i, s):
+            return y0f[i] + (s - s0[i]).to(y0f.dtype)[:, None] * d[i]
+
+        def slope(i, s):
+            return d[i]
+
+        return Segment(t0=s0, t1=t1, y0=y0, y1=y1, at=at, slope=slope, turns=False,
+                       tol=4 * torch.finfo(torch.float64).eps * max(abs(t1), p.dt), events_at_end=True)
