@@ -329,7 +329,8 @@ def simulate_exact(model: NeuronModel, current=None, spikes=None, *, t_end, dt, 
     than the CPU, a callable current, feedback not deliverable with a delay >= dt, or no C++
     compiler (``CTSNN_ENGINE=0`` turns the engine off). With ``required`` those cases raise
     ValueError saying why. The other arguments are those of :func:`ctsnn.simulate`."""
-    from .simulate import SimulationError, _Current, _float, _parse_spikes, _population_shape
+    from .errors import SimulationError
+    from .simulate import _Current, _float, _parse_spikes, _population_shape
 
     def decline(why: str):
         if required:

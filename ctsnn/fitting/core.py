@@ -36,7 +36,8 @@ import torch
 
 from ..io import Recording
 from ..models.base import NeuronModel, Param
-from ..simulate import SimulationError, simulate
+from ..errors import SimulationError
+from ..simulate import simulate
 from ..units import SI_UNITS, format_quantity
 from ..validate import names as _names
 from ..validate import number as _number

@@ -69,7 +69,8 @@ import torch
 
 from ..io import Recording
 from ..models import ALIF, LIF, MNLIF, AdEx
-from ..simulate import SimulationError, simulate
+from ..errors import SimulationError
+from ..simulate import simulate
 from .core import FitResult
 from .metrics import bootstrap_ci, detect_action_potentials, explained_variance, gamma_factor, isi_error
 
