@@ -147,3 +147,25 @@ def test_poisson_streams_of_neighbouring_neurons_are_independent():
         assert np.intersect1d(np.round(iv[j], 15), np.round(iv[j + 1], 15)).size == 0
     counts = np.bincount(neurons, minlength=50)
     assert abs(counts.mean() - 200) < 10 and np.corrcoef(counts[:-1], counts[1:])[0, 1] < 0.5
+
+
+def test_population_initial_equals_simulate_initial():
+    """``Population(initial={"v": v0})`` starts the network where ``simulate(initial=...)`` starts
+    the same neurons (torch path): equal spike times and traces."""
+    v0 = np.array([-69.0, -55.0, -50.5, -62.0])
+    pop = Population(cuba(), 4, current=560.0, initial={"v": v0})
+    res = Network([pop]).run(0.03, 1e-4, record=("v", "i"), record_neurons="all")
+    tr = ctsnn.simulate(cuba(), torch.full((1, 4), 560.0, dtype=F64), t_end=0.03, dt=1e-4,
+                        initial={"v": torch.tensor(v0)[None]}, record=("v", "i"), dtype=F64, backend="torch")
+    assert np.array_equal(res.states["v"][0], v0)
+    assert res.spike_times.shape[0] == tr.n_spikes > 4
+    assert np.array_equal(res.spike_neuron, tr.spike_neurons.numpy())
+    assert np.abs(res.spike_times - tr.spike_times.numpy()).max() < 1e-12
+    for k in ("v", "i"):
+        assert np.abs(res.states[k] - tr[k].numpy()[:, 0]).max() < 1e-9
+    with pytest.raises(ValueError, match="initial names 'u', which is not a state of CubaLIF"):
+        Population(cuba(), 4, initial={"u": 0.0})
+    with pytest.raises(ValueError, match=r"initial\['v'\] must be a number or \[n=4\] values"):
+        Population(cuba(), 4, initial={"v": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="contains NaN"):
+        Population(cuba(), 4, initial={"v": float("nan")})
