@@ -928,9 +928,14 @@ struct Run {
                     inputs.push_back({ps_next[q], 1, ps_tgt[q], ps_w[q] / M.D[ps_tgt[q]]});
                     ps_next[q] += next_interval(ps_state[q], ps_rate[q]);
                 }
-        if (inputs.size() > 1)
-            std::stable_sort(inputs.begin(), inputs.end(),
-                             [](const InputRef& x, const InputRef& z) { return x.t < z.t; });
+        // stable insertion sort by time (the order std::stable_sort gives; a step holds a handful
+        // of inputs, and stable_sort's buffer was a malloc and a free per neuron and step)
+        for (size_t i = 1; i < inputs.size(); ++i) {
+            const InputRef x = inputs[i];
+            size_t j = i;
+            for (; j > 0 && x.t < inputs[j - 1].t; --j) inputs[j] = inputs[j - 1];
+            inputs[j] = x;
+        }
         size_t ip = 0;
         double* y = els[m].y;
         auto apply_until = [&](double t) {
