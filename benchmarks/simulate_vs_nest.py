@@ -112,7 +112,9 @@ def brian_build(r):
     else:
         J, p_rate = cfg["J"], cfg["p_rate"]
         NE = B["NE"]
-        objs.append(b2.PoissonInput(G, "isyn", 1, p_rate * b2.Hz, weight=J * b2.pA))
+        # C_E inputs of p_rate / C_E each: PoissonInput draws Binomial(N, rate dt) arrivals per step,
+        # so one input of 40 kHz (rate dt = 4) would be clipped to at most one arrival per step
+        objs.append(b2.PoissonInput(G, "isyn", B["CE"], p_rate / B["CE"] * b2.Hz, weight=J * b2.pA))
         rng = np.random.default_rng(1 + r)
         for pre0, pre1, k, wt in ((0, NE, B["CE"], J), (NE, N, B["CI"], -B["g"] * J)):
             S = b2.Synapses(G, G, on_pre="isyn += %r * pA" % wt, delay=B["delay"] * b2.ms)
