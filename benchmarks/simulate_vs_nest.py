@@ -241,18 +241,39 @@ def run_ctsnn(workload, T, repeats, threads, t_warm=0.0, same_seed=False):
 
 
 def thread_ratio(workloads, repeats, T_c, threads=(1, 2)):
-    """ctsnn alone: the same realisation at 1 and 2 threads, runs interleaved (1, 2, 1, 2, ...) so
-    that both see the same load; spikes must be identical; prints the median wall-time ratio."""
-    print(f"load average before: {os.getloadavg()}")
+    """ctsnn alone: the same realisation (one network built once) at 1 and 2 threads, runs
+    interleaved (1, 2, 1, 2, ...) so that both see the same load; the spikes must be identical;
+    prints the median wall-time ratio and the load average."""
+    import torch
+
+    import ctsnn
+    print(f"load average before: {os.getloadavg()} (on {os.cpu_count()} cores)")
     for wl in workloads:
         T = T_c if wl == "W6c" else 1.0
+        if wl == "W6a":
+            model = ctsnn.CubaLIF(tau_syn=P["tau_s"] * 1e-3, tau_mem=P["tau_m"] * 1e-3, r=R_MV_PER_PA,
+                                  v_leak=P["E_L"], v_th=P["V_th"], v_reset=P["V_reset"], t_ref=P["t_ref"] * 1e-3)
+            I = torch.linspace(550.0, 660.0, 1000, dtype=torch.float64)[None]
+
+            def one(th, T):
+                torch.set_num_threads(th)
+                tr = ctsnn.simulate(model, I, t_end=T, dt=DT_MS * 1e-3, record=(), dtype=torch.float64)
+                return (tr.stats["wall_time_s"], tr.stats["cpu_time_s"]), tr.spike_times.numpy(), \
+                    tr.spike_neurons.numpy()
+        else:
+            net = ctsnn_network(wl, 0)
+
+            def one(th, T):
+                res = net.run(T, DT_MS * 1e-3, record=(), threads=th)
+                return (res.stats["wall_time_s"], res.stats["cpu_time_s"]), res.spike_times, \
+                    res.spike_neuron + np.where(res.spike_population == 1, BRUNEL["NE"], 0)
+        one(threads[0], min(T, 0.001))                          # compile (cached on disk)
         walls = {th: [] for th in threads}
         cpus = {th: [] for th in threads}
         ref = None
-        _one(wl, min(T, 0.01), threads[0])                       # compile (cached on disk)
         for _ in range(repeats):
             for th in threads:
-                tm, t_, s_ = _one(wl, T, th)
+                tm, t_, s_ = one(th, T)
                 walls[th].append(tm[0])
                 cpus[th].append(tm[1])
                 if ref is None:
@@ -260,29 +281,13 @@ def thread_ratio(workloads, repeats, T_c, threads=(1, 2)):
                 elif not (np.array_equal(ref[0], t_) and np.array_equal(ref[1], s_)):
                     sys.exit(f"{wl}: ctsnn on {th} threads differs from {threads[0]} thread(s)")
         med = {th: statistics.median(walls[th]) for th in threads}
-        print(f"{wl} ({T:g} s simulated): median wall " + ", ".join(f"{th} thr {med[th]:.3f} s" for th in threads)
-              + f" (CPU " + ", ".join(f"{statistics.median(cpus[th]):.3f}" for th in threads) + " s); "
-              f"{threads[0]} vs {threads[1]} threads: {med[threads[0]] / med[threads[1]]:.2f}x faster; "
-              f"per-run ratios " + ", ".join(f"{a / b:.2f}" for a, b in zip(walls[threads[0]], walls[threads[1]]))
+        print(f"{wl} ({T:g} s simulated, {ref[0].shape[0]} spikes): median wall "
+              + ", ".join(f"{th} thr {med[th]:.3f} s" for th in threads)
+              + " (CPU " + ", ".join(f"{statistics.median(cpus[th]):.3f}" for th in threads) + " s); "
+              f"{threads[1]} threads vs {threads[0]}: {med[threads[0]] / med[threads[1]]:.2f}x faster; per-run "
+              "ratios " + ", ".join(f"{a / b:.2f}" for a, b in zip(walls[threads[0]], walls[threads[1]]))
               + "; spikes identical")
-    print(f"load average after: {os.getloadavg()} (on {os.cpu_count()} cores)")
-
-
-def _one(wl, T, th):
-    """One timed ctsnn run of realisation 0: ((wall, cpu), spike times, senders)."""
-    import torch
-
-    import ctsnn
-    torch.set_num_threads(th)
-    if wl == "W6a":
-        model = ctsnn.CubaLIF(tau_syn=P["tau_s"] * 1e-3, tau_mem=P["tau_m"] * 1e-3, r=R_MV_PER_PA,
-                              v_leak=P["E_L"], v_th=P["V_th"], v_reset=P["V_reset"], t_ref=P["t_ref"] * 1e-3)
-        I = torch.linspace(550.0, 660.0, 1000, dtype=torch.float64)[None]
-        tr = ctsnn.simulate(model, I, t_end=T, dt=DT_MS * 1e-3, record=(), dtype=torch.float64)
-        return (tr.stats["wall_time_s"], tr.stats["cpu_time_s"]), tr.spike_times.numpy(), tr.spike_neurons.numpy()
-    res = ctsnn_network(wl, 0).run(T, DT_MS * 1e-3, record=(), threads=th)
-    return (res.stats["wall_time_s"], res.stats["cpu_time_s"]), res.spike_times, \
-        res.spike_neuron + np.where(res.spike_population == 1, BRUNEL["NE"], 0)
+    print(f"load average after: {os.getloadavg()}")
 
 
 def main(argv=None):
