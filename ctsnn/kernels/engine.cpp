@@ -918,7 +918,14 @@ struct Run {
             ++p;
         }
         if (coupled) {
-            auto& ar = ring[(k % nslots) * (i64)els.size() + m];
+            const i64 Mn = (i64)els.size();
+            if (m + 2 < Mn) {  // the arrivals of a later element: written at random by route, rarely in cache
+                const auto& nx = ring[(k % nslots) * Mn + m + 2];
+                const char* p0 = (const char*)nx.data();
+                const size_t bytes = nx.size() * sizeof(Arrival);
+                for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p0 + o);
+            }
+            auto& ar = ring[(k % nslots) * Mn + m];
             for (auto& x : ar) inputs.push_back({x.t, 1, x.target, x.amount});
             ar.clear();
         }
