@@ -283,24 +283,30 @@ def thread_ratio(workloads, repeats, T_c, threads=(1, 2)):
             def one(th, T):
                 torch.set_num_threads(th)
                 tr = ctsnn.simulate(model, I, t_end=T, dt=DT_MS * 1e-3, record=(), dtype=torch.float64)
-                return (tr.stats["wall_time_s"], tr.stats["cpu_time_s"]), tr.spike_times.numpy(), \
-                    tr.spike_neurons.numpy()
+                return (tr.stats["wall_time_s"], tr.stats["cpu_time_s"], tr.stats["thread_cpu_s"]), \
+                    tr.spike_times.numpy(), tr.spike_neurons.numpy()
         else:
             net = ctsnn_network(wl, 0)
 
             def one(th, T):
                 res = net.run(T, DT_MS * 1e-3, record=(), threads=th)
-                return (res.stats["wall_time_s"], res.stats["cpu_time_s"]), res.spike_times, \
+                return (res.stats["wall_time_s"], res.stats["cpu_time_s"], res.stats["thread_cpu_s"]), \
+                    res.spike_times, \
                     res.spike_neuron + np.where(res.spike_population == 1, BRUNEL["NE"], 0)
         one(threads[0], min(T, 0.001))                          # compile (cached on disk)
         walls = {th: [] for th in threads}
         cpus = {th: [] for th in threads}
+        shares = []     # the busiest thread's CPU time over the mean of the threads' (2-thread runs)
+        busiest = {th: [] for th in threads}
         ref = None
         for _ in range(repeats):
             for th in threads:
                 tm, t_, s_ = one(th, T)
                 walls[th].append(tm[0])
                 cpus[th].append(tm[1])
+                busiest[th].append(max(tm[2]))
+                if th == threads[1] and len(tm[2]) == th:
+                    shares.append(max(tm[2]) / statistics.fmean(tm[2]))
                 if ref is None:
                     ref = (t_, s_)
                 elif not (np.array_equal(ref[0], t_) and np.array_equal(ref[1], s_)):
@@ -312,6 +318,14 @@ def thread_ratio(workloads, repeats, T_c, threads=(1, 2)):
               f"{threads[1]} threads vs {threads[0]}: {med[threads[0]] / med[threads[1]]:.2f}x faster; per-run "
               "ratios " + ", ".join(f"{a / b:.2f}" for a, b in zip(walls[threads[0]], walls[threads[1]]))
               + "; spikes identical")
+        if shares:
+            # load-independent: with the threads' CPU times c_q (OMP_WAIT_POLICY=passive, so that a
+            # waiting thread does not count), a quiet machine gives at most
+            # CPU(1 thread) / max_q c_q
+            print(f"  {threads[1]}-thread runs: busiest thread / mean of threads (CPU) "
+                  + ", ".join(f"{x:.3f}" for x in shares) + "; engine CPU at 1 thread / the busiest thread's at "
+                  f"{threads[1]}: {statistics.median(busiest[threads[0]]) / statistics.median(busiest[threads[1]]):.2f}"
+                  f" (OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")
     print(f"load average after: {os.getloadavg()}")
 
 

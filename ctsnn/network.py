@@ -265,7 +265,8 @@ class NetworkResult:
     ``t`` the recorded times, ``states[name]`` ``[len(t), len(record_neurons)]`` in the order of
     ``recorded`` (pairs (population, neuron)); ``stats``: ``wall_time_s`` and ``cpu_time_s`` of
     the engine call, ``setup_s`` the preparation before it (projections to CSR order, sources,
-    model arrays), ``steps``, ``events``, ``backend``."""
+    model arrays), ``thread_cpu_s`` the CPU seconds of each of the engine's threads (their balance),
+    ``steps``, ``events``, ``backend``."""
 
     spike_times: np.ndarray
     spike_population: np.ndarray
@@ -476,4 +477,4 @@ class Network:
                              t=rec_t, states=states, recorded=rec_pairs,
                              stats={"wall_time_s": wall, "cpu_time_s": cpu, "setup_s": setup, "steps": n_steps,
                                     "events": int(out["times"].shape[0]),
-                                    "backend": "engine"})
+                                    "thread_cpu_s": out["thread_cpu"].tolist(), "backend": "engine"})

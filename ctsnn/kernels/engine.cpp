@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <time.h>
 #include <vector>
 #ifdef _OPENMP
 #include <omp.h>
@@ -266,8 +267,15 @@ struct InputRef {  // one input inside the current step
     double amount;
 };
 
+static double thread_cpu_now() {  // CPU seconds of the calling thread
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
 struct Result {
     std::vector<Spike> spikes;
+    std::vector<double> thread_cpu;  // CPU seconds of each thread in the parallel region
     int status = 0;  // 0 ok, 1 too many events
     i64 bad_elem = -1;
     double bad_t = 0.0;
@@ -1121,6 +1129,7 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
     std::vector<std::vector<Spike>> spk(nth);
     const bool vec = !R.wconst.empty();  // the input held: lanes of LANES elements in lockstep
     const i64 nblk = (Mn + LANES - 1) / LANES;
+    res->thread_cpu.assign(nth, 0.0);
     if (!coupled) {
         // independent elements: each runs all its steps (no barrier per step)
         volatile int stop = 0;
@@ -1131,6 +1140,7 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
 #else
             const int tid = 0;
 #endif
+            const double cpu0 = thread_cpu_now();
             std::vector<InputRef> inputs;
             if (vec) {
 #pragma omp for schedule(dynamic, 2)
@@ -1165,6 +1175,7 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
                     }
                 }
             }
+            res->thread_cpu[tid] = thread_cpu_now() - cpu0;
         }
         if (stop) res->status = 1;
     } else {
@@ -1177,6 +1188,7 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
 #else
             const int tid = 0;
 #endif
+            const double cpu0 = thread_cpu_now();
             std::vector<InputRef> inputs;
             for (i64 k = k_start; k < k_start + n_steps; ++k) {
                 const i64 row = row_of(k);
@@ -1219,6 +1231,7 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
                 R.route(k, Mn * tid / nth, Mn * (tid + 1) / nth);
 #pragma omp barrier
             }
+            res->thread_cpu[tid] = thread_cpu_now() - cpu0;
         }
         for (int q = 0; q < nth; ++q) any_stop |= stop[q];
         if (any_stop) res->status = 1;
@@ -1246,6 +1259,14 @@ int ctsnn_engine_status(void* h, i64* bad_elem, double* bad_t) {
 }
 
 i64 ctsnn_engine_nspikes(void* h) { return (i64)((Result*)h)->spikes.size(); }
+
+// the number of threads of the run, and (out != null) the CPU seconds each spent in it
+int ctsnn_engine_thread_cpu(void* h, double* out) {
+    const Result* r = (const Result*)h;
+    if (out)
+        for (size_t q = 0; q < r->thread_cpu.size(); ++q) out[q] = r->thread_cpu[q];
+    return (int)r->thread_cpu.size();
+}
 
 void ctsnn_engine_spikes(void* h, double* t, i64* elem, i64* seq, i64* ev, double* pre, double* post) {
     Result* r = (Result*)h;
