@@ -329,6 +329,86 @@ def thread_ratio(workloads, repeats, T_c, threads=(1, 2)):
     print(f"load average after: {os.getloadavg()}")
 
 
+SAME = r'''
+import json, sys, numpy as np, nest
+cfg = json.loads(sys.argv[1])
+P, B = cfg["P"], cfg["B"]
+z = np.load(cfg["inp"])
+N = int(z["N"])
+nest.set_verbosity("M_ERROR")
+nest.ResetKernel()
+nest.SetKernelStatus({"resolution": 0.1, "local_num_threads": 1})
+prm = {"C_m": P["C"], "tau_m": P["tau_m"], "tau_syn_ex": P["tau_s"], "tau_syn_in": P["tau_s"], "t_ref": P["t_ref"],
+       "E_L": P["E_L"], "V_th": P["V_th"], "V_reset": B["V_reset"]}
+pop = nest.Create("iaf_psc_exp_ps", N, params=prm)
+pop.V_m = list(z["v0"])
+sg = nest.Create("spike_generator", N, params={"precise_times": True})
+ptr = z["in_ptr"]
+for j in range(N):
+    sg[j].spike_times = (z["in_t"][ptr[j]:ptr[j + 1]] * 1e3).tolist()
+nest.Connect(sg, pop, "one_to_one", {"weight": cfg["J"], "delay": 0.1})
+p0 = min(pop.tolist())
+nest.Connect(z["pre"] + p0, z["post"] + p0, "one_to_one", {"weight": z["w"], "delay": np.full(len(z["pre"]), B["delay"])})
+sr = nest.Create("spike_recorder")
+nest.Connect(pop, sr)
+nest.Simulate(cfg["T"] * 1000.0)
+ev = sr.get("events")
+np.savez(cfg["out"], times=np.asarray(ev["times"]) * 1e-3, senders=np.asarray(ev["senders"]) - p0)
+'''
+
+
+def same_realisation(py, T, scale, tmp):
+    """W6c (or a network ``scale`` times smaller) with one connectivity and one set of input spike
+    times in ctsnn and NEST (``spike_generator`` with precise times, delay 0.1 ms, so ctsnn gets
+    the times + 0.1 ms): the spikes must be the same, compared one by one in time order, until the
+    network's chaos separates them (it amplifies rounding differences)."""
+    from ctsnn.network import Network, PoissonSource, Population, Projection
+    import ctsnn
+
+    J, p_rate = brunel_rates()
+    NE, NI = BRUNEL["NE"] // scale, BRUNEL["NI"] // scale
+    CE, CI = BRUNEL["CE"] // scale, BRUNEL["CI"] // scale
+    N = NE + NI
+    rng = np.random.default_rng(7)
+    pre = np.concatenate([rng.integers(0, NE, (N, CE)), rng.integers(NE, N, (N, CI))], axis=1).reshape(-1)
+    post = np.repeat(np.arange(N), CE + CI)
+    w = np.where(pre < NE, J, -BRUNEL["g"] * J)
+    v0 = w6c_v0(0)[:N]
+    model = ctsnn.CubaLIF(tau_syn=P["tau_s"] * 1e-3, tau_mem=P["tau_m"] * 1e-3, r=R_MV_PER_PA, v_leak=P["E_L"],
+                          v_th=P["V_th"], v_reset=BRUNEL["V_reset"], t_ref=P["t_ref"] * 1e-3)
+    pop = Population(model, N, initial={"v": v0})
+    in_t, in_n = PoissonSource(pop, p_rate, J, seed=7).sample(T)
+    o = np.lexsort((in_t, in_n))
+    in_t, in_n = in_t[o], in_n[o]
+    arr = in_t + 1e-4
+    keep = arr <= T
+    net = Network([pop], [Projection(pop, pop, pre, post, w, BRUNEL["delay"] * 1e-3)])
+    res = net.run(T, DT_MS * 1e-3, record=(), threads=1,
+                  input_spikes=(arr[keep], np.zeros(keep.sum(), np.int64), in_n[keep], np.full(keep.sum(), J)))
+    inp = os.path.join(tmp, "same_in.npz")
+    np.savez(inp, N=N, v0=v0, pre=pre, post=post, w=w, in_t=in_t,
+             in_ptr=np.searchsorted(in_n, np.arange(N + 1)))
+    out = os.path.join(tmp, "same_nest.npz")
+    cfg = dict(P=P, B=BRUNEL, J=J, T=T, inp=inp, out=out)
+    r = subprocess.run([py, "-c", SAME, json.dumps(cfg)], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=""))
+    if r.returncode != 0:
+        sys.exit(f"NEST failed:\n{r.stderr[-3000:]}")
+    z = np.load(out)
+    ta, sa = res.spike_times, res.spike_neuron
+    tb, sb = z["times"], z["senders"].astype(np.int64)
+    oa, ob = np.lexsort((sa, ta)), np.lexsort((sb, tb))
+    ta, sa, tb, sb = ta[oa], sa[oa], tb[ob], sb[ob]
+    n = min(ta.shape[0], tb.shape[0])
+    bad = np.nonzero((sa[:n] != sb[:n]) | (np.abs(ta[:n] - tb[:n]) > 1e-12))[0]
+    first = int(bad[0]) if bad.size else n
+    worst = float(np.abs(ta[:first] - tb[:first]).max()) if first else 0.0
+    print(f"same realisation, {N} neurons, {T:g} s: ctsnn {ta.shape[0]} spikes, NEST {tb.shape[0]}; the first "
+          f"{first} agree (same neuron, times within {worst:.2g} s)"
+          + ("" if first == n and ta.shape[0] == tb.shape[0] else
+             f"; they part at t = {min(ta[first] if first < ta.shape[0] else np.inf, tb[first] if first < tb.shape[0] else np.inf):.6f} s"))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--refsim", default="/tmp/refsim/bin/python", help="python of the NEST/Brian2 venv")
@@ -343,7 +423,15 @@ def main(argv=None):
     ap.add_argument("--no-brian", action="store_true")
     ap.add_argument("--thread-ratio", action="store_true",
                     help="ctsnn only: wall time at 1 vs 2 threads (interleaved runs, identical spikes)")
+    ap.add_argument("--same-realisation", type=float, default=None, metavar="T",
+                    help="W6c with one connectivity and one input in ctsnn and NEST for T seconds: compare "
+                         "the spikes one by one")
+    ap.add_argument("--scale", type=int, default=1, help="--same-realisation: a network this many times smaller")
     args = ap.parse_args(argv)
+    if args.same_realisation is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            same_realisation(args.refsim, args.same_realisation, args.scale, tmp)
+        return
     if args.thread_ratio:
         thread_ratio(args.workloads.split(","), args.repeats, args.t_c)
         return
