@@ -37,8 +37,14 @@ from r), the untimed run 0 included, and the gate compares the means over the --
 realisations of the rate after --t-warm. The rates of each realisation are printed.
 
 Thread scaling: ``--thread-ratio`` runs ctsnn alone on one realisation at 1 and 2 threads,
-alternating, and prints the median wall-time ratio, the load average and whether the spikes are
-identical (they must be).
+alternating, and prints the median wall-time ratio, the load average, whether the spikes are
+identical (they must be) and, from each engine thread's CPU time, the threads' balance and the
+load-independent bound (engine CPU at 1 thread) / (busiest thread's CPU at 2); run it with
+``OMP_WAIT_POLICY=passive`` for that bound (a waiting thread then sleeps and does not count).
+
+Spike by spike: ``--same-realisation T [--scale k]`` gives ctsnn and NEST one connectivity and
+one set of input spike times (NEST: ``spike_generator`` with precise times) and compares the
+spikes one by one in time order.
 
 The reference simulators live in their own virtual environment:
 
