@@ -354,7 +354,8 @@ for j in range(N):
     sg[j].spike_times = (z["in_t"][ptr[j]:ptr[j + 1]] * 1e3).tolist()
 nest.Connect(sg, pop, "one_to_one", {"weight": cfg["J"], "delay": 0.1})
 p0 = min(pop.tolist())
-nest.Connect(z["pre"] + p0, z["post"] + p0, "one_to_one", {"weight": z["w"], "delay": np.full(len(z["pre"]), B["delay"])})
+nest.Connect(z["pre"] + p0, z["post"] + p0, "one_to_one",
+             {"weight": z["w"], "delay": np.full(len(z["pre"]), B["delay"])})
 sr = nest.Create("spike_recorder")
 nest.Connect(pop, sr)
 nest.Simulate(cfg["T"] * 1000.0)
@@ -409,10 +410,10 @@ def same_realisation(py, T, scale, tmp):
     bad = np.nonzero((sa[:n] != sb[:n]) | (np.abs(ta[:n] - tb[:n]) > 1e-12))[0]
     first = int(bad[0]) if bad.size else n
     worst = float(np.abs(ta[:first] - tb[:first]).max()) if first else 0.0
+    part = min(ta[first] if first < ta.shape[0] else np.inf, tb[first] if first < tb.shape[0] else np.inf)
     print(f"same realisation, {N} neurons, {T:g} s: ctsnn {ta.shape[0]} spikes, NEST {tb.shape[0]}; the first "
           f"{first} agree (same neuron, times within {worst:.2g} s)"
-          + ("" if first == n and ta.shape[0] == tb.shape[0] else
-             f"; they part at t = {min(ta[first] if first < ta.shape[0] else np.inf, tb[first] if first < tb.shape[0] else np.inf):.6f} s"))
+          + ("" if first == n and ta.shape[0] == tb.shape[0] else f"; they part at t = {part:.6f} s"))
 
 
 def main(argv=None):

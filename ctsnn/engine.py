@@ -257,7 +257,8 @@ def run_engine(md: dict, *, M: int, n: int, dt: float, t_end: float, n_steps: in
     order = np.lexsort((sq, el, t))
     return dict(status=status, bad_elem=int(bad_e.value), bad_t=float(bad_t.value),
                 times=t[order], elems=el[order], events=ev[order], pre=pre[order], post=post[order],
-                rec=rec, y=y, thread_cpu=thread_cpu, state=dict(armed=armed, ref_until=ref_until, clamp_val=clamp_val, seq=seqs))
+                rec=rec, y=y, thread_cpu=thread_cpu,
+                state=dict(armed=armed, ref_until=ref_until, clamp_val=clamp_val, seq=seqs))
 
 
 # ----------------------------------------------------------------------------- simulate
