@@ -129,6 +129,11 @@ def test_threads_give_identical_results():
     # step can wait for a time slice
     runs = [net.run(0.02, 1e-4, record=("v", "i"), record_neurons=[(0, 3), (1, 7)], threads=t) for t in (1, 2)]
     assert runs[0].spike_times.shape[0] > 200
+    # each engine thread's CPU time: one thread at threads=1, and never more than the process used
+    assert len(runs[0].stats["thread_cpu_s"]) == 1
+    for r in runs:
+        tc = r.stats["thread_cpu_s"]
+        assert min(tc) > 0 and sum(tc) <= r.stats["cpu_time_s"] * 1.01 + 1e-3
     for r in runs[1:]:
         assert np.array_equal(r.spike_times, runs[0].spike_times)
         assert np.array_equal(r.spike_population, runs[0].spike_population)
