@@ -35,15 +35,18 @@ def test_poisson_source_equals_its_samples_through_simulate():
     assert np.array_equal(res.t, tr.t.numpy())
 
 
-def test_sparse_delays_deliver_at_spike_time_plus_delay():
+@pytest.mark.parametrize("d_min", [1e-4, 1.2e-3])
+def test_sparse_delays_deliver_at_spike_time_plus_delay(d_min):
     """A -> B with a delay and a weight per synapse: B equals simulate() driven by the input
-    spikes at t_A[pre] + delay onto the same neurons."""
+    spikes at t_A[pre] + delay onto the same neurons. With d_min = 1.2 ms the engine runs slices
+    of 11 steps between deliveries (floor(d_min / dt) - 1)."""
     rng = np.random.default_rng(3)
     A = Population(cuba(), 4, current=np.linspace(560, 640, 4))
     B = Population(cuba(), 5, current=480.0)
     m = 30
     pre, post = rng.integers(0, 4, m), rng.integers(0, 5, m)
-    w, d = rng.uniform(100, 400, m), rng.uniform(1e-4, 3e-3, m)
+    w, d = rng.uniform(100, 400, m), rng.uniform(d_min, 3e-3, m)
+    d[0] = d_min
     res = Network([A, B], [Projection(A, B, pre, post, w, d)]).run(0.1, 1e-4, record=("v",),
                                                                     record_neurons=[(1, j) for j in range(5)])
     a = res.spike_population == 0
