@@ -21,9 +21,11 @@
 // ``simulate(method="exact")`` (ctsnn/solvers/exact.py) step for step, so both give the same
 // spike times to rounding.
 //
-// Elements are independent within a step (projection delays are >= dt), so each step runs in
-// parallel over elements; spikes then cross the projections into a ring buffer of
-// ceil(max_delay / dt) + 2 slots, one list per (slot, post element).
+// Elements are independent within a step (projection delays are >= dt), and within a slice of
+// L = floor(d_min / dt) - 1 steps (d_min the shortest delay; nothing sent inside a slice arrives
+// inside it), so each slice runs in parallel over elements; its spikes then cross the
+// projections, step by step, into a ring buffer of ceil(max_delay / dt) + 2 slots, one list per
+// (slot, post element).
 //
 // Compile-time configuration: NS states (1..8), NE events (1..2).
 #include <algorithm>
