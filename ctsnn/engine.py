@@ -72,6 +72,8 @@ def _lib(S: int, E: int):
         + [_I64, _I64, _P, _INT, _P] + [_P] * 6 + [_INT, _INT])
     lib.ctsnn_engine_status.restype = _INT
     lib.ctsnn_engine_status.argtypes = [_P, _P, _P]
+    lib.ctsnn_engine_thread_cpu.restype = _INT
+    lib.ctsnn_engine_thread_cpu.argtypes = [_P, _P]
     lib.ctsnn_engine_nspikes.restype = _I64
     lib.ctsnn_engine_nspikes.argtypes = [_P]
     lib.ctsnn_engine_spikes.restype = None
@@ -191,7 +193,7 @@ def run_engine(md: dict, *, M: int, n: int, dt: float, t_end: float, n_steps: in
     ``delay``, ``target``); ``poisson`` a dict (``ptr`` CSR by element, ``rate``, ``w``,
     ``target``, ``rng`` uint64 streams, ``next`` first arrival times). Returns the spikes,
     the recorded block ``[R, len(record_elems), len(record_states)]`` (row 0: the start) and the
-    element state to continue from.
+    element state to continue from, and ``thread_cpu`` (CPU seconds of each thread of the run).
     """
     S, E, U = md["S"], md["E"], md["U"]
     lib = _lib(S, E)
@@ -248,12 +250,15 @@ def run_engine(md: dict, *, M: int, n: int, dt: float, t_end: float, n_steps: in
         pre = np.empty((K, S))
         post = np.empty((K, S))
         lib.ctsnn_engine_spikes(h, _ptr(t), _ptr(el), _ptr(sq), _ptr(ev), _ptr(pre), _ptr(post))
+        thread_cpu = np.zeros(lib.ctsnn_engine_thread_cpu(h, None))
+        lib.ctsnn_engine_thread_cpu(h, _ptr(thread_cpu))
     finally:
         lib.ctsnn_engine_free(h)
     order = np.lexsort((sq, el, t))
     return dict(status=status, bad_elem=int(bad_e.value), bad_t=float(bad_t.value),
                 times=t[order], elems=el[order], events=ev[order], pre=pre[order], post=post[order],
-                rec=rec, y=y, state=dict(armed=armed, ref_until=ref_until, clamp_val=clamp_val, seq=seqs))
+                rec=rec, y=y, thread_cpu=thread_cpu,
+                state=dict(armed=armed, ref_until=ref_until, clamp_val=clamp_val, seq=seqs))
 
 
 # ----------------------------------------------------------------------------- simulate
@@ -429,7 +434,8 @@ def simulate_exact(model: NeuronModel, current=None, spikes=None, *, t_end, dt, 
     ks = np.arange(stride, n_steps + 1, stride, dtype=np.float64)
     rec_t = [0.0] + np.minimum(ks * dt, t_end).tolist()            # (k + 1) dt, as the torch path
     stats = {"steps": n_steps, "fast_steps": 0, "events": int(out["times"].shape[0]),
-             "wall_time_s": wall, "cpu_time_s": cpu, "backend": "engine"}
+             "wall_time_s": wall, "cpu_time_s": cpu, "thread_cpu_s": out["thread_cpu"].tolist(),
+             "backend": "engine"}
     return _trace(model, md, out, shape, rec_t, record, dtype, t_end, dt, stats)
 
 

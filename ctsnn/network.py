@@ -1,7 +1,9 @@
 """Networks: populations of one neuron model joined by sparse projections, with Poisson sources.
 
-* :class:`Population` ``(model, n, current)``: ``n`` neurons of ``model`` (scalar or per-neuron
-  parameters), a constant injected current per neuron (``current``, held for the whole run);
+* :class:`Population` ``(model, n, current, initial)``: ``n`` neurons of ``model`` (scalar or
+  per-neuron parameters), a constant injected current per neuron (``current``, held for the whole
+  run), start values of chosen states (``initial``, e.g. ``{"v": v0}``; the others start at the
+  model's ``init_state``);
 * :class:`Projection` ``(pre, post, pre_idx, post_idx, weight, delay, target)``: synapse ``s``
   adds ``weight[s] * value`` to state ``target`` of neuron ``post_idx[s]`` of ``post``,
   ``delay[s]`` seconds after neuron ``pre_idx[s]`` of ``pre`` emits an event of value ``value``
@@ -57,12 +59,15 @@ def _intervals(state: np.ndarray, rate: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 @dataclass(eq=False)
 class Population:
-    """``n`` neurons of ``model``; ``current`` a constant injected current (number or ``[n]``)."""
+    """``n`` neurons of ``model``; ``current`` a constant injected current (number or ``[n]``);
+    ``initial`` the start values of chosen states (``{state name: number or [n] values}``, in the
+    model's units; the other states start at the model's ``init_state``)."""
 
     model: NeuronModel
     n: int | None = None
     current: Any = 0.0
     name: str = ""
+    initial: dict | None = None
 
     def __post_init__(self):
         if not isinstance(self.model, NeuronModel):
@@ -79,6 +84,23 @@ class Population:
         if not np.all(np.isfinite(cur)):
             raise ValueError("Population: current contains NaN or Inf")
         self.current = np.broadcast_to(cur.reshape(-1) if cur.ndim else cur, (n,)).copy()
+        init = {}
+        if self.initial is not None:
+            if not isinstance(self.initial, dict):
+                raise ValueError(f"Population: initial must be a dict {{state name: values}}, got "
+                                 f"{type(self.initial).__name__}")
+            for k, v in self.initial.items():
+                if k not in self.model.state_names:
+                    raise ValueError(f"Population: initial names {k!r}, which is not a state of "
+                                     f"{type(self.model).__name__}; its states are {self.model.state_names}")
+                a = _f64(v)
+                if a.ndim > 1 or (a.ndim == 1 and a.shape[0] not in (1, n)):
+                    raise ValueError(f"Population: initial[{k!r}] must be a number or [n={n}] values, got shape "
+                                     f"{a.shape}")
+                if not np.all(np.isfinite(a)):
+                    raise ValueError(f"Population: initial[{k!r}] contains NaN or Inf")
+                init[k] = np.broadcast_to(a.reshape(-1) if a.ndim else a, (n,)).copy()
+        self.initial = init
 
 
 def _target(what: str, target, model) -> str:
@@ -243,7 +265,8 @@ class NetworkResult:
     ``t`` the recorded times, ``states[name]`` ``[len(t), len(record_neurons)]`` in the order of
     ``recorded`` (pairs (population, neuron)); ``stats``: ``wall_time_s`` and ``cpu_time_s`` of
     the engine call, ``setup_s`` the preparation before it (projections to CSR order, sources,
-    model arrays), ``steps``, ``events``, ``backend``."""
+    model arrays), ``thread_cpu_s`` the CPU seconds of each of the engine's threads (their balance),
+    ``steps``, ``events``, ``backend``."""
 
     spike_times: np.ndarray
     spike_population: np.ndarray
@@ -358,8 +381,13 @@ class Network:
         md["ng"] = N
         S, U = md["S"], md["U"]
         # state and input
-        y = np.concatenate([p.model.init_state((p.n,), torch.float64).detach().numpy().reshape(p.n, S)
-                            for p in self.populations])
+        ys = []
+        for p in self.populations:
+            yp = p.model.init_state((p.n,), torch.float64).detach().numpy().reshape(p.n, S).copy()
+            for k, v in p.initial.items():
+                yp[:, p.model.state_index(k)] = v
+            ys.append(yp)
+        y = np.concatenate(ys)
         u = np.concatenate([p.model.input_channels(torch.from_numpy(p.current)).detach().numpy().reshape(p.n, U)
                             for p in self.populations])[None]
         # projections -> one CSR over global indices
@@ -449,4 +477,4 @@ class Network:
                              t=rec_t, states=states, recorded=rec_pairs,
                              stats={"wall_time_s": wall, "cpu_time_s": cpu, "setup_s": setup, "steps": n_steps,
                                     "events": int(out["times"].shape[0]),
-                                    "backend": "engine"})
+                                    "thread_cpu_s": out["thread_cpu"].tolist(), "backend": "engine"})

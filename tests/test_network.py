@@ -35,15 +35,18 @@ def test_poisson_source_equals_its_samples_through_simulate():
     assert np.array_equal(res.t, tr.t.numpy())
 
 
-def test_sparse_delays_deliver_at_spike_time_plus_delay():
+@pytest.mark.parametrize("d_min", [1e-4, 1.2e-3])
+def test_sparse_delays_deliver_at_spike_time_plus_delay(d_min):
     """A -> B with a delay and a weight per synapse: B equals simulate() driven by the input
-    spikes at t_A[pre] + delay onto the same neurons."""
+    spikes at t_A[pre] + delay onto the same neurons. With d_min = 1.2 ms the engine runs slices
+    of 11 steps between deliveries (floor(d_min / dt) - 1)."""
     rng = np.random.default_rng(3)
     A = Population(cuba(), 4, current=np.linspace(560, 640, 4))
     B = Population(cuba(), 5, current=480.0)
     m = 30
     pre, post = rng.integers(0, 4, m), rng.integers(0, 5, m)
-    w, d = rng.uniform(100, 400, m), rng.uniform(1e-4, 3e-3, m)
+    w, d = rng.uniform(100, 400, m), rng.uniform(d_min, 3e-3, m)
+    d[0] = d_min
     res = Network([A, B], [Projection(A, B, pre, post, w, d)]).run(0.1, 1e-4, record=("v",),
                                                                     record_neurons=[(1, j) for j in range(5)])
     a = res.spike_population == 0
@@ -129,6 +132,11 @@ def test_threads_give_identical_results():
     # step can wait for a time slice
     runs = [net.run(0.02, 1e-4, record=("v", "i"), record_neurons=[(0, 3), (1, 7)], threads=t) for t in (1, 2)]
     assert runs[0].spike_times.shape[0] > 200
+    # each engine thread's CPU time: one thread at threads=1, and never more than the process used
+    assert len(runs[0].stats["thread_cpu_s"]) == 1
+    for r in runs:
+        tc = r.stats["thread_cpu_s"]
+        assert min(tc) > 0 and sum(tc) <= r.stats["cpu_time_s"] * 1.01 + 1e-3
     for r in runs[1:]:
         assert np.array_equal(r.spike_times, runs[0].spike_times)
         assert np.array_equal(r.spike_population, runs[0].spike_population)
@@ -147,3 +155,25 @@ def test_poisson_streams_of_neighbouring_neurons_are_independent():
         assert np.intersect1d(np.round(iv[j], 15), np.round(iv[j + 1], 15)).size == 0
     counts = np.bincount(neurons, minlength=50)
     assert abs(counts.mean() - 200) < 10 and np.corrcoef(counts[:-1], counts[1:])[0, 1] < 0.5
+
+
+def test_population_initial_equals_simulate_initial():
+    """``Population(initial={"v": v0})`` starts the network where ``simulate(initial=...)`` starts
+    the same neurons (torch path): equal spike times and traces."""
+    v0 = np.array([-69.0, -55.0, -50.5, -62.0])
+    pop = Population(cuba(), 4, current=560.0, initial={"v": v0})
+    res = Network([pop]).run(0.03, 1e-4, record=("v", "i"), record_neurons="all")
+    tr = ctsnn.simulate(cuba(), torch.full((1, 4), 560.0, dtype=F64), t_end=0.03, dt=1e-4,
+                        initial={"v": torch.tensor(v0)[None]}, record=("v", "i"), dtype=F64, backend="torch")
+    assert np.array_equal(res.states["v"][0], v0)
+    assert res.spike_times.shape[0] == tr.n_spikes > 4
+    assert np.array_equal(res.spike_neuron, tr.spike_neurons.numpy())
+    assert np.abs(res.spike_times - tr.spike_times.numpy()).max() < 1e-12
+    for k in ("v", "i"):
+        assert np.abs(res.states[k] - tr[k].numpy()[:, 0]).max() < 1e-9
+    with pytest.raises(ValueError, match="initial names 'u', which is not a state of CubaLIF"):
+        Population(cuba(), 4, initial={"u": 0.0})
+    with pytest.raises(ValueError, match=r"initial\['v'\] must be a number or \[n=4\] values"):
+        Population(cuba(), 4, initial={"v": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="contains NaN"):
+        Population(cuba(), 4, initial={"v": float("nan")})

@@ -21,9 +21,11 @@
 // ``simulate(method="exact")`` (ctsnn/solvers/exact.py) step for step, so both give the same
 // spike times to rounding.
 //
-// Elements are independent within a step (projection delays are >= dt), so each step runs in
-// parallel over elements; spikes then cross the projections into a ring buffer of
-// ceil(max_delay / dt) + 2 slots, one list per (slot, post element).
+// Elements are independent within a step (projection delays are >= dt), and within a slice of
+// L = floor(d_min / dt) - 1 steps (d_min the shortest delay; nothing sent inside a slice arrives
+// inside it), so each slice runs in parallel over elements; its spikes then cross the
+// projections, step by step, into a ring buffer of ceil(max_delay / dt) + 2 slots, one list per
+// (slot, post element).
 //
 // Compile-time configuration: NS states (1..8), NE events (1..2).
 #include <algorithm>
@@ -31,6 +33,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <time.h>
 #include <vector>
 #ifdef _OPENMP
 #include <omp.h>
@@ -253,6 +256,12 @@ struct Spike {
     double pre[NS], post[NS];
 };
 
+struct Fired {  // a spike of an element, for the projections: its step, offset in it, event
+    i64 k;
+    double off;
+    int e;
+};
+
 struct Arrival {
     double t;
     int target;
@@ -266,8 +275,15 @@ struct InputRef {  // one input inside the current step
     double amount;
 };
 
+static double thread_cpu_now() {  // CPU seconds of the calling thread
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
 struct Result {
     std::vector<Spike> spikes;
+    std::vector<double> thread_cpu;  // CPU seconds of each thread in the parallel region
     int status = 0;  // 0 ok, 1 too many events
     i64 bad_elem = -1;
     double bad_t = 0.0;
@@ -308,13 +324,14 @@ struct Stepper {
     i64 m;
     Elem* el;
     std::vector<Spike>* out;
-    std::vector<std::pair<double, int>>* fired;  // (time, event) of this step, for projections
+    std::vector<Fired>* fired;  // the element's spikes of this slice of steps, for projections
     int max_events;
     Result* res;
     int stop = 0;
     const Prop* Pdt = nullptr;  // E(dt), F(dt) of the group (the same numbers as propagator(A, dt))
     double anorm = 0.0;         // ||A||_1 of the group
     const double* coef = nullptr;  // its table C_k (or null)
+    i64 kstep = 0;                 // the grid step (t0 = kstep dt)
 
     inline void gvals(const double* y, double* g) const {
         for (int e = 0; e < NE; ++e) {
@@ -511,7 +528,7 @@ struct Stepper {
         sp.e = e;
         for (int i = 0; i < NS; ++i) { sp.pre[i] = pre[i] * M.D[i]; sp.post[i] = post[i] * M.D[i]; }
         out->push_back(sp);
-        if (fired) fired->push_back({off, e});
+        if (fired) fired->push_back({kstep, off, e});
         if (M.tref) {
             el->ref_until = t0 + off + tr;
             el->clamp_val = post[M.ic];
@@ -603,7 +620,7 @@ struct Run {
     const int* syn_tgt;
     i64 nslots;
     std::vector<std::vector<Arrival>> ring;            // [nslots * Mn]
-    std::vector<std::vector<std::pair<double, int>>> step_fired;  // per element, this step
+    std::vector<std::vector<Fired>> step_fired;  // per element, its spikes of this slice of steps
     // recording
     i64 stride, n_rec_e;
     int n_rec_s;
@@ -870,7 +887,6 @@ struct Run {
                     if (step(m, k, row_of(k), spk, inputs)) { bad_m = m; bad_k = k; return 1; }
                     load(l);
                 } else {
-                    if (syn_ptr && !step_fired[m].empty()) step_fired[m].clear();
                     if (rec_now && rec_pos[m] >= 0) {
                         const i64 row = (k + 1) / stride - k_first / stride;
                         for (int sj = 0; sj < n_rec_s; ++sj)
@@ -895,11 +911,10 @@ struct Run {
         const double h = std::min(dt, t_end - t0);
         const i64 g = M.ng > 1 ? (m % M.n) : 0;
         const bool coupled = syn_ptr != nullptr;
-        if (coupled) step_fired[m].clear();
         Stepper st{M, M.A + g * NS * NS, M.theta + g * NE, M.kj + g * NE * NS, M.val + g * NE,
                    M.tref ? M.tref[g] : 0.0, M.tref != nullptr, {}, t0, m, &els[m], &spk,
                    coupled ? &step_fired[m] : nullptr, max_events, res};
-        if (coupled) step_fired[m].clear();
+        st.kstep = k;
         const double* um = u + (u_rows > 1 ? k : 0) * u_stride + m * M.U;
         for (int i = 0; i < NS; ++i) {  // the drive B u + c of this step
             double s = 0.0;
@@ -918,7 +933,14 @@ struct Run {
             ++p;
         }
         if (coupled) {
-            auto& ar = ring[(k % nslots) * (i64)els.size() + m];
+            const i64 Mn = (i64)els.size();
+            if (m + 2 < Mn) {  // the arrivals of a later element: written at random by route, rarely in cache
+                const auto& nx = ring[(k % nslots) * Mn + m + 2];
+                const char* p0 = (const char*)nx.data();
+                const size_t bytes = nx.size() * sizeof(Arrival);
+                for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p0 + o);
+            }
+            auto& ar = ring[(k % nslots) * Mn + m];
             for (auto& x : ar) inputs.push_back({x.t, 1, x.target, x.amount});
             ar.clear();
         }
@@ -928,9 +950,14 @@ struct Run {
                     inputs.push_back({ps_next[q], 1, ps_tgt[q], ps_w[q] / M.D[ps_tgt[q]]});
                     ps_next[q] += next_interval(ps_state[q], ps_rate[q]);
                 }
-        if (inputs.size() > 1)
-            std::stable_sort(inputs.begin(), inputs.end(),
-                             [](const InputRef& x, const InputRef& z) { return x.t < z.t; });
+        // stable insertion sort by time (the order std::stable_sort gives; a step holds a handful
+        // of inputs, and stable_sort's buffer was a malloc and a free per neuron and step)
+        for (size_t i = 1; i < inputs.size(); ++i) {
+            const InputRef x = inputs[i];
+            size_t j = i;
+            for (; j > 0 && x.t < inputs[j - 1].t; --j) inputs[j] = inputs[j - 1];
+            inputs[j] = x;
+        }
         size_t ip = 0;
         double* y = els[m].y;
         auto apply_until = [&](double t) {
@@ -964,30 +991,38 @@ struct Run {
         return 0;
     }
 
-    // deliver the spikes of step k to the posts in [lo, hi)
-    void route(i64 k, i64 lo, i64 hi) {
-        const double dt = M.dt, t0 = k * dt;
+    // deliver the spikes of steps k0 .. k1-1 to the posts in [lo, hi), step by step and within a
+    // step pre by pre (so that every post's arrival list has the order of per-step delivery);
+    // cur: a cursor per pre element into its list (the caller's, zeroed)
+    void route(i64 k0, i64 k1, i64 lo, i64 hi, std::vector<size_t>& cur) {
+        const double dt = M.dt;
         const i64 Mn = (i64)els.size();
-        for (i64 pre = 0; pre < Mn; ++pre) {
-            const auto& fl = step_fired[pre];
-            if (fl.empty()) continue;
-            const i64 g = M.ng > 1 ? (pre % M.n) : 0;
-            const i64* b0 = syn_post + syn_ptr[pre];
-            const i64* b1 = syn_post + syn_ptr[pre + 1];
-            const i64 s0 = std::lower_bound(b0, b1, lo) - syn_post;
-            const i64 s1 = std::lower_bound(b0, b1, hi) - syn_post;
-            for (const auto& f : fl) {
-                const double ts = t0 + f.first;
-                const double v = M.val[g * NE + f.second];
-                for (i64 q = s0; q < s1; ++q) {
-                    const double ta = ts + syn_d[q];
-                    // the step that applies it: t_ka < ta <= t_ka + dt, at the earliest the next one
-                    i64 ka = (i64)std::floor(ta / dt);
-                    while (ka > 0 && (ka - 1) * dt + dt >= ta) --ka;
-                    while (ka * dt + dt < ta) ++ka;
-                    if (ka <= k) ka = k + 1;
-                    const int tg = syn_tgt[q];
-                    ring[(ka % nslots) * Mn + syn_post[q]].push_back({ta, tg, syn_w[q] * v / M.D[tg]});
+        std::fill(cur.begin(), cur.end(), 0);
+        for (i64 k = k0; k < k1; ++k) {
+            const double t0 = k * dt;
+            for (i64 pre = 0; pre < Mn; ++pre) {
+                const auto& fl = step_fired[pre];
+                size_t& c = cur[pre];
+                if (c >= fl.size() || fl[c].k != k) continue;
+                const i64 g = M.ng > 1 ? (pre % M.n) : 0;
+                const i64* b0 = syn_post + syn_ptr[pre];
+                const i64* b1 = syn_post + syn_ptr[pre + 1];
+                const i64 s0 = std::lower_bound(b0, b1, lo) - syn_post;
+                const i64 s1 = std::lower_bound(b0, b1, hi) - syn_post;
+                for (; c < fl.size() && fl[c].k == k; ++c) {
+                    const Fired& f = fl[c];
+                    const double ts = t0 + f.off;
+                    const double v = M.val[g * NE + f.e];
+                    for (i64 q = s0; q < s1; ++q) {
+                        const double ta = ts + syn_d[q];
+                        // the step that applies it: t_ka < ta <= t_ka + dt, at the earliest the next one
+                        i64 ka = (i64)std::floor(ta / dt);
+                        while (ka > 0 && (ka - 1) * dt + dt >= ta) --ka;
+                        while (ka * dt + dt < ta) ++ka;
+                        if (ka <= k) ka = k + 1;
+                        const int tg = syn_tgt[q];
+                        ring[(ka % nslots) * Mn + syn_post[q]].push_back({ta, tg, syn_w[q] * v / M.D[tg]});
+                    }
                 }
             }
         }
@@ -1109,6 +1144,7 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
     std::vector<std::vector<Spike>> spk(nth);
     const bool vec = !R.wconst.empty();  // the input held: lanes of LANES elements in lockstep
     const i64 nblk = (Mn + LANES - 1) / LANES;
+    res->thread_cpu.assign(nth, 0.0);
     if (!coupled) {
         // independent elements: each runs all its steps (no barrier per step)
         volatile int stop = 0;
@@ -1119,6 +1155,7 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
 #else
             const int tid = 0;
 #endif
+            const double cpu0 = thread_cpu_now();
             std::vector<InputRef> inputs;
             if (vec) {
 #pragma omp for schedule(dynamic, 2)
@@ -1153,11 +1190,26 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
                     }
                 }
             }
+            res->thread_cpu[tid] = thread_cpu_now() - cpu0;
         }
         if (stop) res->status = 1;
     } else {
         int any_stop = 0;
         std::vector<int> stop(nth, 0);
+        // the slice: a spike at t >= k dt with delay d arrives in step ka >= k + d / dt - 1, so with
+        // L <= d_min / dt - 1 nothing sent in a slice of L steps arrives inside it (as NEST's
+        // min_delay slices); a margin of 1e-9 for rounding, and L = 1 for d_min < 2 dt
+        i64 L = 1;
+        {
+            const i64 nnz = syn_ptr[Mn];
+            double dmin = INF;
+            for (i64 q = 0; q < nnz; ++q) dmin = std::min(dmin, syn_d[q]);
+            if (nnz == 0) L = std::max<i64>(1, n_steps);
+            else {
+                const double r = std::floor(dmin / dt * (1 - 1e-9)) - 1;
+                if (r > 1) L = (i64)std::min(r, 1e9);
+            }
+        }
 #pragma omp parallel num_threads(nth)
         {
 #ifdef _OPENMP
@@ -1165,38 +1217,47 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
 #else
             const int tid = 0;
 #endif
+            const double cpu0 = thread_cpu_now();
             std::vector<InputRef> inputs;
-            for (i64 k = k_start; k < k_start + n_steps; ++k) {
-                const i64 row = row_of(k);
+            std::vector<size_t> cur(Mn, 0);
+            auto fail = [&](i64 bm, i64 bk) {  // the earliest failing step, and its first element
+#pragma omp critical
+                {
+                    if (res->bad_elem < 0 || bk * dt < res->bad_t || (bk * dt == res->bad_t && bm < res->bad_elem)) {
+                        res->bad_elem = bm;
+                        res->bad_t = bk * dt;
+                    }
+                }
+            };
+            // slices of L steps: no spike sent inside a slice arrives inside it, so every element
+            // runs the whole slice on its own; the slice's spikes then cross the projections
+            for (i64 k0 = k_start; k0 < k_start + n_steps; k0 += L) {
+                const i64 k1 = std::min(k0 + L, k_start + n_steps);
                 if (vec) {
 #pragma omp for schedule(static)
                     for (i64 blk = 0; blk < nblk; ++blk) {
                         if (stop[tid]) continue;
                         const i64 m0 = blk * LANES;
+                        const int nl = (int)std::min<i64>(LANES, Mn - m0);
+                        for (int l = 0; l < nl; ++l) R.step_fired[m0 + l].clear();
                         i64 bm = -1, bk = -1;
-                        if (R.run_block(m0, (int)std::min<i64>(LANES, Mn - m0), k, k + 1, spk[tid], inputs, bm, bk,
-                                        nullptr)) {
+                        if (R.run_block(m0, nl, k0, k1, spk[tid], inputs, bm, bk, nullptr)) {
                             stop[tid] = 1;
-#pragma omp critical
-                            {
-                                if (res->bad_elem < 0 || bm < res->bad_elem) { res->bad_elem = bm; res->bad_t = k * dt; }
-                            }
+                            fail(bm, bk);
                         }
                     }
                 } else
 #pragma omp for schedule(static)
                 for (i64 m = 0; m < Mn; ++m) {
                     if (stop[tid]) continue;
-                    if (R.fast_run(m, k, k + 1) > k) {
-                        R.step_fired[m].clear();
-                        continue;
-                    }
-                    if (R.step(m, k, row, spk[tid], inputs)) {
-                        stop[tid] = 1;
-#pragma omp critical
-                        {
-                            res->bad_elem = m;
-                            res->bad_t = k * dt;
+                    R.step_fired[m].clear();
+                    for (i64 k = k0; k < k1; ++k) {
+                        k = R.fast_run(m, k, k1);
+                        if (k >= k1) break;
+                        if (R.step(m, k, row_of(k), spk[tid], inputs)) {
+                            stop[tid] = 1;
+                            fail(m, k);
+                            break;
                         }
                     }
                 }
@@ -1204,9 +1265,10 @@ void* ctsnn_engine_run(i64 Mn, i64 n, i64 ng, const double* A, const double* Bm,
                 int stopped = 0;
                 for (int q = 0; q < nth; ++q) stopped |= stop[q];
                 if (stopped) break;
-                R.route(k, Mn * tid / nth, Mn * (tid + 1) / nth);
+                R.route(k0, k1, Mn * tid / nth, Mn * (tid + 1) / nth, cur);
 #pragma omp barrier
             }
+            res->thread_cpu[tid] = thread_cpu_now() - cpu0;
         }
         for (int q = 0; q < nth; ++q) any_stop |= stop[q];
         if (any_stop) res->status = 1;
@@ -1234,6 +1296,14 @@ int ctsnn_engine_status(void* h, i64* bad_elem, double* bad_t) {
 }
 
 i64 ctsnn_engine_nspikes(void* h) { return (i64)((Result*)h)->spikes.size(); }
+
+// the number of threads of the run, and (out != null) the CPU seconds each spent in it
+int ctsnn_engine_thread_cpu(void* h, double* out) {
+    const Result* r = (const Result*)h;
+    if (out)
+        for (size_t q = 0; q < r->thread_cpu.size(); ++q) out[q] = r->thread_cpu[q];
+    return (int)r->thread_cpu.size();
+}
 
 void ctsnn_engine_spikes(void* h, double* t, i64* elem, i64* seq, i64* ev, double* pre, double* post) {
     Result* r = (Result*)h;
