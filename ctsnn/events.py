@@ -44,7 +44,8 @@ from torch import Tensor
 from .errors import SimulationError
 
 __all__ = ["bracketed_root", "attach_event_time", "GRAZING_EPS", "EventLoopGuard", "upward",
-           "immediate", "hidden", "candidates", "rearm", "locate", "screen", "event_time"]
+           "immediate", "hidden", "candidates", "rearm", "locate", "screen", "event_time",
+           "crossing_time", "crossing_decay"]
 
 GRAZING_EPS = 1e-9
 
@@ -181,6 +182,30 @@ def event_time(seg, rows: Tensor, t: Tensor, e: Tensor, G: Tensor, theta: Tensor
     g = (seg.at(rows, td) @ G.T - theta).gather(1, e_).squeeze(1)
     gd = (seg.slope(rows, td) @ G.T).gather(1, e_).squeeze(1)
     return attach_event_time(t, g, gd)
+
+
+def crossing_time(v0: Tensor, vth: Tensor, vinf: Tensor, A: Tensor, d: Tensor) -> Tensor:
+    """The threshold crossing of one state under a held drive, in closed form.
+
+    With ``dv/ds = A v + d`` the exact solution from ``v0`` is ``v(s) = v_inf + (v0 - v_inf)
+    e^{A s}`` (``v_inf = -d / A``), or ``v0 + d s`` for ``A = 0``, so ``v`` reaches ``v_th`` after
+
+        tau = log1p((v_th - v0) / (v0 - v_inf)) / A        (A != 0)
+        tau = (v_th - v0) / d                              (A == 0).
+
+    The one place this formula is written in Python (``discretize(events="in_step")``); the
+    compiled code (the fused in-step kernel and the engine's first guess) uses its C++ mirror,
+    ``kernels/crossing.h``. The result is only meaningful where ``v`` does reach ``v_th``."""
+    lin = A != 0
+    q = (vth - v0) / (v0 - vinf)
+    return torch.where(lin, torch.log1p(q) / torch.where(lin, A, torch.ones_like(A)), (vth - v0) / d)
+
+
+def crossing_decay(v0: Tensor, vth: Tensor, vinf: Tensor) -> Tensor:
+    """``e^{-A tau}`` of :func:`crossing_time`'s crossing without an exponential:
+    ``(v0 - v_inf) / (v_th - v_inf)``; a propagation factor ``e^{A s}`` started at 0 becomes
+    ``e^{A (s - tau)}`` when multiplied by it."""
+    return (v0 - vinf) / (vth - vinf)
 
 
 def rearm(g_pre: Tensor, g_post: Tensor) -> Tensor:

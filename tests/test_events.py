@@ -184,3 +184,40 @@ def test_event_time_carries_the_implicit_function_gradient():
     assert float(ta.detach()) == float(t)
     gp, gth = torch.autograd.grad(ta.sum(), (p, th))
     assert abs(float(gp) + 0.5 / 4) < 1e-15 and abs(float(gth) - 0.5) < 1e-15
+
+
+def test_closed_form_crossing_equals_located_time_and_the_compiled_mirror():
+    """``events.crossing_time`` (used by discretize's in-step events) equals the crossing that
+    ``events.locate`` finds on the Exact solver's dense output, and the fused kernel (its C++
+    mirror, kernels/crossing.h) gives the same in-step spike times as the torch path."""
+    tau, r, vth = 10e-3, 1.0, 1.0
+    I = torch.tensor([1.5, 2.0, 4.0], dtype=D)
+    A = torch.full_like(I, -1 / tau)
+    d = r * I / tau
+    t_cf = events.crossing_time(torch.zeros_like(I), torch.full_like(I, vth), -d / A, A, d)
+    assert torch.allclose(t_cf, tau * torch.log(r * I / (r * I - vth)), rtol=1e-14, atol=0)
+    # IF (A = 0): a straight line
+    t_if = events.crossing_time(torch.zeros(1, dtype=D), torch.ones(1, dtype=D), torch.zeros(1, dtype=D),
+                                torch.zeros(1, dtype=D), torch.full((1,), 250.0, dtype=D))
+    assert float(t_if) == pytest.approx(1 / 250.0, rel=1e-15)
+    # the same crossings found by simulate's located events
+    tr = ctsnn.simulate(ctsnn.LIF(tau, r=r, v_th=vth), I[None], t_end=0.03, dt=1e-4, dtype=D)
+    for j in range(3):
+        first = tr.spike_times[tr.spike_neurons == j].min()
+        assert float(first) == pytest.approx(float(t_cf[j]), abs=1e-15)
+    # torch in-step path and the fused kernel's in-step path agree
+    x = I.expand(300, 3).clone()
+    runs = {}
+    for backend in ("fused", "torch"):
+        layer = ctsnn.discretize(ctsnn.LIF(tau, r=r, v_th=vth, dtype=D), dt=1e-4, events="in_step", input="zoh",
+                                 backend=backend)
+        with torch.no_grad():
+            runs[backend] = layer.run(x, output="sparse").spikes
+    fused, by_torch = runs["fused"], runs["torch"]
+    assert fused.n_spikes > 10
+    assert torch.equal(fused.spike_steps, by_torch.spike_steps)
+    assert torch.equal(fused.spike_neurons, by_torch.spike_neurons)
+    assert torch.allclose(fused.spike_offsets, by_torch.spike_offsets, rtol=0, atol=1e-15)
+    # and both equal the located times of simulate (the in-step times are exact)
+    for j in range(3):
+        assert float(fused.spike_times[fused.spike_neurons == j][0]) == pytest.approx(float(t_cf[j]), abs=1e-15)

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from ..errors import SimulationError
+from ..events import crossing_decay, crossing_time
 from .result import Spikes
 
 
@@ -21,7 +22,7 @@ def step(layer, x: Tensor, y: Tensor, c, sink: list | None = None) -> tuple[Tens
     step ``z = E y + F (B x + c)``; while ``z`` is at or above threshold, the crossing is located
     in closed form on ``v(s) = v_inf + (v0 - v_inf) e^{A s}`` (``v_inf = -d/A``, ``d = B x + c``):
     from ``v0`` at ``t0``, ``tau = t0 + log1p(q) / A`` with ``q = (v_th - v0) / (v0 - v_inf)``
-    (``t0 + (v_th - v0) / d`` for ``A = 0``); the jump is applied at ``tau`` and the rest of the
+    (``t0 + (v_th - v0) / d`` for ``A = 0``; ``ctsnn.events.crossing_time``); the jump is applied at ``tau`` and the rest of the
     step propagated with ``e^{A (dt - tau)} = e^{A (dt - t0)} (v0 - v_inf) / (v_th - v_inf)`` (no
     exponential is evaluated).  ``sink`` collects ``(flat element index, tau, value)`` of each
     event.  The same arithmetic as the fused kernel (step.cpp, ``in_step``), up to the rounding
@@ -45,7 +46,6 @@ def step(layer, x: Tensor, y: Tensor, c, sink: list | None = None) -> tuple[Tens
     vth = th / g0
     lin = a != 0
     vinf = d * c.nia[..., 0, 0]
-    one = torch.ones_like(a)
     vs, ze = y[..., 0], z[..., 0]
     ts = torch.zeros_like(ze)
     rest = E[..., 0, 0] * torch.ones_like(ze)
@@ -66,9 +66,7 @@ def step(layer, x: Tensor, y: Tensor, c, sink: list | None = None) -> tuple[Tens
     count = 0
     while bool(active.any()):
         above = vs * g0 - th >= 0
-        q = (vth - vs) / (vs - vinf)
-        tau = torch.where(above, ts, torch.where(lin, ts + torch.log1p(q) / torch.where(lin, a, one),
-                                                 ts + (vth - vs) / d))
+        tau = torch.where(above, ts, ts + crossing_time(vs, vth, vinf, a, d))
         tau = torch.where(tau >= ts, tau, ts)
         tau = torch.where(tau <= dt, tau, torch.full_like(tau, dt))
         out = out + torch.where(active, sc, torch.zeros_like(out))
@@ -81,7 +79,7 @@ def step(layer, x: Tensor, y: Tensor, c, sink: list | None = None) -> tuple[Tens
                                   "(a reset at or above threshold?)")
         v_new = vth + ((vth * J[0, 0] - vth) + k0)
         if tref is None:
-            rest_new = torch.clamp(rest * torch.where(above, torch.ones_like(vs), (vs - vinf) / (vth - vinf)),
+            rest_new = torch.clamp(rest * torch.where(above, torch.ones_like(vs), crossing_decay(vs, vth, vinf)),
                                    max=1.0)
             ze_new = torch.where(lin, vinf + (v_new - vinf) * rest_new, v_new + d * (dt - tau))
             ts_new = tau

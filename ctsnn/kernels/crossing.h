@@ -1,6 +1,7 @@
 // The threshold crossing of one state under a held drive, in closed form: the one place it is
 // written for the compiled code (step.cpp's in-step events of discretize, and the event engine's
-// first guess for one-state models).
+// first guess for one-state models). Its Python mirror is ctsnn.events.crossing_time (discretize's
+// torch in-step path); tests/test_events.py checks that the two give the same spike times.
 //
 // With dv/ds = A v + d (A = -1/tau, or 0 for IF) the exact solution from v0 is
 //   v(s) = v_inf + (v0 - v_inf) e^{A s},  v_inf = -d / A          (A != 0)
