@@ -57,6 +57,7 @@ from .. import surrogate as _surrogate
 from .. import validate as _v
 from ..discrete import DiscreteLayer, discretize
 from ..discrete import options as _discrete_options
+from ..discrete import run as _discrete_run
 from ..models import IF, LIF
 from ..models.recurrent import Recurrent
 from ..solvers.propagator import tau_from_decay
@@ -338,22 +339,7 @@ class _SnnNeuron(nn.Module):
         gradient is needed, else the grid step) without the layer's own pass over ``x``, which
         forward's ``tensor_input`` made (real, finite, bounded) and ``_step`` completed (options,
         neuron axis); the state is checked by the layer as before."""
-        ts = layer._tensors()
-        mats = layer._constants(x.dtype, x.device, ts)
-        y0 = layer._state(y0, x.shape, x, mats)
-        if layer.backend != "torch" and layer.feedback is None and not _compiling() \
-                and not layer._needs_grad(x, y0, ts):
-            from ..kernels import fused
-            xs = x.unsqueeze(0)
-            why = fused.plan(layer, xs, False, mats)
-            if why is None:
-                layer.last_backend = "fused"
-                out, y = fused.run(layer, xs, y0, mats)
-                return out[0], y
-            if layer.backend == "fused":
-                raise ValueError(f"backend='fused' cannot run this layer: {why}")
-        layer.last_backend = "torch"
-        return layer.step(x, y0, mats, prev_spk)
+        return _discrete_run.forward_checked(layer, x, y0, prev_spk)
 
     def _key_tensors(self) -> list[Tensor]:
         """The registered tensors the step constants are made from (all but the states)."""

@@ -99,7 +99,13 @@ def _fused_or_why(layer, xs: Tensor, grad: bool, mats):
 def forward(layer, x: Tensor, state: Tensor | None = None,
             prev_out: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """One step (``DiscreteLayer.forward``): ``(out, state)``."""
-    x = check_input(layer, x, 1)
+    return forward_checked(layer, check_input(layer, x, 1), state, prev_out)
+
+
+def forward_checked(layer, x: Tensor, state: Tensor | None = None,
+                    prev_out: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """:func:`forward` for an input a caller has already checked as :func:`check_input` does
+    (a dialect whose own input check ran first: one pass over ``x`` per step)."""
     ts = layer._tensors()  # once per call: the constants' cache key and the gradient test
     mats = layer._constants(x.dtype, x.device, ts)
     state = initial_state(layer, state, x.shape, x, mats)
