@@ -57,7 +57,9 @@ def initial_state(layer, state, shape, x: Tensor, mats) -> Tensor:
                              f"got shape {tuple(state.shape)}")
         _v.bounded_tensor("state", state, fix="start from rest with state=None")
         try:
-            fits = _v.broadcast_shapes(tuple(state.shape[:-1]), tuple(shape)) == tuple(shape)
+            # torch's under compile (traceable; sympy is loaded then anyway), else plain arithmetic
+            bshape = torch.broadcast_shapes if torch.compiler.is_compiling() else _v.broadcast_shapes
+            fits = bshape(tuple(state.shape[:-1]), tuple(shape)) == tuple(shape)
         except RuntimeError:
             fits = False
         if not fits:
