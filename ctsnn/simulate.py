@@ -219,10 +219,8 @@ class _Sim:
             tr = self.t_ref[nid] if self.t_ref.shape[0] > 1 else self.t_ref.expand(gidx.shape[0])
             flat_ref[gidx] = self.t0 + offsets.detach().to(torch.float64) + tr.detach().to(torch.float64)
             self.clamp_val.reshape(-1)[gidx] = post[:, self.clamp_index].detach()
-        with torch.no_grad():
-            G = self.model.event_matrix(self.dtype, self.device)
-            th = self.model.event_offset(self.dtype, self.device)
-            th = th[nid] if th.shape[0] > 1 else th.expand(gidx.shape[0], -1)
+        with torch.no_grad():   # the event rows built once per run (__init__), not per event
+            G, th = self.G, self._theta(gidx)
             g_pre, g_post = pre @ G.T - th, post @ G.T - th
             self.armed.reshape(-1, self.E)[gidx] = rearm(g_pre, g_post)
             self.guard.check(self.k, self.t0, self.seg_end, gidx, self.t0 + offsets.detach().to(torch.float64),
