@@ -808,12 +808,12 @@ def simulate(model: NeuronModel, current=None, spikes=None, *, t_end, dt, method
         if solver_options and "unexpected keyword" in str(exc):
             import inspect
             from .errors import unexpected_keywords
-            known = list(inspect.signature(simulate).parameters) + ["rtol", "atol", "step_size"]
+            known = list(inspect.signature(simulate).parameters) + ["rtol", "atol", "step_size", "events"]
             raise ValueError(unexpected_keywords(
                 "simulate", sorted(solver_options), known,
                 f"method={method!r} takes no option(s) {sorted(solver_options)} (rtol/atol apply to the "
                 f"adaptive torchdiffeq methods such as 'dopri5', step_size to the fixed-grid ones such as "
-                f"'rk4')")) from None
+                f"'rk4', events to 'euler')")) from None
         raise
     sim.solver = solver
 
