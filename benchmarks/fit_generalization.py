@@ -5,7 +5,8 @@ on every cell bundled in ``ctsnn.datasets``; prints the table of docs/fitting.md
 
 ``--jobs N`` runs the folds (one fit per held-out sweep) in N processes at once (each on one
 torch thread); the results do not depend on it. ``--models lif,alif_threshold`` restricts the
-candidates (default: the default ``Recipe()``'s).
+candidates (default: the default ``Recipe()``'s); a third table gives every candidate's own
+prediction of each held-out sweep (the chosen one marked ``*``).
 
 Cells: B6 (sweeps 181-185, all spiking: each one held out in turn, fitted on the other four);
 CA1 (NWB sweeps 6-16: the hyperpolarising steps 6-10 and the zero step 11 train the passive
@@ -80,6 +81,19 @@ def table(results) -> str:
         lines.append(f"| {res['cell']} | {c[0]:.1%} [{c[1]:.1%}, {c[2]:.1%}] | {l_[0] * 1e3:.2f} [{l_[1] * 1e3:.2f}, "
                      f"{l_[2] * 1e3:.2f}] | {i[0]:.2f} [{i[1]:.2f}, {i[2]:.2f}] | {g[0]:.2f} [{g[1]:.2f}, {g[2]:.2f}] "
                      f"| {e[0]:.2f} [{e[1]:.2f}, {e[2]:.2f}] | {ok_c}/{n}, {ok_l}/{n} | {res['wall_time_s']:.0f} s |")
+    models = sorted({k for res in results for r in res["rows"] for k in r.get("by_model", {})})
+    if models:            # every candidate's own prediction (the chosen one marked *)
+        lines += ["", "| cell | held-out sweep | spikes rec. | " + " | ".join(f"{m}: pred. (count err., latency err. ms)"
+                                                               for m in models) + " |",
+                  "|" + "---|" * (3 + len(models))]
+        for res in results:
+            for r in res["rows"]:
+                cells = []
+                for m in models:
+                    b = r.get("by_model", {}).get(m)
+                    cells.append("" if b is None else f"{b['n_model']} ({f(b['count_error'])}, "
+                                 f"{f(b['latency_error'] * 1e3, '{:+.2f}')})" + (" *" if m == r["kind"] else ""))
+                lines.append(f"| {res['cell']} | {r['sweep']} | {r['n_data']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -120,6 +120,8 @@ class Recipe:
     tau_factor: float = 2.0
     popsize: int = 12
     maxiter: int = 100
+    adex_iter: int = 40
+    adex_lr: float = 0.03
     prune: float = 3.0
     seed: int = 0
     select: str = "holdout"
@@ -132,7 +134,8 @@ class Recipe:
         for m in models:
             if m not in MODEL_KINDS:
                 raise ValueError(f"Recipe.models: unknown model {m!r}; choose from {MODEL_KINDS}")
-        for name in ("count_scale", "latency_scale", "isi_scale", "prominence", "max_width", "min_width", "passive_max"):
+        for name in ("count_scale", "latency_scale", "isi_scale", "prominence", "max_width", "min_width", "passive_max",
+                     "adex_lr"):
             x = getattr(self, name)
             if not (isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0):
                 raise ValueError(f"Recipe.{name} must be a number > 0, got {x!r}")
@@ -145,7 +148,7 @@ class Recipe:
             raise ValueError(f"Recipe.tau_factor must be a number >= 1, got {self.tau_factor!r}")
         if not (isinstance(self.prune, (int, float)) and not isinstance(self.prune, bool) and self.prune >= 1):
             raise ValueError(f"Recipe.prune must be a number >= 1, got {self.prune!r}")
-        for name in ("popsize", "maxiter"):
+        for name in ("popsize", "maxiter", "adex_iter"):
             x = getattr(self, name)
             if isinstance(x, bool) or not isinstance(x, int) or x < 1:
                 raise ValueError(f"Recipe.{name} must be an integer >= 1, got {x!r}")
@@ -290,9 +293,7 @@ def _space(kind: str, passive: dict, sweeps: Sequence[StepSweep], tau_factor: fl
         return lif[:-2] + [("gap", "log", 1e-3, 0.04), ("a_ratio", "lin", 0.0, 3.0), ("b", "log", 1.0, 1000.0),
                            ("theta_jump", "log", 0.1e-3, 20e-3), ("tau_w", "log", 10e-3, 2.0),
                            ("w_jump", "log", 0.01e-3, 20e-3)]
-    g_l = 1.0 / r
-    return [("V_T", "lin", 1e-3, v_hi), ("Delta_T", "log", 0.3e-3, 6e-3), ("gap", "log", 1e-3, 0.04),
-            ("tau_w", "log", 10e-3, 2.0), ("a", "lin", 0.0, 2.0 * g_l), ("b", "log", 1e-13, 1e-9)]
+    raise ValueError(f"no search space for {kind!r} (AdEx is fitted by gradients from an ALIF, see _fit_adex)")
 
 
 def _from_unit(space, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -305,8 +306,9 @@ def _from_unit(space, x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _build(kind: str, passive: dict, p: dict[str, np.ndarray], n: int):
-    """The model of ``kind`` with per-neuron parameter arrays ``p`` (length n)."""
-    tt = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
+    """The model of ``kind`` with per-neuron parameter arrays ``p`` (length n; tensors keep their
+    gradients)."""
+    tt = lambda a: a if torch.is_tensor(a) else torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
     tau, r = passive["tau_mem"], passive["r"]
     if "tau_mem" in p:                 # searched: the passive stage's capacitance is kept
         cap = tau / r
@@ -330,12 +332,21 @@ def _build(kind: str, passive: dict, p: dict[str, np.ndarray], n: int):
                 adaptation="threshold" if kind == "alif_threshold" else "current", **common)
 
 
+def _method(kind: str) -> dict:
+    """How each candidate is simulated: the exact propagator (on the compiled engine) for the
+    models linear below threshold, forward Euler with in-step event times for AdEx (the
+    discretisation its gradient fit differentiates)."""
+    return {"method": "euler", "events": "in_step"} if kind == "adex" else {"method": "exact"}
+
+
 def _simulate(kind: str, passive: dict, p: dict[str, np.ndarray], sweeps: Sequence[StepSweep],
               record_v: bool = False):
     """Simulate every parameter set of ``p`` (P of them) on every sweep (K) in one batch.
 
     Returns ``spikes[p][k]`` (s from the onset, inside the step) and, with ``record_v``, the
-    membranes ``v[p][k]`` on each sweep's window (relative to rest)."""
+    membranes ``v[p][k]`` on each sweep's window (relative to rest). Parameters given as tensors
+    that require gradients give spike times as tensors with their gradients (AdEx's fit)."""
+    grad = any(torch.is_tensor(a) and a.requires_grad for a in p.values())
     P = len(next(iter(p.values())))
     K = len(sweeps)
     spikes: list[list[np.ndarray]] = [[np.zeros(0)] * K for _ in range(P)]
@@ -351,25 +362,27 @@ def _simulate(kind: str, passive: dict, p: dict[str, np.ndarray], sweeps: Sequen
             i = sweeps[k].i[:-1]
             one[: i.size, c] = i
         cur = np.tile(one, (1, P))            # neuron p * K + c: candidate p on sweep c
-        rep = {name: np.repeat(np.asarray(a, dtype=np.float64), len(ks)) for name, a in p.items()}
+        rep = {name: a.repeat_interleave(len(ks)) if torch.is_tensor(a)
+               else np.repeat(np.asarray(a, dtype=np.float64), len(ks)) for name, a in p.items()}
         model = _build(kind, passive, rep, P * len(ks))
-        method = "euler" if kind == "adex" else "exact"
-        with torch.no_grad():
-            tr = simulate(model, torch.as_tensor(cur), t_end=(T - 1) * dt, dt=dt, method=method,
-                          initial={"v": 0.0}, record=("v",) if record_v else (), dtype=torch.float64,
-                          progress=False, max_events_per_step=50)
-        times = tr.spike_times.numpy()
+        with torch.set_grad_enabled(grad):
+            tr = simulate(model, torch.as_tensor(cur), t_end=(T - 1) * dt, dt=dt, initial={"v": 0.0},
+                          record=("v",) if record_v else (), dtype=torch.float64, progress=False,
+                          max_events_per_step=50, **_method(kind))
+        times = tr.spike_times if grad else tr.spike_times.numpy()
         neurons = tr.spike_neurons.numpy()
         order = np.argsort(neurons, kind="stable")
         counts = np.bincount(neurons, minlength=P * len(ks))
-        split = np.split(times[order], np.cumsum(counts)[:-1])
+        split = [times[torch.as_tensor(ix)] if grad else times[ix] for ix in np.split(order, np.cumsum(counts)[:-1])]
         V = tr["v"].numpy() if record_v else None
         for j in range(P * len(ks)):
             q, c = divmod(j, len(ks))
             s = sweeps[ks[c]]
             t0 = -s.t[0]                       # the onset, on the simulation's clock
             x = split[j] - t0
-            spikes[q][ks[c]] = x[(x >= 0) & (x < s.duration)]
+            xd = x.detach().numpy() if grad else x
+            inside = (xd >= 0) & (xd < s.duration)
+            spikes[q][ks[c]] = x[torch.as_tensor(inside)] if grad else x[inside]
             if V is not None:
                 vs[q][ks[c]] = V[: s.t.size, j]
     return (spikes, vs) if record_v else spikes
@@ -455,6 +468,95 @@ def _fit_kind(kind: str, passive: dict, sweeps: Sequence[StepSweep], recipe: Rec
     best = {k: float(v[0]) for k, v in _from_unit(space, sol.x[None, :]).items()}
     return {"kind": kind, "params": best, "loss": float(sol.fun), "n_eval": n_eval[0], "generations": int(sol.nit),
             "wall_time_s": time.perf_counter() - t0, "message": str(sol.message)}
+
+
+def _adex_start(passive: dict, alif: dict, delta_t: float = 0.2e-3) -> dict:
+    """AdEx parameters (relative to rest) at a fitted ALIF with current adaptation, of which the
+    AdEx is the limit Delta_T -> 0 with a = 0: the same membrane (tau_mem, and C = tau_mem / r
+    from the passive stage), the same rheobase (the AdEx's is ``V_T - Delta_T`` in units of
+    r I, so V_T = v_th + Delta_T), the same reset gap below v_th, ``w = b / r`` (tau_w =
+    tau_adapt, jump adapt_jump / r), a sharp spike initiation (``delta_t``) and no subthreshold
+    adaptation (a = 0). The ALIF's refractory period has no AdEx counterpart and is dropped."""
+    tau = alif.get("tau_mem", passive["tau_mem"])
+    r = tau * passive["r"] / passive["tau_mem"]
+    out = {"V_T": alif["v_th"] + delta_t, "Delta_T": delta_t, "gap": alif["gap"] + delta_t,
+           "tau_w": alif["tau_adapt"], "a": 0.0, "b": max(alif["adapt_jump"] / r, 1e-15)}
+    if "tau_mem" in alif:
+        out["tau_mem"] = tau
+    return out
+
+
+def _fit_adex(passive: dict, sweeps: Sequence[StepSweep], recipe: Recipe, alif: dict) -> dict:
+    r"""Stage 3 for AdEx: gradients through forward Euler with in-step spike times.
+
+    From :func:`_adex_start` (the fitted current-adaptation ALIF), Adam (``recipe.adex_lr``,
+    ``recipe.adex_iter`` steps) on the rank-matched spike times of every training sweep,
+    :math:`\frac{1}{K}\sum_k \sum_j (t^{model}_{kj} - t^{data}_{kj})^2 / (\max(n^{data}_k, 1)
+    \lambda^2)` (the shorter train padded with the step's end; :func:`~ctsnn.fitting.metrics.matched_spike_times`),
+    whose gradient flows through the spike times (implicit function theorem on Euler's dense
+    output) and the membrane between them. Positive parameters move in log coordinates, ``a`` in
+    units of g_L. The result is the iterate with the lowest recipe loss ``L`` (the one every
+    candidate is judged by), the start included."""
+    from .metrics import matched_spike_times
+
+    t0 = time.perf_counter()
+    x0 = _adex_start(passive, alif)
+    names = list(x0)
+    g_l = passive["tau_mem"] / (x0.get("tau_mem", passive["tau_mem"]) * passive["r"])
+    z = torch.zeros(len(names), dtype=torch.float64, requires_grad=True)
+
+    def natural(zz):
+        return {k: (x0[k] + zz[j] * g_l if k == "a" else x0[k] * torch.exp(zz[j])).reshape(1)
+                for j, k in enumerate(names)}
+
+    opt = torch.optim.Adam([z], lr=recipe.adex_lr)
+    data = [torch.as_tensor(sw.spikes, dtype=torch.float64) for sw in sweeps]
+    best_loss, best, best_z = math.inf, {k: float(v) for k, v in x0.items()}, torch.zeros(len(names), dtype=torch.float64)
+    n_eval, n_fail, history = 0, 0, []
+    for _ in range(recipe.adex_iter + 1):
+        p = natural(z)
+        try:
+            spk = _simulate("adex", passive, p, sweeps)[0]
+        except SimulationError:          # a runaway spike loop: back to the best point, smaller steps
+            n_fail += 1
+            with torch.no_grad():
+                z.copy_(best_z)
+            for g in opt.param_groups:
+                g["lr"] *= 0.5
+            continue
+        n_eval += 1
+        score = _loss([x.detach().numpy() for x in spk], sweeps, recipe)
+        history.append(score)
+        if score < best_loss:
+            best_loss, best, best_z = score, {k: float(v.detach()) for k, v in p.items()}, z.detach().clone()
+        dist = sum(matched_spike_times(m, d, sw.duration) / (max(d.numel(), 1) * recipe.latency_scale ** 2)
+                   for m, d, sw in zip(spk, data, sweeps)) / len(sweeps)
+        if not (torch.is_tensor(dist) and dist.requires_grad):
+            break                        # no spike anywhere: nothing to move
+        opt.zero_grad()
+        dist.backward()
+        if not bool(torch.isfinite(z.grad).all()):
+            break
+        opt.step()
+    return {"kind": "adex", "params": best, "loss": float(best_loss), "n_eval": n_eval,
+            "generations": len(history), "wall_time_s": time.perf_counter() - t0, "start": "alif_current",
+            "start_loss": history[0] if history else math.nan,
+            "message": f"Adam through Euler (in-step events): {len(history)} evaluations, recipe loss "
+                       f"{history[0] if history else math.nan:.4g} at the ALIF start, {best_loss:.4g} at the best"
+                       + (f"; {n_fail} runaway step(s) stepped back" if n_fail else "")}
+
+
+def _fit_kinds(kinds: Sequence[str], passive: dict, sweeps: Sequence[StepSweep], recipe: Recipe) -> dict:
+    """Stage 3 for the models ``kinds``; AdEx starts from the current-adaptation ALIF (fitted here
+    for it when that is not a candidate itself)."""
+    out: dict[str, dict] = {}
+    for k in sorted(kinds, key=lambda k: k == "adex"):
+        if k == "adex":
+            alif = out.get("alif_current") or _fit_kind("alif_current", passive, sweeps, recipe)
+            out[k] = _fit_adex(passive, sweeps, recipe, alif["params"])
+        else:
+            out[k] = _fit_kind(k, passive, sweeps, recipe)
+    return {k: out[k] for k in kinds}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -619,7 +721,7 @@ def fit_protocol(recordings, recipe: Recipe | None = None, *, progress: bool = F
         say = (lambda m: print(f"fit_protocol: {m} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr,
                                flush=True)) if progress else (lambda m: None)
         say(f"passive tau_mem {passive['tau_mem'] * 1e3:.3g} ms, r {passive['r'] / 1e6:.4g} MOhm")
-        candidates = {k: _fit_kind(k, passive, sweeps, recipe) for k in recipe.models}
+        candidates = _fit_kinds(recipe.models, passive, sweeps, recipe)
         for k, c in candidates.items():
             say(f"{k}: training loss {c['loss']:.4g}")
         selection = {k: c["loss"] for k, c in candidates.items()}
@@ -631,8 +733,7 @@ def fit_protocol(recordings, recipe: Recipe | None = None, *, progress: bool = F
             selection = {k: (0.0 if k in contenders else math.inf) for k in recipe.models}
             for j in held:
                 rest = [s for i, s in enumerate(sweeps) if i != j]
-                for k in contenders:
-                    c = _fit_kind(k, passive, rest, recipe)
+                for k, c in _fit_kinds(contenders, passive, rest, recipe).items():
                     spk = _simulate(k, passive, {q: np.array([v]) for q, v in c["params"].items()}, [sweeps[j]])[0]
                     selection[k] += _loss(spk, [sweeps[j]], recipe)
             say("held-out scores " + ", ".join(f"{k} {v:.4g}" for k, v in selection.items()))
@@ -707,7 +808,8 @@ def leave_one_out(recordings, recipe: Recipe | None = None, *, held_out: Sequenc
     spikes during a depolarising step), fit on the other sweeps and evaluate on the one left out. Returns one
     :func:`evaluate` row per held-out sweep, with the chosen model (``kind``), the fit's wall time,
     its report on the training sweeps (``train``), ``values``, ``passive``, every candidate's
-    parameters and training loss (``candidates``) and the held-out selection scores added."""
+    parameters and training loss (``candidates``), the held-out selection scores and every
+    candidate's own prediction of the held-out sweep (``by_model``) added."""
     recipe = recipe or Recipe()
     recs = list(recordings)
     sweeps = _sweeps(recs, recipe)
@@ -719,8 +821,12 @@ def leave_one_out(recordings, recipe: Recipe | None = None, *, held_out: Sequenc
         train = [r for i, r in enumerate(recs) if i != j]
         res = fit_protocol(train, recipe, progress=progress)
         row = evaluate(res, [sweeps[j]])[0]
+        by_model = {}
+        for k, c in res.candidates.items():     # every candidate's prediction of the held-out sweep
+            other = evaluate(replace(res, kind=k, params=c["params"]), [sweeps[j]])[0]
+            by_model[k] = {q: other[q] for q in ("n_model", "count_error", "latency_error", "isi_error", "gamma")}
         row.update(kind=res.kind, wall_time_s=res.wall_time_s, train=res.train, values=res.values,
-                   selection=dict(res.selection), passive=dict(res.passive),
+                   selection=dict(res.selection), passive=dict(res.passive), by_model=by_model,
                    candidates={k: {"params": c["params"], "loss": c["loss"]} for k, c in res.candidates.items()})
         rows.append(row)
     return rows
