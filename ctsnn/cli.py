@@ -424,6 +424,9 @@ def _add_simulate(sub) -> None:
     p.add_argument("--rtol", default=None, type=float, help="relative tolerance (adaptive methods)")
     p.add_argument("--atol", default=None, type=float, help="absolute tolerance (adaptive methods)")
     p.add_argument("--step-size", default=None, help="step of the fixed-grid torchdiffeq methods (default: dt)")
+    p.add_argument("--events", default=None, choices=("end", "in_step"),
+                   help="--method euler only: events at step ends (default, as the discrete libraries) or "
+                        "located on Euler's line inside the step")
     p.add_argument("--record", default="all", help="states to record, comma separated, or 'all'")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64",
                    help="floating-point precision of the simulation (float64: reference accuracy)")
@@ -479,6 +482,11 @@ def _run_simulate(args) -> int:
     opts = {k: v for k, v in (("rtol", args.rtol), ("atol", args.atol)) if v is not None}
     if args.step_size is not None:
         opts["step_size"] = parse_quantity(args.step_size, "time", name="--step-size")
+    if args.events is not None:
+        if args.method != "euler":
+            raise ValueError(f"--events applies to --method euler, not {args.method!r} (the other methods "
+                             f"locate events inside steps)")
+        opts["events"] = args.events
     trace = ctsnn.simulate(model, current, spikes, t_end=t_end, dt=dt, method=args.method, record=record,
                            dtype=dtype, progress=not args.quiet, **opts)
     path = trace.save(args.output)

@@ -174,6 +174,24 @@ def test_simulate_nonlinear_with_tolerances(tmp_path, capsys):
     assert "rtol" in capsys.readouterr().err
 
 
+def test_simulate_euler_events_in_step(tmp_path, capsys):
+    """--method euler --events in_step gives the Python API's in-step spike times (off the grid);
+    --events with another method is refused by name."""
+    out = tmp_path / "e.npz"
+    assert main(["simulate", "--model", "lif", "--method", "euler", "--events", "in_step", "--current", "0.3nA",
+                 "--dt", "1ms", "--t-end", "100ms", "-o", str(out), "--quiet"]) == 0
+    tr = ctsnn.Trace.load(out)
+    model = ctsnn.LIF(tau_mem=10e-3, r=100e6, v_leak=-70e-3, v_th=-50e-3, v_reset=-70e-3)   # the CLI's defaults
+    ref = ctsnn.simulate(model, 0.3e-9, t_end=0.1, dt=1e-3, method="euler", events="in_step", dtype=torch.float64,
+                         initial={"v": -70e-3})
+    assert tr.n_spikes == ref.n_spikes > 3
+    torch.testing.assert_close(tr.spike_times, ref.spike_times, rtol=0, atol=1e-15)
+    assert float((tr.spike_times / 1e-3 - torch.round(tr.spike_times / 1e-3)).abs().max()) > 0.01
+    capsys.readouterr()
+    assert main(["simulate", "--model", "lif", "--events", "in_step", "-o", str(tmp_path / "x.npz")]) == 2
+    assert "--events applies to --method euler" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- reliability of the command line
 def _run(args, tmp_path):
     """The CLI in a subprocess (exit status and stderr as a user sees them)."""
