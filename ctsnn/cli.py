@@ -953,7 +953,7 @@ def _run_fit_many(args) -> int:
                 raise ValueError(f"--scheduler: cannot connect to {args.scheduler!r}: {exc}") from None
         try:
             if getattr(args, "recipe", None) is not None:
-                res = fit_many(data, recipe=args.recipe, client=client, workers=args.workers,
+                res = fit_many(data, recipe=_recipe(args), client=client, workers=args.workers,
                                progress=not args.quiet)
             else:
                 res = fit_many(data, model, params=params, client=client, workers=args.workers,
@@ -989,6 +989,22 @@ def _add_fit_recipe(p) -> None:
                    help="fit with a recipe instead of --model/--params: 'step' (step protocols: passive "
                         "membrane, then LIF and both ALIFs on spike counts, first-spike latency and ISIs of "
                         "the whole step, the model chosen on a held-out sweep; see docs/fitting.md)")
+    p.add_argument("--models", default=None, metavar="LIST",
+                   help="with --recipe step: the candidate models, comma separated, from lif, alif_threshold, "
+                        "alif_current, mnlif, adex (default: lif,alif_threshold,alif_current; adex is fitted by "
+                        "gradients through Euler and costs minutes per cell)")
+
+
+def _recipe(args):
+    """The recipe named by --recipe, with --models as its candidates when given."""
+    from dataclasses import replace
+
+    from .fitting.protocol import RECIPES
+
+    recipe = RECIPES[args.recipe]
+    if args.models is not None:
+        recipe = replace(recipe, models=tuple(m.strip() for m in args.models.split(",") if m.strip()))
+    return recipe
 
 
 # options a recipe sets itself: (attribute, option, default)
@@ -1006,7 +1022,7 @@ def _check_recipe_args(args) -> None:
 
 def _run_fit_recipe(args) -> int:
     """``ctsnn fit DATA --recipe step``: one cell's sweeps with ``fit_protocol``; JSON to -o."""
-    from .fitting.protocol import RECIPES, fit_protocol
+    from .fitting.protocol import fit_protocol
 
     args.output = args.output or "fit.json"
     for f in args.data:
@@ -1019,7 +1035,7 @@ def _run_fit_recipe(args) -> int:
     if not args.quiet:
         print(f"fitting recipe {args.recipe!r} to {len(recs)} sweep(s): " + ", ".join(r.name for r in recs),
               file=sys.stderr)
-    res = fit_protocol(recs, RECIPES[args.recipe], progress=not args.quiet)
+    res = fit_protocol(recs, _recipe(args), progress=not args.quiet)
     print(res.summary())
     print("  per sweep (recorded/model spikes, latency error, Gamma 4 ms, subthreshold EV):")
     for row in res.train:
@@ -1033,8 +1049,11 @@ def _run_fit_recipe(args) -> int:
 
 def _run_fit(args) -> int:
     args.data = [_dataset_path(f) for f in args.data]
+    if getattr(args, "models", None) is not None and getattr(args, "recipe", None) is None:
+        raise ValueError("--models chooses the candidates of a recipe: give it with --recipe step")
     if getattr(args, "recipe", None) is not None:
         _check_recipe_args(args)
+        _recipe(args)          # an unknown model is refused before any data is read
         if not _many_cells(args):
             return _run_fit_recipe(args)
     if _many_cells(args):

@@ -178,12 +178,18 @@ def test_recipe_refuses_the_options_it_sets(tmp_path, capsys):
         assert main(["fit", str(f), "--recipe", "step", *extra, "-o", str(tmp_path / "x.json")]) == 2
         err = capsys.readouterr().err
         assert f"--recipe step chooses the models" in err and opt in err, err
+    assert main(["fit", str(f), "--recipe", "step", "--models", "lif,hh", "-o", str(tmp_path / "x.json")]) == 2
+    assert "unknown model 'hh'" in capsys.readouterr().err
+    assert main(["fit", str(f), "--models", "lif", "-o", str(tmp_path / "x.json")]) == 2
+    assert "give it with --recipe step" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
 
 
 @pytest.mark.slow
 def test_recipe_step_from_the_shell(tmp_path, capsys):
     """`ctsnn fit FILES --recipe step` on three synthetic steps: the JSON names the chosen model,
-    its values and the per-sweep report; the many-cells form writes CELL.json and summary.csv."""
+    its values and the per-sweep report; the many-cells form writes CELL.json and summary.csv;
+    --models restricts the candidates."""
     files = [str(_step_npz(tmp_path / f"c_{k}.npz", a)) for k, a in enumerate((150e-12, 200e-12, 250e-12))]
     out = tmp_path / "fit.json"
     assert main(["fit", *files, "--recipe", "step", "--quiet", "-o", str(out)]) == 0
@@ -197,3 +203,7 @@ def test_recipe_step_from_the_shell(tmp_path, capsys):
     summary = (res_dir / "summary.csv").read_text()
     assert "model" in summary.splitlines()[0] and "train_abs_count_error" in summary
     assert json.loads((res_dir / "c.json").read_text())["kind"] == d["kind"]
+    out1 = tmp_path / "lif.json"
+    assert main(["fit", *files, "--recipe", "step", "--models", "lif", "--quiet", "-o", str(out1)]) == 0
+    d1 = json.loads(out1.read_text())
+    assert d1["kind"] == "lif" and list(d1["candidates"]) == ["lif"]

@@ -32,8 +32,12 @@ fits what a step protocol measures:
    train without spikes has the step's duration as latency) and the rank-matched inter-spike
    intervals (adaptation, scale ``rho`` = 10%). These features are piecewise constant in the
    parameters (a spike appears or not), so the search is gradient-free; every generation of
-   candidates times every sweep is one batched simulation on the compiled event engine (LIF,
-   ALIF: exact, in-step spike times) or on torch's Euler path (AdEx).
+   candidates times every sweep is one batched simulation on the compiled event engine (exact,
+   in-step spike times). AdEx, which the engine cannot run (it is not linear below threshold),
+   is fitted by gradients instead (:func:`_fit_adex`): from the fitted current-adaptation ALIF
+   (its limit Delta_T -> 0), Adam on the rank-matched spike times through forward Euler with
+   in-step, differentiable spike times (``simulate(method="euler", events="in_step")``); of its
+   iterates the one with the lowest ``L`` is kept.
 4. **Model choice on a held-out sweep**: each candidate model is fitted again with the training
    sweep of the highest step left out (the end of the f-I curve where a wrong model shows
    first: a linear f-I curve overshoots there) and scored on it with the same ``L``; the model
@@ -46,8 +50,8 @@ Candidate models (potentials relative to rest): ``"lif"`` (v_th, v_reset, t_ref)
 ``"alif_current"`` (+ tau_adapt, adapt_jump: a hyperpolarising adaptation of the membrane),
 ``"mnlif"`` (:class:`~ctsnn.models.MNLIF`: theta_inf, v_reset, a = a_ratio * b, b, theta_jump, tau_w,
 w_jump: a threshold that follows the membrane, so a cell may fire at a step's onset and then stop;
-no refractory period); the first three are the default; ``"adex"`` (V_T, Delta_T, v_reset, tau_w, a, b; C = tau_mem / r and g_L = 1 / r from the
-passive stage; v_peak = V_T + 5 Delta_T).
+no refractory period); the first three are the default; ``"adex"`` (V_T, Delta_T, v_reset, tau_w, a, b and
+tau_mem; C = tau_mem / r with the passive stage's capacitance, g_L = 1 / r; v_peak = V_T + 5 Delta_T).
 
 :func:`evaluate` reports, per sweep: spike count error, first-spike latency error, ISI error
 (:func:`~ctsnn.fitting.metrics.isi_error`), the coincidence factor Gamma(4 ms) and the
@@ -99,6 +103,7 @@ class Recipe:
         charging after the onset pins even where it is too short to separate tau_mem from r).
     popsize, maxiter, seed : differential evolution (``popsize`` times the number of
         parameters candidates per generation, at most ``maxiter`` generations).
+    adex_iter, adex_lr : AdEx's gradient stage (Adam steps and step size in log coordinates).
     prune : a model whose training loss exceeds ``prune`` times the best model's is not
         considered for the held-out choice (it cannot win it; this saves its refit).
     select : ``"holdout"`` (the model choice on a left-out training sweep, described in the
