@@ -17,7 +17,19 @@ __all__ = ["AdEx", "QIF", "Izhikevich"]
 
 class _Nonlinear(NeuronModel):
     def _pp(self, name, y):
-        return self.p(name, y.dtype, y.device)
+        """Parameter ``name`` in ``y``'s dtype and device. The drift asks for every parameter at
+        every evaluation, so the converted tensor is kept while the stored one is the same object
+        at the same version (a reassigned or in-place changed parameter is converted again), per
+        grad mode (a tensor converted without autograd must not stand in for one with it)."""
+        src = getattr(self, name)
+        cache = self.__dict__.setdefault("_pp_cache", {})
+        key = (name, y.dtype, y.device, torch.is_grad_enabled())
+        hit = cache.get(key)
+        if hit is not None and hit[0] is src and hit[1] == src._version:
+            return hit[2]
+        t = self.p(name, y.dtype, y.device)
+        cache[key] = (src, src._version, t)
+        return t
 
     def event_matrix(self, dtype=None, device=None) -> Tensor:
         G = torch.zeros(1, self.n_states, dtype=dtype or self.param_dtype(), device=device)
