@@ -102,8 +102,11 @@ def run(cell: str, recipe: Recipe, progress: bool = False, jobs: int = 1) -> dic
     if jobs <= 1:
         rows = leave_one_out(recs, recipe, progress=progress)
     else:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(max_workers=jobs) as ex:
+        # fresh interpreters: a fork after torch has started its thread pool (the synthetic cell is
+        # simulated here) can leave the children waiting on its locks forever
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
             rows = list(ex.map(_fold, [cell] * len(held), held, [recipe] * len(held), [progress] * len(held)))
     return {"cell": cell, "rows": rows, "summary": summarize(rows), "wall_time_s": time.perf_counter() - t0}
 
