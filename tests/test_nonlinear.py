@@ -150,3 +150,20 @@ def test_parameter_conversions_kept_by_the_drift_follow_grad_mode_and_updates():
         assert g == g2 and g != 0.0
         with torch.no_grad():
             C.mul_(1.1)
+
+
+def test_a_model_that_ran_with_gradients_can_be_copied_and_pickled():
+    """The drift's kept parameter conversions (here float64 parameters in a float32 run with
+    autograd: non-leaf tensors) stay out of copies and pickles; the copy simulates the same."""
+    import copy
+    import pickle
+
+    model = ctsnn.AdEx()
+    C = torch.nn.Parameter(torch.tensor(281e-12))
+    model = model.replace(C=C)
+    run = lambda m: ctsnn.simulate(m, 1.2e-9, t_end=0.05, dt=1e-4, method="euler", dtype=torch.float32,  # noqa: E731
+                                   record=())
+    first = run(model)
+    assert first.spike_times.numel() > 0
+    for other in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert torch.equal(run(other).spike_times.detach(), first.spike_times.detach())

@@ -31,6 +31,13 @@ class _Nonlinear(NeuronModel):
         cache[key] = (src, src._version, t)
         return t
 
+    def __getstate__(self):
+        """Copies and pickles leave out the drift's converted parameters (rebuilt on use; a
+        converted tensor with autograd history cannot be deep-copied)."""
+        state = dict(super().__getstate__())
+        state.pop("_pp_cache", None)
+        return state
+
     def event_matrix(self, dtype=None, device=None) -> Tensor:
         G = torch.zeros(1, self.n_states, dtype=dtype or self.param_dtype(), device=device)
         G[0, 0] = 1.0
