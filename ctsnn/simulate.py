@@ -31,7 +31,7 @@ from .events import EventLoopGuard, attach_event_time, rearm
 from .models.base import NeuronModel
 from .progress import Progress
 from .solvers import get_solver
-from .solvers.base import Hold, Problem
+from .solvers.base import Hold, Problem, drift_rows
 from .trace import Trace
 
 __all__ = ["simulate", "SimulationError"]
@@ -416,7 +416,7 @@ class _Sim:
             # or a reset that lands above threshold)
             with torch.no_grad():
                 g = self.y @ self.G.T - self.theta
-                now = self.armed & (g >= 0)
+                now = _events.immediate(self.armed, g)
                 held = self._held_offset(t)
                 if held is not None:
                     now &= ~held.unsqueeze(-1)
@@ -617,23 +617,11 @@ def _apply_inputs(sim: _Sim, idx: Tensor, incs: Tensor, times: Tensor | None = N
         u = sim.u.expand(sim.Bt, sim.n, sim.u.shape[-1]).reshape(-1, sim.u.shape[-1])[idx]
         pre = flat[idx]
         t = float(times.detach()[0])
-        f_pre = _drift_rows(sim, t, pre, u, nid)
-        f_post = _drift_rows(sim, t, pre + incs, u, nid)
+        f_pre = drift_rows(sim.model, t, pre, u, nid, sim.n)
+        f_post = drift_rows(sim.model, t, pre + incs, u, nid, sim.n)
         delta = (times - times.detach()).to(sim.dtype)
         new = new.index_add(0, idx, (f_pre - f_post) * delta[:, None])
     sim.y = new.reshape(sim.y.shape)
-
-
-def _drift_rows(sim: _Sim, t: float, rows: Tensor, u: Tensor, nid: Tensor) -> Tensor:
-    """The model's drift for single elements ``rows`` [m, S] of neurons ``nid`` (evaluated on a
-    full population tensor, so per-neuron parameters line up)."""
-    m = rows.shape[0]
-    Y = torch.zeros(m, sim.n, sim.S, dtype=rows.dtype, device=rows.device)
-    Y = Y.index_put((torch.arange(m, device=rows.device), nid), rows)
-    U = torch.zeros(m, sim.n, u.shape[-1], dtype=u.dtype, device=u.device)
-    U = U.index_put((torch.arange(m, device=rows.device), nid), u)
-    F = sim.model.drift(t, Y, U)
-    return F[torch.arange(m, device=rows.device), nid]
 
 
 def _parse_spikes(spikes, model: NeuronModel, M: int, dtype, device) -> tuple[Tensor, Tensor, Tensor]:

@@ -98,3 +98,21 @@ def test_refractory_period_and_bad_option():
     assert float(ref[1] - ref[0]) == pytest.approx(float(plain[1] - plain[0]) + 2e-3, abs=2 * h)
     with pytest.raises(ValueError, match="events must be one of"):
         ctsnn.simulate(_lif(), RI, t_end=0.01, dt=h, method="euler", events="middle")
+
+
+def test_per_neuron_parameters_in_one_population():
+    """Neurons with their own time constants and thresholds in one population (each neuron's
+    in-step events use its own parameters): every spike train and membrane equals the neuron's
+    solo run, for a linear model (LIF) and a nonlinear one (AdEx)."""
+    lif = ctsnn.LIF(tau_mem=torch.tensor([20e-3, 7e-3, 13e-3], dtype=torch.float64), r=1.0, v_leak=0.0,
+                    v_th=torch.tensor([1.0, 0.8, 1.2], dtype=torch.float64), v_reset=0.0, dtype=torch.float64)
+    adex = ctsnn.AdEx(V_T=torch.tensor([-50.4e-3, -52e-3, -49e-3], dtype=torch.float64), dtype=torch.float64)
+    for model, amp in ((lif, 1.6), (adex, 1.2e-9)):
+        cur = torch.full((1, 3), amp, dtype=torch.float64)
+        both = ctsnn.simulate(model, cur, t_end=0.1, dt=1e-4, method="euler", events="in_step")
+        for j in range(3):
+            one = model.replace(**{k: v[j:j + 1] for k, v in model.params().items() if v.dim() == 1 and v.numel() == 3})
+            solo = ctsnn.simulate(one, cur[:, :1], t_end=0.1, dt=1e-4, method="euler", events="in_step")
+            assert solo.spike_times.numel() > 2
+            assert torch.equal(both.spike_times[both.spike_neurons == j], solo.spike_times)
+            assert torch.equal(both["v"][:, j], solo["v"][:, 0])

@@ -214,11 +214,7 @@ class Adaptive(Solver):
         tt = self.t0 + float(t.detach() if torch.is_tensor(t) else t)
         u = self.u if self.current_fn is None else self.current_fn(tt)
         f = self.problem.model.drift(tt, y, u)
-        if hold is not None:
-            f = f.clone()
-            f[..., hold.index] = torch.where(hold.mask, torch.zeros_like(f[..., hold.index]),
-                                             f[..., hold.index])
-        return f
+        return f if hold is None else hold.freeze(f)
 
     @staticmethod
     def _poly(coeff, x):

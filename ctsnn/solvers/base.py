@@ -50,7 +50,7 @@ from torch import Tensor
 
 from ..models.base import NeuronModel
 
-__all__ = ["Solver", "Problem", "Segment", "Hold", "Steps", "linear_drift"]
+__all__ = ["Solver", "Problem", "Segment", "Hold", "Steps", "linear_drift", "drift_rows"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,12 @@ class Hold:
         y = y.clone()
         y[..., self.index] = torch.where(self.mask, self.value, y[..., self.index])
         return y
+
+    def freeze(self, f: Tensor) -> Tensor:
+        """The drift ``f`` with the held elements' clamp state not moving (zero drift)."""
+        f = f.clone()
+        f[..., self.index] = torch.where(self.mask, torch.zeros_like(f[..., self.index]), f[..., self.index])
+        return f
 
     def rows(self, rows: Tensor) -> "Hold":
         """The hold of flat elements ``rows`` (of a population hold)."""
@@ -151,6 +157,17 @@ class Steps:
 def linear_drift(A: Tensor, B: Tensor, c: Tensor, y: Tensor, u: Tensor) -> Tensor:
     """``A y + B u + c`` for ``y`` ``[..., n, S]``, ``u`` ``[..., n, U]`` (A, B, c per neuron)."""
     return (A @ y.unsqueeze(-1)).squeeze(-1) + (B @ u.unsqueeze(-1)).squeeze(-1) + c
+
+
+def drift_rows(model: NeuronModel, t, y: Tensor, u: Tensor, nid: Tensor, n: int) -> Tensor:
+    """The model's drift for single elements: states ``y`` ``[m, S]`` and inputs ``u`` ``[m, U]``
+    of neurons ``nid`` ``[m]`` (of a population of ``n``), evaluated on a full population tensor
+    so that per-neuron parameters line up."""
+    m = y.shape[0]
+    ar = torch.arange(m, device=y.device)
+    Y = torch.zeros(m, n, y.shape[-1], dtype=y.dtype, device=y.device).index_put((ar, nid), y)
+    U = torch.zeros(m, n, u.shape[-1], dtype=u.dtype, device=u.device).index_put((ar, nid), u)
+    return model.drift(t, Y, U)[ar, nid]
 
 
 class Solver:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Hold, Problem, Segment, Solver, linear_drift
+from .base import Hold, Problem, Segment, Solver, drift_rows, linear_drift
 
 __all__ = ["Euler"]
 
@@ -45,7 +45,6 @@ class Euler(Solver):
         super().__init__(problem)
         if events not in EVENT_MODES:
             raise ValueError(f"method='euler': events must be one of {EVENT_MODES}, got {events!r}")
-        self.events = events
         self.events_at_end = events == "end"
         self.per_element = events == "in_step"
         self.lin = problem.model.linear_part(problem.dtype, problem.device)
@@ -56,21 +55,20 @@ class Euler(Solver):
             f = linear_drift(*self.lin, y, self.u)
         else:
             f = self.problem.model.drift(self.t0 + t, y, self.u)
-        if hold is not None:
-            f = f.clone()
-            f[..., hold.index] = torch.where(hold.mask, torch.zeros_like(hold.value), f[..., hold.index])
-        return f
+        return f if hold is None else hold.freeze(f)
 
     def _drift_rows(self, y, rows, hold):
-        """Drift of flat elements ``rows`` (states ``y`` ``[m, S]``): the population's drift with
-        those rows set (the model's parameters are per neuron of the population's shape)."""
+        """Drift of flat elements ``rows`` (states ``y`` ``[m, S]``) at the step's input, each
+        with its own neuron's parameters."""
         p = self.problem
-        full = y.new_zeros(p.M, p.S).index_put((rows,), y)
-        f = self.drift(0.0, full.view(p.Bt, p.n, p.S)).reshape(p.M, p.S)[rows]
-        if hold is not None:
-            f = f.clone()
-            f[:, hold.index] = torch.where(hold.mask, torch.zeros_like(hold.value), f[:, hold.index])
-        return f
+        nid = rows % p.n
+        u = self.u.reshape(-1, self.u.shape[-1])[rows]
+        if self.lin is not None:
+            A, B, c = (x[nid] if x.shape[0] > 1 else x.expand(rows.shape[0], *x.shape[1:]) for x in self.lin)
+            f = linear_drift(A, B, c, y, u)
+        else:
+            f = drift_rows(p.model, self.t0, y, u, nid, p.n)
+        return f if hold is None else hold.freeze(f)
 
     def step(self, t0, y0, t1, hold: Hold | None = None, rows=None) -> Segment:
         p = self.problem

@@ -67,10 +67,7 @@ class Exact(Solver):
 
     def drift(self, t, y, hold=None):
         f = (self.A @ y.unsqueeze(-1)).squeeze(-1) + self.bvec
-        if hold is not None:
-            f = f.clone()
-            f[..., hold.index] = torch.where(hold.mask, torch.zeros_like(hold.value), f[..., hold.index])
-        return f
+        return f if hold is None else hold.freeze(f)
 
     def _clock(self, t0):
         """``[M]`` start offsets ``t0`` (cached: most sub-intervals start at 0)."""
@@ -99,7 +96,7 @@ class Exact(Solver):
                 y1 = hold.apply(y1)
             s0 = self._clock(t0)
             y0f = y0.reshape(-1, S)
-            hold_f = None if hold is None else Hold(hold.mask.reshape(-1), hold.index, hold.value.reshape(-1))
+            hold_f = None if hold is None else hold.rows(torch.arange(p.M, device=p.device))
             sl0 = sl1 = None
             if self.hidden:
                 sl0 = (self.A @ y0.unsqueeze(-1)).squeeze(-1) + self.bvec
@@ -130,7 +127,7 @@ class Exact(Solver):
             b, A = gathered(i)
             y = propagate(*propagator(A, s - s0[i]), y0f[i], b)
             if hold_f is not None:
-                y = Hold(hold_f.mask[i], hold_f.index, hold_f.value[i]).apply(y)
+                y = hold_f.rows(i).apply(y)
             return y
 
         def slope(i, s):
