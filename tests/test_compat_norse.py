@@ -294,12 +294,12 @@ _SHAPES = [(), (0,), (3,), (1, 3), (2, 3), (0, 3), (3, 0), (2, 0, 3), (4, 2, 3)]
 
 
 def _outcome(fn):
-    """('ok', output shapes) or ('refused', exception)."""
+    """('ok', output shapes, (spikes, state)) or ('refused', exception, None)."""
     try:
         z, s = fn()
     except Exception as exc:  # noqa: BLE001 - norse refuses with whatever its code raises
-        return "refused", exc
-    return "ok", (tuple(z.shape), tuple(s.v.shape))
+        return "refused", exc, None
+    return "ok", (tuple(z.shape), tuple(s.v.shape)), (z, s)
 
 
 def _same_verdict(norse_fn, ours_fn):
@@ -307,6 +307,10 @@ def _same_verdict(norse_fn, ours_fn):
     assert n[0] == c[0], f"norse: {n}, ctsnn: {c}"
     if n[0] == "ok":
         assert n[1] == c[1], f"output shapes: norse {n[1]}, ctsnn {c[1]}"
+        (zn, sn), (zc, sc) = n[2], c[2]
+        assert torch.equal(zn, zc.to(zn.dtype))          # the same spikes, and the same state
+        for a, b in zip(sn, sc):
+            torch.testing.assert_close(b.to(a.dtype), a)
     else:  # ours refuses clearly, naming the argument
         assert isinstance(c[1], ValueError) and "input_tensor" in str(c[1]), repr(c[1])
 
@@ -314,7 +318,7 @@ def _same_verdict(norse_fn, ours_fn):
 @pytest.mark.parametrize("shape", _SHAPES, ids=str)
 @pytest.mark.parametrize("name", ["LSNN", "LSNNCell"])
 def test_feed_forward_modules_accept_the_shapes_norse_accepts(name, shape):
-    x = torch.rand(shape)
+    x = torch.rand(shape) * 3          # strong enough to spike
     _same_verdict(lambda: getattr(NM, name)()(x), lambda: getattr(C, name)()(x))
     if name == "LSNNCell" or len(shape) >= 1:  # with a state of one step's shape
         z = torch.zeros(shape if name == "LSNNCell" else shape[1:])
@@ -325,7 +329,7 @@ def test_feed_forward_modules_accept_the_shapes_norse_accepts(name, shape):
 @pytest.mark.parametrize("shape", _SHAPES, ids=str)
 @pytest.mark.parametrize("name", ["LSNNRecurrent", "LSNNRecurrentCell"])
 def test_recurrent_modules_accept_the_shapes_norse_accepts(name, shape):
-    x = torch.rand(shape)
+    x = torch.rand(shape) * 3
     torch.manual_seed(0)
     ref = getattr(NM, name)(3, 4)
     torch.manual_seed(0)
@@ -335,7 +339,7 @@ def test_recurrent_modules_accept_the_shapes_norse_accepts(name, shape):
 
 @pytest.mark.parametrize("shape", _SHAPES, ids=str)
 def test_step_functions_accept_the_shapes_norse_accepts(shape):
-    x = torch.rand(shape)
+    x = torch.rand(shape) * 3
     z = torch.zeros(shape)
     _same_verdict(lambda: NF.lsnn_feed_forward_step(x, NF.LSNNFeedForwardState(z, z, z + 1)),
                   lambda: C.lsnn_feed_forward_step(x, C.LSNNFeedForwardState(z, z, z + 1)))

@@ -254,14 +254,20 @@ def test_settings_changed_after_construction_take_effect_as_in_sinabs():
     """sinabs reads spike_fn, reset_fn, surrogate_grad_fn, min_v_mem and norm_input at each call,
     so an assignment after construction takes effect: the dialect's spikes equal sinabs' after
     each change (before: spike_fn was read once, at construction, so MultiSpike was ignored)."""
-    x = batches(1)[0][:, :, :1].expand(2, 60, 4) * 3  # strong: several spikes in one step
+    # strong (several spikes in one step) and partly negative, so that min_v_mem clips
+    x = (batches(1)[0][:, :, :1].expand(2, 60, 4) * 3).clone()
+    x[:, 20:35] = -2.0
     ref, ours = SALIF(**KW), cs.ALIF(**KW)
+    before = ref(x)
+    ours(x)
     for settings in (dict(spike_fn=sa.MultiSpike), dict(reset_fn=sa.MembraneReset()),
-                     dict(min_v_mem=-0.3, norm_input=False), dict(spike_fn=sa.SingleSpike)):
+                     dict(min_v_mem=-0.3), dict(norm_input=False), dict(spike_fn=sa.SingleSpike)):
         _set(ref, **settings)
         _set(ours, **settings)
         a, b = ref(x), ours(x)
+        assert not torch.equal(a, before), f"{settings} does not change sinabs' output: no check"
         assert torch.equal(a, b.to(a.dtype)), settings
+        before = a
     assert ref(x).max() == 1 and float(_set(ref, spike_fn=sa.MultiSpike) or ref(x).max()) > 1
 
 
@@ -281,7 +287,9 @@ def test_a_setting_changed_in_place_is_checked_at_the_next_call():
     s1 = layer(x)
     layer.reset_fn.subtract_value = 0.2  # takes effect: rebuilt at the next call
     layer.reset_states()
-    assert not torch.equal(layer(x), s1)
+    s2 = layer(x)
+    assert not torch.equal(s2, s1)
+    assert torch.equal(s2, cs.ALIF(**KW, reset_fn=cs.MembraneSubtract(subtract_value=0.2))(x))
     layer.reset_fn.subtract_value = -1.0
     with pytest.raises(ValueError, match="subtract_value"):
         layer(x)

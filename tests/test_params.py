@@ -156,4 +156,6 @@ def test_cli_spike_weights_take_the_unit_of_the_declared_input_state(tmp_path, c
     # CubaLIF's input spikes jump i, declared in amperes: a weight in mV is refused, one in pA is taken
     assert main(argv + ["--model", "cubalif", "--spikes-weight-unit", "mV"]) != 0
     assert "expected a unit of current" in capsys.readouterr().err
-    assert main(argv + ["--model", "cubalif", "--spikes-weight-unit", "pA"]) == 0
+    assert main(argv + ["--model", "cubalif", "--spikes-weight-unit", "pA", "--record", "all"]) == 0
+    tr = ctsnn.Trace.load(tmp_path / "out.npz")      # the weight 5 pA jumped i by 5e-12 A at 10 ms
+    assert float(tr["i"].max()) == pytest.approx(5e-12, rel=1e-12)

@@ -323,6 +323,7 @@ def test_every_state_axis_is_labelled_with_its_declared_unit():
         declared = model.declared_states()
         assert tuple(declared) == model.state_names
         axes = plot.states(tr)
+        assert len(axes) == len(declared), (type(model).__name__, len(axes))
         for ax, (name, spec) in zip(axes, declared.items()):
             label = ax.get_ylabel()
             shown = label[len(name) + 2:-1] if label != name else ""
