@@ -386,8 +386,7 @@ class ALIF(DetachedCopies, _StatefulBase):
             raise ValueError("a setting of this sinabs ALIF (reset_fn, surrogate_grad_fn, ...) was changed "
                              "in place after torch.compile traced it; assign a new object instead "
                              "(layer.reset_fn = MembraneSubtract(subtract_value=...)), which rebuilds the layer")
-        _check_surrogate(self.surrogate_grad_fn)
-        with torch.no_grad():
+        with torch.no_grad():        # build() checks the surrogate
             runner = _Run(self.build(None)[0])
         self.__dict__["_layer_cache"] = (key, runner)
         return runner

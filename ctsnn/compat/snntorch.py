@@ -56,7 +56,6 @@ from torch import Tensor, nn
 from .. import surrogate as _surrogate
 from .. import validate as _v
 from ..discrete import DiscreteLayer, discretize
-from ..discrete import options as _discrete_options
 from ..discrete import run as _discrete_run
 from ..models import IF, LIF
 from ..models.recurrent import Recurrent
@@ -310,12 +309,11 @@ class _SnnNeuron(nn.Module):
         layer = self._bind() if mats is None else self.__dict__["_dl"]
         y0 = mem.unsqueeze(-1)
         x = input_   # checked by forward (validate.tensor_input): only the neuron axis is left
-        _v.layer_options(layer, _discrete_options.CHOICES)
-        _v.shape_last("input_", x, layer.model.n)
-        if x.shape[-1] == 0:
-            raise ValueError(f"input_: the neuron axis (last) is empty, shape {tuple(x.shape)}")
+        _discrete_run.check_layout(layer, x, "input_")
         if self.reset_delay and mats is None:  # the layer's own step (the fused kernel without gradients)
-            s, y = self._layer_step(layer, x, y0, prev_spk)
+            # layer(x, y0, prev_out=prev_spk) without the layer's own pass over x, which forward's
+            # tensor_input made (real, finite, bounded) and check_layout completed
+            s, y = _discrete_run.forward_checked(layer, x, y0, prev_spk)
             return s, y[..., 0].clone()  # not a view: snntorch's helpers detach it in place
         if mats is None:
             mats = layer.step_constants(input_.dtype, input_.device) if _compiling() else \
@@ -332,14 +330,6 @@ class _SnnNeuron(nn.Module):
                 w = s / self.graded_spikes_factor.to(s.dtype) - r
             y = layer._jumps(y, [w], jumps)
         return s, y[..., 0].clone()  # not a view: snntorch's helpers detach it in place
-
-    @staticmethod
-    def _layer_step(layer: DiscreteLayer, x: Tensor, y0: Tensor, prev_spk: Tensor | None):
-        """``layer(x, y0, prev_out=prev_spk)`` (``DiscreteLayer.forward``: the fused kernel when no
-        gradient is needed, else the grid step) without the layer's own pass over ``x``, which
-        forward's ``tensor_input`` made (real, finite, bounded) and ``_step`` completed (options,
-        neuron axis); the state is checked by the layer as before."""
-        return _discrete_run.forward_checked(layer, x, y0, prev_spk)
 
     def _key_tensors(self) -> list[Tensor]:
         """The registered tensors the step constants are made from (all but the states)."""

@@ -28,16 +28,21 @@ from .result import Growing, RunResult, Spikes
 def check_input(layer, x, min_dim: int) -> Tensor:
     """``x`` checked: a real tensor (integer / bool converted to the model's dtype), at least
     ``min_dim`` axes, last axis the neuron axis, finite (one vectorised pass)."""
-    _v.layer_options(layer, _options.CHOICES)
     x = _v.float_input("x", x, layer.model.param_dtype())
     if x.dim() < min_dim:
         raise ValueError(f"x: needs {'[T, *batch, n]' if min_dim == 2 else '[*batch, n]'}, got shape "
                          f"{tuple(x.shape)}")
-    _v.shape_last("x", x, layer.model.n)
-    if x.shape[-1] == 0:
-        raise ValueError(f"x: the neuron axis (last) is empty, shape {tuple(x.shape)}; give at least one neuron")
+    check_layout(layer, x, "x")
     _v.bounded_tensor("x", x, fix="the discrete layer has no meaning for NaN or Inf input")
     return x
+
+
+def check_layout(layer, x: Tensor, name: str) -> None:
+    """The layer's options, and ``x``'s last axis as the model's (non-empty) neuron axis."""
+    _v.layer_options(layer, _options.CHOICES)
+    _v.shape_last(name, x, layer.model.n)
+    if x.shape[-1] == 0:
+        raise ValueError(f"{name}: the neuron axis (last) is empty, shape {tuple(x.shape)}; give at least one neuron")
 
 
 def initial_state(layer, state, shape, x: Tensor, mats) -> Tensor:

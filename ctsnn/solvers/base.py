@@ -125,7 +125,7 @@ class Segment:
     * ``turns``: whether an event function can rise and fall back inside the segment (False for
       one state under a linear flow, or a linear interpolant): ``locate`` then skips that search.
     * ``slope0``, ``slope1``: the slopes at ``t0`` and ``t1`` (shaped like ``y0``) when ``turns``
-      (else None).
+      (else None), without gradient: they only guide the event search.
     * ``tol``: the time resolution to which event times are located (s).
     * ``events_at_end``: events are checked at ``t1`` only (see ``Solver``).
     """

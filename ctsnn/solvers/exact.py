@@ -98,9 +98,9 @@ class Exact(Solver):
             y0f = y0.reshape(-1, S)
             hold_f = None if hold is None else hold.rows(torch.arange(p.M, device=p.device))
             sl0 = sl1 = None
-            if self.hidden:
-                sl0 = (self.A @ y0.unsqueeze(-1)).squeeze(-1) + self.bvec
-                sl1 = (self.A @ y1.unsqueeze(-1)).squeeze(-1) + self.bvec
+            if self.hidden:                 # values for the event search (no gradient needed)
+                with torch.no_grad():
+                    sl0, sl1 = self.drift(t0, y0), self.drift(t1, y1)
             lazy = {}
 
             def gathered(i):
@@ -117,8 +117,9 @@ class Exact(Solver):
                 y1 = hold.apply(y1)
             sl0 = sl1 = None
             if self.hidden:
-                sl0 = (As @ y0.unsqueeze(-1)).squeeze(-1) + bs
-                sl1 = (As @ y1.unsqueeze(-1)).squeeze(-1) + bs
+                with torch.no_grad():
+                    sl0 = (As @ y0.unsqueeze(-1)).squeeze(-1) + bs
+                    sl1 = (As @ y1.unsqueeze(-1)).squeeze(-1) + bs
 
             def gathered(i):
                 return bs[i], As[i]
