@@ -310,6 +310,9 @@ def test_imports_flow_one_way():
     from ctsnn.simulate import _Sim
     assert Problem.__dataclass_params__.frozen
     import inspect
-    src = inspect.getsource(_Sim.problem)
-    for f in dataclasses.fields(Problem):
-        assert f"{f.name}=" in src, f.name
+    import textwrap
+    tree = ast.parse(textwrap.dedent(inspect.getsource(_Sim.problem)))
+    calls = [c for c in ast.walk(tree) if isinstance(c, ast.Call) and getattr(c.func, "id", None) == "Problem"]
+    assert len(calls) == 1 and not calls[0].args
+    # every field, the optional current_fn included, is passed by name
+    assert {k.arg for k in calls[0].keywords} == {f.name for f in dataclasses.fields(Problem)}

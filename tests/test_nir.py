@@ -490,8 +490,10 @@ def test_run_records_membranes_as_simulate():
     delayed and weighted by the edge, into B."""
     dt, t_end = 1e-3, 40e-3
     rng = np.random.default_rng(4)
-    A = ctsnn.Population(ctsnn.LIF(tau_mem=torch.tensor([10e-3, 12e-3, 15e-3, 20e-3]), r=1.0, v_th=1.0), name="A")
-    Bp = ctsnn.Population(ctsnn.CubaLIF(tau_syn=3e-3, tau_mem=8e-3, r=1.0, v_th=torch.tensor([0.3, 0.5, 0.7])),
+    f64 = dict(dtype=torch.float64)   # float64 throughout, so that spike times compare to rounding
+    A = ctsnn.Population(ctsnn.LIF(tau_mem=torch.tensor([10e-3, 12e-3, 15e-3, 20e-3], **f64), r=1.0, v_th=1.0),
+                         name="A")
+    Bp = ctsnn.Population(ctsnn.CubaLIF(tau_syn=3e-3, tau_mem=8e-3, r=1.0, v_th=torch.tensor([0.3, 0.5, 0.7], **f64)),
                           name="B")
     w_in, w_ab = rng.uniform(0, 0.6, (4, NIN)), rng.uniform(0, 0.5, (3, 4))
     g = cn.Graph({"input": NIN}, {"A": A, "B": Bp},
@@ -509,11 +511,14 @@ def test_run_records_membranes_as_simulate():
     ev = [(times[chans == j], np.full((chans == j).sum(), i), np.full((chans == j).sum(), w_in[i, j]))
           for i, j in zip(post, pre)]
     tr = ctsnn.simulate(A.model, spikes=_sorted_events(ev), t_end=t_end, dt=dt, backend="torch")
-    assert tr.spike_times.numel() == len(res["A"][0])
+    assert np.array_equal(res["A"][1], tr.spike_neurons.numpy())
+    np.testing.assert_allclose(res["A"][0], tr.spike_times.numpy(), rtol=0, atol=1e-12)
     np.testing.assert_allclose(res.states["A"]["v"], tr["v"].numpy(), rtol=0, atol=1e-12)
     st, sn = res["A"]
     ev = [(st + 1.5e-3, np.full(len(st), i), w_ab[i, sn]) for i in range(3)]
     tr = ctsnn.simulate(Bp.model, spikes=_sorted_events(ev), t_end=t_end, dt=dt, backend="torch")
+    assert np.array_equal(res["B"][1], tr.spike_neurons.numpy())
+    np.testing.assert_allclose(res["B"][0], tr.spike_times.numpy(), rtol=0, atol=1e-12)
     np.testing.assert_allclose(res.states["B"]["v"], tr["v"].numpy()[:, [0, 2]], rtol=0, atol=1e-12)
 
 
